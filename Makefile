@@ -1,0 +1,68 @@
+# Coffer: `make run` serves the API, `make test` runs the test suite.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+# Defaults for the processes supervisord starts; .env and the environment override them.
+-include .env
+export PORT ?= 5000
+export WORKERS ?= 1
+export WEB_THREADS ?= 8
+export INSTANCE_PATH ?= $(CURDIR)/instance
+
+.PHONY: help run test lint format fuzz bench deps dev-deps redis migrate clean
+
+help:
+	@echo "make run    - install, migrate and serve Coffer on \$$PORT (default 5000)"
+	@echo "make test   - install and run the whole test suite"
+	@echo "make lint   - ruff check and ruff format --check"
+
+$(BIN)/python:
+	@if [ -z "$(PYTHON)" ]; then echo "error: Python 3.11 or newer is needed (python3.11 not found)"; exit 1; fi
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: $(PYTHON) is older than Python 3.11"; exit 1; }
+	@echo "==> creating $(VENV) with $(PYTHON)"
+	@$(PYTHON) -m venv $(VENV) || { echo "error: could not create $(VENV); install the venv module for $(PYTHON)"; exit 1; }
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+
+$(VENV)/.deps: requirements.txt | $(BIN)/python
+	@echo "==> installing requirements.txt"
+	@$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt || { echo "error: installing requirements.txt failed (see above)"; exit 1; }
+	@touch $@
+
+$(VENV)/.dev-deps: requirements-dev.txt $(VENV)/.deps
+	@echo "==> installing requirements-dev.txt"
+	@$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt || { echo "error: installing requirements-dev.txt failed (see above)"; exit 1; }
+	@touch $@
+
+deps: $(VENV)/.deps
+dev-deps: $(VENV)/.dev-deps
+
+redis: deps
+	@$(BIN)/python deploy/ensure_redis.py
+
+migrate: deps
+	@echo "==> applying migrations"
+	@mkdir -p "$(INSTANCE_PATH)"
+	@$(BIN)/python manage.py db upgrade 2>&1 | grep -v "^INFO  \[alembic.runtime.migration\] \(Context impl\|Will assume\)" ; exit $${PIPESTATUS[0]}
+
+run: redis migrate
+	@echo "==> starting Coffer on http://127.0.0.1:$(PORT) with $(WORKERS) worker(s); Ctrl-C stops"
+	@PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/supervisord -c deploy/supervisord.conf
+
+test: dev-deps
+	@echo "==> running the test suite on $${DATABASE_URL:-SQLite}"
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: dev-deps
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+
+format: dev-deps
+	@$(BIN)/ruff check --fix .
+	@$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

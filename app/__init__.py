@@ -1,0 +1,59 @@
+"""Coffer: a multi-tenant file API. `create_app` is the application factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import auth, broker, database, http, logs, storage
+from .config import load_config
+from .errors import register_error_handlers
+from .extensions import db, limiter, migrate, server_session
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the app for APP_ENV, with `overrides` applied over the environment."""
+    config = load_config(overrides)
+    app = Flask(__name__, instance_path=str(config["INSTANCE_PATH"]))
+    app.request_class = storage.CofferRequest
+    app.config.from_mapping(config)
+    logs.init_app(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    http.init_app(app)
+    register_commands(app)
+    if app.config["TRUSTED_PROXIES"]:
+        proxies = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind every extension to the app."""
+    database.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
+    broker.init_app(app)
+    server_session.init_app(app)
+    auth.init_app(app)
+    limiter.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount the HTTP blueprints."""
+    from .api import auth as auth_api
+    from .api import files, health, org, tokens
+
+    for module in (auth_api, org, tokens, files, health):
+        app.register_blueprint(module.bp)
+    app.teardown_request(storage.discard_request_temp_files)
+
+
+def register_commands(app: Flask) -> None:
+    """Add Coffer's CLI command groups."""
+    from . import commands
+
+    commands.init_app(app)

@@ -1,0 +1,1 @@
+"""HTTP blueprints: thin views that parse input, call a domain module, return JSON."""

@@ -1,0 +1,124 @@
+"""File endpoints: upload, list, details, download, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, request, send_file
+from flask_login import current_user, login_required
+
+from jobs.dispatch import enqueue_validation
+
+from .. import storage
+from ..errors import APIError
+from ..models import File, FileStatus, isoformat
+from ..services import files
+from .inputs import int_arg
+
+bp = Blueprint("files", __name__, url_prefix="/api/files")
+
+MAX_PAGE = 10_000_000
+
+
+def file_summary(row: File, uploader_email: str | None) -> dict[str, Any]:
+    """A file as listed."""
+    return {
+        "id": row.id,
+        "filename": row.filename,
+        "size": row.size,
+        "mime_type": row.mime_type,
+        "status": row.status,
+        "uploaded_at": isoformat(row.uploaded_at),
+        "uploaded_by_email": uploader_email,
+    }
+
+
+@bp.post("/upload")
+@login_required
+def upload() -> tuple[dict[str, Any], int]:
+    """Receive a file (streamed to disk), record it and queue its validation."""
+    upload_file = request.files.get("file")
+    if upload_file is None:
+        raise APIError(400, "no_file", "send the file as multipart/form-data field 'file'")
+    if not upload_file.filename:
+        raise APIError(400, "invalid_filename", "the file name is empty", field="file")
+    temp = upload_file.stream
+    if not isinstance(temp, storage.HashingFile):  # pragma: no cover - request class invariant
+        raise APIError(500, "internal_error", "upload was not streamed to disk")
+    row = files.create_upload(current_user, temp, upload_file.filename)
+    enqueue_validation(row.id, row.organization_id)
+    return {
+        "file_id": row.id,
+        "filename": row.filename,
+        "size": row.size,
+        "status": row.status,
+    }, 201
+
+
+@bp.get("")
+@login_required
+def index() -> dict[str, Any]:
+    """The organization's files, newest first, by page or by cursor."""
+    page = int_arg("page", 1, minimum=1, maximum=MAX_PAGE)
+    limit = int_arg("limit", 20, minimum=1, maximum=100)
+    raw_status = request.args.get("status") or None
+    try:
+        status = FileStatus(raw_status) if raw_status else None
+    except ValueError:
+        allowed = ", ".join(s.value for s in FileStatus)
+        raise APIError(
+            400, "invalid_parameter", f"status must be one of {allowed}", field="status"
+        ) from None
+    cursor = request.args.get("cursor") or None
+    result = files.list_files(
+        current_user.organization_id, status=status, limit=limit, page=page, cursor=cursor
+    )
+    return {
+        "files": [file_summary(row, email) for row, email in result.rows],
+        "total": result.total,
+        "page": page,
+        "limit": limit,
+        "pages": files.page_count(result.total, limit),
+        "next_cursor": result.next_cursor,
+    }
+
+
+@bp.get("/<file_id>")
+@login_required
+def details(file_id: str) -> dict[str, Any]:
+    """Everything known about one file."""
+    row = files.get_file(current_user.organization_id, file_id)
+    return {
+        **file_summary(row, row.uploader.email if row.uploader else None),
+        "sha256": row.sha256,
+        "error_message": row.error_message,
+        "processed_at": isoformat(row.processed_at),
+    }
+
+
+@bp.get("/<file_id>/download")
+@login_required
+def download(file_id: str) -> Response:
+    """The exact bytes of a ready file, as an attachment."""
+    row = files.get_file(current_user.organization_id, file_id)
+    if row.status != FileStatus.READY:
+        raise APIError(409, "not_ready", f"the file is {row.status}, not ready", status=row.status)
+    response = send_file(
+        storage.absolute(row.file_path),
+        mimetype=row.mime_type or "application/octet-stream",
+        as_attachment=True,
+        download_name=row.filename,
+        conditional=True,
+        etag=row.sha256 or True,
+        max_age=0,
+    )
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+@bp.delete("/<file_id>")
+@login_required
+def delete(file_id: str) -> tuple[str, int]:
+    """Delete a file; its bytes leave the disk and the quota at once."""
+    files.delete_file(current_user, file_id)
+    return "", 204

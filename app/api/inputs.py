@@ -1,0 +1,67 @@
+"""Parsing of request input into plain values, with a 400 that names the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+
+from ..errors import APIError
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or 400 when the body is not a JSON object."""
+    if not request.is_json:
+        raise APIError(
+            400, "invalid_json", "the body must be JSON (Content-Type: application/json)"
+        )
+    data = request.get_json(silent=True)
+    if data is None:
+        raise APIError(400, "invalid_json", "the body is not valid JSON")
+    if not isinstance(data, dict):
+        raise APIError(400, "invalid_json", "the body must be a JSON object")
+    return data
+
+
+def string_field(
+    body: dict[str, Any],
+    name: str,
+    *,
+    required: bool = True,
+    max_length: int = 255,
+    strip: bool = True,
+) -> str | None:
+    """A string field, stripped of surrounding space; 400 naming it when it is wrong."""
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise APIError(400, "missing_field", f"{name} is required", field=name)
+        return None
+    if not isinstance(value, str):
+        raise APIError(400, "invalid_field", f"{name} must be a string", field=name)
+    if strip:
+        value = value.strip()
+    if required and not value:
+        raise APIError(400, "missing_field", f"{name} is required", field=name)
+    if len(value) > max_length:
+        raise APIError(
+            400, "invalid_field", f"{name} must be at most {max_length} characters", field=name
+        )
+    return value
+
+
+def int_arg(name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+    """An integer query parameter within bounds, or 400 naming it."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise APIError(
+            400, "invalid_parameter", f"{name} must be a whole number", field=name
+        ) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise APIError(400, "invalid_parameter", f"{name} must be {bound}", field=name)
+    return value

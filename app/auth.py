@@ -1,0 +1,104 @@
+"""How a request is authenticated: session cookie or bearer token, and CSRF for cookies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import Flask, Request, g, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError, validate_csrf
+from wtforms import ValidationError
+
+from .errors import APIError
+from .extensions import csrf, login_manager
+from .models import User
+from .services.accounts import load_active_user
+from .services.tokens import user_for_token
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Register and login create the session, so there is no token to send yet.
+CSRF_EXEMPT_ENDPOINTS = frozenset({"auth.register", "auth.login"})
+
+
+def bearer_secret(req: Request) -> str | None:
+    """The secret of an `Authorization: Bearer` header, if there is one."""
+    header = req.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return secret.strip() or None
+
+
+@login_manager.user_loader
+def load_session_user(user_id: str) -> User | None:
+    """The session's user; a bearer header takes precedence over any cookie."""
+    if bearer_secret(request) is not None:
+        return None
+    try:
+        user = load_active_user(int(user_id))
+    except ValueError:
+        return None
+    if user is not None:
+        g.auth_method = "session"
+    return user
+
+
+@login_manager.request_loader
+def load_token_user(req: Request) -> User | None:
+    """The user of a bearer token, checked on every request."""
+    secret = bearer_secret(req)
+    if secret is None:
+        return None
+    user = user_for_token(secret)
+    if user is not None:
+        g.auth_method = "token"
+    return user
+
+
+@login_manager.unauthorized_handler
+def unauthorized() -> None:
+    """Protected endpoints answer 401 JSON, never a redirect to a login page."""
+    raise APIError(401, "unauthorized", "authentication required")
+
+
+def admin_required(view: F) -> F:
+    """Restrict a (login-protected) view to the organization's admins."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_admin:
+            raise APIError(403, "forbidden", "only an organization admin can do this")
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def check_csrf() -> None:
+    """Cookie-authenticated writes must carry the session's CSRF token."""
+    if request.method not in WRITE_METHODS or request.endpoint in CSRF_EXEMPT_ENDPOINTS:
+        return
+    if request.routing_exception is not None:
+        return  # an unknown URL or method answers 404/405, whatever the token
+    if not current_user.is_authenticated or g.get("auth_method") != "session":
+        return
+    header_token = request.headers.get("X-CSRF-Token")
+    if header_token is None:
+        # Flask-WTF falls back to the csrf_token form field.
+        csrf.protect()
+        return
+    # Checked directly so a multipart body is not parsed just to look for the field.
+    try:
+        validate_csrf(header_token)
+    except ValidationError as exc:
+        raise CSRFError(exc.args[0]) from None
+
+
+def init_app(app: Flask) -> None:
+    """Bind Flask-Login and CSRF, and check CSRF before every view."""
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    app.before_request(check_csrf)

@@ -1,0 +1,201 @@
+"""Configuration read from the environment (and `.env`), one class per APP_ENV."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+MiB = 1024 * 1024
+
+load_dotenv(BASE_DIR / ".env")
+
+
+class ConfigError(RuntimeError):
+    """Raised when the environment cannot produce a safe configuration."""
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """Read a boolean variable: 1/true/yes/on are true, 0/false/no/off false."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    """Read an integer variable no smaller than `minimum`."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def env_int_list(name: str, default: list[int]) -> list[int]:
+    """Read a comma-separated list of non-negative whole numbers."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        values = [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be whole numbers separated by commas, not {raw!r}"
+        ) from None
+    if not values or min(values) < 0:
+        raise ConfigError(f"{name} must list at least one number, none negative")
+    return values
+
+
+def database_url(instance: Path) -> str:
+    """DATABASE_URL with the psycopg 3 driver named, or the SQLite default."""
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if not url:
+        return f"sqlite:///{instance / 'coffer.db'}"
+    # PaaS providers hand out postgres:// or postgresql://; SQLAlchemy needs the driver.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def development_secret(instance: Path) -> str:
+    """A random key kept under instance/ so development sessions survive restarts."""
+    path = instance / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+class Config:
+    """Settings shared by every environment; values come from the environment."""
+
+    APP_ENV = "development"
+    TESTING = False
+
+    def __init__(self) -> None:
+        instance = Path(os.environ.get("INSTANCE_PATH", BASE_DIR / "instance")).resolve()
+        self.INSTANCE_PATH = str(instance)
+        self.SECRET_KEY = os.environ.get("SECRET_KEY", "").strip() or self.default_secret(instance)
+        self.SQLALCHEMY_DATABASE_URI = database_url(instance)
+        self.REDIS_URL = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
+        self.UPLOAD_FOLDER = str(
+            Path(os.environ.get("UPLOAD_FOLDER", instance / "uploads")).resolve()
+        )
+        self.MAX_FILE_SIZE_MB = env_int("MAX_FILE_SIZE_MB", 100, minimum=1)
+        self.STORAGE_QUOTA_MB = env_int("STORAGE_QUOTA_MB", 1000, minimum=0)
+        self.OPEN_JOIN = env_bool("OPEN_JOIN", False)
+        self.INVITE_TTL_HOURS = env_int("INVITE_TTL_HOURS", 72, minimum=1)
+        self.SESSION_LIFETIME_DAYS = env_int("SESSION_LIFETIME_DAYS", 7, minimum=1)
+        self.BCRYPT_ROUNDS = env_int("BCRYPT_ROUNDS", 12, minimum=4)
+        self.PORT = env_int("PORT", 5000, minimum=1)
+        self.WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1)
+        self.DELETE_FAILED_FILES = env_bool("DELETE_FAILED_FILES", False)
+        self.JOB_TIMEOUT = env_int("JOB_TIMEOUT", 600, minimum=1)
+        # Seconds to wait before each retry of a validation that hit a transient error.
+        self.JOB_RETRY_INTERVALS = env_int_list("JOB_RETRY_INTERVALS", [2, 10, 30])
+        self.WORKERS = env_int("WORKERS", 1, minimum=1)
+        self.HOST = os.environ.get("HOST", "127.0.0.1")
+        self.LOGIN_LIMIT_PER_EMAIL = os.environ.get("LOGIN_LIMIT_PER_EMAIL", "5 per minute")
+        self.LOGIN_LIMIT_PER_ADDRESS = os.environ.get("LOGIN_LIMIT_PER_ADDRESS", "50 per minute")
+        # Number of proxies in front of Coffer whose X-Forwarded-For is trusted; 0
+        # means the client address is the socket peer and the header is ignored.
+        self.TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
+
+        # Largest JSON (non-upload) request body.
+        self.MAX_CONTENT_LENGTH = MiB
+        self.MAX_FORM_PARTS = 100
+
+        self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, object] = {"pool_pre_ping": True}
+
+        self.SESSION_TYPE = "redis"
+        self.SESSION_PERMANENT = True
+        self.SESSION_KEY_PREFIX = "coffer:session:"
+        self.SESSION_COOKIE_NAME = "coffer_session"
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", self.APP_ENV == "production")
+
+        # CSRF tokens live as long as the session; the header is the API's way in.
+        self.WTF_CSRF_CHECK_DEFAULT = False
+        self.WTF_CSRF_TIME_LIMIT = None
+        self.WTF_CSRF_HEADERS = ["X-CSRF-Token"]
+        # API clients send no Referer; the token plus SameSite=Lax is the defence.
+        self.WTF_CSRF_SSL_STRICT = False
+
+        self.RATELIMIT_KEY_PREFIX = "coffer:limit"
+        self.RATELIMIT_HEADERS_ENABLED = True
+
+    def default_secret(self, instance: Path) -> str:
+        """The key used when SECRET_KEY is unset."""
+        return development_secret(instance)
+
+
+class DevelopmentConfig(Config):
+    """Local development: SQLite and a generated secret by default."""
+
+    APP_ENV = "development"
+
+
+class TestingConfig(Config):
+    """The test suite: fast hashing, everything else as in development."""
+
+    APP_ENV = "testing"
+    TESTING = True
+
+    def default_secret(self, instance: Path) -> str:
+        """Tests use a throwaway key."""
+        return secrets.token_hex(32)
+
+
+class ProductionConfig(Config):
+    """Production: refuses to start without SECRET_KEY; secure cookies."""
+
+    APP_ENV = "production"
+
+    def default_secret(self, instance: Path) -> str:
+        """Production never invents a key: sessions would not survive a restart."""
+        raise ConfigError("SECRET_KEY must be set when APP_ENV=production")
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def load_config(overrides: dict[str, object] | None = None) -> dict[str, object]:
+    """Build the configuration for APP_ENV as a plain dict, applying overrides last."""
+    name = os.environ.get("APP_ENV", "development").strip().lower() or "development"
+    if name not in CONFIGS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(CONFIGS)}, not {name!r}")
+    config = CONFIGS[name]()
+    values = {key: getattr(config, key) for key in dir(config) if key.isupper()}
+    if overrides:
+        values.update(overrides)
+    # Derived settings follow whatever the overrides changed.
+    values["MAX_FILE_SIZE"] = int(values["MAX_FILE_SIZE_MB"]) * MiB  # type: ignore[call-overload]
+    values["PERMANENT_SESSION_LIFETIME"] = timedelta(days=values["SESSION_LIFETIME_DAYS"])  # type: ignore[arg-type]
+    values["RATELIMIT_STORAGE_URI"] = values["REDIS_URL"]
+    return values

@@ -1,0 +1,77 @@
+"""Database engine set-up and the one way Coffer writes: `write_transaction()`."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import scoped_session
+
+from .extensions import db
+
+# Whether the next SQLite transaction this context opens should take the write lock.
+_immediate: ContextVar[bool] = ContextVar("coffer_sqlite_immediate", default=False)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """Foreign keys on, WAL, a busy timeout, and transactions Coffer begins itself."""
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below issue BEGIN, so writers can ask for
+        # BEGIN IMMEDIATE (pysqlite would otherwise begin lazily on its own).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        # A write transaction takes the lock up front: a deferred one that read first
+        # and then tries to write fails at once with "database is locked" when another
+        # writer got in between, whatever the busy timeout.
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if _immediate.get() else "BEGIN")
+
+
+def init_app(app: Flask) -> None:
+    """Bind Flask-SQLAlchemy and set up the SQLite pragmas when SQLite is in use."""
+    db.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            _configure_sqlite(db.engine)
+
+
+@contextmanager
+def write_transaction() -> Iterator[scoped_session]:
+    """Run a unit of writes atomically: commit on success, roll back on any error.
+
+    Any read transaction the request already holds is ended first, so on SQLite the
+    unit starts with BEGIN IMMEDIATE and waits its turn instead of failing.
+    """
+    session = db.session
+    session.commit()
+    token = _immediate.set(True)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        _immediate.reset(token)
+
+
+def is_sqlite() -> bool:
+    """Whether the app runs on SQLite."""
+    return db.engine.dialect.name == "sqlite"

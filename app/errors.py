@@ -1,0 +1,92 @@
+"""One JSON error shape for every failure: {"error": message, "code": snake_case}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from .extensions import db
+
+log = logging.getLogger(__name__)
+
+# Codes for statuses raised by Flask/werkzeug rather than by Coffer's own code.
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+# Short messages in place of werkzeug's page-oriented ones.
+MESSAGES = {
+    404: "no such endpoint or object",
+    429: "too many attempts; wait a minute and try again",
+    500: "internal server error",
+}
+
+
+class APIError(HTTPException):
+    """A domain error: an HTTP status, a machine code, a human message and extra fields."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(description=message)
+        self.code = status
+        self.error_code = code
+        self.extra = extra
+
+
+def json_error(status: int, code: str, message: str, **extra: Any) -> Response:
+    """Build the JSON error response."""
+    response = jsonify({"error": message, "code": code, **extra})
+    response.status_code = status
+    return response
+
+
+def handle_http_exception(exc: HTTPException) -> Response:
+    """Turn any HTTPException, Coffer's or werkzeug's, into the JSON error shape."""
+    status = exc.code or 500
+    if isinstance(exc, APIError):
+        response = json_error(status, exc.error_code, exc.description or "", **exc.extra)
+    elif isinstance(exc, CSRFError):
+        response = json_error(400, "csrf_failed", f"CSRF check failed: {exc.description}")
+    else:
+        code = HTTP_CODES.get(status, "error")
+        if status == 413 and request.endpoint == "files.upload":
+            code = "file_too_large"
+        message = MESSAGES.get(status) or exc.description or exc.name
+        if status == 405:
+            message = f"method {request.method} is not allowed on {request.path}"
+        response = json_error(status, code, message)
+    # Keep headers werkzeug attached (Allow on 405, Retry-After on 429, ...).
+    for key, value in exc.get_headers():
+        if key.lower() != "content-type":
+            response.headers[key] = value
+    if status == 401:
+        response.headers.pop("WWW-Authenticate", None)
+    return response
+
+
+def handle_unexpected(exc: Exception) -> Response:
+    """Log an unhandled error, roll back the session and answer a generic 500."""
+    if isinstance(exc, HTTPException):
+        return handle_http_exception(exc)
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    db.session.rollback()
+    return handle_http_exception(InternalServerError("internal server error"))
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the handlers on the app."""
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected)

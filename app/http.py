@@ -1,0 +1,71 @@
+"""Per-request plumbing: request ids, the access log line and security headers."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+
+log = logging.getLogger("coffer.access")
+
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    # JSON and downloads only: nothing may run, load or frame.
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; sandbox",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+
+def start_request() -> None:
+    """Note the start time and the request id (the client's if well-formed)."""
+    g.request_started = time.perf_counter()
+    supplied = request.headers.get("X-Request-ID", "")
+    g.request_id = supplied if REQUEST_ID_RE.match(supplied) else uuid.uuid4().hex
+
+
+def finish_request(response: Response) -> Response:
+    """Add the security headers and request id, and log one line for the request."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.is_secure or _production():
+        response.headers.setdefault(
+            "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+        )
+    request_id = g.get("request_id") or uuid.uuid4().hex
+    response.headers["X-Request-ID"] = request_id
+    started = g.get("request_started")
+    duration_ms = round((time.perf_counter() - started) * 1000, 1) if started else None
+    log.info(
+        "%s %s %s %sms",
+        request.method,
+        request.path,
+        response.status_code,
+        duration_ms,
+        extra={
+            "request_id": request_id,
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": duration_ms,
+        },
+    )
+    return response
+
+
+def _production() -> bool:
+    from flask import current_app
+
+    return current_app.config["APP_ENV"] == "production"
+
+
+def init_app(app: Flask) -> None:
+    """Install the hooks; the start hook runs before every other before_request."""
+    app.before_request_funcs.setdefault(None, []).insert(0, start_request)
+    app.after_request(finish_request)

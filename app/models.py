@@ -1,0 +1,163 @@
+"""Typed SQLAlchemy models: organizations, users, invites, API tokens and files."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    """The current time in UTC as a naive datetime, the form every column stores."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def isoformat(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a trailing Z, keeping microseconds."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+class Role(enum.StrEnum):
+    """A user's role inside their organization."""
+
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+class FileStatus(enum.StrEnum):
+    """Where a file stands in validation."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class Organization(db.Model):
+    """A tenant: owns users, invites and files, and has a storage quota."""
+
+    __tablename__ = "organizations"
+    __table_args__ = (sa.Index("uq_organizations_name_lower", sa.text("lower(name)"), unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    storage_quota_mb: Mapped[int] = mapped_column(sa.BigInteger)
+    # Kept in step with the files table in the same transaction as every change to
+    # it, so quota checks and usage figures never sum the table.
+    used_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    file_count: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    users: Mapped[list[User]] = relationship(back_populates="organization")
+
+
+class User(db.Model):
+    """A person who logs in; belongs to exactly one organization."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Stored lower-cased, so the unique index compares case-insensitively.
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(100))
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(sa.String(10), default=Role.MEMBER)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    organization: Mapped[Organization] = relationship(back_populates="users")
+
+    # Flask-Login's user protocol.
+    @property
+    def is_authenticated(self) -> bool:
+        """Every loaded user is authenticated; inactive ones are never loaded."""
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        """A real user is never anonymous."""
+        return False
+
+    def get_id(self) -> str:
+        """The id Flask-Login keeps in the session."""
+        return str(self.id)
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the user administers their organization."""
+        return self.role == Role.ADMIN
+
+
+class Invite(db.Model):
+    """A single-use, expiring code that lets one person join an organization."""
+
+    __tablename__ = "invites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    # Only the SHA-256 of the code is stored.
+    code_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    used_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class ApiToken(db.Model):
+    """A bearer token for scripts; only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()
+
+
+class File(db.Model):
+    """An uploaded file of an organization and its validation state."""
+
+    __tablename__ = "files"
+    __table_args__ = (
+        # Listing an organization's files newest first, optionally by status.
+        sa.Index("ix_files_org_uploaded", "organization_id", "uploaded_at", "id"),
+        sa.Index("ix_files_org_status_uploaded", "organization_id", "status", "uploaded_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(
+        sa.String(36), primary_key=True, default=lambda: str(uuid.uuid4())
+    )
+    filename: Mapped[str] = mapped_column(sa.String(255))
+    # Relative to UPLOAD_FOLDER: <organization_id>/<file_id>/<safe name>.
+    file_path: Mapped[str] = mapped_column(sa.String(512))
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    mime_type: Mapped[str | None] = mapped_column(sa.String(255))
+    sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(12), default=FileStatus.PENDING)
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    # False once DELETE_FAILED_FILES removed the bytes of a failed file.
+    bytes_stored: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    uploaded_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    uploaded_at: Mapped[datetime] = mapped_column(sa.DateTime(), default=utcnow)
+    processed_at: Mapped[datetime | None]
+
+    uploader: Mapped[User | None] = relationship()

@@ -1,0 +1,1 @@
+"""Domain modules: the business rules, each in one place."""

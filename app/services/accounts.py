@@ -1,0 +1,203 @@
+"""Accounts: registration, login checks, invites and (de)activation of users."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..database import write_transaction
+from ..errors import APIError
+from ..extensions import db
+from ..models import Invite, Organization, Role, User, utcnow
+from ..security import (
+    MAX_PASSWORD_BYTES,
+    MIN_PASSWORD_LENGTH,
+    check_password,
+    digest,
+    hash_password,
+    new_secret,
+)
+from ..tenancy import get_scoped_or_404, scoped
+
+# Deliberately simple: one @, no spaces, a dot in the domain. Delivery is the real test.
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_EMAIL_LENGTH = 254
+MAX_ORG_NAME_LENGTH = 100
+
+
+def normalize_email(raw: str) -> str:
+    """The stored form of an email: trimmed and lower-cased; 400 when it is not one."""
+    email = raw.strip().lower()
+    if len(email) > MAX_EMAIL_LENGTH or not EMAIL_RE.match(email):
+        raise APIError(400, "invalid_email", "email is not a valid address", field="email")
+    return email
+
+
+def validate_password(password: str) -> None:
+    """Enforce the password rules: at least 8 characters, at most 72 bytes."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise APIError(
+            400,
+            "invalid_password",
+            f"password must be at least {MIN_PASSWORD_LENGTH} characters",
+            field="password",
+        )
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise APIError(
+            400,
+            "invalid_password",
+            f"password must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8",
+            field="password",
+        )
+
+
+def find_organization(name: str) -> Organization | None:
+    """The organization with this name, compared case-insensitively."""
+    return db.session.scalars(
+        select(Organization).where(func.lower(Organization.name) == name.lower())
+    ).first()
+
+
+def email_taken(email: str) -> bool:
+    """Whether a user already has this (normalised) email."""
+    return db.session.scalar(select(User.id).where(User.email == email)) is not None
+
+
+def register(email: str, password: str, organization_name: str, invite_code: str | None) -> User:
+    """Create a user, and the organization when its name is new; returns the user."""
+    email = normalize_email(email)
+    validate_password(password)
+    if len(organization_name) > MAX_ORG_NAME_LENGTH:
+        raise APIError(
+            400,
+            "invalid_field",
+            f"organization_name must be at most {MAX_ORG_NAME_LENGTH} characters",
+            field="organization_name",
+        )
+    password_hash = hash_password(password)  # slow: done before taking the write lock
+    try:
+        with write_transaction() as session:
+            if email_taken(email):
+                raise APIError(409, "email_taken", "an account with this email already exists")
+            org = find_organization(organization_name)
+            if org is None:
+                if invite_code:
+                    raise APIError(400, "invite_invalid", "the invite code is not valid")
+                org = Organization(
+                    name=organization_name,
+                    storage_quota_mb=current_app.config["STORAGE_QUOTA_MB"],
+                )
+                session.add(org)
+                role = Role.ADMIN
+            else:
+                if invite_code:
+                    _redeem_invite(org, invite_code)
+                elif not current_app.config["OPEN_JOIN"]:
+                    raise APIError(
+                        409,
+                        "invite_required",
+                        "this organization exists; joining it needs an invite code from its admin",
+                    )
+                role = Role.MEMBER
+            user = User(email=email, password_hash=password_hash, organization=org, role=role)
+            session.add(user)
+            session.flush()
+            if invite_code:
+                _mark_invite_user(invite_code, user.id)
+    except IntegrityError:
+        # A concurrent registration took the email or the organization name first.
+        raise APIError(
+            409, "conflict", "the email or organization was just taken; try again"
+        ) from None
+    return user
+
+
+def _redeem_invite(org: Organization, code: str) -> None:
+    """Use up an invite of this organization atomically, or 400 invite_invalid."""
+    now = utcnow()
+    result = db.session.execute(
+        update(Invite)
+        .where(
+            Invite.code_hash == digest(code),
+            Invite.organization_id == org.id,
+            Invite.used_at.is_(None),
+            Invite.expires_at > now,
+        )
+        .values(used_at=now)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise APIError(400, "invite_invalid", "the invite code is not valid, used or expired")
+
+
+def _mark_invite_user(code: str, user_id: int) -> None:
+    """Record who used an invite."""
+    db.session.execute(
+        update(Invite).where(Invite.code_hash == digest(code)).values(used_by=user_id)
+    )
+
+
+def authenticate(email: str, password: str) -> User:
+    """The user with these credentials; 401 alike for unknown email and wrong password."""
+    normalized = email.strip().lower()
+    user = db.session.scalars(select(User).where(User.email == normalized)).first()
+    # The hash is checked even for an unknown email, so both answers take as long.
+    password_ok = check_password(password, user.password_hash if user else None)
+    if user is None or not password_ok:
+        raise APIError(401, "invalid_credentials", "invalid email or password")
+    if not user.is_active:
+        raise APIError(403, "account_disabled", "this account has been disabled")
+    return user
+
+
+def load_active_user(user_id: int) -> User | None:
+    """The user for a session, or None when missing or deactivated."""
+    user = db.session.get(User, user_id)
+    if user is None or not user.is_active:
+        return None
+    return user
+
+
+@dataclass(frozen=True)
+class IssuedInvite:
+    """A new invite; the code exists only here, the database keeps its hash."""
+
+    code: str
+    expires_at: datetime
+
+
+def create_invite(admin: User) -> IssuedInvite:
+    """Issue a single-use invite to the admin's organization."""
+    code = new_secret()
+    expires_at = utcnow() + timedelta(hours=current_app.config["INVITE_TTL_HOURS"])
+    with write_transaction() as session:
+        session.add(
+            Invite(
+                organization_id=admin.organization_id,
+                code_hash=digest(code),
+                created_by=admin.id,
+                expires_at=expires_at,
+            )
+        )
+    return IssuedInvite(code=code, expires_at=expires_at)
+
+
+def list_users(organization_id: int) -> list[User]:
+    """The organization's users, oldest first."""
+    return list(db.session.scalars(scoped(User, organization_id).order_by(User.id)))
+
+
+def set_active(admin: User, user_id: int, active: bool) -> User:
+    """Activate or deactivate a user of the admin's organization; 404 for anyone else's."""
+    if not active and user_id == admin.id:
+        # An organization must not lose its last way in by accident.
+        raise APIError(409, "cannot_deactivate_self", "an admin cannot deactivate themselves")
+    organization_id = admin.organization_id
+    with write_transaction():
+        user = get_scoped_or_404(User, user_id, organization_id, what="user", for_update=True)
+        user.is_active = active
+    return user

@@ -1,0 +1,106 @@
+"""Whether a file's content, as libmagic reads it, agrees with its extension."""
+
+from __future__ import annotations
+
+import mimetypes
+
+# Types libmagic may report for the same kind of content, keyed by the canonical one.
+ALIASES: dict[str, frozenset[str]] = {
+    "audio/x-wav": frozenset({"audio/wav", "audio/x-wav", "audio/vnd.wave"}),
+    "application/gzip": frozenset({"application/gzip", "application/x-gzip"}),
+    "image/vnd.microsoft.icon": frozenset({"image/vnd.microsoft.icon", "image/x-icon"}),
+    "application/x-msdownload": frozenset(
+        {"application/x-dosexec", "application/vnd.microsoft.portable-executable"}
+    ),
+    "audio/mp4": frozenset({"audio/mp4", "audio/x-m4a", "video/mp4"}),
+    "application/x-rar-compressed": frozenset({"application/x-rar", "application/vnd.rar"}),
+    "application/x-bzip2": frozenset({"application/x-bzip2", "application/bzip2"}),
+    "application/x-xz": frozenset({"application/x-xz"}),
+    "application/x-7z-compressed": frozenset({"application/x-7z-compressed"}),
+}
+# Text formats: any text content is accepted (libmagic often says just text/plain).
+TEXT_LIKE = frozenset(
+    {
+        "application/json",
+        "application/xml",
+        "application/javascript",
+        "application/x-sh",
+        "application/sql",
+        "application/x-yaml",
+        "application/yaml",
+        "application/toml",
+        "image/svg+xml",
+        "application/x-ndjson",
+    }
+)
+TEXT_DETECTED = frozenset(
+    {"application/json", "application/xml", "application/csv", "image/svg+xml"}
+)
+# Zip-based documents: older libmagic reports the container.
+ZIP_BASED_PREFIXES = (
+    "application/vnd.openxmlformats-officedocument.",
+    "application/vnd.oasis.opendocument.",
+    "application/epub+zip",
+    "application/java-archive",
+)
+OLE_BASED = frozenset(
+    {
+        "application/msword",
+        "application/vnd.ms-excel",
+        "application/vnd.ms-powerpoint",
+        "application/vnd.ms-outlook",
+    }
+)
+OLE_DETECTED = frozenset(
+    {"application/CDFV2", "application/x-ole-storage", "application/vnd.ms-office"}
+)
+
+_types = mimetypes.MimeTypes()
+for _ext, _type in {
+    ".md": "text/markdown",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
+    ".webp": "image/webp",
+    ".heic": "image/heic",
+}.items():
+    _types.add_type(_type, _ext)
+
+
+def expected_type(extension: str) -> str | None:
+    """The MIME type an extension (without the dot) stands for, or None if unknown."""
+    if not extension:
+        return None
+    guessed, _ = _types.guess_type(f"x.{extension}", strict=False)
+    return guessed
+
+
+def is_text(mime: str) -> bool:
+    """Whether a detected type is text."""
+    return mime.startswith("text/") or mime in TEXT_DETECTED
+
+
+def agrees(expected: str, detected: str) -> bool:
+    """Whether content of type `detected` is acceptable under a name expecting `expected`."""
+    if expected == detected or expected == "application/octet-stream":
+        return True
+    if detected in ALIASES.get(expected, ()):
+        return True
+    if expected.startswith("text/") or expected in TEXT_LIKE:
+        return is_text(detected)
+    if expected.startswith(ZIP_BASED_PREFIXES):
+        return detected in {"application/zip", "application/octet-stream"} or detected.startswith(
+            ZIP_BASED_PREFIXES
+        )
+    if expected in OLE_BASED:
+        return detected in OLE_BASED or detected in OLE_DETECTED
+    return False
+
+
+def resolve(extension: str, detected: str) -> tuple[str, str | None]:
+    """The MIME type to record, and an error message when content and name disagree."""
+    expected = expected_type(extension)
+    if expected is None:
+        return detected, None
+    if agrees(expected, detected):
+        return expected, None
+    return detected, f"content is {detected} but .{extension} expects {expected}"

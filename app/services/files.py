@@ -1,0 +1,266 @@
+"""Files: upload with quota reservation, listing, lookup, deletion and status moves."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import and_, func, or_, select, update
+
+from .. import storage
+from ..config import MiB
+from ..database import write_transaction
+from ..errors import APIError
+from ..extensions import db
+from ..models import File, FileStatus, Organization, User, utcnow
+from ..tenancy import get_scoped_or_404, scoped
+
+log = logging.getLogger(__name__)
+
+# The moves validation may make, and from where; nothing else writes `status`.
+ALLOWED_MOVES: dict[FileStatus, tuple[FileStatus, ...]] = {
+    # Only an operator's `jobs requeue-failed` sends a failed file back.
+    FileStatus.PENDING: (FileStatus.FAILED,),
+    FileStatus.PROCESSING: (FileStatus.PENDING, FileStatus.PROCESSING),
+    FileStatus.READY: (FileStatus.PROCESSING,),
+    FileStatus.FAILED: (FileStatus.PENDING, FileStatus.PROCESSING),
+}
+FINAL_STATUSES = (FileStatus.READY, FileStatus.FAILED)
+
+
+# ---- quota ---------------------------------------------------------------------------
+
+
+def reserve_quota(organization_id: int, size: int) -> None:
+    """Add a file's bytes to the organization's usage, or 507 when they do not fit.
+
+    One conditional UPDATE, so concurrent uploads can never together pass the quota.
+    """
+    result = db.session.execute(
+        update(Organization)
+        .where(
+            Organization.id == organization_id,
+            Organization.used_bytes + size <= Organization.storage_quota_mb * MiB,
+        )
+        .values(
+            used_bytes=Organization.used_bytes + size,
+            file_count=Organization.file_count + 1,
+        )
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        org = db.session.get(Organization, organization_id, populate_existing=True)
+        quota = org.storage_quota_mb * MiB if org else 0
+        used = org.used_bytes if org else 0
+        raise APIError(
+            507,
+            "quota_exceeded",
+            f"this file ({size} bytes) does not fit in the organization's storage quota "
+            f"({used} of {quota} bytes used)",
+        )
+
+
+def release_quota(organization_id: int, size: int, files: int) -> None:
+    """Take bytes (and files) off the organization's usage."""
+    db.session.execute(
+        update(Organization)
+        .where(Organization.id == organization_id)
+        .values(
+            used_bytes=Organization.used_bytes - size,
+            file_count=Organization.file_count - files,
+        )
+    )
+
+
+def within_quota(organization_id: int) -> bool:
+    """Whether the organization's stored bytes are within its quota."""
+    org = db.session.get(Organization, organization_id, populate_existing=True)
+    return org is not None and org.used_bytes <= org.storage_quota_mb * MiB
+
+
+# ---- upload --------------------------------------------------------------------------
+
+
+def create_upload(user: User, temp: storage.HashingFile, raw_name: str | None) -> File:
+    """Store a fully received upload and its row, reserving quota; all or nothing."""
+    display = storage.display_name(raw_name)
+    if not display:
+        raise APIError(400, "invalid_filename", "the file name is empty", field="file")
+    if temp.size == 0:
+        raise APIError(400, "empty_file", "the file is empty", field="file")
+    if temp.size > current_app.config["MAX_FILE_SIZE"]:
+        raise APIError(
+            413,
+            "file_too_large",
+            f"the file is larger than the limit of {current_app.config['MAX_FILE_SIZE_MB']} MB",
+        )
+    file_id = str(uuid.uuid4())
+    relative: str | None = None
+    try:
+        with write_transaction() as session:
+            reserve_quota(user.organization_id, temp.size)
+            relative = storage.store(temp, user.organization_id, file_id, display)
+            row = File(
+                id=file_id,
+                filename=display,
+                file_path=relative,
+                size=temp.size,
+                sha256=temp.hexdigest(),
+                status=FileStatus.PENDING,
+                organization_id=user.organization_id,
+                uploaded_by=user.id,
+                uploaded_at=utcnow(),
+            )
+            session.add(row)
+    except BaseException:
+        # The row did not commit: the bytes must not stay behind without it.
+        if relative is not None:
+            storage.remove(relative)
+        raise
+    return row
+
+
+# ---- reading -------------------------------------------------------------------------
+
+
+def parse_file_id(raw: str) -> str:
+    """A canonical UUID string; anything else is simply a file that does not exist."""
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise APIError(404, "not_found", "file not found") from None
+
+
+def get_file(organization_id: int, raw_id: str, for_update: bool = False) -> File:
+    """One of the organization's files, or 404."""
+    return get_scoped_or_404(
+        File, parse_file_id(raw_id), organization_id, what="file", for_update=for_update
+    )
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing."""
+
+    rows: list[tuple[File, str | None]]
+    total: int
+    next_cursor: str | None
+
+
+def encode_cursor(row: File) -> str:
+    """An opaque cursor pointing just after this row in newest-first order."""
+    raw = f"{row.uploaded_at.isoformat(timespec='microseconds')}|{row.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (uploaded_at, id) a cursor points after; 400 when it is not one of ours."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        stamp, _, file_id = base64.urlsafe_b64decode(padded).decode().partition("|")
+        return datetime.fromisoformat(stamp), str(uuid.UUID(file_id))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise APIError(400, "invalid_parameter", "cursor is not valid", field="cursor") from None
+
+
+def list_files(
+    organization_id: int,
+    *,
+    status: FileStatus | None,
+    limit: int,
+    page: int = 1,
+    cursor: str | None = None,
+) -> Page:
+    """The organization's files newest first (ties by id), by page number or cursor."""
+    query = scoped(File, organization_id)
+    if status is not None:
+        query = query.where(File.status == status)
+    if status is None:
+        # The kept counter: no COUNT over the table per request.
+        total = db.session.scalar(
+            select(Organization.file_count).where(Organization.id == organization_id)
+        )
+    else:
+        total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    if cursor:
+        after_time, after_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                File.uploaded_at < after_time,
+                and_(File.uploaded_at == after_time, File.id < after_id),
+            )
+        )
+    else:
+        query = query.offset((page - 1) * limit)
+    query = (
+        query.add_columns(User.email)
+        .outerjoin(User, User.id == File.uploaded_by)
+        .order_by(File.uploaded_at.desc(), File.id.desc())
+        .limit(limit + 1)
+    )
+    rows = [(f, email) for f, email in db.session.execute(query).all()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1][0]) if more and rows else None
+    return Page(rows=rows, total=int(total or 0), next_cursor=next_cursor)
+
+
+def page_count(total: int, limit: int) -> int:
+    """How many pages of `limit` hold `total` rows."""
+    return math.ceil(total / limit) if total else 0
+
+
+# ---- deletion ------------------------------------------------------------------------
+
+
+def delete_file(user: User, raw_id: str) -> None:
+    """Delete a file (its uploader or an admin): row and quota at once, then the bytes."""
+    with write_transaction() as session:
+        row = get_file(user.organization_id, raw_id, for_update=True)
+        if not (user.is_admin or row.uploaded_by == user.id):
+            raise APIError(403, "forbidden", "only the uploader or an admin can delete this file")
+        session.delete(row)
+        release_quota(row.organization_id, row.size if row.bytes_stored else 0, files=1)
+    # After the commit: a crash here leaves bytes without a row, which
+    # `manage.py storage check --fix` removes; never a row without bytes.
+    storage.remove(row.file_path)
+
+
+# ---- status moves --------------------------------------------------------------------
+
+
+def move(organization_id: int, file_id: str, to: FileStatus, **values: Any) -> bool:
+    """Move a file to `to` if its current status allows it; False when it did not move.
+
+    The one place `status` changes. A failed file's bytes are dropped here when
+    DELETE_FAILED_FILES is set.
+    """
+    drop_bytes = to is FileStatus.FAILED and current_app.config["DELETE_FAILED_FILES"]
+    with write_transaction() as session:
+        row = session.scalars(
+            scoped(File, organization_id)
+            .where(File.id == file_id, File.status.in_(ALLOWED_MOVES[to]))
+            .with_for_update()
+        ).first()
+        if row is None:
+            return False
+        row.status = to
+        for key, value in values.items():
+            setattr(row, key, value)
+        if to in FINAL_STATUSES:
+            row.processed_at = utcnow()
+        if drop_bytes and row.bytes_stored:
+            row.bytes_stored = False
+            release_quota(organization_id, row.size, files=0)
+        else:
+            drop_bytes = False
+    if drop_bytes:
+        storage.remove(row.file_path)
+    log.info("file %s is %s", file_id, to, extra={"file_id": file_id, "status": str(to)})
+    return True

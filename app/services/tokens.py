@@ -1,0 +1,71 @@
+"""API tokens: issued once, stored as a hash, revocable at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from ..database import write_transaction
+from ..errors import APIError
+from ..extensions import db
+from ..models import ApiToken, User, utcnow
+from ..security import digest, new_secret
+
+TOKEN_PREFIX = "coffer_"
+# last_used_at is refreshed at most this often, so reads do not all become writes.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new token with its secret, which is shown this once."""
+
+    token: ApiToken
+    secret: str
+
+
+def create_token(user: User, name: str) -> IssuedToken:
+    """Issue a token for the user."""
+    secret = new_secret(TOKEN_PREFIX)
+    token = ApiToken(user_id=user.id, name=name, token_hash=digest(secret))
+    with write_transaction() as session:
+        session.add(token)
+    return IssuedToken(token=token, secret=secret)
+
+
+def list_tokens(user: User) -> list[ApiToken]:
+    """The user's tokens, oldest first."""
+    return list(
+        db.session.scalars(
+            select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)
+        )
+    )
+
+
+def revoke_token(user: User, token_id: int) -> None:
+    """Delete one of the user's tokens; 404 for any other."""
+    with write_transaction() as session:
+        token = session.scalars(
+            select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user.id)
+        ).first()
+        if token is None:
+            raise APIError(404, "not_found", "token not found")
+        session.delete(token)
+
+
+def user_for_token(secret: str) -> User | None:
+    """The active user a bearer secret belongs to, or None."""
+    token = db.session.scalars(
+        select(ApiToken).where(ApiToken.token_hash == digest(secret))
+    ).first()
+    if token is None or not token.user.is_active:
+        return None
+    now = utcnow()
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+        with write_transaction() as session:
+            session.execute(
+                update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
+            )
+    return token.user

@@ -1,0 +1,1 @@
+"""Background validation of uploads on RQ."""

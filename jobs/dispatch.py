@@ -1,0 +1,144 @@
+"""Putting validation jobs on the queue, and finding files that lost theirs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Retry
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry, StartedJobRegistry
+from sqlalchemy import func, select
+
+from app.broker import get_queue, get_redis
+from app.extensions import db
+from app.models import File, FileStatus
+from app.services import files as files_service
+
+log = logging.getLogger(__name__)
+
+VALIDATE = "jobs.validate.validate_file"
+LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED}
+# A started job whose worker has not sent a heartbeat for this long is taken as dead.
+STALE_AFTER = timedelta(seconds=90)
+
+
+def job_id(file_id: str) -> str:
+    """The one job id a file's validation runs under, so enqueueing twice is harmless."""
+    return f"validate-{file_id}"
+
+
+def retry_policy() -> Retry:
+    """RQ's retry with the configured backoff (seconds between attempts)."""
+    intervals = current_app.config["JOB_RETRY_INTERVALS"]
+    return Retry(max=len(intervals), interval=intervals)
+
+
+def enqueue_validation(file_id: str, organization_id: int, connection: Redis | None = None) -> bool:
+    """Queue a file's validation; False (and the file stays pending) if Redis is down."""
+    try:
+        get_queue(connection).enqueue(
+            VALIDATE,
+            file_id,
+            organization_id,
+            job_id=job_id(file_id),
+            retry=retry_policy(),
+            job_timeout=current_app.config["JOB_TIMEOUT"],
+            result_ttl=3600,
+            failure_ttl=7 * 24 * 3600,
+        )
+    except RedisError as exc:
+        log.warning(
+            "could not queue validation of file %s (will be swept later): %s",
+            file_id,
+            exc,
+            extra={"file_id": file_id},
+        )
+        return False
+    return True
+
+
+def has_live_job(file_id: str, connection: Redis) -> bool:
+    """Whether a file's job is queued, scheduled or running on a live worker."""
+    try:
+        job = Job.fetch(job_id(file_id), connection=connection)
+    except Exception:  # noqa: BLE001 - NoSuchJobError or an unreadable job: not live
+        return False
+    status = job.get_status(refresh=False)
+    if status not in LIVE_STATUSES:
+        return False
+    if status == JobStatus.STARTED:
+        beat = job.last_heartbeat or job.started_at
+        if beat is None:
+            return False
+        if beat.tzinfo is None:
+            beat = beat.replace(tzinfo=UTC)
+        return datetime.now(UTC) - beat < STALE_AFTER
+    return True
+
+
+def requeue_stuck(connection: Redis | None = None) -> list[str]:
+    """Queue again every pending or processing file that has no live job."""
+    connection = connection or get_redis()
+    # Cross-tenant on purpose: an operator's sweep over every organization.
+    rows = db.session.execute(
+        select(File.id, File.organization_id).where(
+            File.status.in_([FileStatus.PENDING, FileStatus.PROCESSING])
+        )
+    ).all()
+    db.session.rollback()
+    requeued = []
+    for file_id, organization_id in rows:
+        if has_live_job(file_id, connection):
+            continue
+        try:
+            Job.fetch(job_id(file_id), connection=connection).delete()
+        except Exception:  # noqa: BLE001 - nothing to delete
+            pass
+        if enqueue_validation(file_id, organization_id, connection):
+            requeued.append(file_id)
+    if requeued:
+        log.info("requeued %d stuck file(s)", len(requeued))
+    return requeued
+
+
+def requeue_failed(connection: Redis | None = None) -> int:
+    """Give every job in RQ's failed registry another run, its file back to pending."""
+    registry = FailedJobRegistry(queue=get_queue(connection))
+    count = 0
+    for failed_id in registry.get_job_ids():
+        try:
+            job = Job.fetch(failed_id, connection=registry.connection)
+            file_id, organization_id = job.args[0], int(job.args[1])
+        except Exception:  # noqa: BLE001 - not one of Coffer's jobs, or expired
+            continue
+        files_service.move(organization_id, file_id, FileStatus.PENDING, error_message=None)
+        registry.requeue(failed_id)
+        count += 1
+    return count
+
+
+@dataclass(frozen=True)
+class Status:
+    """Queue counts and files per status."""
+
+    queued: int
+    started: int
+    failed: int
+    files: dict[str, int]
+
+
+def status(connection: Redis | None = None) -> Status:
+    """How many jobs wait, run and failed, and how many files are in each status."""
+    queue = get_queue(connection)
+    counts = dict(db.session.execute(select(File.status, func.count()).group_by(File.status)).all())
+    return Status(
+        queued=queue.count,
+        started=StartedJobRegistry(queue=queue).count,
+        failed=FailedJobRegistry(queue=queue).count,
+        files={s.value: int(counts.get(s.value, 0)) for s in FileStatus},
+    )

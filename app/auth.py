@@ -6,15 +6,15 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import Flask, Request, g, request
-from flask_login import current_user
-from flask_wtf.csrf import CSRFError, validate_csrf
+from flask import Flask, Request, current_app, g, request, session
+from flask_login import current_user, login_user, logout_user
+from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from wtforms import ValidationError
 
 from .errors import APIError
 from .extensions import csrf, login_manager
 from .models import User
-from .services.accounts import load_active_user
+from .services.accounts import load_active_user, session_generation
 from .services.tokens import user_for_token
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -22,6 +22,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Register and login create the session, so there is no token to send yet.
 CSRF_EXEMPT_ENDPOINTS = frozenset({"auth.register", "auth.login"})
+# The user's session generation when the session was started.
+SESSION_GENERATION_FIELD = "_coffer_generation"
 
 
 def bearer_secret(req: Request) -> str | None:
@@ -41,10 +43,30 @@ def load_session_user(user_id: str) -> User | None:
     try:
         user = load_active_user(int(user_id))
     except ValueError:
+        user = None
+    if user is None or session.get(SESSION_GENERATION_FIELD, 0) != session_generation(user.id):
+        # A deactivated user's session is void for good: destroy it.
+        session.clear()
         return None
-    if user is not None:
-        g.auth_method = "session"
+    g.auth_method = "session"
     return user
+
+
+def start_session(user: User) -> str:
+    """Log the user in on a fresh session id and return its new CSRF token."""
+    session.clear()
+    login_user(user)
+    session[SESSION_GENERATION_FIELD] = session_generation(user.id)
+    # The pre-login session id (possibly planted by someone else) is never the
+    # authenticated one.
+    current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
+    return generate_csrf()
+
+
+def end_session() -> None:
+    """Log out and destroy the server-side session."""
+    logout_user()
+    session.clear()
 
 
 @login_manager.request_loader

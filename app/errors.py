@@ -23,6 +23,7 @@ HTTP_CODES = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    416: "range_not_satisfiable",
     429: "rate_limited",
     500: "internal_error",
     503: "unavailable",
@@ -39,14 +40,15 @@ MESSAGES = {
 class APIError(HTTPException):
     """A domain error: an HTTP status, a machine code, a human message and extra fields."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(self, status: int, code: str, message: str, /, **extra: Any) -> None:
+        # Positional-only, so an extra field may be named `status`, `code` or `message`.
         super().__init__(description=message)
         self.code = status
         self.error_code = code
         self.extra = extra
 
 
-def json_error(status: int, code: str, message: str, **extra: Any) -> Response:
+def json_error(status: int, code: str, message: str, /, **extra: Any) -> Response:
     """Build the JSON error response."""
     response = jsonify({"error": message, "code": code, **extra})
     response.status_code = status

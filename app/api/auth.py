@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, request, session
+from flask import Blueprint, current_app
 from flask_limiter.util import get_remote_address
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 
+from ..auth import end_session, start_session
 from ..extensions import limiter
 from ..models import User
 from ..services import accounts
-from .inputs import json_body, string_field
+from .inputs import json_body, parsed_json, string_field
 
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 
@@ -27,19 +28,9 @@ def identity(user: User) -> dict[str, Any]:
     }
 
 
-def start_session(user: User) -> str:
-    """Log the user in on a fresh session id and return its new CSRF token."""
-    session.clear()
-    login_user(user)
-    # The pre-login session id (possibly planted by someone else) is never the
-    # authenticated one.
-    current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
-    return generate_csrf()
-
-
 def login_email_key() -> str:
     """Rate-limit key for one email from one client address."""
-    body = request.get_json(silent=True)
+    body = parsed_json()
     email = body.get("email") if isinstance(body, dict) else None
     email = email.strip().lower() if isinstance(email, str) else ""
     return f"{email}|{get_remote_address()}"
@@ -50,7 +41,7 @@ def register() -> tuple[dict[str, Any], int]:
     """Create an account (and organization); the caller is logged in."""
     body = json_body()
     email = string_field(body, "email")
-    password = string_field(body, "password", strip=False, max_length=1024)
+    password = string_field(body, "password", strip=False, max_length=1024, allow_control=True)
     org_name = string_field(body, "organization_name", max_length=1024)
     invite_code = string_field(body, "invite_code", required=False, max_length=256)
     user = accounts.register(email, password, org_name, invite_code or None)  # type: ignore[arg-type]
@@ -72,7 +63,7 @@ def login() -> dict[str, Any]:
     """Check credentials and start a new session."""
     body = json_body()
     email = string_field(body, "email", max_length=1024)
-    password = string_field(body, "password", strip=False, max_length=1024)
+    password = string_field(body, "password", strip=False, max_length=1024, allow_control=True)
     user = accounts.authenticate(email, password)  # type: ignore[arg-type]
     return {**identity(user), "csrf_token": start_session(user)}
 
@@ -81,8 +72,7 @@ def login() -> dict[str, Any]:
 @login_required
 def logout() -> dict[str, Any]:
     """Destroy the server-side session."""
-    logout_user()
-    session.clear()
+    end_session()
     return {"success": True}
 
 

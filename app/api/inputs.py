@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from flask import request
 
 from ..errors import APIError
+
+
+def parsed_json() -> Any:
+    """The body parsed as JSON, or None when it is not JSON; only a body over the limit raises."""
+    if not request.is_json:
+        return None
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        # Nesting deeper than the parser's recursion limit is not a JSON body Coffer takes.
+        return None
 
 
 def json_body() -> dict[str, Any]:
@@ -15,7 +27,7 @@ def json_body() -> dict[str, Any]:
         raise APIError(
             400, "invalid_json", "the body must be JSON (Content-Type: application/json)"
         )
-    data = request.get_json(silent=True)
+    data = parsed_json()
     if data is None:
         raise APIError(400, "invalid_json", "the body is not valid JSON")
     if not isinstance(data, dict):
@@ -30,8 +42,12 @@ def string_field(
     required: bool = True,
     max_length: int = 255,
     strip: bool = True,
+    allow_control: bool = False,
 ) -> str | None:
-    """A string field, stripped of surrounding space; 400 naming it when it is wrong."""
+    """A string field, stripped of surrounding space; 400 naming it when it is wrong.
+
+    Control characters are refused unless `allow_control` (passwords take any text).
+    """
     value = body.get(name)
     if value is None:
         if required:
@@ -39,8 +55,15 @@ def string_field(
         return None
     if not isinstance(value, str):
         raise APIError(400, "invalid_field", f"{name} must be a string", field=name)
+    if not is_encodable(value):
+        # JSON may escape lone surrogates, which no UTF-8 text (nor database) can hold.
+        raise APIError(400, "invalid_field", f"{name} must be valid Unicode text", field=name)
     if strip:
         value = value.strip()
+    if not allow_control and has_control_characters(value):
+        raise APIError(
+            400, "invalid_field", f"{name} must not contain control characters", field=name
+        )
     if required and not value:
         raise APIError(400, "missing_field", f"{name} is required", field=name)
     if len(value) > max_length:
@@ -48,6 +71,20 @@ def string_field(
             400, "invalid_field", f"{name} must be at most {max_length} characters", field=name
         )
     return value
+
+
+def is_encodable(value: str) -> bool:
+    """Whether the string is valid Unicode text, i.e. encodes as UTF-8."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def has_control_characters(value: str) -> bool:
+    """Whether the string holds a control character (NUL, tab, newline, DEL, C1, ...)."""
+    return any(unicodedata.category(ch) == "Cc" for ch in value)
 
 
 def int_arg(name: str, default: int, minimum: int, maximum: int | None = None) -> int:

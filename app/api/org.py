@@ -57,7 +57,8 @@ def users() -> dict[str, Any]:
     return {"users": [user_summary(u) for u in accounts.list_users(current_user.organization_id)]}
 
 
-@bp.post("/users/<int:user_id>/deactivate")
+# Ids past the 32-bit id columns match no route (404) rather than overflow the database.
+@bp.post("/users/<int(max=2147483647):user_id>/deactivate")
 @login_required
 @admin_required
 def deactivate(user_id: int) -> dict[str, Any]:
@@ -66,7 +67,7 @@ def deactivate(user_id: int) -> dict[str, Any]:
     return {"id": user.id, "is_active": user.is_active}
 
 
-@bp.post("/users/<int:user_id>/activate")
+@bp.post("/users/<int(max=2147483647):user_id>/activate")
 @login_required
 @admin_required
 def activate(user_id: int) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..broker import get_redis
 from ..database import write_transaction
 from ..errors import APIError
 from ..extensions import db
@@ -28,6 +29,9 @@ from ..tenancy import get_scoped_or_404, scoped
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_EMAIL_LENGTH = 254
 MAX_ORG_NAME_LENGTH = 100
+# A counter per user in Redis, raised when the user is deactivated: a session started
+# under an older value is void, so reactivation does not revive sessions from before.
+SESSION_GENERATION_KEY = "coffer:session-generation:{user_id}"
 
 
 def normalize_email(raw: str) -> str:
@@ -58,8 +62,10 @@ def validate_password(password: str) -> None:
 
 def find_organization(name: str) -> Organization | None:
     """The organization with this name, compared case-insensitively."""
+    # The database lowers both sides, as the unique index on lower(name) does; Python's
+    # lower() differs from SQLite's (ASCII only) for names such as "Ärzte".
     return db.session.scalars(
-        select(Organization).where(func.lower(Organization.name) == name.lower())
+        select(Organization).where(func.lower(Organization.name) == func.lower(name))
     ).first()
 
 
@@ -81,39 +87,51 @@ def register(email: str, password: str, organization_name: str, invite_code: str
         )
     password_hash = hash_password(password)  # slow: done before taking the write lock
     try:
-        with write_transaction() as session:
-            if email_taken(email):
-                raise APIError(409, "email_taken", "an account with this email already exists")
-            org = find_organization(organization_name)
-            if org is None:
-                if invite_code:
-                    raise APIError(400, "invite_invalid", "the invite code is not valid")
-                org = Organization(
-                    name=organization_name,
-                    storage_quota_mb=current_app.config["STORAGE_QUOTA_MB"],
-                )
-                session.add(org)
-                role = Role.ADMIN
-            else:
-                if invite_code:
-                    _redeem_invite(org, invite_code)
-                elif not current_app.config["OPEN_JOIN"]:
-                    raise APIError(
-                        409,
-                        "invite_required",
-                        "this organization exists; joining it needs an invite code from its admin",
-                    )
-                role = Role.MEMBER
-            user = User(email=email, password_hash=password_hash, organization=org, role=role)
-            session.add(user)
-            session.flush()
-            if invite_code:
-                _mark_invite_user(invite_code, user.id)
+        return _create_account(email, password_hash, organization_name, invite_code)
     except IntegrityError:
-        # A concurrent registration took the email or the organization name first.
+        # A concurrent registration took the email or created the organization after
+        # this one looked; looking again gives the answer it would have had in turn.
+        pass
+    try:
+        return _create_account(email, password_hash, organization_name, invite_code)
+    except IntegrityError:
         raise APIError(
             409, "conflict", "the email or organization was just taken; try again"
         ) from None
+
+
+def _create_account(
+    email: str, password_hash: str, organization_name: str, invite_code: str | None
+) -> User:
+    """The registration's one write transaction: the user, and the organization if new."""
+    with write_transaction() as session:
+        if email_taken(email):
+            raise APIError(409, "email_taken", "an account with this email already exists")
+        org = find_organization(organization_name)
+        if org is None:
+            if invite_code:
+                raise APIError(400, "invite_invalid", "the invite code is not valid")
+            org = Organization(
+                name=organization_name,
+                storage_quota_mb=current_app.config["STORAGE_QUOTA_MB"],
+            )
+            session.add(org)
+            role = Role.ADMIN
+        else:
+            if invite_code:
+                _redeem_invite(org, invite_code)
+            elif not current_app.config["OPEN_JOIN"]:
+                raise APIError(
+                    409,
+                    "invite_required",
+                    "this organization exists; joining it needs an invite code from its admin",
+                )
+            role = Role.MEMBER
+        user = User(email=email, password_hash=password_hash, organization=org, role=role)
+        session.add(user)
+        session.flush()
+        if invite_code:
+            _mark_invite_user(invite_code, user.id)
     return user
 
 
@@ -200,4 +218,17 @@ def set_active(admin: User, user_id: int, active: bool) -> User:
     with write_transaction():
         user = get_scoped_or_404(User, user_id, organization_id, what="user", for_update=True)
         user.is_active = active
+    if not active:
+        end_sessions(user.id)
     return user
+
+
+def session_generation(user_id: int) -> int:
+    """The user's current session generation; a new session records it."""
+    raw = get_redis().get(SESSION_GENERATION_KEY.format(user_id=user_id))
+    return int(raw) if raw is not None else 0
+
+
+def end_sessions(user_id: int) -> None:
+    """Void every session the user holds now, on whatever device."""
+    get_redis().incr(SESSION_GENERATION_KEY.format(user_id=user_id))

@@ -114,6 +114,20 @@ class Config:
         self.JOB_TIMEOUT = env_int("JOB_TIMEOUT", 600, minimum=1)
         # Seconds to wait before each retry of a validation that hit a transient error.
         self.JOB_RETRY_INTERVALS = env_int_list("JOB_RETRY_INTERVALS", [2, 10, 30])
+        # Seconds between the heartbeats a worker sends while a job runs (RQ's
+        # job_monitoring_interval).
+        self.JOB_HEARTBEAT_SECONDS = env_int("JOB_HEARTBEAT_SECONDS", 30, minimum=1)
+        # Seconds without a heartbeat after which the sweep takes a started job as dead
+        # and queues its file again; three missed heartbeats by default. Only needed for
+        # workers on other hosts: a dead worker on this host is seen at once by its pid.
+        self.JOB_STALE_SECONDS = env_int(
+            "JOB_STALE_SECONDS", 3 * self.JOB_HEARTBEAT_SECONDS, minimum=2
+        )
+        if self.JOB_STALE_SECONDS <= self.JOB_HEARTBEAT_SECONDS:
+            raise ConfigError(
+                "JOB_STALE_SECONDS must be longer than JOB_HEARTBEAT_SECONDS, or running "
+                "jobs would be taken as dead between two heartbeats"
+            )
         self.WORKERS = env_int("WORKERS", 1, minimum=1)
         self.HOST = os.environ.get("HOST", "127.0.0.1")
         self.LOGIN_LIMIT_PER_EMAIL = os.environ.get("LOGIN_LIMIT_PER_EMAIL", "5 per minute")

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import logging
 import os
+import re
 import tempfile
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 from flask import Request, current_app, g, has_request_context
+from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
+
+from .errors import APIError
+
+log = logging.getLogger(__name__)
 
 TEMP_DIR = ".tmp"
 MAX_DISPLAY_NAME_BYTES = 255
@@ -18,6 +28,11 @@ MAX_DISPLAY_NAME_BYTES = 255
 # csrf_token field); the file itself is held to MAX_FILE_SIZE exactly.
 MULTIPART_OVERHEAD = 64 * 1024
 CHUNK = 1024 * 1024
+# The quoted filename parameter of a part's Content-Disposition, `\"` escapes allowed.
+QUOTED_FILENAME_RE = re.compile(r'(?:^|;)\s*filename\s*=\s*"((?:\\"|[^"])*)"', re.IGNORECASE)
+BACKSLASH_ESCAPE_RE = re.compile(r"\\(.)")
+# The file system is full, or the disk quota of Coffer's user is used up.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def upload_root() -> Path:
@@ -30,6 +45,22 @@ def absolute(relative: str) -> Path:
     return upload_root() / relative
 
 
+@contextmanager
+def no_space_is_507() -> Iterator[None]:
+    """Answer a full disk with a clear 507 instead of a generic 500."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in NO_SPACE_ERRNOS:
+            raise
+        log.error("no space left to store an upload in %s: %s", upload_root(), exc)
+        raise APIError(
+            507,
+            "insufficient_storage",
+            "the server has no disk space left to store this file; nothing was stored",
+        ) from exc
+
+
 class HashingFile:
     """A temp file in UPLOAD_FOLDER that hashes and counts bytes as they are written.
 
@@ -38,8 +69,9 @@ class HashingFile:
     """
 
     def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=directory, prefix="upload-", suffix=".part")
+        with no_space_is_507():
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=directory, prefix="upload-", suffix=".part")
         self.path = Path(name)
         self._file: IO[bytes] = os.fdopen(fd, "w+b")
         self._sha256 = hashlib.sha256()
@@ -49,7 +81,19 @@ class HashingFile:
         """Write a chunk, updating the running hash and size."""
         self._sha256.update(data)
         self.size += len(data)
-        return self._file.write(data)
+        with no_space_is_507():
+            return self._file.write(data)
+
+    def flush(self) -> None:
+        """Write out buffered bytes."""
+        with no_space_is_507():
+            self._file.flush()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Move in the file (werkzeug rewinds it once the part ends)."""
+        # Seeking flushes the write buffer, so it too can find the disk full.
+        with no_space_is_507():
+            return self._file.seek(offset, whence)
 
     def hexdigest(self) -> str:
         """SHA-256 of everything written."""
@@ -93,12 +137,34 @@ def discard_request_temp_files(_exc: BaseException | None = None) -> None:
         stream.path.unlink(missing_ok=True)
 
 
+def sent_filename(upload: FileStorage) -> str | None:
+    """The file name as the client sent it, with its backslashes.
+
+    werkzeug reads a quoted filename as an RFC 2616 quoted-string and drops every
+    backslash, but browsers and most HTTP libraries escape only the double quote, so a
+    Windows path like C:\\Users\\me\\a.txt would lose its separators.
+    """
+    parsed = upload.filename
+    match = QUOTED_FILENAME_RE.search(upload.headers.get("Content-Disposition", ""))
+    if parsed is None or match is None:
+        return parsed
+    quoted = match.group(1)
+    # Only trust the raw value when it is the very parameter werkzeug decoded
+    # (not a filename* one, which carries no backslash escapes).
+    if BACKSLASH_ESCAPE_RE.sub(r"\1", quoted) != parsed:
+        return parsed
+    return quoted.replace('\\"', '"')
+
+
 def display_name(raw: str | None) -> str:
     """The user's file name made safe to show: last path part, no control characters,
     at most 255 bytes of UTF-8. May be empty."""
     name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if unicodedata.category(ch) not in {"Cc", "Cf", "Cs"})
     name = name.strip()
+    if name in {".", ".."}:
+        # Path steps, not names.
+        return ""
     encoded = name.encode("utf-8", "ignore")
     if len(encoded) > MAX_DISPLAY_NAME_BYTES:
         root, dot, ext = name.rpartition(".")
@@ -130,11 +196,17 @@ def store(temp: HashingFile, organization_id: int, file_id: str, display: str) -
     """Move a complete temp file into place; returns its path relative to UPLOAD_FOLDER."""
     relative = f"{organization_id}/{file_id}/{disk_name(display)}"
     target = absolute(relative)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp.flush()
-    os.fsync(temp.fileno())
-    temp.close()
-    os.replace(temp.path, target)
+    try:
+        with no_space_is_507():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temp.flush()
+            os.fsync(temp.fileno())
+            temp.close()
+            os.replace(temp.path, target)
+    except BaseException:
+        # Nothing was moved in: leave no empty per-file folder behind.
+        remove(relative)
+        raise
     return relative
 
 

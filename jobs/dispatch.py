@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +14,7 @@ from redis.exceptions import RedisError
 from rq import Retry
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
+from rq.worker import Worker
 from sqlalchemy import func, select
 
 from app.broker import get_queue, get_redis
@@ -23,8 +26,6 @@ log = logging.getLogger(__name__)
 
 VALIDATE = "jobs.validate.validate_file"
 LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED}
-# A started job whose worker has not sent a heartbeat for this long is taken as dead.
-STALE_AFTER = timedelta(seconds=90)
 
 
 def job_id(file_id: str) -> str:
@@ -72,12 +73,50 @@ def has_live_job(file_id: str, connection: Redis) -> bool:
     if status not in LIVE_STATUSES:
         return False
     if status == JobStatus.STARTED:
+        if worker_is_gone(job.worker_name, connection):
+            return False
         beat = job.last_heartbeat or job.started_at
         if beat is None:
             return False
         if beat.tzinfo is None:
             beat = beat.replace(tzinfo=UTC)
-        return datetime.now(UTC) - beat < STALE_AFTER
+        stale_after = timedelta(seconds=current_app.config["JOB_STALE_SECONDS"])
+        return datetime.now(UTC) - beat < stale_after
+    return True
+
+
+def worker_is_gone(worker_name: str | None, connection: Redis) -> bool:
+    """Whether the worker that started a job has surely died.
+
+    True when its registration in Redis has expired, or when it registered from this
+    host under a pid that no longer exists (killed, crashed, OOM): then its job can be
+    queued again at once instead of after JOB_STALE_SECONDS.
+    """
+    if not worker_name:
+        return False
+    # The registration hash RQ keeps per worker (read directly: building a Worker
+    # object would raise the shared client's socket timeout).
+    hostname, pid = (
+        value.decode() if isinstance(value, bytes) else value
+        for value in connection.hmget(
+            Worker.redis_worker_namespace_prefix + worker_name, ["hostname", "pid"]
+        )
+    )
+    if hostname is None and pid is None:
+        return True
+    if hostname != socket.gethostname() or not (pid or "").isdigit() or int(pid) <= 0:
+        return False
+    return not pid_exists(int(pid))
+
+
+def pid_exists(pid: int) -> bool:
+    """Whether a process with this id exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
     return True
 
 

@@ -20,13 +20,13 @@ from app.tenancy import scoped
 try:
     import magic
 except ImportError:  # no system libmagic: use the copy the pylibmagic wheel ships
+    # pylibmagic must be imported first: it points python-magic at its library.
+    import pylibmagic  # noqa: F401, I001
+
     import magic
-    import pylibmagic  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-# Worth another try: the database was busy or unreachable, the disk hiccuped.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OperationalError, OSError)
 READ_CHUNK = 1024 * 1024
 
 
@@ -43,15 +43,14 @@ def validate_file(file_id: str, organization_id: int) -> str:
     log.info("validation of file %s started", file_id, extra={"file_id": file_id})
     try:
         status = _validate(file_id, organization_id)
-    except TRANSIENT_ERRORS as exc:
+    except Exception as exc:
+        # Whatever went wrong may pass (a busy database, a disk hiccup): RQ retries
+        # the job with backoff, and only the last attempt gives up on the file.
         db.session.rollback()
         if job is None or not job.retries_left:
             # Out of retries: the job goes to RQ's failed registry, the file to failed.
             files_service.move(
-                organization_id,
-                file_id,
-                FileStatus.FAILED,
-                error_message=f"validation could not complete: {type(exc).__name__}: {exc}",
+                organization_id, file_id, FileStatus.FAILED, error_message=give_up_message(exc)
             )
             log.error("validation of file %s gave up: %s", file_id, exc, extra={"file_id": file_id})
         else:
@@ -71,6 +70,17 @@ def validate_file(file_id: str, organization_id: int) -> str:
         extra={"file_id": file_id, "status": status},
     )
     return status
+
+
+def give_up_message(exc: BaseException) -> str:
+    """Why validation could not complete, for the file's owner: no server paths, no SQL."""
+    if isinstance(exc, OperationalError):
+        reason = "the database could not be reached"
+    elif isinstance(exc, OSError):
+        reason = f"the stored file could not be read ({exc.strerror or type(exc).__name__})"
+    else:
+        reason = "an unexpected error occurred"
+    return f"validation could not complete: {reason}"
 
 
 def _validate(file_id: str, organization_id: int) -> str:

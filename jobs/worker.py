@@ -28,5 +28,12 @@ def run(app: Flask, *, burst: bool = False, fork: bool = True, name: str | None 
         db.session.remove()
         db.engine.dispose()
         worker_class = Worker if fork else SimpleWorker
-        worker = worker_class([get_queue(connection)], connection=connection, name=name)
+        worker = worker_class(
+            [get_queue(connection)],
+            connection=connection,
+            name=name,
+            # How often a running job's heartbeat is refreshed; the sweep's
+            # JOB_STALE_SECONDS is measured against it.
+            job_monitoring_interval=app.config["JOB_HEARTBEAT_SECONDS"],
+        )
         return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")

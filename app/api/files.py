@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from flask import Blueprint, Response, request, send_file
 from flask_login import current_user, login_required
@@ -40,12 +41,10 @@ def upload() -> tuple[dict[str, Any], int]:
     upload_file = request.files.get("file")
     if upload_file is None:
         raise APIError(400, "no_file", "send the file as multipart/form-data field 'file'")
-    if not upload_file.filename:
-        raise APIError(400, "invalid_filename", "the file name is empty", field="file")
     temp = upload_file.stream
     if not isinstance(temp, storage.HashingFile):  # pragma: no cover - request class invariant
         raise APIError(500, "internal_error", "upload was not streamed to disk")
-    row = files.create_upload(current_user, temp, upload_file.filename)
+    row = files.create_upload(current_user, temp, storage.sent_filename(upload_file))
     enqueue_validation(row.id, row.organization_id)
     return {
         "file_id": row.id,
@@ -83,11 +82,12 @@ def index() -> dict[str, Any]:
     }
 
 
-@bp.get("/<file_id>")
+# `uuid:` keeps a name like /upload from reading as a file id; a malformed id is a 404.
+@bp.get("/<uuid:file_id>")
 @login_required
-def details(file_id: str) -> dict[str, Any]:
+def details(file_id: UUID) -> dict[str, Any]:
     """Everything known about one file."""
-    row = files.get_file(current_user.organization_id, file_id)
+    row = files.get_file(current_user.organization_id, str(file_id))
     return {
         **file_summary(row, row.uploader.email if row.uploader else None),
         "sha256": row.sha256,
@@ -96,11 +96,11 @@ def details(file_id: str) -> dict[str, Any]:
     }
 
 
-@bp.get("/<file_id>/download")
+@bp.get("/<uuid:file_id>/download")
 @login_required
-def download(file_id: str) -> Response:
+def download(file_id: UUID) -> Response:
     """The exact bytes of a ready file, as an attachment."""
-    row = files.get_file(current_user.organization_id, file_id)
+    row = files.get_file(current_user.organization_id, str(file_id))
     if row.status != FileStatus.READY:
         raise APIError(409, "not_ready", f"the file is {row.status}, not ready", status=row.status)
     response = send_file(
@@ -116,9 +116,9 @@ def download(file_id: str) -> Response:
     return response
 
 
-@bp.delete("/<file_id>")
+@bp.delete("/<uuid:file_id>")
 @login_required
-def delete(file_id: str) -> tuple[str, int]:
+def delete(file_id: UUID) -> tuple[str, int]:
     """Delete a file; its bytes leave the disk and the quota at once."""
-    files.delete_file(current_user, file_id)
+    files.delete_file(current_user, str(file_id))
     return "", 204

@@ -255,6 +255,9 @@ def move(organization_id: int, file_id: str, to: FileStatus, **values: Any) -> b
             setattr(row, key, value)
         if to in FINAL_STATUSES:
             row.processed_at = utcnow()
+        elif to is FileStatus.PENDING:
+            # Sent back for another run: no verdict stands until it ends.
+            row.processed_at = None
         if drop_bytes and row.bytes_stored:
             row.bytes_stored = False
             release_quota(organization_id, row.size, files=0)

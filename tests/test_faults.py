@@ -1,0 +1,731 @@
+"""Faults: a killed worker, a Redis outage, a failing database, a full disk and races.
+
+Each test ends with nothing lost and no file stuck: every file ready or failed, no bytes
+without a row, no row without bytes, and each organization's usage equal to its stored bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import http.client
+import json
+import os
+import random
+import signal
+import sqlite3
+import string
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from redis import Redis
+from rq.job import Job, JobStatus
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+from app import storage
+from app.broker import get_queue
+from app.config import MiB
+from app.extensions import db as _db
+from app.models import File, FileStatus, Organization
+from jobs.dispatch import job_id
+from tests.conftest import ROOT, Auth, RedisServer, check_storage_consistent, free_port
+
+KiB = 1024
+FINAL_STATUSES = {FileStatus.READY.value, FileStatus.FAILED.value}
+# Longest any wait below may take before the test fails; far above what a healthy run needs.
+WAIT_SECONDS = 90
+
+
+# ---- helpers -------------------------------------------------------------------------
+
+
+def text_bytes(size: int, seed: int) -> bytes:
+    """`size` bytes of plain text (lines of random words), different for every seed."""
+    rng = random.Random(seed)
+    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 9))) for _ in range(400)]
+    lines = [" ".join(rng.choices(words, k=10)) for _ in range(200)]
+    block = ("\n".join(lines) + "\n").encode()
+    return (block * (size // len(block) + 1))[:size]
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = WAIT_SECONDS) -> None:
+    """Poll `condition` until it holds; fail the test naming `what` if it never does."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {seconds} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header of an API token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def multipart(filename: str, data: bytes) -> tuple[bytes, str]:
+    """A multipart/form-data body with one file field, and its Content-Type."""
+    boundary = uuid.uuid4().hex
+    head = (
+        f"--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        "Content-Type: text/plain\r\n\r\n"
+    )
+    return head.encode() + data + f"\r\n--{boundary}--\r\n".encode(), (
+        f"multipart/form-data; boundary={boundary}"
+    )
+
+
+def post_file(client: FlaskClient, filename: str, data: bytes, headers: dict[str, str]) -> Any:
+    """POST /api/files/upload with a ready-made multipart body.
+
+    Built here rather than by the test client, whose encoder spools bodies over 500 KiB
+    to a temporary file that nothing closes.
+    """
+    body, kind = multipart(filename, data)
+    return client.post("/api/files/upload", data=body, headers=headers, content_type=kind)
+
+
+def upload_as(client: FlaskClient, token: str, filename: str, data: bytes) -> Any:
+    """Upload with a bearer token (no cookie, no CSRF)."""
+    return post_file(client, filename, data, bearer(token))
+
+
+def upload(auth: Auth, filename: str, data: bytes) -> Any:
+    """Upload as the logged-in user of `auth` (session cookie and CSRF token)."""
+    return post_file(auth.client, filename, data, auth.headers())
+
+
+def usage(client: FlaskClient, headers: dict[str, str] | None = None) -> tuple[int, int]:
+    """(used_bytes, file_count) of the caller's organization."""
+    body = client.get("/api/org", headers=headers or {}).get_json()
+    return body["used_bytes"], body["file_count"]
+
+
+def files_under(root: Path) -> list[Path]:
+    """Every file under a folder, the temporary area included."""
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def assert_nothing_lost(app: Flask) -> None:
+    """Every file ready or failed, usage equal to the bytes stored, disk equal to the rows."""
+    root = Path(app.config["UPLOAD_FOLDER"])
+    with app.app_context():
+        rows = _db.session.scalars(select(File)).all()
+        orgs = _db.session.scalars(select(Organization)).all()
+        _db.session.remove()
+    stuck = {row.id: row.status for row in rows if row.status not in FINAL_STATUSES}
+    assert not stuck, f"files left neither ready nor failed: {stuck}"
+    for org in orgs:
+        own = [row for row in rows if row.organization_id == org.id]
+        assert org.used_bytes == sum(row.size for row in own if row.bytes_stored), org.name
+        assert org.file_count == len(own), org.name
+        assert org.used_bytes <= org.storage_quota_mb * MiB, f"{org.name} is over its quota"
+    for row in rows:
+        if row.bytes_stored:
+            assert (root / row.file_path).stat().st_size == row.size, row.filename
+    check_storage_consistent(app)
+
+
+# ---- real processes ------------------------------------------------------------------
+
+
+def process_env(app: Flask, **extra: str) -> dict[str, str]:
+    """The environment of a `manage.py` process on the test's database, Redis and folders."""
+    config = app.config
+    env = dict(os.environ)
+    env.update(
+        {
+            "APP_ENV": "testing",
+            "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
+            "REDIS_URL": config["REDIS_URL"],
+            "UPLOAD_FOLDER": config["UPLOAD_FOLDER"],
+            "INSTANCE_PATH": config["INSTANCE_PATH"],
+            "STORAGE_QUOTA_MB": str(config["STORAGE_QUOTA_MB"]),
+            "MAX_FILE_SIZE_MB": str(config["MAX_FILE_SIZE_MB"]),
+            "JOB_RETRY_INTERVALS": ",".join(str(s) for s in config["JOB_RETRY_INTERVALS"]),
+            "BCRYPT_ROUNDS": str(config["BCRYPT_ROUNDS"]),
+            "PYTHONUNBUFFERED": "1",
+            **extra,
+        }
+    )
+    return env
+
+
+class ManagedProcess:
+    """A `python manage.py ...` process in a session of its own, its output in a file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        try:
+            # A session of its own, so the work horse (which RQ moves to a process
+            # group of its own) can still be found and killed with its worker.
+            self.popen = subprocess.Popen(
+                [sys.executable, "manage.py", *args],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except BaseException:
+            self._log.close()
+            raise
+
+    @property
+    def pid(self) -> int:
+        """The process id of the manage.py process."""
+        return self.popen.pid
+
+    def session_pids(self) -> list[int]:
+        """Every process of this session: the process, its RQ scheduler and work horse."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                if os.getsid(int(entry)) == self.pid:
+                    found.append(int(entry))
+            except OSError:
+                continue  # exited meanwhile
+        return found
+
+    def kill(self) -> None:
+        """SIGKILL every process of the session at once, then reap the main one."""
+        for pid in self.session_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.popen.wait(timeout=30)
+
+    def stop(self) -> None:
+        """SIGTERM (RQ's warm shutdown, waitress's stop), then SIGKILL whatever is left."""
+        try:
+            if self.popen.poll() is None:
+                self.popen.terminate()
+                try:
+                    self.popen.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    pass
+            self.kill()
+        finally:
+            self._log.close()
+
+    def output(self) -> str:
+        """What the process logged so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def managed(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[ManagedProcess]:
+    """Run a manage.py process for the length of a block; always stopped afterwards."""
+    process = ManagedProcess(args, env, log_path)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@contextlib.contextmanager
+def validation_blocked(app: Flask, file_id: str) -> Iterator[None]:
+    """Hold, from another connection, the lock a validation of this file must take.
+
+    SQLite: the database's single write lock; PostgreSQL: the file's row lock. A job for
+    the file then waits inside its first status move, mid-job, until the block ends.
+    """
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "sqlite":
+        connection = sqlite3.connect(str(url.database), isolation_level=None, timeout=30)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            yield
+            connection.execute("ROLLBACK")
+        finally:
+            connection.close()
+        return
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection, connection.begin():
+            connection.execute(
+                text("SELECT id FROM files WHERE id = :id FOR UPDATE"), {"id": file_id}
+            )
+            yield
+    finally:
+        engine.dispose()
+
+
+def horse_running(worker: ManagedProcess, job: str, redis: Redis) -> bool:
+    """Whether the worker has started this job in a work horse that is alive now."""
+    if Job.fetch(job, connection=redis).get_status() != JobStatus.STARTED:
+        return False
+    return any(is_work_horse(pid, worker.pid) for pid in worker.session_pids())
+
+
+def is_work_horse(pid: int, worker_pid: int) -> bool:
+    """Whether a process of a worker's session is its work horse."""
+    # RQ's work horse leads a process group of its own; the worker and its scheduler
+    # share the worker's group.
+    try:
+        return pid != worker_pid and os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+def all_final(client: FlaskClient, headers: dict[str, str] | None = None) -> bool:
+    """Whether no file of the caller's organization is pending or processing."""
+    for status in ("pending", "processing"):
+        response = client.get(f"/api/files?status={status}&limit=1", headers=headers or {})
+        if response.get_json()["total"]:
+            return False
+    return True
+
+
+# ---- 1. a worker killed mid-job --------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_job_is_replaced_and_its_file_ends_ready(
+    app: Flask, auth: Auth, redis: Redis, tmp_path: Path
+) -> None:
+    """A worker and its work horse SIGKILLed mid-job: a new worker finishes the file."""
+    auth.register()
+    big = text_bytes(16 * MiB, seed=1)
+    held = upload(auth, "big.txt", big).get_json()["file_id"]
+    small = [
+        upload(auth, f"note-{n}.txt", text_bytes(8 * KiB, seed=10 + n)).get_json()["file_id"]
+        for n in range(3)
+    ]
+    env = process_env(app)
+
+    with validation_blocked(app, held):
+        with managed(["worker"], env, tmp_path / "worker-1.log") as first:
+            wait_for(
+                lambda: horse_running(first, job_id(held), redis),
+                "the first worker to start the big file's job",
+            )
+            first.kill()
+        # The killed job still looks started; nothing else will ever finish it.
+        assert Job.fetch(job_id(held), connection=redis).get_status() == JobStatus.STARTED
+    assert auth.client.get(f"/api/files/{held}").get_json()["status"] in {"pending", "processing"}
+
+    # The replacement's start-up sweep sees that the job's worker is dead and queues it again.
+    with managed(["worker"], env, tmp_path / "worker-2.log") as second:
+        wait_for(lambda: all_final(auth.client), "every file to be validated after the restart")
+        log = second.output()
+
+    details = auth.client.get(f"/api/files/{held}").get_json()
+    assert details["status"] == "ready", (details, log)
+    assert details["sha256"] == hashlib.sha256(big).hexdigest()
+    download = auth.client.get(f"/api/files/{held}/download")
+    assert download.status_code == 200
+    assert hashlib.sha256(download.data).digest() == hashlib.sha256(big).digest()
+    download.close()
+    for file_id in small:
+        assert auth.client.get(f"/api/files/{file_id}").get_json()["status"] == "ready"
+    assert usage(auth.client) == (len(big) + 3 * 8 * KiB, 4)
+    assert_nothing_lost(app)
+
+
+# ---- 2. Redis stopped while uploads arrive ---------------------------------------------
+
+
+class TestRedisOutage:
+    """An app on a Redis of its own, which the test stops and starts again."""
+
+    @pytest.fixture
+    def own_redis(self, tmp_path: Path) -> Iterator[RedisServer]:
+        """A private redis-server only this test uses (and stops)."""
+        server = RedisServer(tmp_path / "own-redis")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+    @pytest.fixture
+    def app_overrides(self, own_redis: RedisServer) -> dict[str, Any]:
+        """The app talks to the test's own Redis."""
+        return {"REDIS_URL": own_redis.url}
+
+    def test_token_uploads_during_a_redis_outage_are_kept_and_validated_after_it(
+        self,
+        app: Flask,
+        auth: Auth,
+        own_redis: RedisServer,
+        runner: Any,
+        worker: Callable[[], None],
+    ) -> None:
+        """Token uploads answer 201 while Redis is down and are validated once it is back."""
+        auth.register()
+        token = auth.token()
+        script = app.test_client()  # a script: its token, no session cookie
+        sent: dict[str, bytes] = {}
+
+        own_redis.stop()
+        try:
+            readiness = script.get("/readyz")
+            assert readiness.status_code == 503
+            assert readiness.get_json()["checks"]["redis"] != "ok"
+            for n in range(3):
+                data = text_bytes(20 * KiB + n, seed=20 + n)
+                response = upload_as(script, token, f"outage-{n}.txt", data)
+                assert response.status_code == 201, response.get_json()
+                assert response.get_json()["status"] == "pending"
+                sent[response.get_json()["file_id"]] = data
+            listing = script.get("/api/files", headers=bearer(token)).get_json()
+            assert {f["id"]: f["status"] for f in listing["files"]} == dict.fromkeys(
+                sent, "pending"
+            )
+        finally:
+            own_redis.start()  # the same port again
+
+        result = runner.invoke(args=["jobs", "requeue-stuck"])
+        assert result.exit_code == 0, result.output
+        assert "requeued 3 stuck file(s)" in result.output
+        worker()
+
+        for file_id, data in sent.items():
+            details = script.get(f"/api/files/{file_id}", headers=bearer(token)).get_json()
+            assert details["status"] == "ready", details
+            download = script.get(f"/api/files/{file_id}/download", headers=bearer(token))
+            assert download.data == data
+            download.close()
+        assert usage(script, bearer(token)) == (sum(map(len, sent.values())), 3)
+        assert_nothing_lost(app)
+
+
+# ---- 3. the database failing after the bytes were written ------------------------------
+
+REFUSAL = "coffer_refuse_file_rows"
+
+
+@contextlib.contextmanager
+def file_rows_refused(app: Flask) -> Iterator[None]:
+    """A real trigger that aborts every INSERT into files, dropped afterwards."""
+    with app.app_context():
+        engine = _db.engine
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.begin() as connection:
+        if sqlite:
+            connection.exec_driver_sql(
+                f"CREATE TRIGGER {REFUSAL} BEFORE INSERT ON files "
+                "BEGIN SELECT RAISE(ABORT, 'files refuses new rows'); END"
+            )
+        else:
+            connection.exec_driver_sql(
+                f"CREATE FUNCTION {REFUSAL}() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'files refuses new rows'; END $$"
+            )
+            connection.exec_driver_sql(
+                f"CREATE TRIGGER {REFUSAL} BEFORE INSERT ON files "
+                f"FOR EACH ROW EXECUTE FUNCTION {REFUSAL}()"
+            )
+    try:
+        yield
+    finally:
+        with engine.begin() as connection:
+            if sqlite:
+                connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {REFUSAL}")
+            else:
+                connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {REFUSAL} ON files")
+                connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {REFUSAL}()")
+
+
+def test_database_refusing_the_row_keeps_no_bytes_and_reserves_no_quota(
+    app: Flask, auth: Auth, redis: Redis, worker: Callable[[], None]
+) -> None:
+    """An INSERT aborted after the bytes were written: a JSON 500, nothing kept."""
+    auth.register()
+    root = Path(app.config["UPLOAD_FOLDER"])
+    data = text_bytes(300 * KiB, seed=3)
+
+    with file_rows_refused(app):
+        response = upload(auth, "refused.txt", data)
+        assert response.status_code == 500
+        body = response.get_json()
+        assert body["code"] == "internal_error"
+        assert body["error"]
+        # The bytes reached disk before the INSERT failed; none of them stayed.
+        assert files_under(root) == []
+        assert usage(auth.client) == (0, 0)
+        assert auth.client.get("/api/files").get_json()["total"] == 0
+        assert get_queue(redis).count == 0
+
+    # Once the database accepts rows again, the same upload goes through.
+    response = upload(auth, "refused.txt", data)
+    assert response.status_code == 201
+    worker()
+    file_id = response.get_json()["file_id"]
+    assert auth.client.get(f"/api/files/{file_id}").get_json()["status"] == "ready"
+    assert usage(auth.client) == (len(data), 1)
+    assert_nothing_lost(app)
+
+
+# ---- 4. a full disk --------------------------------------------------------------------
+
+DISK_BYTES = 256 * KiB
+
+
+class FullDiskFile:
+    """A file that fails with ENOSPC once `room` bytes were written to it."""
+
+    def __init__(self, real: IO[bytes], room: int) -> None:
+        self._real = real
+        self._room = room
+
+    def write(self, data: bytes) -> int:
+        """Write, or fail as a full file system does."""
+        if len(data) > self._room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._room -= len(data)
+        return self._real.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def mount_tmpfs(folder: Path, size: int) -> bool:
+    """Mount a tmpfs of `size` bytes on folder; False where this machine forbids it."""
+    try:
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+class TestFullDisk:
+    """UPLOAD_FOLDER on a file system with room for 256 KiB."""
+
+    @pytest.fixture
+    def app_overrides(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> Iterator[dict[str, Any]]:
+        """A real tiny tmpfs as UPLOAD_FOLDER where mounting is allowed."""
+        uploads = tmp_path / "uploads"
+        uploads.mkdir()
+        mounted = mount_tmpfs(uploads, DISK_BYTES)
+        if not mounted:
+            # Double at the OS edge, only where this machine forbids mounting a small
+            # file system: the temp file's writes fail as a full disk's would.
+            real_init = storage.HashingFile.__init__
+
+            def init(self: storage.HashingFile, directory: Path) -> None:
+                real_init(self, directory)
+                self._file = FullDiskFile(self._file, DISK_BYTES)  # type: ignore[assignment]
+
+            monkeypatch.setattr(storage.HashingFile, "__init__", init)
+        try:
+            yield {"UPLOAD_FOLDER": str(uploads)}
+        finally:
+            if mounted:
+                done = subprocess.run(["umount", str(uploads)], timeout=30, check=False)
+                if done.returncode != 0:
+                    subprocess.run(["umount", "-l", str(uploads)], timeout=30, check=False)
+
+    def test_a_full_disk_answers_507_and_keeps_nothing(
+        self, app: Flask, auth: Auth, worker: Callable[[], None]
+    ) -> None:
+        """ENOSPC while the upload streams to disk: a JSON 507, no temp file, no usage."""
+        auth.register()
+        root = Path(app.config["UPLOAD_FOLDER"])
+
+        response = upload(auth, "larger-than-the-disk.txt", text_bytes(MiB, seed=4))
+        assert response.status_code == 507
+        body = response.get_json()
+        assert body["code"] == "insufficient_storage"
+        assert "disk space" in body["error"]
+        assert files_under(root) == []
+        assert usage(auth.client) == (0, 0)
+        assert auth.client.get("/api/files").get_json()["total"] == 0
+
+        # The partial temp file's space was given back: a file that fits is stored.
+        small = text_bytes(64 * KiB, seed=5)
+        response = upload(auth, "fits.txt", small)
+        assert response.status_code == 201, response.get_json()
+        worker()
+        file_id = response.get_json()["file_id"]
+        assert auth.client.get(f"/api/files/{file_id}").get_json()["status"] == "ready"
+        download = auth.client.get(f"/api/files/{file_id}/download")
+        assert download.data == small
+        download.close()
+        assert usage(auth.client) == (len(small), 1)
+        assert_nothing_lost(app)
+
+
+# ---- 5. two workers and eight web threads at once --------------------------------------
+
+
+def call(
+    port: int, method: str, path: str, token: str, body: bytes | None = None, kind: str = ""
+) -> tuple[int, bytes]:
+    """One HTTP request on a connection of its own; (status, body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        headers = bearer(token)
+        if kind:
+            headers["Content-Type"] = kind
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def served(port: int) -> bool:
+    """Whether the web server answers /healthz."""
+    try:
+        return call(port, "GET", "/healthz", "")[0] == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_two_workers_and_eight_web_threads_share_the_database_without_errors(
+    app: Flask, auth: Auth, tmp_path: Path
+) -> None:
+    """Concurrent requests on waitress with two workers: no 5xx, no lock error, all ready."""
+    tokens = []
+    for email, organization in (("admin@acme.test", "Acme"), ("admin@globex.test", "Globex")):
+        person = auth.another()
+        assert person.register(email=email, organization_name=organization).status_code == 201
+        tokens.append(person.token())
+    port = free_port()
+    env = process_env(app, HOST="127.0.0.1", PORT=str(port), WEB_THREADS="8")
+    sent: dict[str, tuple[str, bytes]] = {}
+    lock = threading.Lock()
+
+    def client(number: int) -> list[tuple[str, int, bytes]]:
+        rng = random.Random(number)
+        token = tokens[number % 2]
+        mine: list[str] = []
+        seen = []
+        for step in range(30):
+            roll = rng.random()
+            if roll < 0.4 or not mine:
+                data = text_bytes(rng.randint(1, 32) * KiB, seed=1000 * number + step)
+                body, kind = multipart(f"c{number}-{step}.txt", data)
+                status, answer = call(port, "POST", "/api/files/upload", token, body, kind)
+                if status == 201:
+                    file_id = json.loads(answer)["file_id"]
+                    mine.append(file_id)
+                    with lock:
+                        sent[file_id] = (token, data)
+                request = "upload"
+            elif roll < 0.6:
+                request = f"/api/files?page=1&limit={rng.randint(1, 50)}"
+                status, answer = call(port, "GET", request, token)
+            elif roll < 0.8:
+                request = f"/api/files/{rng.choice(mine)}"
+                status, answer = call(port, "GET", request, token)
+            else:
+                request = f"/api/files/{rng.choice(mine)}/download"
+                status, answer = call(port, "GET", request, token)
+            seen.append((request, status, answer))
+        return seen
+
+    with contextlib.ExitStack() as stack:
+        web = stack.enter_context(managed(["serve"], env, tmp_path / "web.log"))
+        workers = [
+            stack.enter_context(managed(["worker"], env, tmp_path / f"worker-{n}.log"))
+            for n in range(2)
+        ]
+        wait_for(lambda: served(port), "the web server to answer")
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = [a for seen in pool.map(client, range(8)) for a in seen]
+
+        failures = [(r, s, b[:200]) for r, s, b in answers if s >= 500]
+        assert not failures, failures
+        locked = [(r, s) for r, s, b in answers if b"database is locked" in b]
+        assert not locked, locked
+        uploads = [(s, b) for r, s, b in answers if r == "upload"]
+        assert uploads and all(s == 201 for s, _ in uploads), uploads[:3]
+
+        def settled() -> bool:
+            for token in tokens:
+                for status in ("pending", "processing"):
+                    _, body = call(port, "GET", f"/api/files?status={status}&limit=1", token)
+                    if json.loads(body)["total"]:
+                        return False
+            return True
+
+        wait_for(settled, "every upload to be validated")
+        for file_id, (token, data) in sent.items():
+            status, body = call(port, "GET", f"/api/files/{file_id}/download", token)
+            assert status == 200 and body == data, file_id
+        logs = web.output() + "".join(w.output() for w in workers)
+
+    assert "database is locked" not in logs
+    assert_nothing_lost(app)
+    with app.app_context():
+        statuses = set(_db.session.scalars(select(File.status)))
+        _db.session.remove()
+    assert statuses == {"ready"}
+
+
+# ---- 6. many uploads racing for the last of a quota -------------------------------------
+
+
+class TestQuotaRace:
+    """Organizations get a 1 MiB quota."""
+
+    @pytest.fixture
+    def app_overrides(self) -> dict[str, Any]:
+        """A quota small enough to fill in a few uploads."""
+        return {"STORAGE_QUOTA_MB": 1}
+
+    def test_concurrent_uploads_never_overcommit_a_nearly_full_quota(
+        self, app: Flask, auth: Auth, worker: Callable[[], None]
+    ) -> None:
+        """24 uploads racing for the last of a quota: never over it, nobody wrongly refused."""
+        auth.register()
+        token = auth.token()
+        prefill = text_bytes(700 * KiB, seed=6)
+        assert upload(auth, "prefill.txt", prefill).status_code == 201
+        rng = random.Random(6)
+        sizes = [rng.randint(40, 160) * KiB for _ in range(24)]
+        start = threading.Barrier(len(sizes))
+
+        def attempt(number: int) -> tuple[int, dict[str, Any]]:
+            client = app.test_client()
+            data = text_bytes(sizes[number], seed=600 + number)
+            start.wait(timeout=60)
+            response = upload_as(client, token, f"race-{number}.txt", data)
+            return response.status_code, response.get_json()
+
+        with ThreadPoolExecutor(max_workers=len(sizes)) as pool:
+            results = list(pool.map(attempt, range(len(sizes))))
+
+        accepted = [n for n, (status, _) in enumerate(results) if status == 201]
+        refused = [n for n, (status, _) in enumerate(results) if status != 201]
+        assert all(results[n][0] == 507 for n in refused), results
+        assert all(results[n][1]["code"] == "quota_exceeded" for n in refused), results
+        # The race had both outcomes: the quota had room for some, not for all.
+        assert accepted and refused
+        used, count = usage(auth.client)
+        assert used == len(prefill) + sum(sizes[n] for n in accepted) <= MiB
+        assert count == 1 + len(accepted)
+        # Nobody was turned away who would still fit in what is left.
+        assert all(sizes[n] > MiB - used for n in refused)
+
+        worker()
+        listing = auth.client.get("/api/files?limit=100").get_json()
+        assert listing["total"] == 1 + len(accepted)
+        assert {f["status"] for f in listing["files"]} == {"ready"}
+        assert_nothing_lost(app)

@@ -43,11 +43,12 @@ def finish_request(response: Response) -> Response:
     started = g.get("request_started")
     duration_ms = round((time.perf_counter() - started) * 1000, 1) if started else None
     log.info(
-        "%s %s %s %sms",
+        "%s %s %s %sms request_id=%s",
         request.method,
         request.path,
         response.status_code,
         duration_ms,
+        request_id,
         extra={
             "request_id": request_id,
             "method": request.method,

@@ -1,0 +1,160 @@
+"""Operator actions behind `manage.py`: organizations, users, quotas, invites, seed data."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, TypeVar, cast
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..database import write_transaction
+from ..errors import APIError
+from ..extensions import db
+from ..models import Organization, Role, User
+from ..security import hash_password
+from . import accounts
+
+SEED_ORGANIZATION = "Acme Corp"
+SEED_ADMIN_EMAIL = "admin@acme.test"
+
+T = TypeVar("T")
+
+
+class AdminError(Exception):
+    """An operator's request that cannot be carried out; the message says why."""
+
+
+def _checked(call: Callable[..., T], *args: Any) -> T:
+    """Run an accounts rule, turning its API error into an operator's error."""
+    try:
+        return call(*args)
+    except APIError as exc:
+        raise AdminError(exc.description) from None
+
+
+def get_organization(name: str) -> Organization:
+    """The organization with this name (case-insensitive), or AdminError."""
+    org = accounts.find_organization(name.strip())
+    if org is None:
+        raise AdminError(f"no organization named {name!r}")
+    return org
+
+
+def get_user(email: str) -> User:
+    """The user with this email (case-insensitive), or AdminError."""
+    user = db.session.scalars(select(User).where(User.email == email.strip().lower())).first()
+    if user is None:
+        raise AdminError(f"no user with email {email!r}")
+    return user
+
+
+def create_organization(name: str, quota_mb: int | None = None) -> Organization:
+    """Create an organization; its quota defaults to STORAGE_QUOTA_MB."""
+    name = name.strip()
+    if not name:
+        raise AdminError("the organization name is empty")
+    if len(name) > accounts.MAX_ORG_NAME_LENGTH:
+        raise AdminError(
+            f"the organization name must be at most {accounts.MAX_ORG_NAME_LENGTH} characters"
+        )
+    if quota_mb is None:
+        quota_mb = int(current_app.config["STORAGE_QUOTA_MB"])
+    if quota_mb < 0:
+        raise AdminError("the quota cannot be negative")
+    try:
+        with write_transaction() as session:
+            existing = accounts.find_organization(name)
+            if existing is not None:
+                raise AdminError(f"an organization named {existing.name!r} already exists")
+            org = Organization(name=name, storage_quota_mb=quota_mb)
+            session.add(org)
+    except IntegrityError:
+        raise AdminError(f"an organization named {name!r} was just created") from None
+    return org
+
+
+def create_user(email: str, password: str, organization_name: str, admin: bool = False) -> User:
+    """Create an active user in an existing organization, by the registration rules."""
+    email = _checked(accounts.normalize_email, email)
+    _checked(accounts.validate_password, password)
+    org = get_organization(organization_name)
+    password_hash = hash_password(password)  # slow: done before taking the write lock
+    try:
+        with write_transaction() as session:
+            if accounts.email_taken(email):
+                raise AdminError(f"a user with email {email!r} already exists")
+            user = User(
+                email=email,
+                password_hash=password_hash,
+                organization_id=org.id,
+                role=Role.ADMIN if admin else Role.MEMBER,
+            )
+            session.add(user)
+    except IntegrityError:
+        raise AdminError(f"a user with email {email!r} was just created") from None
+    return user
+
+
+def set_user_active(email: str, active: bool) -> tuple[User, bool]:
+    """Activate or deactivate a user; returns the user and whether anything changed.
+
+    A deactivated user's sessions and tokens stop working on their next request, since
+    every request loads only active users.
+    """
+    with write_transaction():
+        user = get_user(email)
+        changed = user.is_active != active
+        user.is_active = active
+    return user, changed
+
+
+def set_quota(organization_name: str, quota_mb: int) -> Organization:
+    """Set an organization's storage quota in MiB."""
+    if quota_mb < 0:
+        raise AdminError("the quota cannot be negative")
+    with write_transaction():
+        org = get_organization(organization_name)
+        org.storage_quota_mb = quota_mb
+    return org
+
+
+def issue_invite(organization_name: str) -> accounts.IssuedInvite:
+    """Issue a single-use invite to an organization, as its admin would."""
+    org = get_organization(organization_name)
+    # An operator's invite has no issuing user; create_invite reads only these fields.
+    issuer = cast(User, SimpleNamespace(organization_id=org.id, id=None))
+    return accounts.create_invite(issuer)
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """What seed-data found or created; `password` is set only when one was generated."""
+
+    organization: Organization
+    admin: User
+    organization_created: bool
+    admin_created: bool
+    password: str | None
+
+
+def seed_data(email: str = SEED_ADMIN_EMAIL, password: str | None = None) -> SeedResult:
+    """Development data: the "Acme Corp" organization and an admin; safe to run twice."""
+    if current_app.config["APP_ENV"] == "production":
+        raise AdminError("seed-data is for development only, and APP_ENV is production")
+    org = accounts.find_organization(SEED_ORGANIZATION)
+    org_created = org is None
+    if org is None:
+        org = create_organization(SEED_ORGANIZATION)
+    existing = db.session.scalars(select(User).where(User.email == email.strip().lower())).first()
+    if existing is not None:
+        if existing.organization_id != org.id:
+            raise AdminError(f"{email!r} already belongs to another organization")
+        return SeedResult(org, existing, org_created, False, None)
+    generated = secrets.token_urlsafe(12) if password is None else None
+    user = create_user(email, password or generated or "", org.name, admin=True)
+    return SeedResult(org, user, org_created, True, generated)

@@ -1,0 +1,268 @@
+"""`manage.py storage check`: whether the bytes on disk, the file rows and the quota
+counters agree, and the repairs that are safe to make without an operator's judgement."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import case, func, select
+
+from .. import storage
+from ..database import write_transaction
+from ..extensions import db
+from ..models import File, Organization
+
+log = logging.getLogger(__name__)
+
+# Uploads move their bytes into place just before their row commits, and a temp file
+# is written while an upload streams in: anything younger than this may be one of those.
+GRACE_SECONDS = 15 * 60
+
+
+@dataclass
+class StrayFile:
+    """Bytes on disk that no row accounts for (or an abandoned upload temp file)."""
+
+    path: str
+    size: int
+    age_seconds: float
+    removed: bool = False
+
+
+@dataclass(frozen=True)
+class MissingBytes:
+    """A row whose bytes should be on disk but are not."""
+
+    file_id: str
+    organization_id: int
+    path: str
+
+
+@dataclass(frozen=True)
+class SizeMismatch:
+    """A stored file whose size on disk differs from the size its row records."""
+
+    file_id: str
+    path: str
+    recorded: int
+    on_disk: int
+
+
+@dataclass
+class CounterDrift:
+    """An organization whose usage counters disagree with its file rows."""
+
+    organization_id: int
+    name: str
+    used_bytes: int
+    actual_bytes: int
+    file_count: int
+    actual_files: int
+    fixed: bool = False
+
+
+@dataclass
+class StorageReport:
+    """Everything one check found, and what --fix repaired."""
+
+    root: Path
+    root_exists: bool
+    files_on_disk: int = 0
+    rows: int = 0
+    orphans: list[StrayFile] = field(default_factory=list)
+    recent_orphans: list[StrayFile] = field(default_factory=list)
+    stale_temp: list[StrayFile] = field(default_factory=list)
+    missing: list[MissingBytes] = field(default_factory=list)
+    size_mismatches: list[SizeMismatch] = field(default_factory=list)
+    counters: list[CounterDrift] = field(default_factory=list)
+
+    @property
+    def problems_left(self) -> int:
+        """How many problems remain unrepaired (recent orphans are not counted)."""
+        return (
+            sum(not item.removed for item in self.orphans + self.stale_temp)
+            + len(self.missing)
+            + len(self.size_mismatches)
+            + sum(not item.fixed for item in self.counters)
+        )
+
+
+def check(fix: bool = False) -> StorageReport:
+    """Compare disk, rows and counters; with `fix`, remove stray bytes and recount quotas.
+
+    Rows without their bytes and size mismatches are only reported: the bytes may be on
+    a volume that is not mounted, and deciding what the file should become is an
+    operator's call.
+    """
+    root = storage.upload_root()
+    report = StorageReport(root=root, root_exists=root.is_dir())
+    now = time.time()
+    # Disk first, rows second: an upload that commits in between is then seen as a row.
+    on_disk = _walk(root) if report.root_exists else {}
+    report.files_on_disk = len(on_disk)
+    rows = db.session.execute(
+        select(File.id, File.organization_id, File.file_path, File.size).where(
+            File.bytes_stored.is_(True)
+        )
+    ).all()
+    db.session.rollback()
+    report.rows = len(rows)
+    expected = {path for _, _, path, _ in rows}
+
+    for path, stat in sorted(on_disk.items()):
+        if path in expected:
+            continue
+        stray = StrayFile(path, stat.st_size, now - stat.st_mtime)
+        if stray.age_seconds < GRACE_SECONDS:
+            report.recent_orphans.append(stray)
+        else:
+            report.orphans.append(stray)
+
+    for file_id, organization_id, path, size in rows:
+        stat = on_disk.get(path)
+        if stat is None:
+            # Perhaps uploaded after the walk, or deleted since: look again before saying so.
+            if storage.absolute(path).exists() or not _row_holds(path):
+                continue
+            report.missing.append(MissingBytes(file_id, organization_id, path))
+        elif stat.st_size != size:
+            report.size_mismatches.append(SizeMismatch(file_id, path, size, stat.st_size))
+
+    if report.root_exists:
+        report.stale_temp = _stale_temp_files(root, now)
+    report.counters = _counter_drift()
+
+    if fix:
+        _fix(report)
+    return report
+
+
+def _walk(root: Path) -> dict[str, os.stat_result]:
+    """Every stored file under root (the temp folder aside), by path relative to root."""
+    found: dict[str, os.stat_result] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        if Path(dirpath) == root:
+            dirnames[:] = [name for name in dirnames if name != storage.TEMP_DIR]
+        for name in filenames:
+            path = Path(dirpath) / name
+            try:
+                found[path.relative_to(root).as_posix()] = path.lstat()
+            except FileNotFoundError:
+                continue  # deleted while we looked
+    return found
+
+
+def _stale_temp_files(root: Path, now: float) -> list[StrayFile]:
+    """Upload temp files nobody has written to for the grace period."""
+    stale = []
+    temp_dir = root / storage.TEMP_DIR
+    if not temp_dir.is_dir():
+        return stale
+    for path in sorted(temp_dir.iterdir()):
+        try:
+            stat = path.lstat()
+        except FileNotFoundError:
+            continue
+        age = now - stat.st_mtime
+        if path.is_file() and age >= GRACE_SECONDS:
+            stale.append(StrayFile(f"{storage.TEMP_DIR}/{path.name}", stat.st_size, age))
+    return stale
+
+
+def _row_holds(path: str) -> bool:
+    """Whether a row whose bytes are stored names this path right now."""
+    found = db.session.scalar(
+        select(File.id).where(File.file_path == path, File.bytes_stored.is_(True))
+    )
+    db.session.rollback()
+    return found is not None
+
+
+def _actual_usage():  # noqa: ANN202 - a SQLAlchemy subquery
+    """Per organization: the bytes of files whose bytes are stored, and the file count."""
+    return (
+        select(
+            File.organization_id.label("organization_id"),
+            func.coalesce(func.sum(case((File.bytes_stored, File.size), else_=0)), 0).label(
+                "bytes"
+            ),
+            func.count(File.id).label("files"),
+        )
+        .group_by(File.organization_id)
+        .subquery()
+    )
+
+
+def _counter_drift() -> list[CounterDrift]:
+    """Organizations whose counters disagree with their rows, read in one statement."""
+    usage = _actual_usage()
+    result = db.session.execute(
+        select(
+            Organization.id,
+            Organization.name,
+            Organization.used_bytes,
+            Organization.file_count,
+            func.coalesce(usage.c.bytes, 0),
+            func.coalesce(usage.c.files, 0),
+        )
+        .outerjoin(usage, usage.c.organization_id == Organization.id)
+        .order_by(Organization.id)
+    ).all()
+    db.session.rollback()
+    return [
+        CounterDrift(org_id, name, int(used), int(actual), int(count), int(files))
+        for org_id, name, used, count, actual, files in result
+        if int(used) != int(actual) or int(count) != int(files)
+    ]
+
+
+def _fix(report: StorageReport) -> None:
+    """Make the safe repairs: stray bytes and stale temp files go, counters are recounted."""
+    for stray in report.orphans:
+        # Checked once more right before removing, so a row committed since is never hit.
+        if _row_holds(stray.path):
+            continue
+        _remove(stray.path)
+        stray.removed = True
+    for stray in report.stale_temp:
+        storage.absolute(stray.path).unlink(missing_ok=True)
+        stray.removed = True
+    for drift in report.counters:
+        _recount(drift)
+
+
+def _remove(path: str) -> None:
+    """Delete stray bytes, and their per-file folder when it is in Coffer's layout."""
+    if len(Path(path).parts) == 3:  # <organization_id>/<file_id>/<name>
+        storage.remove(path)
+    else:
+        storage.absolute(path).unlink(missing_ok=True)
+
+
+def _recount(drift: CounterDrift) -> None:
+    """Set one organization's counters from its rows, with the organization locked."""
+    with write_transaction() as session:
+        org = session.scalars(
+            select(Organization).where(Organization.id == drift.organization_id).with_for_update()
+        ).first()
+        if org is None:
+            return
+        # Summed after taking the lock, so no upload or delete can slip in between.
+        usage = _actual_usage()
+        actual = session.execute(
+            select(usage.c.bytes, usage.c.files).where(usage.c.organization_id == org.id)
+        ).first()
+        org.used_bytes = int(actual[0]) if actual else 0
+        org.file_count = int(actual[1]) if actual else 0
+        drift.actual_bytes, drift.actual_files = org.used_bytes, org.file_count
+    drift.fixed = True
+    log.info(
+        "recounted usage of organization %s: %d bytes in %d file(s)",
+        drift.organization_id,
+        drift.actual_bytes,
+        drift.actual_files,
+    )

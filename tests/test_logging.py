@@ -1,0 +1,214 @@
+"""Logs: one line per request with its id, JSON lines in production, job start and end
+with the file id, and no password or secret in any line."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import logs
+from tests.conftest import Auth
+
+ACCESS_FIELDS = {"request_id", "method", "path", "status", "duration_ms"}
+
+
+class Captured:
+    """What Coffer's log handler wrote, as production (JSON) or development (plain) lines."""
+
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+
+    @property
+    def text(self) -> str:
+        """Everything written so far."""
+        return self.stream.getvalue()
+
+    def records(self) -> list[dict[str, Any]]:
+        """Each JSON line, decoded (fails if a line is not JSON)."""
+        return [json.loads(line) for line in self.text.splitlines() if line]
+
+    def access(self) -> list[dict[str, Any]]:
+        """The one-per-request lines."""
+        return [r for r in self.records() if r["logger"] == "coffer.access"]
+
+
+@contextmanager
+def capture(json_lines: bool) -> Iterator[Captured]:
+    """Install Coffer's handler (as a non-test app would) on a buffer, at DEBUG so that
+    every library's chatter is checked too; restore the root logger afterwards."""
+    captured = Captured()
+    root = logging.getLogger()
+    level = root.level
+    handler = logs.configure(json_lines=json_lines, level=logging.DEBUG, stream=captured.stream)
+    try:
+        yield captured
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+@pytest.fixture
+def json_log() -> Iterator[Captured]:
+    """Production logging into a buffer."""
+    with capture(json_lines=True) as captured:
+        yield captured
+
+
+@pytest.fixture
+def plain_log() -> Iterator[Captured]:
+    """Development logging into a buffer."""
+    with capture(json_lines=False) as captured:
+        yield captured
+
+
+def test_one_json_line_per_request_with_its_id(client: FlaskClient, json_log: Captured) -> None:
+    """Each request logs method, path, status, duration and the request id it echoes."""
+    supplied = client.get("/healthz", headers={"X-Request-ID": "trace-42.a:b"})
+    assert supplied.headers["X-Request-ID"] == "trace-42.a:b"
+    generated = client.get("/api/files")
+    generated_id = generated.headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", generated_id)
+    # An id that could forge log content is replaced, not echoed.
+    forged = client.get("/healthz", headers={"X-Request-ID": 'x" injected'})
+    forged_id = forged.headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", forged_id)
+
+    lines = json_log.access()
+    assert len(lines) == 3
+    first, second, third = lines
+    assert {key: first[key] for key in ("request_id", "method", "path", "status")} == {
+        "request_id": "trace-42.a:b",
+        "method": "GET",
+        "path": "/healthz",
+        "status": 200,
+    }
+    assert isinstance(first["duration_ms"], int | float) and first["duration_ms"] >= 0
+    assert (second["request_id"], second["path"], second["status"]) == (
+        generated_id,
+        "/api/files",
+        401,
+    )
+    assert third["request_id"] == forged_id
+    assert all(ACCESS_FIELDS <= set(line) for line in lines)
+    assert all(line["level"] == "info" and line["time"].endswith("Z") for line in lines)
+
+
+def test_plain_lines_in_development_carry_the_request_id(
+    client: FlaskClient, plain_log: Captured
+) -> None:
+    """Development lines are readable text with the same facts."""
+    response = client.get("/api/org", headers={"X-Request-ID": "dev-1"})
+    assert response.status_code == 401
+    (line,) = [line for line in plain_log.text.splitlines() if "coffer.access" in line]
+    assert re.search(r"INFO coffer\.access: GET /api/org 401 [\d.]+ms request_id=dev-1$", line)
+
+
+def test_no_secret_reaches_the_logs(app: Flask, auth: Auth, json_log: Captured) -> None:
+    """Register, login (right and wrong), tokens, uploads and invites: no password, token,
+    CSRF token, invite code, session id or key appears in any line."""
+    password = "Tr0ub4dor&3 horse"
+    assert auth.register(password=password).status_code == 201
+    assert auth.logout().status_code == 200
+    assert auth.login(password="wrong password here").status_code == 401
+    login = auth.login(password=password)
+    assert login.status_code == 200
+    token = auth.token()
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert auth.upload("notes.txt", b"notes\n", headers=bearer).status_code == 201
+    assert auth.client.get("/api/tokens", headers=bearer).status_code == 200
+    invite = auth.invite()
+    joiner = auth.another()
+    joined = joiner.register("second@acme.test", "Acme", password=password, invite_code=invite)
+    assert joined.status_code == 201
+    session_cookie = auth.client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    assert session_cookie is not None
+
+    text = json_log.text
+    assert json_log.access(), "the flow was logged"
+    for secret in (
+        password,
+        "Tr0ub4dor",
+        token,
+        token.removeprefix("coffer_"),
+        auth.csrf,
+        invite,
+        session_cookie.value,
+        app.config["SECRET_KEY"],
+    ):
+        assert secret and secret not in text
+
+
+@pytest.mark.parametrize("json_lines", [True, False], ids=["production", "development"])
+def test_secrets_inside_messages_are_redacted(json_lines: bool) -> None:
+    """A message or traceback that happens to carry a secret is cleaned before writing."""
+    log = logging.getLogger("coffer.test")
+    token = "coffer_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4"
+    bcrypt_hash = "$2b$12$" + "abcdefghijklmnopqrstuvABCDEFGHIJKLMNOPQRSTUVWXYZ01234"
+    with capture(json_lines) as captured:
+        try:
+            raise RuntimeError(f"insert failed: password_hash={bcrypt_hash}")
+        except RuntimeError:
+            log.exception("could not reach postgresql://coffer:hunter2@db:5432/coffer")
+        log.warning("request headers: Authorization: Bearer %s", token)
+        log.warning("body was %s", {"email": "a@b.test", "password": "hunter3-secret"})
+
+    text = captured.text
+    for secret in ("hunter2", "hunter3-secret", token, bcrypt_hash):
+        assert secret not in text
+    assert "postgresql://coffer:[redacted]@db:5432/coffer" in text
+    assert "Bearer [redacted]" in text and "a@b.test" in text
+    assert "RuntimeError: insert failed" in text
+    if json_lines:
+        records = [r for r in captured.records() if r["logger"] == "coffer.test"]
+        assert len(records) == 3 and "RuntimeError" in records[0]["exc"]
+
+
+def test_job_start_end_and_failure_are_logged_with_the_file_id(
+    auth: Auth, worker: Callable[[], None], json_log: Captured
+) -> None:
+    """Each validation logs its start and its end with the file id; a failure says so."""
+    assert auth.register().status_code == 201
+    good = auth.upload("notes.txt", b"plain text notes\n").get_json()["file_id"]
+    bad = auth.upload("photo.png", b"this is not a picture at all\n").get_json()["file_id"]
+    worker()
+
+    def lines_for(file_id: str) -> list[dict[str, Any]]:
+        return [r for r in json_log.records() if r.get("file_id") == file_id]
+
+    for file_id, outcome in ((good, "ready"), (bad, "failed")):
+        messages = [r["message"] for r in lines_for(file_id)]
+        assert f"validation of file {file_id} started" in messages
+        ended = [r for r in lines_for(file_id) if "ended" in r["message"]]
+        assert len(ended) == 1 and ended[0]["status"] == outcome
+        assert messages.index(f"validation of file {file_id} started") < messages.index(
+            ended[0]["message"]
+        )
+
+
+def test_an_unexpected_error_is_logged_with_the_request_id_the_client_saw(
+    app: Flask, json_log: Captured
+) -> None:
+    """The traceback of a 500 carries the id returned to the client, to find it by."""
+
+    def broken() -> str:
+        raise RuntimeError("the disk caught fire")
+
+    app.add_url_rule("/broken", view_func=broken)
+    response = app.test_client().get("/broken")
+    assert response.status_code == 500
+    assert response.get_json()["code"] == "internal_error"
+    request_id = response.headers["X-Request-ID"]
+    (error,) = [r for r in json_log.records() if r["level"] == "error"]
+    assert error["request_id"] == request_id
+    assert "the disk caught fire" in error["exc"]
+    (access,) = json_log.access()
+    assert (access["request_id"], access["status"]) == (request_id, 500)

@@ -45,9 +45,9 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount the HTTP blueprints."""
     from .api import auth as auth_api
-    from .api import files, health, org, tokens
+    from .api import files, health, openapi, org, tokens
 
-    for module in (auth_api, org, tokens, files, health):
+    for module in (auth_api, org, tokens, files, health, openapi):
         app.register_blueprint(module.bp)
     app.teardown_request(storage.discard_request_temp_files)
 

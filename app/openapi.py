@@ -1,0 +1,866 @@
+"""The OpenAPI 3.1 document of Coffer's HTTP API, built as a plain dict."""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from typing import Any
+
+from .api.files import MAX_PAGE
+
+OPENAPI_VERSION = "3.1.0"
+# Integer ids are 32-bit columns; a larger id matches no route.
+MAX_ID = 2**31 - 1
+
+# Security requirements: any one entry of a list is enough.
+PUBLIC: list[dict[str, list[str]]] = []
+READ = [{"bearerToken": []}, {"sessionCookie": []}]
+# A write by session cookie also needs the CSRF token; a bearer token needs none.
+WRITE = [{"bearerToken": []}, {"sessionCookie": [], "csrfToken": []}]
+
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    """A reference to a component schema."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: Schema) -> Schema:
+    """The schema, or null."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+TIMESTAMP: Schema = {
+    "type": "string",
+    "format": "date-time",
+    "description": "ISO 8601 in UTC with microseconds and a trailing Z.",
+}
+# Input strings are trimmed by the server; a value of spaces alone counts as missing.
+NOT_BLANK = r"\S"
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": {
+        "type": "object",
+        "description": "Every error. Some add `field` (the input at fault).",
+        "required": ["error", "code"],
+        "properties": {
+            "error": {"type": "string", "description": "A human message."},
+            "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+            "field": {"type": "string"},
+        },
+    },
+    "NotReady": {
+        "type": "object",
+        "description": "409 `not_ready`: the file cannot be downloaded yet (or ever, if failed).",
+        "required": ["error", "code", "status"],
+        "properties": {
+            "error": {"type": "string"},
+            "code": {"type": "string", "const": "not_ready"},
+            "status": {"type": "string", "enum": ["pending", "processing", "failed"]},
+        },
+    },
+    "Role": {"type": "string", "enum": ["admin", "member"]},
+    "FileStatus": {"type": "string", "enum": ["pending", "processing", "ready", "failed"]},
+    "RegisterRequest": {
+        "type": "object",
+        "required": ["email", "password", "organization_name"],
+        "properties": {
+            "email": {"type": "string", "format": "email", "maxLength": 254},
+            "password": {
+                "type": "string",
+                "minLength": 8,
+                "maxLength": 72,
+                "description": "8 characters at least, 72 bytes of UTF-8 at most.",
+            },
+            "organization_name": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 100,
+                "pattern": NOT_BLANK,
+                "description": "Creates the organization when new; joining an existing one "
+                "needs `invite_code`.",
+            },
+            "invite_code": nullable({"type": "string", "maxLength": 256}),
+        },
+    },
+    "LoginRequest": {
+        "type": "object",
+        "required": ["email", "password"],
+        "properties": {
+            "email": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": NOT_BLANK},
+            "password": {"type": "string", "minLength": 1, "maxLength": 1024},
+        },
+    },
+    "Identity": {
+        "type": "object",
+        "required": ["user_id", "email", "organization_id", "role", "csrf_token"],
+        "properties": {
+            "user_id": {"type": "integer"},
+            "email": {"type": "string"},
+            "organization_id": {"type": "integer"},
+            "role": ref("Role"),
+            "csrf_token": {"type": "string", "minLength": 1},
+        },
+    },
+    "Me": {
+        "type": "object",
+        "required": ["user_id", "email", "organization_id", "organization_name", "role"],
+        "properties": {
+            "user_id": {"type": "integer"},
+            "email": {"type": "string"},
+            "organization_id": {"type": "integer"},
+            "organization_name": {"type": "string"},
+            "role": ref("Role"),
+        },
+    },
+    "Success": {
+        "type": "object",
+        "required": ["success"],
+        "properties": {"success": {"type": "boolean", "const": True}},
+    },
+    "CsrfToken": {
+        "type": "object",
+        "required": ["csrf_token"],
+        "properties": {"csrf_token": {"type": "string", "minLength": 1}},
+    },
+    "Organization": {
+        "type": "object",
+        "required": ["id", "name", "storage_quota_mb", "used_bytes", "file_count", "created_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "storage_quota_mb": {"type": "integer", "minimum": 0},
+            "used_bytes": {"type": "integer", "minimum": 0},
+            "file_count": {"type": "integer", "minimum": 0},
+            "created_at": TIMESTAMP,
+        },
+    },
+    "Invite": {
+        "type": "object",
+        "required": ["invite_code", "expires_at"],
+        "properties": {
+            "invite_code": {"type": "string", "minLength": 1, "description": "Shown once."},
+            "expires_at": TIMESTAMP,
+        },
+    },
+    "User": {
+        "type": "object",
+        "required": ["id", "email", "role", "is_active", "created_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "email": {"type": "string"},
+            "role": ref("Role"),
+            "is_active": {"type": "boolean"},
+            "created_at": TIMESTAMP,
+        },
+    },
+    "UserList": {
+        "type": "object",
+        "required": ["users"],
+        "properties": {"users": {"type": "array", "items": ref("User")}},
+    },
+    "UserActivation": {
+        "type": "object",
+        "required": ["id", "is_active"],
+        "properties": {"id": {"type": "integer"}, "is_active": {"type": "boolean"}},
+    },
+    "TokenRequest": {
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": NOT_BLANK}
+        },
+    },
+    "Token": {
+        "type": "object",
+        "required": ["id", "name", "created_at", "last_used_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "created_at": TIMESTAMP,
+            "last_used_at": nullable(TIMESTAMP),
+        },
+    },
+    "IssuedToken": {
+        "allOf": [
+            ref("Token"),
+            {
+                "type": "object",
+                "required": ["token"],
+                "properties": {
+                    "token": {
+                        "type": "string",
+                        "pattern": "^coffer_[A-Za-z0-9_-]{43}$",
+                        "description": "The secret, shown this once; send it as "
+                        "`Authorization: Bearer <token>`.",
+                    }
+                },
+            },
+        ]
+    },
+    "TokenList": {
+        "type": "object",
+        "required": ["tokens"],
+        "properties": {"tokens": {"type": "array", "items": ref("Token")}},
+    },
+    "UploadRequest": {
+        "type": "object",
+        "description": "A cookie session may send its CSRF token as the form field "
+        "`csrf_token` instead of the X-CSRF-Token header; other fields are ignored.",
+        "required": ["file"],
+        "properties": {
+            "file": {
+                "type": "string",
+                "format": "binary",
+                "description": "The file; its part's `filename` is the name shown later.",
+            },
+        },
+    },
+    "Upload": {
+        "type": "object",
+        "required": ["file_id", "filename", "size", "status"],
+        "properties": {
+            "file_id": {"type": "string", "format": "uuid"},
+            "filename": {"type": "string", "minLength": 1},
+            "size": {"type": "integer", "minimum": 1},
+            "status": {"type": "string", "const": "pending"},
+        },
+    },
+    "FileSummary": {
+        "type": "object",
+        "required": [
+            "id",
+            "filename",
+            "size",
+            "mime_type",
+            "status",
+            "uploaded_at",
+            "uploaded_by_email",
+        ],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "filename": {"type": "string"},
+            "size": {"type": "integer", "minimum": 0},
+            "mime_type": nullable({"type": "string"}),
+            "status": ref("FileStatus"),
+            "uploaded_at": TIMESTAMP,
+            "uploaded_by_email": nullable({"type": "string"}),
+        },
+    },
+    "FileList": {
+        "type": "object",
+        "required": ["files", "total", "page", "limit", "pages", "next_cursor"],
+        "properties": {
+            "files": {"type": "array", "items": ref("FileSummary")},
+            "total": {"type": "integer", "minimum": 0},
+            "page": {"type": "integer", "minimum": 1},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+            "pages": {"type": "integer", "minimum": 0},
+            "next_cursor": nullable(
+                {
+                    "type": "string",
+                    "description": "Pass as `cursor` for the next page; null on the last.",
+                }
+            ),
+        },
+    },
+    "FileDetails": {
+        "allOf": [
+            ref("FileSummary"),
+            {
+                "type": "object",
+                "required": ["sha256", "error_message", "processed_at"],
+                "properties": {
+                    "sha256": nullable({"type": "string", "pattern": "^[0-9a-f]{64}$"}),
+                    "error_message": nullable({"type": "string"}),
+                    "processed_at": nullable(TIMESTAMP),
+                },
+            },
+        ]
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"type": "string", "const": "ok"}},
+    },
+    "Readiness": {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ready", "unavailable"]},
+            "checks": {
+                "type": "object",
+                "required": ["database", "redis"],
+                "properties": {
+                    "database": {"type": "string", "description": "`ok` or the error."},
+                    "redis": {"type": "string", "description": "`ok` or the error."},
+                },
+            },
+        },
+    },
+    "OpenAPIDocument": {
+        "type": "object",
+        "required": ["openapi", "info", "paths"],
+        "properties": {"openapi": {"type": "string"}},
+    },
+}
+
+SECURITY_SCHEMES: dict[str, Schema] = {
+    "sessionCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "coffer_session",
+        "description": "The server-side session set by register or login (HttpOnly, "
+        "SameSite=Lax, Secure in production).",
+    },
+    "csrfToken": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-CSRF-Token",
+        "description": "The session's CSRF token (from register, login or GET /api/auth/csrf); "
+        "required with the session cookie on POST, PUT, PATCH and DELETE.",
+    },
+    "bearerToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API token from POST /api/tokens; needs no CSRF token.",
+    },
+}
+
+REQUEST_ID_HEADER: Schema = {
+    "description": "The client's X-Request-ID if well-formed (at most 128 characters of "
+    "[A-Za-z0-9._:-]), else a new one.",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+}
+
+
+def json_content(schema: Schema) -> dict[str, Any]:
+    """A JSON media type entry."""
+    return {"application/json": {"schema": schema}}
+
+
+def response(description: str, schema: Schema | None = None) -> dict[str, Any]:
+    """A response, JSON when it has a schema, always with X-Request-ID."""
+    answer: dict[str, Any] = {
+        "description": description,
+        "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}},
+    }
+    if schema is not None:
+        answer["content"] = json_content(schema)
+    return answer
+
+
+def error(description: str, *codes: str) -> dict[str, Any]:
+    """An error response in the common shape, whose `code` is one of `codes`."""
+    listed = ", ".join(f"`{code}`" for code in codes)
+    schema = {"allOf": [ref("Error"), {"properties": {"code": {"enum": list(codes)}}}]}
+    return response(f"{listed}: {description}", schema)
+
+
+def link(operation_id: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link: where a value of this response is used next."""
+    return {"operationId": operation_id, "parameters": parameters}
+
+
+def with_links(answer: dict[str, Any], **links: dict[str, Any]) -> dict[str, Any]:
+    """The response with these links added."""
+    return {**answer, "links": links}
+
+
+def plain_text_too(answer: dict[str, Any]) -> dict[str, Any]:
+    """The response, which the HTTP server itself may also send as plain text."""
+    content = {**answer["content"], "text/plain": {"schema": {"type": "string"}}}
+    return {**answer, "content": content}
+
+
+# Errors shared by many operations.
+E401 = error("no valid session or token.", "unauthorized")
+E400_WRITE = error("a session write without its CSRF token.", "csrf_failed")
+E403_ADMIN = error("only the organization's admin may do this.", "forbidden")
+E413_JSON = error("the body is over 1 MiB.", "payload_too_large")
+JSON_BODY_CODES = ("invalid_json", "missing_field", "invalid_field")
+
+
+def operation(
+    op_id: str,
+    summary: str,
+    tag: str,
+    responses: dict[str, Any],
+    *,
+    security: list[dict[str, list[str]]],
+    parameters: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """One operation object."""
+    op: dict[str, Any] = {
+        "operationId": op_id,
+        "summary": summary,
+        "tags": [tag],
+        "security": security,
+        "responses": responses,
+    }
+    if description:
+        op["description"] = description
+    if parameters:
+        op["parameters"] = parameters
+    if body is not None:
+        op["requestBody"] = body
+    return op
+
+
+def json_body(schema_name: str) -> dict[str, Any]:
+    """A required JSON request body."""
+    return {"required": True, "content": json_content(ref(schema_name))}
+
+
+def path_parameter(name: str, schema: Schema, description: str) -> dict[str, Any]:
+    """A required path parameter."""
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def query_parameter(name: str, schema: Schema, description: str) -> dict[str, Any]:
+    """An optional query parameter; sent empty (`?name=`) it takes its default."""
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "allowEmptyValue": True,
+        "schema": schema,
+        "description": description,
+    }
+
+
+USER_ID = path_parameter(
+    "user_id",
+    {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+    "A user of the caller's organization.",
+)
+TOKEN_ID = path_parameter(
+    "token_id", {"type": "integer", "minimum": 0, "maximum": MAX_ID}, "One of the caller's tokens."
+)
+FILE_ID = path_parameter(
+    "file_id",
+    {"type": "string", "format": "uuid"},
+    "A file of the caller's organization; a malformed id is a file that does not exist (404).",
+)
+
+
+def user_activation(action: str, active: bool) -> dict[str, Any]:
+    """POST /api/org/users/{user_id}/activate or /deactivate."""
+    responses: dict[str, Any] = {
+        "200": response(
+            f"The user, now {'active' if active else 'inactive'}.", ref("UserActivation")
+        ),
+        "400": E400_WRITE,
+        "401": E401,
+        "403": E403_ADMIN,
+        "404": error("no such user in the organization.", "not_found"),
+    }
+    if not active:
+        responses["409"] = error("an admin cannot deactivate themselves.", "cannot_deactivate_self")
+    return {
+        "post": operation(
+            f"{action}User",
+            f"{action.capitalize()} a user (admin)",
+            "organization",
+            responses,
+            security=WRITE,
+            parameters=[USER_ID],
+            description="A deactivated user's sessions and tokens stop working at once."
+            if not active
+            else None,
+        )
+    }
+
+
+PATHS: dict[str, Any] = {
+    "/api/auth/register": {
+        "post": operation(
+            "register",
+            "Create an account, and its organization when the name is new",
+            "auth",
+            {
+                "201": response("Registered and logged in (session cookie set).", ref("Identity")),
+                "400": error(
+                    "the body is not a JSON object of the fields, the email is malformed, the "
+                    "password is shorter than 8 characters or longer than 72 bytes, or the "
+                    "invite code is wrong, used or expired.",
+                    *JSON_BODY_CODES,
+                    "invalid_email",
+                    "invalid_password",
+                    "invite_invalid",
+                ),
+                "409": error(
+                    "the email is taken, the organization needs an invite, or a concurrent "
+                    "registration took either first.",
+                    "email_taken",
+                    "invite_required",
+                    "conflict",
+                ),
+                "413": E413_JSON,
+            },
+            security=PUBLIC,
+            body=json_body("RegisterRequest"),
+        )
+    },
+    "/api/auth/login": {
+        "post": operation(
+            "login",
+            "Log in; the session id is rotated",
+            "auth",
+            {
+                "200": response("Logged in (session cookie set).", ref("Identity")),
+                "400": error("the body is not a JSON object of the fields.", *JSON_BODY_CODES),
+                "401": error(
+                    "alike for an unknown email and a wrong password.", "invalid_credentials"
+                ),
+                "403": error("only after a correct password.", "account_disabled"),
+                "413": E413_JSON,
+                "429": error(
+                    "too many attempts; `Retry-After` says when to try again.", "rate_limited"
+                ),
+            },
+            security=PUBLIC,
+            body=json_body("LoginRequest"),
+        )
+    },
+    "/api/auth/logout": {
+        "post": operation(
+            "logout",
+            "Destroy the server-side session",
+            "auth",
+            {"200": response("Logged out.", ref("Success")), "400": E400_WRITE, "401": E401},
+            security=WRITE,
+        )
+    },
+    "/api/auth/me": {
+        "get": operation(
+            "me",
+            "Who the caller is",
+            "auth",
+            {"200": response("The caller.", ref("Me")), "401": E401},
+            security=READ,
+        )
+    },
+    "/api/auth/csrf": {
+        "get": operation(
+            "csrf",
+            "The CSRF token of the current session",
+            "auth",
+            {"200": response("The token.", ref("CsrfToken"))},
+            security=PUBLIC,
+        )
+    },
+    "/api/org": {
+        "get": operation(
+            "getOrganization",
+            "The caller's organization and its storage use",
+            "organization",
+            {"200": response("The organization.", ref("Organization")), "401": E401},
+            security=READ,
+        )
+    },
+    "/api/org/invites": {
+        "post": operation(
+            "createInvite",
+            "Issue a single-use invite code (admin)",
+            "organization",
+            {
+                "201": response("The code, shown once.", ref("Invite")),
+                "400": E400_WRITE,
+                "401": E401,
+                "403": E403_ADMIN,
+            },
+            security=WRITE,
+        )
+    },
+    "/api/org/users": {
+        "get": operation(
+            "listUsers",
+            "Every user of the organization (admin)",
+            "organization",
+            {"200": response("The users.", ref("UserList")), "401": E401, "403": E403_ADMIN},
+            security=READ,
+        )
+    },
+    "/api/org/users/{user_id}/deactivate": user_activation("deactivate", active=False),
+    "/api/org/users/{user_id}/activate": user_activation("activate", active=True),
+    "/api/tokens": {
+        "post": operation(
+            "createToken",
+            "Issue an API token",
+            "tokens",
+            {
+                "201": with_links(
+                    response("The token with its secret, shown once.", ref("IssuedToken")),
+                    RevokeToken=link("revokeToken", token_id="$response.body#/id"),
+                ),
+                "400": error(
+                    "the body is not a JSON object of the fields, or a session write lacks "
+                    "its CSRF token.",
+                    *JSON_BODY_CODES,
+                    "csrf_failed",
+                ),
+                "401": E401,
+                "413": E413_JSON,
+            },
+            security=WRITE,
+            body=json_body("TokenRequest"),
+        ),
+        "get": operation(
+            "listTokens",
+            "The caller's tokens, never their secrets",
+            "tokens",
+            {"200": response("The tokens.", ref("TokenList")), "401": E401},
+            security=READ,
+        ),
+    },
+    "/api/tokens/{token_id}": {
+        "delete": operation(
+            "revokeToken",
+            "Revoke a token at once",
+            "tokens",
+            {
+                "204": response("Revoked."),
+                "400": E400_WRITE,
+                "401": E401,
+                "404": error("not one of the caller's tokens.", "not_found"),
+            },
+            security=WRITE,
+            parameters=[TOKEN_ID],
+        )
+    },
+    "/api/files/upload": {
+        "post": operation(
+            "uploadFile",
+            "Upload a file; answered before validation",
+            "files",
+            {
+                "201": with_links(
+                    response("Stored and queued for validation.", ref("Upload")),
+                    GetFile=link("getFile", file_id="$response.body#/file_id"),
+                    DownloadFile=link("downloadFile", file_id="$response.body#/file_id"),
+                    DeleteFile=link("deleteFile", file_id="$response.body#/file_id"),
+                ),
+                "400": error(
+                    "no `file` part, a name that is empty once cleaned, an empty file, or a "
+                    "session write without its CSRF token.",
+                    "no_file",
+                    "invalid_filename",
+                    "empty_file",
+                    "csrf_failed",
+                ),
+                "401": E401,
+                "413": plain_text_too(
+                    error(
+                        "over MAX_FILE_SIZE_MB (or too many form parts). A declared "
+                        "Content-Length over the limit is refused by the server before the "
+                        "body is read, in plain text.",
+                        "file_too_large",
+                    )
+                ),
+                "507": error(
+                    "the file does not fit in the organization's quota, or the server's disk "
+                    "is full.",
+                    "quota_exceeded",
+                    "insufficient_storage",
+                ),
+            },
+            security=WRITE,
+            body={
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": ref("UploadRequest"),
+                        "encoding": {"file": {"contentType": "application/octet-stream"}},
+                    }
+                },
+            },
+        )
+    },
+    "/api/files": {
+        "get": operation(
+            "listFiles",
+            "The organization's files, newest first (ties by id)",
+            "files",
+            {
+                "200": response("One page.", ref("FileList")),
+                "400": error("`field` names the parameter.", "invalid_parameter"),
+                "401": E401,
+            },
+            security=READ,
+            parameters=[
+                query_parameter(
+                    "page",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
+                    "Page number; ignored when `cursor` is given.",
+                ),
+                query_parameter(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                    "Files per page.",
+                ),
+                query_parameter("status", ref("FileStatus"), "Only files in this status."),
+                query_parameter(
+                    "cursor",
+                    {"type": "string"},
+                    "The `next_cursor` of the previous page.",
+                ),
+            ],
+        )
+    },
+    "/api/files/{file_id}": {
+        "get": operation(
+            "getFile",
+            "Everything known about one file",
+            "files",
+            {
+                "200": response("The file.", ref("FileDetails")),
+                "401": E401,
+                "404": error("no such file in the organization.", "not_found"),
+            },
+            security=READ,
+            parameters=[FILE_ID],
+        ),
+        "delete": operation(
+            "deleteFile",
+            "Delete a file (its uploader or an admin); the bytes and quota go at once",
+            "files",
+            {
+                "204": response("Deleted."),
+                "400": E400_WRITE,
+                "401": E401,
+                "403": error("neither the uploader nor an admin.", "forbidden"),
+                "404": error("no such file in the organization.", "not_found"),
+            },
+            security=WRITE,
+            parameters=[FILE_ID],
+        ),
+    },
+    "/api/files/{file_id}/download": {
+        "get": operation(
+            "downloadFile",
+            "The exact bytes of a ready file, as an attachment",
+            "files",
+            {
+                "200": {
+                    "description": "The bytes, as an attachment with the validated MIME type.",
+                    "headers": {
+                        "X-Request-ID": {"$ref": "#/components/headers/RequestId"},
+                        "Content-Disposition": {
+                            "required": True,
+                            "schema": {"type": "string", "pattern": "^attachment;"},
+                            "description": "`attachment` with the original name "
+                            "(RFC 6266 `filename*` when not ASCII).",
+                        },
+                        "ETag": {"required": True, "schema": {"type": "string"}},
+                        "X-Content-Type-Options": {
+                            "required": True,
+                            "schema": {"type": "string", "const": "nosniff"},
+                        },
+                    },
+                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                "206": {
+                    "description": "The requested range.",
+                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                "304": {"description": "Not modified (If-None-Match matched the ETag)."},
+                "401": E401,
+                "404": error("no such file in the organization.", "not_found"),
+                "409": response("`not_ready`: pending, processing or failed.", ref("NotReady")),
+                "416": error("the Range is outside the file.", "range_not_satisfiable"),
+            },
+            security=READ,
+            parameters=[
+                FILE_ID,
+                {
+                    "name": "Range",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "A byte range, e.g. `bytes=0-99`.",
+                },
+                {
+                    "name": "If-None-Match",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "The ETag of a copy the client holds.",
+                },
+            ],
+        )
+    },
+    "/healthz": {
+        "get": operation(
+            "healthz",
+            "Liveness: the process serves",
+            "operations",
+            {"200": response("Alive.", ref("Health"))},
+            security=PUBLIC,
+        )
+    },
+    "/readyz": {
+        "get": operation(
+            "readyz",
+            "Readiness: the database and Redis answer",
+            "operations",
+            {
+                "200": response("Ready.", ref("Readiness")),
+                "503": response("A check failed; its message replaces `ok`.", ref("Readiness")),
+            },
+            security=PUBLIC,
+        )
+    },
+    "/api/openapi.json": {
+        "get": operation(
+            "openapi",
+            "This document",
+            "operations",
+            {"200": response("The OpenAPI document.", ref("OpenAPIDocument"))},
+            security=PUBLIC,
+        )
+    },
+}
+
+
+@cache
+def _document() -> dict[str, Any]:
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "Coffer",
+            "version": "1.0.0",
+            "description": "A multi-tenant file store. JSON in, JSON out; every error is "
+            '`{"error": "<message>", "code": "<snake_case_code>"}`. Request bodies other than '
+            "uploads are limited to 1 MiB.",
+            "contact": {"email": "security@coffer.example"},
+        },
+        "servers": [{"url": "/"}],
+        "tags": [
+            {"name": "auth"},
+            {"name": "organization"},
+            {"name": "tokens"},
+            {"name": "files"},
+            {"name": "operations"},
+        ],
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": SECURITY_SCHEMES,
+            "headers": {"RequestId": REQUEST_ID_HEADER},
+        },
+    }
+
+
+def document() -> dict[str, Any]:
+    """A fresh copy of the OpenAPI document, safe for the caller to change."""
+    return copy.deepcopy(_document())

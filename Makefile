@@ -56,6 +56,14 @@ test: dev-deps
 	@echo "==> running the test suite on $${DATABASE_URL:-SQLite}"
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+fuzz: dev-deps
+	@echo "==> fuzzing the API with schemathesis, $${FUZZ_EXAMPLES:-500} examples per operation, on $${DATABASE_URL:-SQLite}"
+	@PATH="$(CURDIR)/$(BIN):$$PATH" FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(BIN)/python -m pytest tests/test_schemathesis.py $(PYTEST_ARGS)
+
+bench: dev-deps
+	@echo "==> benchmarking Coffer on SQLite$${DATABASE_URL:+ and PostgreSQL}"
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench $(BENCH_ARGS)
+
 lint: dev-deps
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .

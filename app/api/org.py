@@ -45,7 +45,7 @@ def details() -> dict[str, Any]:
 @admin_required
 def create_invite() -> tuple[dict[str, Any], int]:
     """Issue a single-use invite code."""
-    invite = accounts.create_invite(current_user)
+    invite = accounts.create_invite(current_user.organization_id, created_by=current_user.id)
     return {"invite_code": invite.code, "expires_at": isoformat(invite.expires_at)}, 201
 
 

@@ -188,16 +188,16 @@ class IssuedInvite:
     expires_at: datetime
 
 
-def create_invite(admin: User) -> IssuedInvite:
-    """Issue a single-use invite to the admin's organization."""
+def create_invite(organization_id: int, created_by: int | None) -> IssuedInvite:
+    """Issue a single-use invite to an organization (by its admin, or an operator: None)."""
     code = new_secret()
     expires_at = utcnow() + timedelta(hours=current_app.config["INVITE_TTL_HOURS"])
     with write_transaction() as session:
         session.add(
             Invite(
-                organization_id=admin.organization_id,
+                organization_id=organization_id,
                 code_hash=digest(code),
-                created_by=admin.id,
+                created_by=created_by,
                 expires_at=expires_at,
             )
         )

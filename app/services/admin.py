@@ -5,8 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import SimpleNamespace
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from flask import current_app
 from sqlalchemy import select
@@ -126,9 +125,7 @@ def set_quota(organization_name: str, quota_mb: int) -> Organization:
 def issue_invite(organization_name: str) -> accounts.IssuedInvite:
     """Issue a single-use invite to an organization, as its admin would."""
     org = get_organization(organization_name)
-    # An operator's invite has no issuing user; create_invite reads only these fields.
-    issuer = cast(User, SimpleNamespace(organization_id=org.id, id=None))
-    return accounts.create_invite(issuer)
+    return accounts.create_invite(org.id, created_by=None)
 
 
 @dataclass(frozen=True)

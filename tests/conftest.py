@@ -216,7 +216,11 @@ def app(
 
 @pytest.fixture
 def db(app: Flask) -> Iterator[Any]:
-    """Flask-SQLAlchemy inside the app's context."""
+    """Flask-SQLAlchemy inside the app's context.
+
+    Requests made while this context is pushed share it (and Flask-Login's cached user):
+    check the database in a short `with app.app_context():` of its own between requests.
+    """
     with app.app_context():
         yield _db
 

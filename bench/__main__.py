@@ -1,0 +1,249 @@
+"""`python -m bench`: run Coffer's benchmark and print one table (see docs/PERFORMANCE.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import traceback
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.config import MiB
+from app.storage import MULTIPART_OVERHEAD
+
+from .client import LOOPBACK
+from .procs import BIN, ROOT, Coffer, Floor, Profiler, RedisServer, database, free_port
+from .report import render
+from .scenarios import Run, Settings, run_all
+
+RESULTS = ROOT / "bench" / "results"
+SCENARIO_NAMES = ("upload", "pipeline", "listing", "me")
+# Large enough that no scenario ever meets the quota.
+QUOTA_MB = 10_000_000
+QUICK = Settings(
+    large_mb=20,
+    huge_mb=64,
+    repeats=1,
+    huge_repeats=1,
+    pipeline_files=100,
+    listing_files=10_000,
+    listing_samples=50,
+    deep_page_samples=10,
+    rps_requests=50,
+    me_requests=100,
+    quota_samples=10,
+)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes: a run of a minute")
+    parser.add_argument(
+        "--backends",
+        default=None,
+        help="comma-separated: sqlite,postgresql (default: sqlite, plus postgresql "
+        "when DATABASE_URL is set)",
+    )
+    parser.add_argument(
+        "--only", default=",".join(SCENARIO_NAMES), help="scenarios: " + ",".join(SCENARIO_NAMES)
+    )
+    parser.add_argument("--large-mb", type=int, help="the large upload, MiB (200)")
+    parser.add_argument("--huge-mb", type=int, help="the RSS upload, MiB (1024)")
+    parser.add_argument("--repeats", type=int, help="timed rounds of the large upload (3)")
+    parser.add_argument("--pipeline-files", type=int, help="small uploads per client count (500)")
+    parser.add_argument("--listing-files", type=int, help="files seeded for listing (100000)")
+    parser.add_argument("--samples", type=int, help="timed requests per listing figure (200)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="record py-spy stacks of Coffer's processes per scenario into this folder "
+        "(figures are then slower than usual)",
+    )
+    parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the run's folder (logs, database) afterwards"
+    )
+    return parser.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The run's sizes: the defaults or --quick's, with any explicit option over them."""
+    settings = QUICK if args.quick else Settings()
+    overrides = {
+        "large_mb": args.large_mb,
+        "huge_mb": args.huge_mb,
+        "repeats": args.repeats,
+        "pipeline_files": args.pipeline_files,
+        "listing_files": args.listing_files,
+        "listing_samples": args.samples,
+    }
+    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    # The same thread count `make run` gives waitress, for Coffer and the floor alike.
+    return replace(settings, web_threads=int(os.environ.get("WEB_THREADS") or 8))
+
+
+def max_file_mb(settings: Settings) -> int:
+    """MAX_FILE_SIZE_MB for the run: room for the largest upload."""
+    return max(settings.large_mb, settings.huge_mb) + 16
+
+
+def coffer_env(
+    directory: Path, database_url: str, redis_url: str, port: int, settings: Settings
+) -> dict[str, str]:
+    """The environment `make run` would give supervisord, pointed at the run's own parts."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "APP_ENV": "development",
+            "INSTANCE_PATH": str(directory / "instance"),
+            "UPLOAD_FOLDER": str(directory / "uploads"),
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "HOST": LOOPBACK,
+            "PORT": str(port),
+            "WORKERS": "1",
+            "WEB_THREADS": str(settings.web_threads),
+            "MAX_FILE_SIZE_MB": str(max_file_mb(settings)),
+            "STORAGE_QUOTA_MB": str(QUOTA_MB),
+            # supervisord's programs run `python`, which must be the venv's.
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+    )
+    (directory / "instance").mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def run_backend(
+    backend: str,
+    directory: Path,
+    floor: Floor,
+    settings: Settings,
+    profiler: Profiler,
+    only: set[str],
+) -> tuple[dict, list[str]]:
+    """Start Redis, a database and Coffer for one backend, run the scenarios, stop all."""
+    redis = RedisServer(directory / "redis")
+    try:
+        redis.start()
+        with database(backend, directory) as database_url:
+            port = free_port()
+            coffer = Coffer(
+                directory, coffer_env(directory, database_url, redis.url, port, settings), port
+            )
+            try:
+                print(f"==> [{backend}] starting Coffer on {LOOPBACK}:{port}", file=sys.stderr)
+                coffer.start()
+                run = Run(backend, coffer, floor, database_url, settings, profiler)
+                return run_all(run, only)
+            finally:
+                coffer.stop()
+    finally:
+        redis.stop()
+
+
+def header(settings: Settings, args: argparse.Namespace, loads: list[tuple]) -> list[str]:
+    """The lines above the table: when, where, how loaded, what settings."""
+    before, after = loads
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    mode = "quick" if args.quick else "full"
+    lines = [
+        f"Coffer bench ({mode}), {stamp}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}",
+        "load average (1/5/15 min) before: "
+        + "/".join(f"{v:.2f}" for v in before)
+        + ", after: "
+        + "/".join(f"{v:.2f}" for v in after),
+        f"waitress threads {settings.web_threads}, WORKERS=1, MAX_FILE_SIZE_MB "
+        f"{max_file_mb(settings)}; floor = bare WSGI/Flask under the same waitress settings",
+    ]
+    if args.profile:
+        lines.append("PROFILED RUN: py-spy sampled Coffer, so its figures are slower than usual")
+    return lines
+
+
+def save(table: str, payload: dict) -> None:
+    """Keep the table and the raw figures under bench/results/ (not in git)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / "latest.md").write_text(table + "\n")
+    text = json.dumps(payload, indent=2, default=str)
+    (RESULTS / "latest.json").write_text(text)
+    (RESULTS / f"{stamp}.json").write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the bench; 0 when every scenario ran (targets met or not), 1 otherwise."""
+    args = parse_args(argv)
+    settings = settings_from(args)
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
+    if unknown := only - set(SCENARIO_NAMES):
+        print(f"error: unknown scenario(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    if args.backends:
+        backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    else:
+        backends = ["sqlite"] + (["postgresql"] if os.environ.get("DATABASE_URL") else [])
+    if unknown := set(backends) - {"sqlite", "postgresql"}:
+        print(f"error: unknown backend(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    profiler = Profiler(args.profile.resolve() if args.profile else None)
+
+    load_before = os.getloadavg()
+    results: dict[str, dict] = {}
+    errors: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="coffer-bench-"))
+    try:
+        floor = Floor(
+            root / "floor" / "files",
+            settings.web_threads,
+            max_file_mb(settings) * MiB + MULTIPART_OVERHEAD,
+        )
+        try:
+            floor.start()
+            for backend in backends:
+                try:
+                    figures, problems = run_backend(
+                        backend, root / backend, floor, settings, profiler, only
+                    )
+                except Exception as exc:  # noqa: BLE001 - the other backend still runs
+                    traceback.print_exc(file=sys.stderr)
+                    figures, problems = {}, [f"{backend}: {type(exc).__name__}: {exc}"]
+                results[backend] = figures
+                errors.extend(problems)
+        finally:
+            floor.stop()
+    finally:
+        if args.keep:
+            print(f"==> kept {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    load_after = os.getloadavg()
+
+    table = render(settings, results, header(settings, args, [load_before, load_after]))
+    print(table)
+    for problem in errors:
+        print(f"error: {problem}", file=sys.stderr)
+    if not args.no_save:
+        save(
+            table,
+            {
+                "settings": asdict(settings),
+                "load_before": load_before,
+                "load_after": load_after,
+                "results": results,
+                "errors": errors,
+            },
+        )
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""The bench's one table: the same rows every run, a column per database, targets marked."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .scenarios import Settings
+
+Figures = dict[str, Any]
+MISSING = "-"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: how to show a backend's figures and whether they meet it."""
+
+    label: str
+    target: str
+    cell: Callable[[Figures], str]
+    met: Callable[[Figures], bool] | None = None
+
+
+def number(value: Any, digits: int) -> str:
+    """A figure with `digits` decimals, or '-' when it was not measured."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    return f"{value:,.{digits}f}"
+
+
+def one(key: str, digits: int = 1) -> Callable[[Figures], str]:
+    """A cell showing one figure."""
+    return lambda f: number(f.get(key), digits)
+
+
+def pair(first: str, second: str, digits: int = 1) -> Callable[[Figures], str]:
+    """A cell showing two figures as `a / b`."""
+
+    def cell(f: Figures) -> str:
+        if f.get(first) is None and f.get(second) is None:
+            return MISSING
+        return f"{number(f.get(first), digits)} / {number(f.get(second), digits)}"
+
+    return cell
+
+
+def check(key: str, test: Callable[[Any], bool]) -> Callable[[Figures], bool]:
+    """Whether a measured figure passes `test` (False when it was not measured)."""
+    return lambda f: f.get(key) is not None and bool(test(f[key]))
+
+
+def rows(settings: Settings) -> list[Row]:
+    """The table's rows for these sizes."""
+    large, huge = settings.large_mb, settings.huge_mb
+    files, clients = settings.pipeline_files, settings.pipeline_clients
+    listed = f"{settings.listing_files:,}"
+
+    def with_failed(key: str) -> Callable[[Figures], str]:
+        def cell(f: Figures) -> str:
+            text = number(f.get(f"{key}_rate"), 0)
+            failed = f.get(f"{key}_failed")
+            return f"{text} ({failed} failed)" if failed else text
+
+        return cell
+
+    return [
+        Row(
+            f"upload {large} MiB: seconds, Coffer / floor",
+            "",
+            pair("large_coffer_s", "large_floor_s", 2),
+        ),
+        Row(
+            f"upload {large} MiB: throughput, share of the floor's",
+            ">= 0.80",
+            one("large_ratio", 2),
+            check("large_ratio", lambda v: v >= 0.8),
+        ),
+        Row(f"upload {large} MiB: web peak RSS, MiB", "", one("large_rss_mib", 0)),
+        Row(
+            f"upload {huge} MiB: seconds, Coffer / floor",
+            "",
+            pair("huge_coffer_s", "huge_floor_s", 2),
+        ),
+        Row(f"upload {huge} MiB: throughput, share of the floor's", "", one("huge_ratio", 2)),
+        Row(
+            f"upload {huge} MiB: web peak RSS, MiB",
+            "< 150",
+            one("huge_rss_mib", 0),
+            check("huge_rss_mib", lambda v: v < 150),
+        ),
+        Row(f"{files} x 1 KiB, 1 client: uploads/s", "", with_failed("pipe1")),
+        Row(
+            f"{files} x 1 KiB, 1 client: all final, s after last upload",
+            "",
+            one("pipe1_final_after_s", 2),
+        ),
+        Row(
+            f"{files} x 1 KiB, 1 client: upload-to-ready p50 / p95, ms",
+            "p50 < 15",
+            pair("pipe1_p50_ms", "pipe1_p95_ms"),
+            check("pipe1_p50_ms", lambda v: v < 15),
+        ),
+        Row(
+            f"{files} x 1 KiB, 1 client: CPU ms per file, web / worker",
+            "",
+            pair("pipe1_web_cpu_ms", "pipe1_worker_cpu_ms"),
+        ),
+        Row(
+            f"{files} x 1 KiB, {clients} clients: uploads/s",
+            ">= 150",
+            with_failed(f"pipe{clients}"),
+            check(f"pipe{clients}_rate", lambda v: v >= 150),
+        ),
+        Row(
+            f"{files} x 1 KiB, {clients} clients: all final, s after last upload",
+            "<= 1.0",
+            one(f"pipe{clients}_final_after_s", 2),
+            check(f"pipe{clients}_final_after_s", lambda v: v <= 1.0),
+        ),
+        Row(
+            f"{files} x 1 KiB, {clients} clients: upload-to-ready p50 / p95, ms",
+            "",
+            pair(f"pipe{clients}_p50_ms", f"pipe{clients}_p95_ms"),
+        ),
+        Row(
+            f"{files} x 1 KiB, {clients} clients: CPU ms per file, web / worker",
+            "",
+            pair(f"pipe{clients}_web_cpu_ms", f"pipe{clients}_worker_cpu_ms"),
+        ),
+        Row(
+            f"list {listed} files: first page p50 / p95, ms",
+            "p50 < 10",
+            pair("list_first_p50", "list_first_p95"),
+            check("list_first_p50", lambda v: v < 10),
+        ),
+        Row(
+            f"list {listed} files: next-to-last page by ?page= p50 / p95, ms",
+            "",
+            pair("list_page_p50", "list_page_p95"),
+        ),
+        Row(
+            f"list {listed} files: same page by ?cursor= p50 / p95, ms",
+            "",
+            pair("list_cursor_p50", "list_cursor_p95"),
+        ),
+        Row(
+            f"list {listed} files: that page / first page, p50 (?page= / ?cursor=)",
+            "<= 2 (cursor)",
+            pair("list_page_ratio", "list_cursor_ratio", 2),
+            check("list_cursor_ratio", lambda v: v <= 2),
+        ),
+        Row(
+            f"list {listed} files: next_cursor offered beside page",
+            "yes",
+            lambda f: (
+                MISSING
+                if f.get("list_cursor_offered") is None
+                else ("yes" if f["list_cursor_offered"] else "no")
+            ),
+            check("list_cursor_offered", bool),
+        ),
+        Row(f"list {listed} files: first page req/s, 4 clients", "", one("list_rps", 0)),
+        Row(
+            f"1 KiB upload p50, ms, org of {listed} files / empty org",
+            "about equal",
+            pair("quota_upload_full_p50", "quota_upload_empty_p50"),
+            lambda f: (
+                f.get("quota_upload_full_p50") is not None
+                and f["quota_upload_full_p50"] <= 1.5 * f["quota_upload_empty_p50"] + 2
+            ),
+        ),
+        Row(
+            f"GET /api/org p50, ms, org of {listed} files / empty org",
+            "about equal",
+            pair("quota_org_full_p50", "quota_org_empty_p50"),
+            lambda f: (
+                f.get("quota_org_full_p50") is not None
+                and f["quota_org_full_p50"] <= 1.5 * f["quota_org_empty_p50"] + 2
+            ),
+        ),
+        Row("GET /api/auth/me req/s, 4 clients", "", one("me_rps", 0)),
+        Row("bare Flask route req/s, 4 clients, same server", "", one("bare_rps", 0)),
+        Row("/api/auth/me, share of the bare route's req/s", "", one("me_ratio", 2)),
+        Row(
+            "CPU ms per request, /api/auth/me / bare route",
+            "",
+            pair("me_cpu_ms", "bare_cpu_ms", 2),
+        ),
+    ]
+
+
+def render(settings: Settings, results: dict[str, Figures], header: list[str]) -> str:
+    """The table as Markdown, preceded by the header lines; `ok`/`MISS` mark targets."""
+    backends = list(results)
+    titles = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+    lines = [*header, ""]
+    lines.append("| figure | target | " + " | ".join(titles.get(b, b) for b in backends) + " |")
+    lines.append("|---|---|" + "---|" * len(backends))
+    for row in rows(settings):
+        cells = []
+        for backend in backends:
+            figures = results[backend]
+            text = row.cell(figures)
+            if row.met is not None and text != MISSING:
+                text += " ok" if row.met(figures) else " MISS"
+            cells.append(text)
+        lines.append(f"| {row.label} | {row.target} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,561 @@
+"""The measured scenarios; each returns flat figures keyed as `bench.report` reads them."""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import psutil
+from sqlalchemy import create_engine, insert, text, update
+
+from .client import BenchError, Client, MiB, large_upload, register, run_threads, small_upload
+from .procs import Coffer, Floor, PeakRSS, Profiler, driver_url
+
+Figures = dict[str, Any]
+FINAL = {"ready", "failed"}
+PAGE_LIMIT = 20
+# Fixed, so every run seeds the same rows and the table holds the same figures.
+SEED = 20261123
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sizes and counts of one bench run (`--quick` shrinks them)."""
+
+    large_mb: int = 200
+    huge_mb: int = 1024
+    repeats: int = 3
+    huge_repeats: int = 2
+    pipeline_files: int = 500
+    pipeline_clients: int = 4
+    listing_files: int = 100_000
+    listing_samples: int = 200
+    deep_page_samples: int = 50
+    rps_requests: int = 250
+    me_requests: int = 500
+    quota_samples: int = 30
+    web_threads: int = 8
+
+
+@dataclass
+class Run:
+    """What a scenario needs: the Coffer under test, the floor and the settings."""
+
+    backend: str
+    coffer: Coffer
+    floor: Floor
+    database_url: str
+    settings: Settings
+    profiler: Profiler
+
+    @property
+    def port(self) -> int:
+        """Coffer's port."""
+        return self.coffer.port
+
+    def label(self, name: str) -> str:
+        """A file-name-safe label for a profile of this backend."""
+        return f"{self.backend}-{name}"
+
+    def log(self, message: str) -> None:
+        """A progress line on stderr (the table goes to stdout)."""
+        print(f"==> [{self.backend}] {message}", file=sys.stderr, flush=True)
+
+
+# ---- small helpers -------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) with linear interpolation; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def parse_time(value: str) -> datetime:
+    """Coffer's `...Z` timestamp as a naive UTC datetime."""
+    return datetime.fromisoformat(value).replace(tzinfo=None)
+
+
+def utc_now() -> datetime:
+    """Now in UTC, naive, as Coffer stores times."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def small_text(index: int, size: int = 1024) -> bytes:
+    """`size` bytes of plain text, different for each index."""
+    line = f"coffer bench file {index:06d}: the quick brown fox jumps over the lazy dog\n"
+    return (line * (size // len(line) + 1)).encode()[:size]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process and its reaped children (RQ's work horses) have used so far."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def status_total(client: Client, status: str) -> int:
+    """How many of the caller's organization's files have this status."""
+    return int(client.json("GET", f"/api/files?status={status}&limit=1")["total"])
+
+
+def wait_settled(client: Client, timeout: float, interval: float = 0.05) -> None:
+    """Wait until the organization has no pending or processing file."""
+    deadline = time.monotonic() + timeout
+    while status_total(client, "pending") + status_total(client, "processing") > 0:
+        if time.monotonic() > deadline:
+            raise BenchError(f"files still not final after {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def wait_file_final(client: Client, file_id: str, timeout: float) -> dict[str, Any]:
+    """Poll one file's details until it is ready or failed; returns them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        details = client.json("GET", f"/api/files/{file_id}")
+        if details["status"] in FINAL:
+            return details
+        if time.monotonic() > deadline:
+            raise BenchError(f"file {file_id} still {details['status']} after {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def latencies(client: Client, path: str, count: int, budget: float) -> list[float]:
+    """Milliseconds of up to `count` sequential GETs of `path` (within `budget` seconds)."""
+    for _ in range(3):  # warm-up: connection, caches, first-query plans
+        client.json("GET", path)
+    times: list[float] = []
+    deadline = time.monotonic() + budget
+    for _ in range(count):
+        started = time.perf_counter()
+        response = client.request("GET", path)
+        times.append((time.perf_counter() - started) * 1000)
+        if response.status != 200:
+            raise BenchError(f"GET {path} answered {response.status}")
+        if time.monotonic() > deadline:
+            break
+    return times
+
+
+def throughput(
+    client: Client, path: str, clients: int, per_client: int, pid: int | None = None
+) -> tuple[float, float]:
+    """Requests per second of GET `path` from `clients` threads, each on its own connection,
+    and the CPU milliseconds the server process `pid` spent per request (NaN without one).
+    """
+
+    def work(_index: int) -> tuple[float, float, int]:
+        own = client.clone()
+        try:
+            for _ in range(3):
+                own.request("GET", path)
+            started = time.perf_counter()
+            done = 0
+            deadline = time.monotonic() + 120
+            for _ in range(per_client):
+                if own.request("GET", path).status != 200:
+                    raise BenchError(f"GET {path} failed under load")
+                done += 1
+                if time.monotonic() > deadline:
+                    break
+            return started, time.perf_counter(), done
+        finally:
+            own.close()
+
+    cpu = cpu_seconds(pid) if pid else math.nan
+    spans = run_threads(clients, work, timeout=180)
+    cpu = cpu_seconds(pid) - cpu if pid else math.nan
+    elapsed = max(end for _, end, _ in spans) - min(start for start, _, _ in spans)
+    done = sum(done for _, _, done in spans)
+    # The warm-up requests are in the CPU time too: a few per client, a rounding error.
+    return done / elapsed, cpu / done * 1000
+
+
+# ---- uploads against the floor -------------------------------------------------------
+
+
+def uploads(run: Run) -> Figures:
+    """Large uploads through Coffer beside the same bytes streamed by the floor."""
+    settings = run.settings
+    client, _ = register(run.port, "upload")
+    floor_client = Client(run.floor.port)
+    block = random.Random(SEED).randbytes(MiB)
+    figures: Figures = {}
+    try:
+        for key, size_mb, repeats in (
+            ("large", settings.large_mb, settings.repeats),
+            ("huge", settings.huge_mb, settings.huge_repeats),
+        ):
+            size = size_mb * MiB
+            floor_times: list[float] = []
+            coffer_times: list[float] = []
+            peaks: list[int] = []
+            with run.profiler.record(run.label(f"upload-{key}"), {"web": run.coffer.web_pid}):
+                for attempt in range(repeats):
+                    run.log(f"upload {size_mb} MiB, {attempt + 1} of {repeats}")
+                    started = time.perf_counter()
+                    response, _ = large_upload(floor_client, "/upload", "big.bin", size, block)
+                    floor_times.append(time.perf_counter() - started)
+                    if response.status != 201:
+                        raise BenchError(f"the floor answered {response.status}")
+                    run.floor.clear()
+
+                    with PeakRSS(run.coffer.web_pid) as rss:
+                        started = time.perf_counter()
+                        response, _ = large_upload(
+                            client, "/api/files/upload", "big.bin", size, block
+                        )
+                        coffer_times.append(time.perf_counter() - started)
+                    if response.status != 201:
+                        raise BenchError(
+                            f"Coffer answered {response.status}: {response.body[:300]!r}"
+                        )
+                    peaks.append(rss.peak)
+                    # Validation hashes the file: let it finish before the next timing.
+                    file_id = response.json()["file_id"]
+                    wait_file_final(client, file_id, timeout=600)
+                    client.json("DELETE", f"/api/files/{file_id}", expect=204)
+            # Best of the rounds: another process's disk or CPU use only ever slows one down.
+            floor_s = min(floor_times)
+            coffer_s = min(coffer_times)
+            figures.update(
+                {
+                    f"{key}_mb": size_mb,
+                    f"{key}_floor_s": floor_s,
+                    f"{key}_coffer_s": coffer_s,
+                    f"{key}_ratio": floor_s / coffer_s,
+                    f"{key}_floor_mibs": size_mb / floor_s,
+                    f"{key}_coffer_mibs": size_mb / coffer_s,
+                    f"{key}_rss_mib": max(peaks) / MiB,
+                }
+            )
+    finally:
+        client.close()
+        floor_client.close()
+    return figures
+
+
+# ---- small-file pipeline -------------------------------------------------------------
+
+
+def pipeline(run: Run, clients: int) -> Figures:
+    """Small uploads from `clients` threads until all are final, with one worker.
+
+    Upload-to-ready latency is `processed_at - uploaded_at` read from each file's details
+    once all are final (both stamped by Coffer, so no polling error).
+    """
+    settings = run.settings
+    count = settings.pipeline_files
+    client, _ = register(run.port, f"pipeline{clients}")
+
+    def work(index: int) -> tuple[list[str], float, float, datetime]:
+        own = client.clone()
+        try:
+            ids = []
+            started = time.perf_counter()
+            deadline = time.monotonic() + 300
+            for number in range(index, count, clients):
+                body = small_upload(own, f"small-{number:05d}.txt", small_text(number))
+                ids.append(body["file_id"])
+                if time.monotonic() > deadline:
+                    raise BenchError("small uploads took over 300 s")
+            return ids, started, time.perf_counter(), utc_now()
+        finally:
+            own.close()
+
+    run.log(f"pipeline: {count} uploads of 1 KiB from {clients} client(s)")
+    pids = {"web": run.coffer.web_pid, "worker": run.coffer.worker_pid}
+    with run.profiler.record(run.label(f"pipeline-{clients}"), pids):
+        web_cpu, worker_cpu = cpu_seconds(pids["web"]), cpu_seconds(pids["worker"])
+        spans = run_threads(clients, work, timeout=330)
+        # Taken before the polling below, which costs the web process too.
+        web_cpu = cpu_seconds(pids["web"]) - web_cpu
+        wait_settled(client, timeout=300 + count)
+        worker_cpu = cpu_seconds(pids["worker"]) - worker_cpu
+    started = min(span[1] for span in spans)
+    ended = max(span[2] for span in spans)
+    last_upload = max(span[3] for span in spans)
+
+    ready_ms: list[float] = []
+    failed = 0
+    last_final = datetime.min
+    for file_id in (file_id for span in spans for file_id in span[0]):
+        details = client.json("GET", f"/api/files/{file_id}")
+        processed = parse_time(details["processed_at"])
+        last_final = max(last_final, processed)
+        if details["status"] == "ready":
+            ready_ms.append((processed - parse_time(details["uploaded_at"])).total_seconds() * 1000)
+        else:
+            failed += 1
+    client.close()
+    key = f"pipe{clients}"
+    return {
+        f"{key}_files": count,
+        f"{key}_rate": count / (ended - started),
+        # 0 when the last file was final before its upload's answer reached the client.
+        f"{key}_final_after_s": max(0.0, (last_final - last_upload).total_seconds()),
+        f"{key}_p50_ms": percentile(ready_ms, 0.5),
+        f"{key}_p95_ms": percentile(ready_ms, 0.95),
+        f"{key}_failed": failed,
+        f"{key}_web_cpu_ms": web_cpu / count * 1000,
+        f"{key}_worker_cpu_ms": worker_cpu / count * 1000,
+    }
+
+
+# ---- listing a large organization ----------------------------------------------------
+
+
+def seed_files(
+    database_url: str, organization_id: int, user_id: int, count: int
+) -> list[tuple[datetime, str]]:
+    """Insert `count` ready 1 KiB file rows with one bulk INSERT, counters kept in step.
+
+    The rows have no bytes on disk: listing never reads them. Returns (uploaded_at, id)
+    newest first, the order Coffer lists them in. PostgreSQL gets the ANALYZE its
+    autovacuum would run within a minute of such an insert.
+    """
+    from app.models import File, Organization
+
+    rng = random.Random(SEED)
+    # Older than anything the run uploads, so these are the organization's oldest files.
+    newest = utc_now() - timedelta(days=1)
+    rows = []
+    for index in range(count):
+        file_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        uploaded_at = newest - timedelta(microseconds=index * 1_000_037)
+        rows.append(
+            {
+                "id": file_id,
+                "filename": f"seed-{index:06d}.txt",
+                "file_path": f"{organization_id}/{file_id}/seed-{index:06d}.txt",
+                "size": 1024,
+                "mime_type": "text/plain",
+                "sha256": f"{rng.getrandbits(256):064x}",
+                "status": "ready",
+                "error_message": None,
+                "bytes_stored": True,
+                "organization_id": organization_id,
+                "uploaded_by": user_id,
+                "uploaded_at": uploaded_at,
+                "processed_at": uploaded_at + timedelta(milliseconds=5),
+            }
+        )
+    engine = create_engine(driver_url(database_url))
+    organizations = Organization.__table__
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(File.__table__), rows)
+            conn.execute(
+                update(organizations)
+                .where(organizations.c.id == organization_id)
+                .values(
+                    used_bytes=organizations.c.used_bytes + 1024 * count,
+                    file_count=organizations.c.file_count + count,
+                )
+            )
+        if engine.dialect.name == "postgresql":
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("ANALYZE files"))
+    finally:
+        engine.dispose()
+    return [(row["uploaded_at"], row["id"]) for row in rows]
+
+
+def listing(run: Run) -> tuple[Figures, Client]:
+    """First page and a page near the end (by page and by cursor) of a seeded organization.
+
+    Returns the figures and a client of that organization for the quota scenario.
+    """
+    from app.services.files import encode_cursor
+
+    settings = run.settings
+    count = settings.listing_files
+    client, identity = register(run.port, "listing")
+    run.log(f"listing: seeding {count} files")
+    started = time.perf_counter()
+    rows = seed_files(run.database_url, identity["organization_id"], identity["user_id"], count)
+    seed_s = time.perf_counter() - started
+
+    pages = math.ceil(count / PAGE_LIMIT)
+    deep_page = max(1, pages - 1)
+    offset = (deep_page - 1) * PAGE_LIMIT
+    first_path = f"/api/files?limit={PAGE_LIMIT}"
+    page_path = f"/api/files?limit={PAGE_LIMIT}&page={deep_page}"
+    cursor_path = first_path
+    if offset:
+        after_time, after_id = rows[offset - 1]
+        cursor = encode_cursor(SimpleNamespace(uploaded_at=after_time, id=after_id))  # type: ignore[arg-type]
+        cursor_path = f"/api/files?limit={PAGE_LIMIT}&cursor={cursor}"
+
+    first = client.json("GET", first_path)
+    if first["total"] != count:
+        raise BenchError(f"listing total is {first['total']}, not the {count} seeded")
+    by_page = client.json("GET", page_path)
+    by_cursor = client.json("GET", cursor_path)
+    expected_id = rows[offset][1]
+    for name, body in (("page", by_page), ("cursor", by_cursor)):
+        if not body["files"] or body["files"][0]["id"] != expected_id:
+            raise BenchError(f"the page near the end by {name} does not start where expected")
+
+    run.log(f"listing: timing first page, page {deep_page} and its cursor")
+    with run.profiler.record(run.label("listing"), {"web": run.coffer.web_pid}):
+        first_ms = latencies(client, first_path, settings.listing_samples, budget=120)
+        page_ms = latencies(client, page_path, settings.deep_page_samples, budget=120)
+        cursor_ms = latencies(client, cursor_path, settings.listing_samples, budget=120)
+        rps, _ = throughput(client, first_path, 4, settings.rps_requests)
+    first_p50 = percentile(first_ms, 0.5)
+    return {
+        "list_files": count,
+        "list_seed_s": seed_s,
+        "list_deep_page": deep_page,
+        "list_first_p50": first_p50,
+        "list_first_p95": percentile(first_ms, 0.95),
+        "list_page_p50": percentile(page_ms, 0.5),
+        "list_page_p95": percentile(page_ms, 0.95),
+        "list_cursor_p50": percentile(cursor_ms, 0.5),
+        "list_cursor_p95": percentile(cursor_ms, 0.95),
+        "list_page_ratio": percentile(page_ms, 0.5) / first_p50,
+        "list_cursor_ratio": percentile(cursor_ms, 0.5) / first_p50,
+        "list_cursor_offered": "next_cursor" in first and bool(first["next_cursor"]),
+        "list_rps": rps,
+    }, client
+
+
+# ---- quota and usage do not grow with the files table --------------------------------
+
+
+def quota(run: Run, full: Client) -> Figures:
+    """Upload and GET /api/org latency in the seeded organization beside an empty one.
+
+    The two organizations take turns request by request, so drift in the machine's load
+    falls on both alike.
+    """
+    samples = run.settings.quota_samples
+    empty, _ = register(run.port, "quota")
+    clients = {"full": full, "empty": empty}
+    org_ms: dict[str, list[float]] = {key: [] for key in clients}
+    upload_ms: dict[str, list[float]] = {key: [] for key in clients}
+    run.log("quota: uploads and usage in the full organization and an empty one")
+    try:
+        with run.profiler.record(run.label("quota"), {"web": run.coffer.web_pid}):
+            for client in clients.values():
+                client.json("GET", "/api/org")
+            deadline = time.monotonic() + 120
+            for number in range(samples):
+                for key, client in clients.items():
+                    started = time.perf_counter()
+                    client.json("GET", "/api/org")
+                    org_ms[key].append((time.perf_counter() - started) * 1000)
+                    started = time.perf_counter()
+                    small_upload(client, f"quota-{number:04d}.txt", small_text(number))
+                    upload_ms[key].append((time.perf_counter() - started) * 1000)
+                if time.monotonic() > deadline:
+                    break
+        for client in clients.values():
+            wait_settled(client, timeout=300)
+    finally:
+        empty.close()
+    figures: Figures = {}
+    for key in clients:
+        figures[f"quota_org_{key}_p50"] = percentile(org_ms[key], 0.5)
+        figures[f"quota_upload_{key}_p50"] = percentile(upload_ms[key], 0.5)
+    return figures
+
+
+# ---- a cheap authenticated GET against a bare Flask route ----------------------------
+
+
+def me(run: Run) -> Figures:
+    """Requests per second of GET /api/auth/me beside the floor's bare Flask route."""
+    settings = run.settings
+    client, _ = register(run.port, "me")
+    floor_client = Client(run.floor.port)
+    clients = 4
+    me_rounds: list[tuple[float, float]] = []
+    bare_rounds: list[tuple[float, float]] = []
+    run.log(f"GET /api/auth/me and the bare route, {clients} clients")
+    try:
+        with run.profiler.record(run.label("me"), {"web": run.coffer.web_pid}):
+            for _ in range(settings.repeats):
+                bare_rounds.append(
+                    throughput(floor_client, "/me", clients, settings.me_requests, run.floor.pid)
+                )
+                me_rounds.append(
+                    throughput(
+                        client, "/api/auth/me", clients, settings.me_requests, run.coffer.web_pid
+                    )
+                )
+    finally:
+        client.close()
+        floor_client.close()
+    # Best of the rounds: noise on a shared machine only ever slows a round down.
+    me_rps = max(rps for rps, _ in me_rounds)
+    bare_rps = max(rps for rps, _ in bare_rounds)
+    return {
+        "me_rps": me_rps,
+        "bare_rps": bare_rps,
+        "me_ratio": me_rps / bare_rps,
+        "me_cpu_ms": min(cpu for _, cpu in me_rounds),
+        "bare_cpu_ms": min(cpu for _, cpu in bare_rounds),
+    }
+
+
+def warm_up(run: Run) -> None:
+    """A few uploads through the whole pipeline, so first-use costs stay out of the figures."""
+    client, _ = register(run.port, "warmup")
+    try:
+        for number in range(5):
+            small_upload(client, f"warm-{number}.txt", small_text(number))
+        wait_settled(client, timeout=120)
+    finally:
+        client.close()
+
+
+def run_all(run: Run, only: set[str]) -> tuple[Figures, list[str]]:
+    """Run the selected scenarios in a fixed order; figures and the errors met."""
+    figures: Figures = {}
+    errors: list[str] = []
+
+    def attempt(name: str, action: Callable[[], Figures]) -> None:
+        try:
+            figures.update(action())
+        except Exception as exc:  # noqa: BLE001 - one failed scenario must not stop the rest
+            message = f"{run.backend} {name}: {type(exc).__name__}: {exc}"
+            run.log(f"error: {message}")
+            traceback.print_exc(file=sys.stderr)
+            errors.append(message)
+
+    warm_up(run)
+    if "upload" in only:
+        attempt("upload", lambda: uploads(run))
+    if "pipeline" in only:
+        attempt("pipeline 1", lambda: pipeline(run, 1))
+        attempt("pipeline 4", lambda: pipeline(run, run.settings.pipeline_clients))
+    if "listing" in only:
+        holder: list[Client] = []
+
+        def listed() -> Figures:
+            result, client = listing(run)
+            holder.append(client)
+            return result
+
+        attempt("listing", listed)
+        if holder:
+            attempt("quota", lambda: quota(run, holder[0]))
+            holder[0].close()
+    if "me" in only:
+        attempt("me", lambda: me(run))
+    return figures, errors

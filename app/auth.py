@@ -14,7 +14,7 @@ from wtforms import ValidationError
 from .errors import APIError
 from .extensions import csrf, login_manager
 from .models import User
-from .services.accounts import load_active_user, session_generation
+from .services.accounts import load_active_user
 from .services.tokens import user_for_token
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -22,8 +22,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Register and login create the session, so there is no token to send yet.
 CSRF_EXEMPT_ENDPOINTS = frozenset({"auth.register", "auth.login"})
-# The user's session generation when the session was started.
-SESSION_GENERATION_FIELD = "_coffer_generation"
+# The user's session generation (users.session_generation) when the session was started.
+# Not the name sessions used when the counter lived in Redis: those sessions hold numbers of
+# another counter, so they lack this field and are void rather than compared.
+SESSION_GENERATION_FIELD = "_coffer_session_generation"
 
 
 def bearer_secret(req: Request) -> str | None:
@@ -44,7 +46,7 @@ def load_session_user(user_id: str) -> User | None:
         user = load_active_user(int(user_id))
     except ValueError:
         user = None
-    if user is None or session.get(SESSION_GENERATION_FIELD, 0) != session_generation(user.id):
+    if user is None or session.get(SESSION_GENERATION_FIELD) != user.session_generation:
         # A deactivated user's session is void for good: destroy it.
         session.clear()
         return None
@@ -56,7 +58,7 @@ def start_session(user: User) -> str:
     """Log the user in on a fresh session id and return its new CSRF token."""
     session.clear()
     login_user(user)
-    session[SESSION_GENERATION_FIELD] = session_generation(user.id)
+    session[SESSION_GENERATION_FIELD] = user.session_generation
     # The pre-login session id (possibly planted by someone else) is never the
     # authenticated one.
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]

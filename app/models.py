@@ -72,6 +72,9 @@ class User(db.Model):
     )
     role: Mapped[str] = mapped_column(sa.String(10), default=Role.MEMBER)
     is_active: Mapped[bool] = mapped_column(default=True)
+    # Raised by every deactivation; a session records it when it starts and is void once
+    # it differs, so reactivation does not revive sessions from before.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     organization: Mapped[Organization] = relationship(back_populates="users")

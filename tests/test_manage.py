@@ -171,6 +171,21 @@ def test_deactivate_and_activate_user(
         assert "no user with email 'ghost@acme.test'" in missing.output
 
 
+def test_activate_user_does_not_revive_sessions_from_before_deactivate_user(
+    runner: FlaskCliRunner, client: FlaskClient, auth: Auth
+) -> None:
+    """A session open when deactivate-user ran stays void after activate-user; a new
+    login works."""
+    assert auth.register().status_code == 201
+    assert client.get("/api/auth/me").status_code == 200
+    # The session makes no request while the user is inactive, so nothing clears it then.
+    assert run(runner, "deactivate-user", "admin@acme.test").exit_code == 0
+    assert run(runner, "activate-user", "admin@acme.test").exit_code == 0
+    assert client.get("/api/auth/me").status_code == 401
+    assert auth.login().status_code == 200
+    assert client.get("/api/auth/me").status_code == 200
+
+
 def test_set_quota(runner: FlaskCliRunner, client: FlaskClient, auth: Auth) -> None:
     """set-quota changes what uploads are allowed, and warns when usage is over it."""
     assert auth.register().status_code == 201

@@ -10,7 +10,6 @@ from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..broker import get_redis
 from ..database import write_transaction
 from ..errors import APIError
 from ..extensions import db
@@ -29,9 +28,6 @@ from ..tenancy import get_scoped_or_404, scoped
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_EMAIL_LENGTH = 254
 MAX_ORG_NAME_LENGTH = 100
-# A counter per user in Redis, raised when the user is deactivated: a session started
-# under an older value is void, so reactivation does not revive sessions from before.
-SESSION_GENERATION_KEY = "coffer:session-generation:{user_id}"
 
 
 def normalize_email(raw: str) -> str:
@@ -217,18 +213,18 @@ def set_active(admin: User, user_id: int, active: bool) -> User:
     organization_id = admin.organization_id
     with write_transaction():
         user = get_scoped_or_404(User, user_id, organization_id, what="user", for_update=True)
-        user.is_active = active
-    if not active:
-        end_sessions(user.id)
+        change_active(user, active)
     return user
 
 
-def session_generation(user_id: int) -> int:
-    """The user's current session generation; a new session records it."""
-    raw = get_redis().get(SESSION_GENERATION_KEY.format(user_id=user_id))
-    return int(raw) if raw is not None else 0
+def change_active(user: User, active: bool) -> None:
+    """Set whether a user is active, inside the caller's write transaction.
 
-
-def end_sessions(user_id: int) -> None:
-    """Void every session the user holds now, on whatever device."""
-    get_redis().incr(SESSION_GENERATION_KEY.format(user_id=user_id))
+    Every deactivation raises the user's session generation as well, so the sessions
+    they hold now stay void after a later reactivation.
+    """
+    if not active:
+        # Raised in SQL, not from the value this transaction read, so a concurrent
+        # deactivation cannot make two of them count as one.
+        user.session_generation = User.session_generation + 1  # type: ignore[assignment]
+    user.is_active = active

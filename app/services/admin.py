@@ -103,12 +103,12 @@ def set_user_active(email: str, active: bool) -> tuple[User, bool]:
     """Activate or deactivate a user; returns the user and whether anything changed.
 
     A deactivated user's sessions and tokens stop working on their next request, since
-    every request loads only active users.
+    every request loads only active users; their sessions stay void after reactivation.
     """
     with write_transaction():
         user = get_user(email)
         changed = user.is_active != active
-        user.is_active = active
+        accounts.change_active(user, active)
     return user, changed
 
 

@@ -135,13 +135,18 @@ def run_server(app: Flask, *, host: str, port: int, threads: int, shutdown_timeo
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
-@click.option("--no-fork", is_flag=True, help="Run jobs in the worker process itself.")
+@click.option(
+    "--fork/--no-fork",
+    default=False,
+    show_default=True,
+    help="Run each job in a child process (isolation, at several times the cost per job).",
+)
 @with_appcontext
-def worker(burst: bool, no_fork: bool) -> None:
+def worker(burst: bool, fork: bool) -> None:
     """Run an RQ worker that validates uploads; SIGTERM lets the job in hand finish."""
     from jobs.worker import run
 
-    run(current_app._get_current_object(), burst=burst, fork=not no_fork)  # type: ignore[attr-defined]
+    run(current_app._get_current_object(), burst=burst, fork=fork)  # type: ignore[attr-defined]
 
 
 # ---- jobs ----------------------------------------------------------------------------

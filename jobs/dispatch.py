@@ -73,8 +73,11 @@ def has_live_job(file_id: str, connection: Redis) -> bool:
     if status not in LIVE_STATUSES:
         return False
     if status == JobStatus.STARTED:
-        if worker_is_gone(job.worker_name, connection):
-            return False
+        holder = worker_state(job.worker_name, connection)
+        if holder != "unknown":
+            return holder == "alive"
+        # A worker on another host: only the job's heartbeat can tell. (RQ's default,
+        # in-process worker stamps it when the job starts; the forking one refreshes it.)
         beat = job.last_heartbeat or job.started_at
         if beat is None:
             return False
@@ -85,15 +88,15 @@ def has_live_job(file_id: str, connection: Redis) -> bool:
     return True
 
 
-def worker_is_gone(worker_name: str | None, connection: Redis) -> bool:
-    """Whether the worker that started a job has surely died.
+def worker_state(worker_name: str | None, connection: Redis) -> str:
+    """Whether the worker that started a job is "alive", "gone" or "unknown".
 
-    True when its registration in Redis has expired, or when it registered from this
-    host under a pid that no longer exists (killed, crashed, OOM): then its job can be
-    queued again at once instead of after JOB_STALE_SECONDS.
+    Gone when its registration in Redis has expired, or when it registered from this
+    host under a pid that no longer exists (killed, crashed, OOM): its job can be queued
+    again at once. Alive when that pid exists on this host. Unknown for another host.
     """
     if not worker_name:
-        return False
+        return "unknown"
     # The registration hash RQ keeps per worker (read directly: building a Worker
     # object would raise the shared client's socket timeout).
     hostname, pid = (
@@ -103,10 +106,10 @@ def worker_is_gone(worker_name: str | None, connection: Redis) -> bool:
         )
     )
     if hostname is None and pid is None:
-        return True
+        return "gone"
     if hostname != socket.gethostname() or not (pid or "").isdigit() or int(pid) <= 0:
-        return False
-    return not pid_exists(int(pid))
+        return "unknown"
+    return "alive" if pid_exists(int(pid)) else "gone"
 
 
 def pid_exists(pid: int) -> bool:

@@ -15,11 +15,13 @@ from .dispatch import requeue_stuck
 log = logging.getLogger(__name__)
 
 
-def run(app: Flask, *, burst: bool = False, fork: bool = True, name: str | None = None) -> bool:
+def run(app: Flask, *, burst: bool = False, fork: bool = False, name: str | None = None) -> bool:
     """Run one RQ worker on the validation queue inside an app context.
 
-    `fork` runs each job in a child process (a crash or a leak in one job cannot take
-    the worker down); without it jobs run in this process.
+    By default jobs run in the worker process itself: a fork per job costs about seven
+    times the job's own CPU (each child re-imports libmagic and reconnects). A crash still
+    loses nothing: supervisord restarts the worker and its start-up sweep requeues the
+    job of a worker that died. `fork` runs each job in a child process instead.
     """
     with app.app_context():
         connection = get_redis()
@@ -32,8 +34,9 @@ def run(app: Flask, *, burst: bool = False, fork: bool = True, name: str | None 
             [get_queue(connection)],
             connection=connection,
             name=name,
-            # How often a running job's heartbeat is refreshed; the sweep's
-            # JOB_STALE_SECONDS is measured against it.
+            # How often the forking worker refreshes a running job's heartbeat; the
+            # sweep's JOB_STALE_SECONDS is measured against it for remote workers.
             job_monitoring_interval=app.config["JOB_HEARTBEAT_SECONDS"],
+            log_job_description=False,
         )
         return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")

@@ -12,6 +12,7 @@ import secrets
 import shlex
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -30,11 +31,13 @@ import pytest
 from alembic.script import ScriptDirectory
 from redis import Redis
 from rq import Queue, Worker
+from rq.job import Job, JobStatus
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app.broker import QUEUE_NAME
 from app.config import database_url as config_database_url
+from jobs.dispatch import job_id
 from tests.conftest import ROOT, RedisServer, free_port
 
 VENV_BIN = Path(sys.executable).parent
@@ -266,6 +269,11 @@ class Supervisor:
         with self.changed:
             return "\n".join(self.lines)
 
+    def lines_since(self, mark: int) -> list[str]:
+        """The lines printed after line `mark` (a value of mark())."""
+        with self.changed:
+            return self.lines[mark:]
+
     def mark(self) -> int:
         """How many lines have been printed so far, for wait_for_lines(since=...)."""
         with self.changed:
@@ -443,42 +451,68 @@ def multipart(filename: str, data: bytes) -> tuple[bytes, str]:
 # ---- supervisord ---------------------------------------------------------------------
 
 
-def stop_first_job_process(sup: Supervisor, timeout: float) -> tuple[int, int]:
-    """SIGSTOP the first job process seen (a worker's child in a process group of its own,
-    which is how RQ runs a job); returns (job process, its worker)."""
-    assert sup.process is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        table = process_table()
-        workers = sup.programs(table)["worker"]
-        for pid, (ppid, pgid, state) in table.items():
-            if ppid in workers and pgid == pid and state not in "ZXT":
-                try:
-                    os.kill(pid, signal.SIGSTOP)
-                except ProcessLookupError:
-                    continue
-                stopped = wait_for(
-                    lambda p=pid: process_table().get(p, (0, 0, "X"))[2] in "TZX",
-                    10,
-                    "the job process to stop",
-                    0.01,
-                )
-                if stopped and process_table().get(pid, (0, 0, "X"))[2] == "T":
-                    return pid, ppid
-        time.sleep(0.003)
-    raise AssertionError(f"no job process seen in {timeout}s:\n{sup.output()[-3000:]}")
+@contextmanager
+def validation_blocked(database_url: str, file_id: str) -> Iterator[None]:
+    """Hold, from a connection of the test's own, the lock this file's validation needs."""
+    # SQLite: the database's one write lock; PostgreSQL: the file's row lock. A job for
+    # the file then waits inside its first status change, mid-job, until the block ends.
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        connection = sqlite3.connect(str(url.database), isolation_level=None, timeout=30)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            yield
+            connection.execute("ROLLBACK")
+        finally:
+            connection.close()
+        return
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection, connection.begin():
+            connection.execute(
+                text("SELECT id FROM files WHERE id = :id FOR UPDATE"), {"id": file_id}
+            )
+            yield
+    finally:
+        engine.dispose()
 
 
-def current_job(redis_url: str, worker_pid: int) -> str | None:
-    """The id of the job a worker process has in hand, as RQ records it."""
+def jobs_in_hand(redis_url: str, worker_pids: list[int]) -> dict[int, str | None]:
+    """Each registered worker process's STARTED job as RQ records it, None when idle."""
     connection = Redis.from_url(redis_url)
     try:
+        hands: dict[int, str | None] = {}
         for worker in Worker.all(connection=connection):
-            if worker.pid == worker_pid:
-                return worker.get_current_job_id()
-        return None
+            if worker.pid not in worker_pids:
+                continue
+            job = worker.get_current_job_id()
+            if job is not None and Job.fetch(job, connection=connection).get_status() != (
+                JobStatus.STARTED
+            ):
+                continue  # being set up or wound down: neither idle nor in hand
+            hands[worker.pid] = job
+        return hands
     finally:
         connection.close()
+
+
+def queued_jobs(redis_url: str) -> int:
+    """How many jobs wait in the validation queue."""
+    connection = Redis.from_url(redis_url)
+    try:
+        return Queue(QUEUE_NAME, connection=connection).count
+    finally:
+        connection.close()
+
+
+def program_names(sup: Supervisor) -> dict[int, str]:
+    """supervisord's name of each running program, by pid, as its log lines spell it."""
+    names = {}
+    for line in sup.ctl("status").splitlines():
+        found = re.match(r"(?:[^:\s]+:)?(\S+)\s+RUNNING\s+pid (\d+),", line)
+        if found:
+            names[int(found[2])] = found[1]
+    return names
 
 
 def app_log_lines(output: str) -> list[dict[str, Any]]:
@@ -528,49 +562,107 @@ def test_supervisord_serves_coffer_and_stops_gracefully(deployment: Deployment) 
         wait_for(restarted, 90, "the killed programs to be restarted", 0.25)
         assert user.json("GET", "/api/auth/me")[0] == 200
 
-        # A backlog, queued while the workers are stopped, keeps them busy at SIGTERM.
+        # A backlog, queued while the workers are stopped, gives them work at SIGTERM.
         assert "stopped" in sup.ctl("stop", "worker:*")
         backlog = {}
         for i in range(6):
             payload = os.urandom(64) * (24 * MiB // 64) + bytes([i])
             backlog[user.upload(f"backlog-{i}.bin", payload)["file_id"]] = payload
-        # Freeze one job mid-run, so SIGTERM surely finds it in hand. The watch starts
-        # with the workers: they may clear the backlog before supervisorctl returns.
-        starting = sup.ctl_start("start", "worker:*")
-        try:
-            job_process, worker_pid = stop_first_job_process(sup, timeout=90)
-        finally:
-            started = starting.communicate(timeout=120)[0]
-        assert "started" in started
-        in_hand = current_job(deployment.redis_url, worker_pid)
-        assert in_hand is not None and in_hand.startswith("validate-")
-        file_in_hand = in_hand.removeprefix("validate-")
-        assert file_in_hand in backlog
+        # Jobs run in the worker process itself, so SIGTERM is sure to find one in hand
+        # only if it cannot finish first: the first file's first status change waits at
+        # a database lock the test holds. What else waits differs: SQLite's one write
+        # lock holds every job, so each worker holds a backlog file and the rest stays
+        # queued; PostgreSQL's row lock holds that file alone, so the other worker
+        # validates the rest of the backlog and goes idle.
+        file_in_hand = next(iter(backlog))
+        sqlite = make_url(deployment.database_url).get_backend_name() == "sqlite"
 
-        assert sup.process is not None
-        before_stop = sup.mark()
-        sup.terminate()
-        sup.wait_for_lines(r"warm shut down requested", count=2, timeout=90, since=before_stop)
-        time.sleep(2)
-        # The worker waits for its job instead of abandoning it; supervisord waits too.
-        assert process_table().get(worker_pid, (0, 0, "X"))[2] not in "ZX", "worker gone"
-        assert sup.process.poll() is None
-        os.kill(job_process, signal.SIGCONT)
+        def settled() -> dict[int, str | None] | None:
+            hands = jobs_in_hand(deployment.redis_url, sup.programs()["worker"])
+            busy = [job for job in hands.values() if job]
+            if len(hands) != len(programs["worker"]) or job_id(file_in_hand) not in busy:
+                return None
+            if sqlite:
+                return hands if len(busy) == len(hands) else None
+            others_ready = all(
+                status == "ready"
+                for fid, status in deployment.file_statuses().items()
+                if fid in backlog and fid != file_in_hand
+            )
+            return hands if len(busy) == 1 and others_ready else None
+
+        with validation_blocked(deployment.database_url, file_in_hand):
+            # The watch starts with the workers, not once supervisorctl returns: on
+            # SQLite the held jobs give up after the 30 s busy timeout.
+            starting = sup.ctl_start("start", "worker:*")
+            try:
+                hands = wait_for(settled, 90, "the first backlog file's job to be in hand")
+            finally:
+                started = starting.communicate(timeout=120)[0]
+            assert "started" in started
+            busy = {pid: job for pid, job in hands.items() if job}
+            idle = [pid for pid in hands if pid not in busy]
+            held = {fid for fid in backlog if job_id(fid) in busy.values()}
+            ready_before = {
+                fid for fid, status in deployment.file_statuses().items() if status == "ready"
+            }
+            assert queued_jobs(deployment.redis_url) == len(set(backlog) - held - ready_before)
+            # Named now: supervisord answers no supervisorctl once it is stopping.
+            names = program_names(sup)
+
+            assert sup.process is not None
+            before_stop = sup.mark()
+            sup.terminate()
+            # The web program stops first; supervisord signals the workers right after.
+            sup.wait_for_lines(r"stopped: web \(exit status 0\)", timeout=60, since=before_stop)
+            after_web = sup.mark()
+            # RQ's warm shutdown: an idle worker says so and exits at once. A busy one says
+            # so and waits for its job, but only where a signal handler can run while the
+            # job waits for the lock: psycopg's wait runs them; SQLite's busy wait holds
+            # them until it returns, once the lock is gone.
+            prompt = idle if sqlite else [*idle, *busy]
+            for pid in prompt:
+                sup.wait_for_lines(
+                    rf"\[PID {pid}\]: warm shut down requested", timeout=60, since=before_stop
+                )
+            for pid in idle:
+                sup.wait_for_lines(
+                    rf"stopped: {names[pid]} \(exit status 0\)", timeout=60, since=before_stop
+                )
+            # supervisord names the programs it still waits for every 3 s: a report after
+            # the workers were signalled, naming the busy ones alone, shows them holding
+            # on to their jobs while it waits.
+            waited_for = ", ".join(sorted(names[pid] for pid in busy))
+            sup.wait_for_lines(
+                rf"waiting for {re.escape(waited_for)} to die", timeout=30, since=after_web
+            )
+            for pid in busy:
+                assert process_table().get(pid, (0, 0, "X"))[2] not in "ZX", "worker gone"
+            assert sup.process.poll() is None
+            statuses = deployment.file_statuses()
+            assert {statuses[fid] for fid in held} == {"pending"}
+        # The lock is gone: each busy worker finishes its job, then exits.
         assert sup.process.wait(timeout=120) == 0
         leftovers = processes_with(sup.marker)
         assert not leftovers, [command_line(pid) for pid in leftovers]
+        stopping = "\n".join(sup.lines_since(before_stop))
         output = sup.output()
 
+    # One SIGTERM each, one warm shutdown each (none pushed to RQ's cold shutdown), and
+    # every program exits 0.
+    for pid, name in names.items():
+        assert f"stopped: {name} (exit status 0)" in stopping
+        if name != "web":
+            assert len(re.findall(rf"\[PID {pid}\]: warm shut down requested", stopping)) == 1
+    assert "cold shut down" not in stopping
     statuses = deployment.file_statuses()
-    assert statuses[file_in_hand] == "ready"
+    assert {statuses[fid] for fid in held} == {"ready"}
     assert "processing" not in statuses.values()
-    # Files not yet started wait in the queue for the next start: none is lost.
-    waiting = [fid for fid, status in statuses.items() if status == "pending"]
-    redis = Redis.from_url(deployment.redis_url)
-    try:
-        assert Queue(QUEUE_NAME, connection=redis).count == len(waiting)
-    finally:
-        redis.close()
+    # Files not yet started wait in the queue for the next start: none is lost, and no
+    # worker took another job after SIGTERM.
+    waiting = {fid for fid, status in statuses.items() if status == "pending"}
+    assert waiting == set(backlog) - held - ready_before
+    assert queued_jobs(deployment.redis_url) == len(waiting)
 
     # Production logs: JSON lines, with the request fields, and no secret anywhere.
     lines = app_log_lines(output)
@@ -578,7 +670,8 @@ def test_supervisord_serves_coffer_and_stops_gracefully(deployment: Deployment) 
     assert access and all(
         {"request_id", "method", "path", "status", "duration_ms"} <= set(line) for line in access
     )
-    assert any(line.get("file_id") == file_in_hand and "ended" in line["message"] for line in lines)
+    for fid in held:
+        assert any(line.get("file_id") == fid and "ended" in line["message"] for line in lines)
     for secret in (PASSWORD, token["token"], user.csrf, deployment.env["SECRET_KEY"]):
         assert secret not in output
 

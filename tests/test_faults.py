@@ -31,6 +31,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 from rq.job import Job, JobStatus
+from rq.worker import Worker
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
@@ -170,8 +171,9 @@ class ManagedProcess:
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         try:
-            # A session of its own, so the work horse (which RQ moves to a process
-            # group of its own) can still be found and killed with its worker.
+            # A session of its own, so every process the command starts (RQ's scheduler;
+            # under --fork, work horses in process groups of their own) can be found and
+            # killed with it.
             self.popen = subprocess.Popen(
                 [sys.executable, "manage.py", *args],
                 cwd=ROOT,
@@ -191,7 +193,7 @@ class ManagedProcess:
         return self.popen.pid
 
     def session_pids(self) -> list[int]:
-        """Every process of this session: the process, its RQ scheduler and work horse."""
+        """Every process of this session: the process and whatever it started."""
         found = []
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
@@ -266,21 +268,15 @@ def validation_blocked(app: Flask, file_id: str) -> Iterator[None]:
         engine.dispose()
 
 
-def horse_running(worker: ManagedProcess, job: str, redis: Redis) -> bool:
-    """Whether the worker has started this job in a work horse that is alive now."""
-    if Job.fetch(job, connection=redis).get_status() != JobStatus.STARTED:
+def job_started_on(worker: ManagedProcess, job: str, redis: Redis) -> bool:
+    """Whether RQ records this job STARTED by this worker process, and the process lives."""
+    record = Job.fetch(job, connection=redis)
+    if record.get_status() != JobStatus.STARTED or not record.worker_name:
         return False
-    return any(is_work_horse(pid, worker.pid) for pid in worker.session_pids())
-
-
-def is_work_horse(pid: int, worker_pid: int) -> bool:
-    """Whether a process of a worker's session is its work horse."""
-    # RQ's work horse leads a process group of its own; the worker and its scheduler
-    # share the worker's group.
-    try:
-        return pid != worker_pid and os.getpgid(pid) == pid
-    except ProcessLookupError:
-        return False
+    # The worker's registration, read as a hash: RQ's Worker objects would change the
+    # shared client's socket timeout.
+    pid = redis.hget(Worker.redis_worker_namespace_prefix + record.worker_name, "pid")
+    return pid is not None and int(pid) == worker.pid and worker.popen.poll() is None
 
 
 def all_final(client: FlaskClient, headers: dict[str, str] | None = None) -> bool:
@@ -299,7 +295,7 @@ def all_final(client: FlaskClient, headers: dict[str, str] | None = None) -> boo
 def test_worker_killed_mid_job_is_replaced_and_its_file_ends_ready(
     app: Flask, auth: Auth, redis: Redis, tmp_path: Path
 ) -> None:
-    """A worker and its work horse SIGKILLed mid-job: a new worker finishes the file."""
+    """A worker SIGKILLed mid-job, with its whole session: a new worker finishes the file."""
     auth.register()
     big = text_bytes(16 * MiB, seed=1)
     held = upload(auth, "big.txt", big).get_json()["file_id"]
@@ -312,7 +308,7 @@ def test_worker_killed_mid_job_is_replaced_and_its_file_ends_ready(
     with validation_blocked(app, held):
         with managed(["worker"], env, tmp_path / "worker-1.log") as first:
             wait_for(
-                lambda: horse_running(first, job_id(held), redis),
+                lambda: job_started_on(first, job_id(held), redis),
                 "the first worker to start the big file's job",
             )
             first.kill()
@@ -524,13 +520,13 @@ class TestFullDisk:
         if not mounted:
             # Double at the OS edge, only where this machine forbids mounting a small
             # file system: the temp file's writes fail as a full disk's would.
-            real_init = storage.HashingFile.__init__
+            real_init = storage.UploadTempFile.__init__
 
-            def init(self: storage.HashingFile, directory: Path) -> None:
+            def init(self: storage.UploadTempFile, directory: Path) -> None:
                 real_init(self, directory)
                 self._file = FullDiskFile(self._file, DISK_BYTES)  # type: ignore[assignment]
 
-            monkeypatch.setattr(storage.HashingFile, "__init__", init)
+            monkeypatch.setattr(storage.UploadTempFile, "__init__", init)
         try:
             yield {"UPLOAD_FOLDER": str(uploads)}
         finally:

@@ -145,6 +145,9 @@ class Config:
         self.SESSION_TYPE = "redis"
         self.SESSION_PERMANENT = True
         self.SESSION_KEY_PREFIX = "coffer:session:"
+        # A session lasts SESSION_LIFETIME_DAYS from login; not rewriting it to Redis
+        # on every request saves a round trip per request.
+        self.SESSION_REFRESH_EACH_REQUEST = False
         self.SESSION_COOKIE_NAME = "coffer_session"
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"

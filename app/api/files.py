@@ -42,7 +42,7 @@ def upload() -> tuple[dict[str, Any], int]:
     if upload_file is None:
         raise APIError(400, "no_file", "send the file as multipart/form-data field 'file'")
     temp = upload_file.stream
-    if not isinstance(temp, storage.HashingFile):  # pragma: no cover - request class invariant
+    if not isinstance(temp, storage.UploadTempFile):  # pragma: no cover - request class invariant
         raise APIError(500, "internal_error", "upload was not streamed to disk")
     row = files.create_upload(current_user, temp, storage.sent_filename(upload_file))
     enqueue_validation(row.id, row.organization_id)

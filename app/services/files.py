@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, select, tuple_, update
 
 from .. import storage
 from ..config import MiB
@@ -87,7 +87,7 @@ def within_quota(organization_id: int) -> bool:
 # ---- upload --------------------------------------------------------------------------
 
 
-def create_upload(user: User, temp: storage.HashingFile, raw_name: str | None) -> File:
+def create_upload(user: User, temp: storage.UploadTempFile, raw_name: str | None) -> File:
     """Store a fully received upload and its row, reserving quota; all or nothing."""
     display = storage.display_name(raw_name)
     if not display:
@@ -100,6 +100,8 @@ def create_upload(user: User, temp: storage.HashingFile, raw_name: str | None) -
             "file_too_large",
             f"the file is larger than the limit of {current_app.config['MAX_FILE_SIZE_MB']} MB",
         )
+    # The slow fsync happens before the write lock (SQLite) or the quota row lock is taken.
+    temp.seal()
     file_id = str(uuid.uuid4())
     relative: str | None = None
     try:
@@ -111,7 +113,6 @@ def create_upload(user: User, temp: storage.HashingFile, raw_name: str | None) -
                 filename=display,
                 file_path=relative,
                 size=temp.size,
-                sha256=temp.hexdigest(),
                 status=FileStatus.PENDING,
                 organization_id=user.organization_id,
                 uploaded_by=user.id,
@@ -188,21 +189,22 @@ def list_files(
         )
     else:
         total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    newest_first = (File.uploaded_at.desc(), File.id.desc())
+    # The page's ids come from the covering index alone; only those rows are then read.
+    keys = query.with_only_columns(File.id).order_by(*newest_first).limit(limit + 1)
     if cursor:
         after_time, after_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                File.uploaded_at < after_time,
-                and_(File.uploaded_at == after_time, File.id < after_id),
-            )
-        )
+        # A row-value comparison is one index range on SQLite and PostgreSQL alike (an
+        # OR of two conditions makes SQLite walk the index from the newest row).
+        keys = keys.where(tuple_(File.uploaded_at, File.id) < tuple_(after_time, after_id))
     else:
-        query = query.offset((page - 1) * limit)
+        keys = keys.offset((page - 1) * limit)
+    page_ids = keys.subquery()
     query = (
-        query.add_columns(User.email)
+        select(File, User.email)
+        .join(page_ids, page_ids.c.id == File.id)
         .outerjoin(User, User.id == File.uploaded_by)
-        .order_by(File.uploaded_at.desc(), File.id.desc())
-        .limit(limit + 1)
+        .order_by(*newest_first)
     )
     rows = [(f, email) for f, email in db.session.execute(query).all()]
     more = len(rows) > limit
@@ -238,32 +240,50 @@ def delete_file(user: User, raw_id: str) -> None:
 def move(organization_id: int, file_id: str, to: FileStatus, **values: Any) -> bool:
     """Move a file to `to` if its current status allows it; False when it did not move.
 
-    The one place `status` changes. A failed file's bytes are dropped here when
+    The one place `status` changes: one conditional UPDATE, so two runs of a job can
+    never both make the same move. A failed file's bytes are dropped here when
     DELETE_FAILED_FILES is set.
     """
-    drop_bytes = to is FileStatus.FAILED and current_app.config["DELETE_FAILED_FILES"]
+    if to in FINAL_STATUSES:
+        values["processed_at"] = utcnow()
+    elif to is FileStatus.PENDING:
+        # Sent back for another run: no verdict stands until it ends.
+        values["processed_at"] = None
+    dropped: str | None = None
     with write_transaction() as session:
-        row = session.scalars(
-            scoped(File, organization_id)
-            .where(File.id == file_id, File.status.in_(ALLOWED_MOVES[to]))
-            .with_for_update()
-        ).first()
-        if row is None:
+        result = session.execute(
+            update(File)
+            .where(
+                File.organization_id == organization_id,
+                File.id == file_id,
+                File.status.in_(ALLOWED_MOVES[to]),
+            )
+            .values(status=to, **values)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
             return False
-        row.status = to
-        for key, value in values.items():
-            setattr(row, key, value)
-        if to in FINAL_STATUSES:
-            row.processed_at = utcnow()
-        elif to is FileStatus.PENDING:
-            # Sent back for another run: no verdict stands until it ends.
-            row.processed_at = None
-        if drop_bytes and row.bytes_stored:
-            row.bytes_stored = False
-            release_quota(organization_id, row.size, files=0)
-        else:
-            drop_bytes = False
-    if drop_bytes:
-        storage.remove(row.file_path)
-    log.info("file %s is %s", file_id, to, extra={"file_id": file_id, "status": str(to)})
+        if to is FileStatus.FAILED and current_app.config["DELETE_FAILED_FILES"]:
+            dropped = _drop_bytes(organization_id, file_id)
+    if dropped is not None:
+        storage.remove(dropped)
+    # The job logs each verdict; every move is there for debugging.
+    log.debug("file %s is %s", file_id, to, extra={"file_id": file_id, "status": str(to)})
     return True
+
+
+def _drop_bytes(organization_id: int, file_id: str) -> str | None:
+    """Mark a file's bytes gone and free their quota; returns the path to remove."""
+    row = db.session.execute(
+        select(File.size, File.file_path, File.bytes_stored).where(
+            File.organization_id == organization_id, File.id == file_id
+        )
+    ).one()
+    if not row.bytes_stored:
+        return None
+    db.session.execute(
+        update(File)
+        .where(File.organization_id == organization_id, File.id == file_id)
+        .values(bytes_stored=False)
+    )
+    release_quota(organization_id, row.size, files=0)
+    return row.file_path

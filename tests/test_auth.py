@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -641,3 +642,26 @@ def test_a_garbage_bearer_token_is_401_and_does_not_fall_back_to_the_cookie(auth
     response = auth.client.get("/api/auth/me", headers={"Authorization": "Bearer nope"})
     assert_error(response, 401, "unauthorized")
     assert auth.client.get("/api/auth/me").status_code == 200
+
+
+@pytest.mark.parametrize("app_overrides", [{"BCRYPT_ROUNDS": 10}])
+def test_login_for_an_unknown_email_takes_as_long_as_a_wrong_password(auth: Auth) -> None:
+    """No account enumeration by timing: an unknown email still costs a bcrypt check.
+
+    At this cost factor a bcrypt check is tens of milliseconds while the rest of a login
+    is a few, so skipping it for unknown emails would make them several times faster.
+    """
+    auth.register("admin@acme.test", "Acme")
+    auth.logout()
+
+    def login_seconds(email: str) -> float:
+        started = time.perf_counter()
+        response = auth.login(email, password="not the password")
+        elapsed = time.perf_counter() - started
+        assert response.status_code == 401
+        return elapsed
+
+    wrong_password = sorted(login_seconds("admin@acme.test") for _ in range(3))
+    unknown_email = sorted(login_seconds(f"nobody{i}@acme.test") for i in range(3))
+    # Medians, compared loosely: the point is the same order of magnitude.
+    assert unknown_email[1] > 0.5 * wrong_password[1], (unknown_email, wrong_password)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -335,3 +337,43 @@ def worker(app: Flask, redis: Redis) -> Callable[[], None]:
             )
 
     return run
+
+
+def run_sql(app: Flask, statement: Any) -> None:
+    """Run one write outside any request.
+
+    Its own short app context: requests made while a test holds one would share it,
+    and with it Flask-Login's cached user and the session's identity map.
+    """
+    with app.app_context():
+        _db.session.execute(statement)
+        _db.session.commit()
+        _db.session.remove()
+
+
+@contextlib.contextmanager
+def validation_blocked(database_url: str, file_id: str) -> Iterator[None]:
+    """Hold, from a connection of the test's own, the lock a validation of this file needs.
+
+    SQLite: the database's single write lock; PostgreSQL: the file's row lock. A job for
+    the file then waits inside its first status move, mid-job, until the block ends.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        connection = sqlite3.connect(str(url.database), isolation_level=None, timeout=30)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            yield
+            connection.execute("ROLLBACK")
+        finally:
+            connection.close()
+        return
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection, connection.begin():
+            connection.execute(
+                text("SELECT id FROM files WHERE id = :id FOR UPDATE"), {"id": file_id}
+            )
+            yield
+    finally:
+        engine.dispose()

@@ -12,7 +12,6 @@ import secrets
 import shlex
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -38,7 +37,7 @@ from sqlalchemy.engine import make_url
 from app.broker import QUEUE_NAME
 from app.config import database_url as config_database_url
 from jobs.dispatch import job_id
-from tests.conftest import ROOT, RedisServer, free_port
+from tests.conftest import ROOT, RedisServer, free_port, validation_blocked
 
 VENV_BIN = Path(sys.executable).parent
 SUPERVISORD_CONF = ROOT / "deploy" / "supervisord.conf"
@@ -449,32 +448,6 @@ def multipart(filename: str, data: bytes) -> tuple[bytes, str]:
 
 
 # ---- supervisord ---------------------------------------------------------------------
-
-
-@contextmanager
-def validation_blocked(database_url: str, file_id: str) -> Iterator[None]:
-    """Hold, from a connection of the test's own, the lock this file's validation needs."""
-    # SQLite: the database's one write lock; PostgreSQL: the file's row lock. A job for
-    # the file then waits inside its first status change, mid-job, until the block ends.
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        connection = sqlite3.connect(str(url.database), isolation_level=None, timeout=30)
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            yield
-            connection.execute("ROLLBACK")
-        finally:
-            connection.close()
-        return
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection, connection.begin():
-            connection.execute(
-                text("SELECT id FROM files WHERE id = :id FOR UPDATE"), {"id": file_id}
-            )
-            yield
-    finally:
-        engine.dispose()
 
 
 def jobs_in_hand(redis_url: str, worker_pids: list[int]) -> dict[int, str | None]:

@@ -14,7 +14,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import string
 import subprocess
 import sys
@@ -32,8 +31,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 from rq.job import Job, JobStatus
 from rq.worker import Worker
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
 from app import storage
 from app.broker import get_queue
@@ -41,7 +39,14 @@ from app.config import MiB
 from app.extensions import db as _db
 from app.models import File, FileStatus, Organization
 from jobs.dispatch import job_id
-from tests.conftest import ROOT, Auth, RedisServer, check_storage_consistent, free_port
+from tests.conftest import (
+    ROOT,
+    Auth,
+    RedisServer,
+    check_storage_consistent,
+    free_port,
+    validation_blocked,
+)
 
 KiB = 1024
 FINAL_STATUSES = {FileStatus.READY.value, FileStatus.FAILED.value}
@@ -240,34 +245,6 @@ def managed(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[Ma
         process.stop()
 
 
-@contextlib.contextmanager
-def validation_blocked(app: Flask, file_id: str) -> Iterator[None]:
-    """Hold, from another connection, the lock a validation of this file must take.
-
-    SQLite: the database's single write lock; PostgreSQL: the file's row lock. A job for
-    the file then waits inside its first status move, mid-job, until the block ends.
-    """
-    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
-    if url.get_backend_name() == "sqlite":
-        connection = sqlite3.connect(str(url.database), isolation_level=None, timeout=30)
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            yield
-            connection.execute("ROLLBACK")
-        finally:
-            connection.close()
-        return
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection, connection.begin():
-            connection.execute(
-                text("SELECT id FROM files WHERE id = :id FOR UPDATE"), {"id": file_id}
-            )
-            yield
-    finally:
-        engine.dispose()
-
-
 def job_started_on(worker: ManagedProcess, job: str, redis: Redis) -> bool:
     """Whether RQ records this job STARTED by this worker process, and the process lives."""
     record = Job.fetch(job, connection=redis)
@@ -305,7 +282,7 @@ def test_worker_killed_mid_job_is_replaced_and_its_file_ends_ready(
     ]
     env = process_env(app)
 
-    with validation_blocked(app, held):
+    with validation_blocked(app.config["SQLALCHEMY_DATABASE_URI"], held):
         with managed(["worker"], env, tmp_path / "worker-1.log") as first:
             wait_for(
                 lambda: job_started_on(first, job_id(held), redis),

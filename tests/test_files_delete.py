@@ -5,15 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
 from sqlalchemy import update
 
-from app.extensions import db
 from app.models import Organization
-from tests.conftest import Auth
+from tests.conftest import Auth, run_sql
 
 
 def upload(auth: Auth, filename: str, data: bytes) -> str:
@@ -39,18 +37,6 @@ def delete(auth: Auth, file_id: str) -> tuple[int, dict | None]:
     """DELETE a file as this user; (status, JSON body or None)."""
     response = auth.client.delete(f"/api/files/{file_id}", headers=auth.headers())
     return response.status_code, response.get_json(silent=True)
-
-
-def run_sql(app: Flask, statement: Any) -> None:
-    """Run one write outside any request.
-
-    Its own short app context: requests made while a test holds one would share it,
-    and with it Flask-Login's cached user and the session's identity map.
-    """
-    with app.app_context():
-        db.session.execute(statement)
-        db.session.commit()
-        db.session.remove()
 
 
 @pytest.fixture

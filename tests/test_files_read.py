@@ -17,9 +17,8 @@ from flask import Flask
 from sqlalchemy import update
 from werkzeug.http import parse_options_header
 
-from app.extensions import db
 from app.models import File
-from tests.conftest import Auth
+from tests.conftest import Auth, run_sql
 
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -55,18 +54,6 @@ def listing(auth: Auth, query: str = "") -> dict[str, Any]:
 def ids(body: dict[str, Any]) -> list[str]:
     """The file ids of a listing, in order."""
     return [f["id"] for f in body["files"]]
-
-
-def run_sql(app: Flask, statement: Any) -> None:
-    """Run one write outside any request.
-
-    Its own short app context: requests made while a test holds one would share it,
-    and with it Flask-Login's cached user and the session's identity map.
-    """
-    with app.app_context():
-        db.session.execute(statement)
-        db.session.commit()
-        db.session.remove()
 
 
 @pytest.fixture

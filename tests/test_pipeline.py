@@ -19,11 +19,10 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import update
 
 from app.broker import get_queue
-from app.extensions import db
 from app.models import Organization
 from jobs.dispatch import enqueue_validation, job_id, requeue_stuck
 from jobs.worker import run as run_worker
-from tests.conftest import Auth, RedisServer
+from tests.conftest import Auth, RedisServer, run_sql
 
 
 def png_bytes() -> bytes:
@@ -67,18 +66,6 @@ def stored_path(app: Flask, file_id: str) -> Path:
     """Where a file's bytes are (its per-file folder holds exactly one entry)."""
     (entry,) = [p for p in Path(app.config["UPLOAD_FOLDER"]).glob(f"*/{file_id}/*")]
     return entry
-
-
-def run_sql(app: Flask, statement: Any) -> None:
-    """Run one write outside any request.
-
-    Its own short app context: requests made while a test holds one would share it,
-    and with it Flask-Login's cached user and the session's identity map.
-    """
-    with app.app_context():
-        db.session.execute(statement)
-        db.session.commit()
-        db.session.remove()
 
 
 def run_worker_with_scheduler(app: Flask, redis: Redis) -> None:

@@ -22,9 +22,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Register and login create the session, so there is no token to send yet.
 CSRF_EXEMPT_ENDPOINTS = frozenset({"auth.register", "auth.login"})
-# The user's session generation (users.session_generation) when the session was started.
-# Not the name sessions used when the counter lived in Redis: those sessions hold numbers of
-# another counter, so they lack this field and are void rather than compared.
+# The user's session generation (users.session_generation) when the session was started;
+# a session without it is void.
 SESSION_GENERATION_FIELD = "_coffer_session_generation"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -21,6 +22,24 @@ _immediate: ContextVar[bool] = ContextVar("coffer_sqlite_immediate", default=Fal
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+def _enable_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch a new database to WAL, waiting while another process does the same.
+
+    The switch needs the database to itself and SQLite answers a concurrent one with
+    "database is locked" at once, not through the busy timeout (two processes starting
+    on a fresh database at the same moment), so it is retried here for a while.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """Foreign keys on, WAL, a busy timeout, and transactions Coffer begins itself."""
 
@@ -30,9 +49,9 @@ def _configure_sqlite(engine: Engine) -> None:
         # BEGIN IMMEDIATE (pysqlite would otherwise begin lazily on its own).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 

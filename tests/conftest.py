@@ -115,24 +115,33 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+@contextlib.contextmanager
+def fresh_database(directory: Path, prefix: str) -> Iterator[str]:
+    """An empty database: a SQLite file in `directory`, or, when DATABASE_URL names a
+    PostgreSQL server, a new database `<prefix>_<random>` there, dropped afterwards."""
+    if not os.environ.get("DATABASE_URL", "").strip():
+        yield f"sqlite:///{directory / 'coffer.db'}"
+        return
+    server_url = make_url(config_database_url(Path("/nonexistent")))
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield server_url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A database of this run only: a SQLite file, or a PostgreSQL database it creates."""
-    configured = os.environ.get("DATABASE_URL", "").strip()
-    if not configured:
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'coffer.db'}"
-        return
-    server_url = make_url(config_database_url(Path("/nonexistent")))
-    name = f"coffer_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(tmp_path_factory.mktemp("db"), "coffer_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -35,9 +35,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app.broker import QUEUE_NAME
-from app.config import database_url as config_database_url
 from jobs.dispatch import job_id
-from tests.conftest import ROOT, RedisServer, free_port, validation_blocked
+from tests.conftest import ROOT, RedisServer, free_port, fresh_database, validation_blocked
 
 VENV_BIN = Path(sys.executable).parent
 SUPERVISORD_CONF = ROOT / "deploy" / "supervisord.conf"
@@ -46,28 +45,6 @@ MiB = 1024 * 1024
 
 
 # ---- a deployment in a temporary folder ----------------------------------------------
-
-
-@contextmanager
-def fresh_database(directory: Path) -> Iterator[str]:
-    """An empty database: a SQLite file, or a new PostgreSQL database when DATABASE_URL
-    names a server (dropped afterwards)."""
-    if not os.environ.get("DATABASE_URL", "").strip():
-        yield f"sqlite:///{directory / 'coffer.db'}"
-        return
-    server = make_url(config_database_url(Path("/nonexistent")))
-    name = f"coffer_deploy_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield server.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 @dataclass
@@ -142,7 +119,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     redis = RedisServer(directory / "redis")
     redis.start()
     try:
-        with fresh_database(directory) as database:
+        with fresh_database(directory, "coffer_deploy") as database:
             port = free_port()
             deployment = Deployment(
                 directory,
@@ -871,7 +848,7 @@ def test_procfile_web_honours_port_and_health_check_sees_it(tmp_path: Path) -> N
 def test_two_containers_starting_at_once_both_migrate_and_start(tmp_path: Path) -> None:
     """The container entry point, run twice at the same moment on one fresh database,
     migrates it once, and both go on to their command."""
-    with fresh_database(tmp_path) as database:
+    with fresh_database(tmp_path, "coffer_deploy") as database:
         env = {
             **process_env(tmp_path, database, "redis://127.0.0.1:1/0", free_port()),
             "UPLOAD_FOLDER": str(tmp_path / "data" / "uploads"),

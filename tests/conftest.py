@@ -175,6 +175,12 @@ def app_config(database: str, redis_url: str, tmp_path: Path, **extra: Any) -> d
     }
 
 
+def arabic_indic(number: int) -> str:
+    """A number in Arabic-Indic digits, which int() and a `\\d` pattern read as 0-9."""
+    digits = "".join(chr(code) for code in range(0x660, 0x66A))
+    return str(number).translate(str.maketrans("0123456789", digits))
+
+
 def check_storage_consistent(flask_app: Flask) -> None:
     """No bytes on disk without their row, no row without its bytes, no temp file left."""
     root = Path(flask_app.config["UPLOAD_FOLDER"])

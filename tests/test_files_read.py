@@ -224,6 +224,11 @@ def garbage_cursors() -> list[str]:
     ]
 
 
+# Numbers int() would take that are not plain ASCII digits: "1_0", " 2", "+3" and the
+# Arabic-Indic three "\u0663", sent percent-encoded.
+NOT_PLAIN_DIGITS = ["1_0", "%202", "2%20", "%2B3", "%D9%A3"]
+
+
 @pytest.mark.parametrize(
     "query",
     [
@@ -235,6 +240,8 @@ def garbage_cursors() -> list[str]:
         "?limit=101",
         "?limit=-5",
         "?limit=ten",
+        # Only plain ASCII digits are numbers: no underscores, spaces, signs or other scripts.
+        *[f"?{name}={raw}" for name in ("page", "limit") for raw in NOT_PLAIN_DIGITS],
         "?status=done",
         "?status=READY",
         *[f"?cursor={c}" for c in garbage_cursors()],
@@ -258,6 +265,25 @@ def test_limit_bounds_are_inclusive(app: Flask, auth: Auth) -> None:
 
     assert listing(auth, "?limit=1")["limit"] == 1
     assert listing(auth, "?limit=100")["limit"] == 100
+
+
+def test_page_bounds_are_inclusive(app: Flask, auth: Auth) -> None:
+    auth.register()
+    upload(auth, "a.txt", b"a")
+
+    assert listing(auth, "?page=10000000")["page"] == 10_000_000
+    response = auth.client.get("/api/files?page=10000001")
+    assert response.status_code == 400
+    assert response.get_json()["field"] == "page"
+
+
+def test_a_number_may_have_leading_zeros(app: Flask, auth: Auth) -> None:
+    auth.register()
+    upload(auth, "a.txt", b"a")
+
+    body = listing(auth, "?page=01&limit=007")
+
+    assert (body["page"], body["limit"]) == (1, 7)
 
 
 def test_list_needs_authentication(app: Flask, client: Any) -> None:

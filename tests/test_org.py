@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import Auth
+from tests.conftest import Auth, arabic_indic
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
@@ -235,6 +235,15 @@ def test_an_unknown_user_id_is_404(acme: Org, action: str) -> None:
     unknown = acme.member_id + 1000
     assert_error(acme.admin_post(f"/api/org/users/{unknown}/{action}"), 404, "not_found")
     assert_error(acme.admin_post(f"/api/org/users/abc/{action}"), 404, "not_found")
+
+
+def test_a_user_id_in_digits_other_than_ascii_is_404(acme: Org) -> None:
+    foreign_digits = arabic_indic(acme.member_id)
+
+    response = acme.admin_post(f"/api/org/users/{foreign_digits}/deactivate")
+
+    assert_error(response, 404, "not_found")
+    assert me(acme.member.client) == 200
 
 
 # --- tenant boundaries ----------------------------------------------------------------

@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
-from tests.conftest import Auth
+from tests.conftest import Auth, arabic_indic
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
@@ -169,6 +169,17 @@ def test_another_users_token_is_404_and_keeps_working(user: Auth, app: Flask) ->
     assert [t["id"] for t in colleague.client.get("/api/tokens").get_json()["tokens"]] == [
         theirs["id"]
     ]
+
+
+def test_a_token_id_in_digits_other_than_ascii_is_404(user: Auth, app: Flask) -> None:
+    created = create(user).get_json()
+    foreign_digits = arabic_indic(created["id"])
+
+    response = user.client.delete(f"/api/tokens/{foreign_digits}", headers=user.headers())
+
+    assert_error(response, 404, "not_found")
+    me = app.test_client().get("/api/auth/me", headers=bearer(created["token"]))
+    assert me.status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
 from flask import request
+from werkzeug.routing import IntegerConverter
 
 from ..errors import APIError
+
+# Plain ASCII digits; int() alone would also take "1_0", " 2", "+3" and digits of other
+# scripts such as "٣". A leading minus passes here and is then answered as out of range.
+DECIMAL_RE = re.compile(r"-?[0-9]+")
 
 
 def parsed_json() -> Any:
@@ -92,13 +98,26 @@ def int_arg(name: str, default: int, minimum: int, maximum: int | None = None) -
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise APIError(
-            400, "invalid_parameter", f"{name} must be a whole number", field=name
-        ) from None
+    value = decimal_value(raw)
+    if value is None:
+        raise APIError(400, "invalid_parameter", f"{name} must be a whole number", field=name)
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise APIError(400, "invalid_parameter", f"{name} must be {bound}", field=name)
     return value
+
+
+def decimal_value(raw: str) -> int | None:
+    """The value of a plain ASCII decimal (a leading "-" allowed), or None for anything else."""
+    if not DECIMAL_RE.fullmatch(raw):
+        return None
+    try:
+        return int(raw)
+    except ValueError:  # more digits than int() converts (thousands)
+        return None
+
+
+class AsciiIntegerConverter(IntegerConverter):
+    """werkzeug's `int` URL converter held to ASCII digits (its `\\d+` takes "٣" too)."""
+
+    regex = r"[0-9]+"

@@ -342,12 +342,12 @@ def auth(app: Flask, client: FlaskClient) -> Auth:
 
 @pytest.fixture
 def worker(app: Flask, redis: Redis) -> Callable[[], None]:
-    """Run a real RQ worker in this process until the queue is empty."""
-    from rq import SimpleWorker
+    """Run Coffer's RQ worker in this process until the queue is empty."""
+    from jobs.worker import InProcessWorker
 
     def run() -> None:
         with app.app_context():
-            SimpleWorker([get_queue(redis)], connection=redis).work(
+            InProcessWorker([get_queue(redis)], connection=redis).work(
                 burst=True, with_scheduler=False, logging_level="WARNING"
             )
 

@@ -13,14 +13,15 @@ from typing import Any
 import pytest
 from flask import Flask
 from redis import Redis
-from rq import SimpleWorker
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
+from rq.suspension import resume, suspend
 from sqlalchemy import update
 
 from app.broker import get_queue
 from app.models import Organization
 from jobs.dispatch import enqueue_validation, job_id, requeue_stuck
+from jobs.worker import InProcessWorker
 from jobs.worker import run as run_worker
 from tests.conftest import Auth, RedisServer, run_sql
 
@@ -71,7 +72,7 @@ def stored_path(app: Flask, file_id: str) -> Path:
 def run_worker_with_scheduler(app: Flask, redis: Redis) -> None:
     """A burst worker that first moves due scheduled jobs (retries) onto the queue."""
     with app.app_context():
-        SimpleWorker([get_queue(redis)], connection=redis).work(
+        InProcessWorker([get_queue(redis)], connection=redis).work(
             burst=True, with_scheduler=True, logging_level="WARNING"
         )
 
@@ -367,6 +368,23 @@ def test_file_within_a_lowered_quota_still_passes(
     worker()
 
     assert details(auth, file_id)["status"] == "ready"
+
+
+def test_suspended_workers_leave_uploads_pending_until_resumed(
+    app: Flask, auth: Auth, redis: Redis, worker: Callable[[], None]
+) -> None:
+    auth.register()
+    first = upload(auth, "first.txt", b"first\n")
+    worker()
+    second = upload(auth, "second.txt", b"second\n")
+    suspend(redis)  # what `rq suspend` does
+
+    worker()
+
+    assert details(auth, second)["status"] == "pending"
+    resume(redis)
+    worker()
+    assert [details(auth, f)["status"] for f in (first, second)] == ["ready", "ready"]
 
 
 # ---- the sweep -----------------------------------------------------------------------

@@ -12,10 +12,9 @@ from sqlalchemy.exc import OperationalError
 
 from app import storage
 from app.extensions import db
-from app.models import File, FileStatus
+from app.models import FileStatus
 from app.services import content
 from app.services import files as files_service
-from app.tenancy import scoped
 
 try:
     import magic
@@ -84,38 +83,22 @@ def give_up_message(exc: BaseException) -> str:
 
 
 def _validate(file_id: str, organization_id: int) -> str:
-    row = db.session.scalars(scoped(File, organization_id).where(File.id == file_id)).first()
-    if row is None:
-        return "deleted"
-    if row.status in files_service.FINAL_STATUSES:
-        return row.status
-    if not files_service.move(organization_id, file_id, FileStatus.PROCESSING):
-        return row.status
+    claim = files_service.claim_for_validation(organization_id, file_id)
+    if claim is None:
+        # Deleted meanwhile, or a verdict already stands (this is a second run).
+        return files_service.status_of(organization_id, file_id) or "deleted"
     try:
-        mime_type, sha256 = inspect(storage.absolute(row.file_path), row)
+        mime_type, sha256 = inspect(storage.absolute(claim.file_path), claim)
     except Invalid as exc:
         files_service.move(organization_id, file_id, FileStatus.FAILED, error_message=str(exc))
         return FileStatus.FAILED
-    if not files_service.within_quota(organization_id):
-        files_service.move(
-            organization_id,
-            file_id,
-            FileStatus.FAILED,
-            error_message="the organization is over its storage quota",
-        )
-        return FileStatus.FAILED
-    files_service.move(
-        organization_id,
-        file_id,
-        FileStatus.READY,
-        mime_type=mime_type,
-        sha256=sha256,
-        error_message=None,
+    status = files_service.record_verdict(
+        organization_id, file_id, mime_type=mime_type, sha256=sha256, error_message=None
     )
-    return FileStatus.READY
+    return status or "deleted"
 
 
-def inspect(path: Path, row: File) -> tuple[str, str]:
+def inspect(path: Path, row: files_service.Claim) -> tuple[str, str]:
     """Check the stored bytes against the row; returns (mime_type, sha256) or raises."""
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below

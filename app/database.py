@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
@@ -18,6 +19,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import scoped_session
 
 from .extensions import db
+
+log = logging.getLogger(__name__)
 
 # Whether the next SQLite transaction this context opens should take the write lock.
 _immediate: ContextVar[bool] = ContextVar("coffer_sqlite_immediate", default=False)
@@ -82,7 +85,10 @@ class WriterLock:
     behind a busy web server waited out nearly half of each job). An OS lock on a file
     beside the database queues Coffer's writers instead and wakes the next one when it
     is released; BEGIN IMMEDIATE then finds the database free. Other programs writing
-    the database still meet the busy timeout.
+    the database still meet the busy timeout, and so does Coffer when the lock file
+    cannot be opened (say, made by another user). Waiting has no deadline: a holder
+    that dies releases the lock with its descriptor, and nothing done while holding it
+    waits without bound (its statements meet the busy timeout).
     """
 
     def __init__(self, path: str) -> None:
@@ -90,22 +96,31 @@ class WriterLock:
         self._threads = threading.RLock()
         self._depth = 0
         self._fd = -1
+        self._unavailable = False
 
     @contextmanager
     def held(self) -> Iterator[None]:
         """Hold the lock (re-entrant within a thread)."""
         with self._threads:
-            if self._depth == 0:
-                if self._fd < 0:
-                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            if self._depth == 0 and self._open():
                 fcntl.flock(self._fd, fcntl.LOCK_EX)
             self._depth += 1
             try:
                 yield
             finally:
                 self._depth -= 1
-                if self._depth == 0:
+                if self._depth == 0 and self._fd >= 0:
                     fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _open(self) -> bool:
+        """Open the lock file once; False (SQLite's busy timeout alone) when it cannot be."""
+        if self._fd < 0 and not self._unavailable:
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                self._unavailable = True
+                log.warning("writers wait on SQLite's busy timeout alone: %s", exc)
+        return self._fd >= 0
 
     def forget(self) -> None:
         """Drop this process's copy of a parent's descriptor (the parent keeps its lock)."""

@@ -36,7 +36,7 @@ from sqlalchemy import select
 from app import storage
 from app.broker import get_queue
 from app.config import MiB
-from app.database import writer_lock
+from app.database import WriterLock, writer_lock
 from app.extensions import db as _db
 from app.models import File, FileStatus, Organization
 from jobs.dispatch import job_id
@@ -589,6 +589,18 @@ def test_a_forked_process_waits_its_turn_at_the_sqlite_writer_lock(tmp_path: Pat
     os.waitpid(child, 0)
 
     assert order.read_text() == "parent\nchild\n"
+
+
+def test_writes_go_through_when_the_writer_lock_file_cannot_be_opened(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lock = WriterLock(str(tmp_path / "missing" / "coffer.db.writer-lock"))
+
+    with lock.held(), lock.held():
+        written = True
+
+    assert written
+    assert "busy timeout alone" in caplog.text
 
 
 @pytest.mark.slow

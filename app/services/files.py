@@ -34,6 +34,8 @@ ALLOWED_MOVES: dict[FileStatus, tuple[FileStatus, ...]] = {
     FileStatus.FAILED: (FileStatus.PENDING, FileStatus.PROCESSING),
 }
 FINAL_STATUSES = (FileStatus.READY, FileStatus.FAILED)
+# Why validation fails a file whose organization's quota was lowered below its usage.
+OVER_QUOTA_MESSAGE = "the organization is over its storage quota"
 
 
 # ---- quota ---------------------------------------------------------------------------
@@ -52,9 +54,6 @@ _RESERVE = (
     )
     .execution_options(synchronize_session=False)
 )
-
-
-_INSERT_FILE = insert(File.__table__)
 
 
 def reserve_quota(organization_id: int, size: int) -> None:
@@ -98,6 +97,8 @@ def within_quota(organization_id: int) -> bool:
 
 
 # ---- upload --------------------------------------------------------------------------
+
+_INSERT_FILE = insert(File.__table__)
 
 
 def create_upload(user: User, temp: storage.UploadTempFile, raw_name: str | None) -> File:
@@ -304,9 +305,6 @@ def status_of(organization_id: int, file_id: str) -> str | None:
     return db.session.scalar(
         scoped(File, organization_id).with_only_columns(File.status).where(File.id == file_id)
     )
-
-
-OVER_QUOTA_MESSAGE = "the organization is over its storage quota"
 
 
 def _move(

@@ -12,13 +12,14 @@ from . import auth, broker, database, http, logs, storage
 from .config import load_config
 from .errors import register_error_handlers
 from .extensions import db, limiter, migrate, server_session
+from .storage.uploads import CofferRequest, discard_unkept_uploads
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Build the app for APP_ENV, with `overrides` applied over the environment."""
     config = load_config(overrides)
     app = Flask(__name__, instance_path=str(config["INSTANCE_PATH"]))
-    app.request_class = storage.CofferRequest
+    app.request_class = CofferRequest
     app.config.from_mapping(config)
     logs.init_app(app)
     register_extensions(app)
@@ -37,6 +38,7 @@ def register_extensions(app: Flask) -> None:
     database.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     broker.init_app(app)
+    storage.init_app(app)
     server_session.init_app(app)
     auth.init_app(app)
     limiter.init_app(app)
@@ -51,7 +53,7 @@ def register_blueprints(app: Flask) -> None:
     app.url_map.converters["int"] = AsciiIntegerConverter
     for module in (auth_api, org, tokens, files, health, openapi):
         app.register_blueprint(module.bp)
-    app.teardown_request(storage.discard_request_temp_files)
+    app.teardown_request(discard_unkept_uploads)
 
 
 def register_commands(app: Flask) -> None:

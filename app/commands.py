@@ -81,7 +81,7 @@ def run_server(app: Flask, *, host: str, port: int, threads: int, shutdown_timeo
     from waitress import wasyncore
     from waitress.server import create_server
 
-    from .storage import MULTIPART_OVERHEAD
+    from .storage.uploads import upload_body_limit
 
     server: Any = create_server(
         app,
@@ -89,7 +89,7 @@ def run_server(app: Flask, *, host: str, port: int, threads: int, shutdown_timeo
         port=port,
         threads=threads,
         # A declared body over the upload limit is refused before it is read.
-        max_request_body_size=app.config["MAX_FILE_SIZE"] + MULTIPART_OVERHEAD,
+        max_request_body_size=upload_body_limit(),
         ident="coffer",
         clear_untrusted_proxy_headers=True,
     )
@@ -348,11 +348,11 @@ def storage_check_command(fix: bool) -> None:
     """
     report = storage_check.check(fix=fix)
     click.echo(
-        f"checked {report.root}: {report.files_on_disk} file(s) on disk, "
+        f"checked {report.location}: {report.files_on_disk} file(s) on disk, "
         f"{report.rows} row(s) with stored bytes"
     )
     if not report.root_exists and report.rows:
-        click.echo(f"the upload folder {report.root} does not exist (is the volume mounted?)")
+        click.echo(f"{report.location} does not exist (is the volume mounted?)")
 
     def done(flag: bool, what: str) -> str:
         return f" - {what}" if flag else ""

@@ -10,6 +10,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db
+from .storage import StorageFull, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,27 @@ def handle_unexpected(exc: Exception) -> Response:
     return handle_http_exception(InternalServerError("internal server error"))
 
 
+def handle_storage_full(exc: StorageFull) -> Response:
+    """The store has no room: 507, and nothing was kept."""
+    log.error("no space left to store an upload: %s", exc)
+    db.session.rollback()
+    return json_error(
+        507,
+        "insufficient_storage",
+        "the server has no disk space left to store this file; nothing was stored",
+    )
+
+
+def handle_storage_unavailable(exc: StorageUnavailable) -> Response:
+    """The store cannot be reached or refuses: 503, and nothing was kept."""
+    log.error("storage unavailable on %s %s: %s", request.method, request.path, exc)
+    db.session.rollback()
+    return json_error(503, "storage_unavailable", "file storage is unavailable; try again later")
+
+
 def register_error_handlers(app: Flask) -> None:
     """Install the handlers on the app."""
+    app.register_error_handler(StorageFull, handle_storage_full)
+    app.register_error_handler(StorageUnavailable, handle_storage_unavailable)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.config import MiB
-from app.storage import MULTIPART_OVERHEAD
+from app.storage.uploads import MULTIPART_OVERHEAD
 
 from .client import LOOPBACK
 from .procs import BIN, ROOT, Coffer, Floor, Profiler, RedisServer, database, free_port

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-from pathlib import Path
 
 from rq import get_current_job
 from sqlalchemy.exc import OperationalError
 
-from app import storage
 from app.extensions import db
 from app.models import FileStatus
 from app.services import content
 from app.services import files as files_service
+from app.storage import extension_of, get_storage
 
 try:
     import magic
@@ -27,6 +25,8 @@ except ImportError:  # no system libmagic: use the copy the pylibmagic wheel shi
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 1024 * 1024
+# libmagic's default bytes_max: how far into a file it looks.
+MAGIC_BYTES = 7 * 1024 * 1024
 
 
 class Invalid(Exception):
@@ -88,7 +88,7 @@ def _validate(file_id: str, organization_id: int) -> str:
         # Deleted meanwhile, or a verdict already stands (this is a second run).
         return files_service.status_of(organization_id, file_id) or "deleted"
     try:
-        mime_type, sha256 = inspect(storage.absolute(claim.file_path), claim)
+        mime_type, sha256 = inspect(claim)
     except Invalid as exc:
         files_service.move(organization_id, file_id, FileStatus.FAILED, error_message=str(exc))
         return FileStatus.FAILED
@@ -98,29 +98,28 @@ def _validate(file_id: str, organization_id: int) -> str:
     return status or "deleted"
 
 
-def inspect(path: Path, row: files_service.Claim) -> tuple[str, str]:
+def inspect(row: files_service.Claim) -> tuple[str, str]:
     """Check the stored bytes against the row; returns (mime_type, sha256) or raises."""
+    storage = get_storage()
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below
+        handle = storage.open(row.file_path)
     except FileNotFoundError:
         raise Invalid("the stored file is missing") from None
     except PermissionError:
         raise Invalid("the stored file is not readable") from None
     with handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size != row.size:
-            raise Invalid(f"the stored file has {size} bytes but {row.size} were uploaded")
-        head = handle.read(READ_CHUNK)
+        head = handle.read(MAGIC_BYTES)
         digest = hashlib.sha256(head)
+        size = len(head)
         while chunk := handle.read(READ_CHUNK):
             digest.update(chunk)
-    sha256 = digest.hexdigest()
-    detected = (
-        magic.from_buffer(head, mime=True)
-        if len(head) < READ_CHUNK
-        else magic.from_file(str(path), mime=True)
-    )
-    mime_type, problem = content.resolve(storage.extension_of(row.filename), detected)
+            size += len(chunk)
+    if size != row.size:
+        raise Invalid(f"the stored file has {size} bytes but {row.size} were uploaded")
+    # libmagic reads no further than its bytes_max (7 MiB) into a file, so its verdict
+    # on the head read here is the one it gives on the whole file.
+    detected = magic.from_buffer(head, mime=True)
+    mime_type, problem = content.resolve(extension_of(row.filename), detected)
     if problem:
         raise Invalid(problem)
-    return mime_type, sha256
+    return mime_type, digest.hexdigest()

@@ -832,7 +832,11 @@ def test_procfile_web_honours_port_and_health_check_sees_it(tmp_path: Path) -> N
 
         wait_for(lambda: healthcheck().returncode == 0, 90, "the health check to pass", 0.25)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
-            assert json.load(response)["checks"] == {"database": "ok", "redis": "ok"}
+            assert json.load(response)["checks"] == {
+                "database": "ok",
+                "redis": "ok",
+                "storage": "ok",
+            }
         web.send_signal(signal.SIGTERM)
         assert web.wait(timeout=60) == 0
         failing = healthcheck()

@@ -33,12 +33,12 @@ from rq.job import Job, JobStatus
 from rq.worker import Worker
 from sqlalchemy import select
 
-from app import storage
 from app.broker import get_queue
 from app.config import MiB
 from app.database import WriterLock, writer_lock
 from app.extensions import db as _db
 from app.models import File, FileStatus, Organization
+from app.storage.local import LocalStorage, LocalUpload
 from jobs.dispatch import job_id
 from tests.conftest import (
     ROOT,
@@ -498,13 +498,13 @@ class TestFullDisk:
         if not mounted:
             # Double at the OS edge, only where this machine forbids mounting a small
             # file system: the temp file's writes fail as a full disk's would.
-            real_init = storage.UploadTempFile.__init__
+            real_init = LocalUpload.__init__
 
-            def init(self: storage.UploadTempFile, directory: Path) -> None:
-                real_init(self, directory)
+            def init(self: LocalUpload, backend: LocalStorage, key: str) -> None:
+                real_init(self, backend, key)
                 self._file = FullDiskFile(self._file, DISK_BYTES)  # type: ignore[assignment]
 
-            monkeypatch.setattr(storage.UploadTempFile, "__init__", init)
+            monkeypatch.setattr(LocalUpload, "__init__", init)
         try:
             yield {"UPLOAD_FOLDER": str(uploads)}
         finally:

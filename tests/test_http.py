@@ -68,7 +68,7 @@ def test_readyz_is_ready_when_database_and_redis_answer(client: FlaskClient) -> 
     assert response.status_code == 200
     assert response.get_json() == {
         "status": "ready",
-        "checks": {"database": "ok", "redis": "ok"},
+        "checks": {"database": "ok", "redis": "ok", "storage": "ok"},
     }
 
 

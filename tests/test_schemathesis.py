@@ -27,7 +27,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from waitress.server import create_server
 
 from app.openapi import document
-from app.storage import MULTIPART_OVERHEAD
+from app.storage.uploads import MULTIPART_OVERHEAD
 
 pytestmark = pytest.mark.slow
 

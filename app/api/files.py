@@ -10,10 +10,11 @@ from flask_login import current_user, login_required
 
 from jobs.dispatch import enqueue_validation
 
-from .. import storage
 from ..errors import APIError
 from ..models import File, FileStatus, isoformat
 from ..services import files
+from ..storage import get_storage
+from ..storage.uploads import keep, received_file
 from .inputs import int_arg
 
 bp = Blueprint("files", __name__, url_prefix="/api/files")
@@ -41,10 +42,13 @@ def upload() -> tuple[dict[str, Any], int]:
     upload_file = request.files.get("file")
     if upload_file is None:
         raise APIError(400, "no_file", "send the file as multipart/form-data field 'file'")
-    temp = upload_file.stream
-    if not isinstance(temp, storage.UploadTempFile):  # pragma: no cover - request class invariant
-        raise APIError(500, "internal_error", "upload was not streamed to disk")
-    row = files.create_upload(current_user, temp, storage.sent_filename(upload_file))
+    received = received_file(upload_file)
+    if received is None:  # pragma: no cover - request class invariant
+        raise APIError(500, "internal_error", "upload was not streamed to storage")
+    row = files.create_upload(
+        current_user, received.file_id, received.display_name, received.upload
+    )
+    keep(received)
     enqueue_validation(row.id, row.organization_id)
     return {
         "file_id": row.id,
@@ -103,15 +107,34 @@ def download(file_id: UUID) -> Response:
     row = files.get_file(current_user.organization_id, str(file_id))
     if row.status != FileStatus.READY:
         raise APIError(409, "not_ready", f"the file is {row.status}, not ready", status=row.status)
+    return attachment(row)
+
+
+def attachment(row: File) -> Response:
+    """The stored bytes of a file as an attachment, with ETag, 304 and Range answers.
+
+    werkzeug's send_file writes the headers; the length and the conditional handling are
+    set here because a backend's reader is not a file on this disk.
+    """
     response = send_file(
-        storage.absolute(row.file_path),
+        get_storage().open(row.file_path),
         mimetype=row.mime_type or "application/octet-stream",
         as_attachment=True,
         download_name=row.filename,
-        conditional=True,
-        etag=row.sha256 or True,
+        conditional=False,
+        etag=False,
         max_age=0,
     )
+    response.content_length = row.size
+    response.last_modified = row.uploaded_at
+    response.set_etag(row.sha256 or row.id)
+    try:
+        response = response.make_conditional(
+            request.environ, accept_ranges=True, complete_length=row.size
+        )
+    except BaseException:
+        response.close()  # a 416 is raised: the reader is not handed on
+        raise
     response.headers["Cache-Control"] = "private, no-cache"
     return response
 

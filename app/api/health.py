@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from ..broker import get_redis
 from ..extensions import db
+from ..storage import get_storage
 
 bp = Blueprint("health", __name__)
 
@@ -21,7 +22,7 @@ def healthz() -> dict[str, Any]:
 
 @bp.get("/readyz")
 def readyz() -> tuple[dict[str, Any], int]:
-    """The database and Redis both answer."""
+    """The database, Redis and the storage backend all answer."""
     checks: dict[str, str] = {}
     try:
         db.session.execute(text("SELECT 1"))
@@ -34,5 +35,10 @@ def readyz() -> tuple[dict[str, Any], int]:
         checks["redis"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["redis"] = f"error: {type(exc).__name__}: {str(exc)[:200]}"
+    try:
+        get_storage().check()
+        checks["storage"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["storage"] = f"error: {type(exc).__name__}: {str(exc)[:200]}"
     ready = all(v == "ok" for v in checks.values())
     return {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503

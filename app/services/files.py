@@ -15,12 +15,12 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import bindparam, func, insert, or_, select, tuple_, update
 
-from .. import storage
 from ..config import MiB
 from ..database import write_transaction
 from ..errors import APIError
 from ..extensions import db
 from ..models import File, FileStatus, Organization, User, utcnow
+from ..storage import Upload, get_storage
 from ..tenancy import get_scoped_or_404, scoped
 
 log = logging.getLogger(__name__)
@@ -101,32 +101,31 @@ def within_quota(organization_id: int) -> bool:
 _INSERT_FILE = insert(File.__table__)
 
 
-def create_upload(user: User, temp: storage.UploadTempFile, raw_name: str | None) -> File:
-    """Store a fully received upload and its row, reserving quota; all or nothing."""
-    display = storage.display_name(raw_name)
+def create_upload(user: User, file_id: str, display: str, upload: Upload) -> File:
+    """Record a fully received upload, reserving quota; all or nothing.
+
+    The bytes are made durable first, outside the write lock; if the reservation or the
+    row does not commit, they are removed again.
+    """
     if not display:
         raise APIError(400, "invalid_filename", "the file name is empty", field="file")
-    if temp.size == 0:
+    if upload.size == 0:
         raise APIError(400, "empty_file", "the file is empty", field="file")
-    if temp.size > current_app.config["MAX_FILE_SIZE"]:
+    if upload.size > current_app.config["MAX_FILE_SIZE"]:
         raise APIError(
             413,
             "file_too_large",
             f"the file is larger than the limit of {current_app.config['MAX_FILE_SIZE_MB']} MB",
         )
-    # The slow fsync happens before the write lock (SQLite) or the quota row lock is taken.
-    temp.seal()
-    file_id = str(uuid.uuid4())
-    relative: str | None = None
     try:
+        upload.finish()
         with write_transaction() as session:
-            reserve_quota(user.organization_id, temp.size)
-            relative = storage.store(temp, user.organization_id, file_id, display)
+            reserve_quota(user.organization_id, upload.size)
             values = {
                 "id": file_id,
                 "filename": display,
-                "file_path": relative,
-                "size": temp.size,
+                "file_path": upload.key,
+                "size": upload.size,
                 "status": FileStatus.PENDING,
                 "bytes_stored": True,
                 "organization_id": user.organization_id,
@@ -136,13 +135,11 @@ def create_upload(user: User, temp: storage.UploadTempFile, raw_name: str | None
             # A plain INSERT rather than the ORM's unit of work: this runs while
             # holding the database's write lock, and costs a third as much.
             session.execute(_INSERT_FILE, values)
-        row = File(**values)
     except BaseException:
         # The row did not commit: the bytes must not stay behind without it.
-        if relative is not None:
-            storage.remove(relative)
+        upload.abort()
         raise
-    return row
+    return File(**values)
 
 
 # ---- reading -------------------------------------------------------------------------
@@ -249,7 +246,7 @@ def delete_file(user: User, raw_id: str) -> None:
         release_quota(row.organization_id, row.size if row.bytes_stored else 0, files=1)
     # After the commit: a crash here leaves bytes without a row, which
     # `manage.py storage check --fix` removes; never a row without bytes.
-    storage.remove(row.file_path)
+    get_storage().remove(row.file_path)
 
 
 # ---- status moves --------------------------------------------------------------------
@@ -344,7 +341,7 @@ def _move(
         if to is FileStatus.FAILED and current_app.config["DELETE_FAILED_FILES"]:
             dropped = _drop_bytes(organization_id, file_id)
     if dropped is not None:
-        storage.remove(dropped)
+        get_storage().remove(dropped)
     # The job logs each verdict; every move is there for debugging.
     log.debug("file %s is %s", file_id, to, extra={"file_id": file_id, "status": str(to)})
     return to, moved

@@ -1,20 +1,18 @@
-"""`manage.py storage check`: whether the bytes on disk, the file rows and the quota
+"""`manage.py storage check`: whether the stored bytes, the file rows and the quota
 counters agree, and the repairs that are safe to make without an operator's judgement."""
 
 from __future__ import annotations
 
 import logging
-import os
-import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlalchemy import case, func, select
 
-from .. import storage
 from ..database import write_transaction
 from ..extensions import db
 from ..models import File, Organization
+from ..storage import StoredObject, get_storage
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +67,7 @@ class CounterDrift:
 class StorageReport:
     """Everything one check found, and what --fix repaired."""
 
-    root: Path
+    location: str
     root_exists: bool
     files_on_disk: int = 0
     rows: int = 0
@@ -98,12 +96,12 @@ def check(fix: bool = False) -> StorageReport:
     a volume that is not mounted, and deciding what the file should become is an
     operator's call.
     """
-    root = storage.upload_root()
-    report = StorageReport(root=root, root_exists=root.is_dir())
-    now = time.time()
-    # Disk first, rows second: an upload that commits in between is then seen as a row.
-    on_disk = _walk(root) if report.root_exists else {}
-    report.files_on_disk = len(on_disk)
+    storage = get_storage()
+    report = StorageReport(location=storage.describe(), root_exists=storage.exists())
+    # Stored objects first, rows second: an upload that commits in between is then seen
+    # as a row.
+    stored = {obj.key: obj for obj in storage.objects()}
+    report.files_on_disk = len(stored)
     rows = db.session.execute(
         select(File.id, File.organization_id, File.file_path, File.size).where(
             File.bytes_stored.is_(True)
@@ -113,27 +111,26 @@ def check(fix: bool = False) -> StorageReport:
     report.rows = len(rows)
     expected = {path for _, _, path, _ in rows}
 
-    for path, stat in sorted(on_disk.items()):
-        if path in expected:
+    for key, obj in sorted(stored.items()):
+        if key in expected:
             continue
-        stray = StrayFile(path, stat.st_size, now - stat.st_mtime)
+        stray = StrayFile(key, obj.size, obj.age_seconds)
         if stray.age_seconds < GRACE_SECONDS:
             report.recent_orphans.append(stray)
         else:
             report.orphans.append(stray)
 
     for file_id, organization_id, path, size in rows:
-        stat = on_disk.get(path)
-        if stat is None:
-            # Perhaps uploaded after the walk, or deleted since: look again before saying so.
-            if storage.absolute(path).exists() or not _row_holds(path):
+        obj = stored.get(path)
+        if obj is None:
+            # Perhaps uploaded after the listing, or deleted since: look again first.
+            if storage.size(path) is not None or not _row_holds(path):
                 continue
             report.missing.append(MissingBytes(file_id, organization_id, path))
-        elif stat.st_size != size:
-            report.size_mismatches.append(SizeMismatch(file_id, path, size, stat.st_size))
+        elif obj.size != size:
+            report.size_mismatches.append(SizeMismatch(file_id, path, size, obj.size))
 
-    if report.root_exists:
-        report.stale_temp = _stale_temp_files(root, now)
+    report.stale_temp = _stale_uploads(storage.pending_uploads())
     report.counters = _counter_drift()
 
     if fix:
@@ -141,36 +138,16 @@ def check(fix: bool = False) -> StorageReport:
     return report
 
 
-def _walk(root: Path) -> dict[str, os.stat_result]:
-    """Every stored file under root (the temp folder aside), by path relative to root."""
-    found: dict[str, os.stat_result] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        if Path(dirpath) == root:
-            dirnames[:] = [name for name in dirnames if name != storage.TEMP_DIR]
-        for name in filenames:
-            path = Path(dirpath) / name
-            try:
-                found[path.relative_to(root).as_posix()] = path.lstat()
-            except FileNotFoundError:
-                continue  # deleted while we looked
-    return found
-
-
-def _stale_temp_files(root: Path, now: float) -> list[StrayFile]:
-    """Upload temp files nobody has written to for the grace period."""
-    stale = []
-    temp_dir = root / storage.TEMP_DIR
-    if not temp_dir.is_dir():
-        return stale
-    for path in sorted(temp_dir.iterdir()):
-        try:
-            stat = path.lstat()
-        except FileNotFoundError:
-            continue
-        age = now - stat.st_mtime
-        if path.is_file() and age >= GRACE_SECONDS:
-            stale.append(StrayFile(f"{storage.TEMP_DIR}/{path.name}", stat.st_size, age))
-    return stale
+def _stale_uploads(pending: Iterable[StoredObject]) -> list[StrayFile]:
+    """In-flight uploads nobody has written to for the grace period."""
+    return sorted(
+        (
+            StrayFile(obj.key, obj.size, obj.age_seconds)
+            for obj in pending
+            if obj.age_seconds >= GRACE_SECONDS
+        ),
+        key=lambda stray: stray.path,
+    )
 
 
 def _row_holds(path: str) -> bool:
@@ -221,26 +198,19 @@ def _counter_drift() -> list[CounterDrift]:
 
 
 def _fix(report: StorageReport) -> None:
-    """Make the safe repairs: stray bytes and stale temp files go, counters are recounted."""
+    """Make the safe repairs: stray bytes and stale uploads go, counters are recounted."""
+    storage = get_storage()
     for stray in report.orphans:
         # Checked once more right before removing, so a row committed since is never hit.
         if _row_holds(stray.path):
             continue
-        _remove(stray.path)
+        storage.remove(stray.path)
         stray.removed = True
     for stray in report.stale_temp:
-        storage.absolute(stray.path).unlink(missing_ok=True)
+        storage.discard_pending(stray.path)
         stray.removed = True
     for drift in report.counters:
         _recount(drift)
-
-
-def _remove(path: str) -> None:
-    """Delete stray bytes, and their per-file folder when it is in Coffer's layout."""
-    if len(Path(path).parts) == 3:  # <organization_id>/<file_id>/<name>
-        storage.remove(path)
-    else:
-        storage.absolute(path).unlink(missing_ok=True)
 
 
 def _recount(drift: CounterDrift) -> None:

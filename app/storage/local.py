@@ -1,0 +1,158 @@
+"""The `local` backend: files under UPLOAD_FOLDER on this host's disk."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from .base import Storage, StorageFull, StorageUnavailable, StoredObject, Upload
+
+# In-flight uploads are written here, inside UPLOAD_FOLDER so the final rename stays
+# on one file system.
+TEMP_DIR = ".tmp"
+# The file system is full, or the disk quota of Coffer's user is used up.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+@contextmanager
+def no_space_is_full() -> Iterator[None]:
+    """Turn a full disk into StorageFull, so it is answered 507 instead of 500."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in NO_SPACE_ERRNOS:
+            raise
+        raise StorageFull(str(exc)) from exc
+
+
+class LocalUpload(Upload):
+    """A temp file under UPLOAD_FOLDER/.tmp, renamed into place once finished."""
+
+    def __init__(self, storage: LocalStorage, key: str) -> None:
+        self.key = key
+        self.size = 0
+        self._storage = storage
+        self._finished = False
+        with no_space_is_full():
+            storage.temp_dir.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=storage.temp_dir, prefix="upload-", suffix=".part")
+        self.temp_path = Path(name)
+        self._file: IO[bytes] = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        with no_space_is_full():
+            return self._file.write(data)
+
+    def finish(self) -> None:
+        """fsync, then rename into place: the bytes survive a crash once a row names them."""
+        target = self._storage.path(self.key)
+        with no_space_is_full():
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.temp_path, target)
+            except BaseException:
+                self._storage.remove(self.key)
+                raise
+        self._finished = True
+
+    def abort(self) -> None:
+        try:
+            self._file.close()
+        except OSError:
+            pass
+        self.temp_path.unlink(missing_ok=True)
+        if self._finished:
+            self._storage.remove(self.key)
+            self._finished = False
+
+
+class LocalStorage(Storage):
+    """Files at UPLOAD_FOLDER/<key>."""
+
+    name = "local"
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.temp_dir = self.root / TEMP_DIR
+
+    def path(self, key: str) -> Path:
+        """The absolute path of a key."""
+        return self.root / key
+
+    def begin_upload(self, key: str) -> LocalUpload:
+        return LocalUpload(self, key)
+
+    def open(self, key: str) -> IO[bytes]:
+        return open(self.path(key), "rb")  # noqa: SIM115 - the caller closes it
+
+    def size(self, key: str) -> int | None:
+        try:
+            return self.path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def remove(self, key: str) -> None:
+        path = self.path(key)
+        path.unlink(missing_ok=True)
+        if len(Path(key).parts) == 3:  # <organization_id>/<file_id>/<name>
+            try:
+                path.parent.rmdir()  # the per-file folder, when now empty
+            except OSError:
+                pass
+
+    def objects(self) -> Iterator[StoredObject]:
+        now = time.time()
+        if not self.root.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            if Path(dirpath) == self.root:
+                dirnames[:] = [name for name in dirnames if name != TEMP_DIR]
+            for filename in filenames:
+                path = Path(dirpath) / filename
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue  # removed meanwhile
+                key = path.relative_to(self.root).as_posix()
+                yield StoredObject(key, stat.st_size, now - stat.st_mtime)
+
+    def pending_uploads(self) -> Iterator[StoredObject]:
+        """Temp files of uploads in flight (or abandoned by a crash)."""
+        now = time.time()
+        if not self.temp_dir.is_dir():
+            return
+        for path in self.temp_dir.iterdir():
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            yield StoredObject(f"{TEMP_DIR}/{path.name}", stat.st_size, now - stat.st_mtime)
+
+    def discard_pending(self, key: str) -> None:
+        """Remove an abandoned upload found by `pending_uploads`."""
+        (self.root / key).unlink(missing_ok=True)
+
+    def check(self) -> None:
+        """The upload folder exists (or can be made) and takes a file."""
+        try:
+            self.temp_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.temp_dir, prefix="readyz-"):
+                pass
+        except OSError as exc:
+            raise StorageUnavailable(f"{self.root} is not writable: {exc.strerror}") from exc
+
+    def exists(self) -> bool:
+        return self.root.is_dir()
+
+    def describe(self) -> str:
+        return f"local disk at {self.root}"

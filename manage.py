@@ -10,6 +10,7 @@ from flask.cli import FlaskGroup
 
 from app import create_app
 from app.config import ConfigError
+from jobs.cli import worker
 
 
 def make_app():  # noqa: ANN201 - FlaskGroup's factory signature
@@ -22,6 +23,8 @@ def make_app():  # noqa: ANN201 - FlaskGroup's factory signature
 
 
 cli = FlaskGroup(create_app=make_app, help="Coffer administration.")
+# The worker entry point lives in `jobs/`, which uses the app; the app never imports it.
+cli.add_command(worker)
 
 if __name__ == "__main__":
     cli()

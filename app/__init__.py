@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import auth, broker, database, http, logs, storage
+from . import authentication, broker, database, logs, middleware, storage
 from .config import load_config
 from .errors import register_error_handlers
 from .extensions import db, limiter, migrate, server_session
@@ -25,7 +25,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
-    http.init_app(app)
+    middleware.init_app(app)
     register_commands(app)
     if app.config["TRUSTED_PROXIES"]:
         proxies = app.config["TRUSTED_PROXIES"]
@@ -40,7 +40,7 @@ def register_extensions(app: Flask) -> None:
     broker.init_app(app)
     storage.init_app(app)
     server_session.init_app(app)
-    auth.init_app(app)
+    authentication.init_app(app)
     limiter.init_app(app)
 
 

@@ -133,29 +133,13 @@ def run_server(app: Flask, *, host: str, port: int, threads: int, shutdown_timeo
     log.info("stopped")
 
 
-@click.command("worker")
-@click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
-@click.option(
-    "--fork/--no-fork",
-    default=False,
-    show_default=True,
-    help="Run each job in a child process (isolation, at several times the cost per job).",
-)
-@with_appcontext
-def worker(burst: bool, fork: bool) -> None:
-    """Run an RQ worker that validates uploads; SIGTERM lets the job in hand finish."""
-    from jobs.worker import run
-
-    run(current_app._get_current_object(), burst=burst, fork=fork)  # type: ignore[attr-defined]
-
-
 # ---- jobs ----------------------------------------------------------------------------
 
 
 @jobs_cli.command("status")
 def jobs_status() -> None:
     """Queued, started and failed job counts, and files per status."""
-    from jobs.dispatch import status
+    from app.services.queue import status
 
     result = status()
     click.echo(f"queued: {result.queued}")
@@ -168,7 +152,7 @@ def jobs_status() -> None:
 @jobs_cli.command("requeue-stuck")
 def jobs_requeue_stuck() -> None:
     """Queue again the pending or processing files that have no live job."""
-    from jobs.dispatch import requeue_stuck
+    from app.services.queue import requeue_stuck
 
     requeued = requeue_stuck()
     click.echo(f"requeued {len(requeued)} stuck file(s)")
@@ -177,7 +161,7 @@ def jobs_requeue_stuck() -> None:
 @jobs_cli.command("requeue-failed")
 def jobs_requeue_failed() -> None:
     """Run again every job in RQ's failed registry."""
-    from jobs.dispatch import requeue_failed
+    from app.services.queue import requeue_failed
 
     count = requeue_failed()
     click.echo(f"requeued {count} failed job(s)")
@@ -424,7 +408,6 @@ def init_app(app: Flask) -> None:
     """Register the commands on the app's CLI."""
     for command in (
         serve,
-        worker,
         jobs_cli,
         create_org,
         create_user,

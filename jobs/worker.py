@@ -13,8 +13,7 @@ from rq.utils import now
 
 from app.broker import get_queue, get_redis
 from app.extensions import db
-
-from .dispatch import requeue_stuck
+from app.services.queue import requeue_stuck
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app.broker import QUEUE_NAME
-from jobs.dispatch import job_id
+from app.services.queue import job_id
 from tests.conftest import ROOT, RedisServer, free_port, fresh_database, validation_blocked
 
 VENV_BIN = Path(sys.executable).parent

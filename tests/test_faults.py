@@ -38,8 +38,8 @@ from app.config import MiB
 from app.database import WriterLock, writer_lock
 from app.extensions import db as _db
 from app.models import File, FileStatus, Organization
+from app.services.queue import job_id
 from app.storage.local import LocalStorage, LocalUpload
-from jobs.dispatch import job_id
 from tests.conftest import (
     ROOT,
     Auth,

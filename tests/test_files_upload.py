@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.broker import get_queue
-from jobs.dispatch import job_id
+from app.services.queue import job_id
 from tests.conftest import Auth
 
 MiB = 1024 * 1024

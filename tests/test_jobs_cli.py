@@ -13,7 +13,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 
 from app.broker import get_queue
-from jobs.dispatch import job_id
+from app.services.queue import job_id
 from tests.conftest import Auth
 
 

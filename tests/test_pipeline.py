@@ -20,7 +20,7 @@ from sqlalchemy import update
 
 from app.broker import get_queue
 from app.models import Organization
-from jobs.dispatch import enqueue_validation, job_id, requeue_stuck
+from app.services.queue import enqueue_validation, job_id, requeue_stuck
 from jobs.worker import InProcessWorker
 from jobs.worker import run as run_worker
 from tests.conftest import Auth, RedisServer, run_sql

@@ -9,7 +9,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 
-from ..auth import end_session, start_session
+from ..authentication import end_session, start_session
 from ..extensions import limiter
 from ..models import User
 from ..services import accounts

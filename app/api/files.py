@@ -8,7 +8,7 @@ from uuid import UUID
 from flask import Blueprint, Response, request, send_file
 from flask_login import current_user, login_required
 
-from jobs.dispatch import enqueue_validation
+from app.services.queue import enqueue_validation
 
 from ..errors import APIError
 from ..models import File, FileStatus, isoformat

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint
 from flask_login import current_user, login_required
 
-from ..auth import admin_required
+from ..authentication import admin_required
 from ..models import User, isoformat
 from ..services import accounts
 

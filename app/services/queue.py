@@ -1,4 +1,7 @@
-"""Putting validation jobs on the queue, and finding files that lost theirs."""
+"""Putting validation jobs on the queue, and finding files that lost theirs.
+
+RQ names the job function by its dotted path, so the application never imports `jobs`.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +20,10 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.worker import Worker
 from sqlalchemy import func, select
 
-from app.broker import get_queue, get_redis
-from app.extensions import db
-from app.models import File, FileStatus
-from app.services import files as files_service
+from ..broker import get_queue, get_redis
+from ..extensions import db
+from ..models import File, FileStatus
+from . import files as files_service
 
 log = logging.getLogger(__name__)
 

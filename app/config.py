@@ -128,6 +128,9 @@ class Config:
                 "JOB_STALE_SECONDS must be longer than JOB_HEARTBEAT_SECONDS, or running "
                 "jobs would be taken as dead between two heartbeats"
             )
+        # Seconds between two sweeps for files whose job Redis lost (one sweep at a time
+        # across every worker and host).
+        self.SWEEP_SECONDS = env_int("SWEEP_SECONDS", 30, minimum=1)
         self.WORKERS = env_int("WORKERS", 1, minimum=1)
         self.HOST = os.environ.get("HOST", "127.0.0.1")
         self.LOGIN_LIMIT_PER_EMAIL = os.environ.get("LOGIN_LIMIT_PER_EMAIL", "5 per minute")

@@ -141,6 +141,8 @@ class File(db.Model):
         # Listing an organization's files newest first, optionally by status.
         sa.Index("ix_files_org_uploaded", "organization_id", "uploaded_at", "id"),
         sa.Index("ix_files_org_status_uploaded", "organization_id", "status", "uploaded_at", "id"),
+        # The sweep's query over unfinished files, whatever the organization.
+        sa.Index("ix_files_status", "status"),
     )
 
     id: Mapped[str] = mapped_column(

@@ -1,19 +1,25 @@
-"""The worker entry point: app context, a sweep for lost jobs, then RQ's loop."""
+"""The worker entry point: app context, a periodic sweep for lost jobs, then RQ's loop."""
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 from datetime import timedelta
 from typing import Any
 
 from flask import Flask
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker, Worker
 from rq.utils import now
 
 from app.broker import get_queue, get_redis
 from app.extensions import db
-from app.services.queue import requeue_stuck
+from app.services.queue import sweep_if_due
 
 log = logging.getLogger(__name__)
 
@@ -67,28 +73,107 @@ class ForkingWorker(QuietBookkeeping, Worker):
     """Runs each job in a forked child process."""
 
 
+# Waits between attempts to reach Redis again: doubling from one second, at most a minute.
+RECONNECT_FIRST_SECONDS = 1.0
+RECONNECT_MAX_SECONDS = 60.0
+
+
+class Sweeper(threading.Thread):
+    """Every SWEEP_SECONDS, queue again the files whose job Redis lost.
+
+    A thread of its own, so it runs while the worker waits on an empty queue too. The
+    sweep takes a lock in Redis first, so across all workers and hosts one sweep runs
+    per interval; the job's own guards make a file queued twice harmless.
+    """
+
+    def __init__(self, app: Flask, connection: Redis, name: str) -> None:
+        super().__init__(name="coffer-sweeper", daemon=True)
+        self.app = app
+        self.connection = connection
+        self.owner = name
+        self.interval = float(app.config["SWEEP_SECONDS"])
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        """Sweep, then wait an interval, until the worker stops.
+
+        The first sweep runs whatever the lock says: a worker that starts after a crash
+        queues the dead worker's job again at once.
+        """
+        first = True
+        while not self.stopping.is_set():
+            with self.app.app_context():
+                try:
+                    sweep_if_due(self.connection, self.owner, force=first)
+                    first = False
+                except Exception as exc:  # noqa: BLE001 - the next interval tries again
+                    log.warning("sweep for lost jobs failed (will try again): %s", exc)
+                finally:
+                    db.session.remove()
+            self.stopping.wait(self.interval)
+
+
 def run(app: Flask, *, burst: bool = False, fork: bool = False, name: str | None = None) -> bool:
     """Run one RQ worker on the validation queue inside an app context.
 
     By default jobs run in the worker process itself: a fork per job costs about seven
     times the job's own CPU (each child re-imports libmagic and reconnects). A crash still
-    loses nothing: supervisord restarts the worker and its start-up sweep requeues the
-    job of a worker that died. `fork` runs each job in a child process instead.
+    loses nothing: supervisord restarts the worker and the sweep requeues the job of a
+    worker that died. `fork` runs each job in a child process instead.
+
+    Redis going away does not end the worker: RQ's loop gives up on a lost connection,
+    so the worker waits (1 s, doubling up to a minute), then starts a new loop; the
+    sweep then queues whatever Redis lost meanwhile.
     """
+    worker_class = ForkingWorker if fork else InProcessWorker
     with app.app_context():
         connection = get_redis()
-        requeue_stuck(connection)
         # Jobs open their own database connections; none may be shared across fork.
         db.session.remove()
         db.engine.dispose()
-        worker_class = ForkingWorker if fork else InProcessWorker
-        worker = worker_class(
-            [get_queue(connection)],
-            connection=connection,
-            name=name,
-            # How often the forking worker refreshes a running job's heartbeat; the
-            # sweep's JOB_STALE_SECONDS is measured against it for remote workers.
-            job_monitoring_interval=app.config["JOB_HEARTBEAT_SECONDS"],
-            log_job_description=False,
-        )
-        return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+        sweeper: Sweeper | None = None
+        stop = threading.Event()
+        wait = RECONNECT_FIRST_SECONDS
+        worked = False
+        while True:
+            try:
+                connection.ping()
+                if burst:
+                    sweep_if_due(connection, name or "burst", force=True)
+                    db.session.remove()
+                worker = worker_class(
+                    [get_queue(connection)],
+                    connection=connection,
+                    name=name,
+                    # How often the forking worker refreshes a running job's heartbeat;
+                    # the sweep's JOB_STALE_SECONDS is measured against it for remote workers.
+                    job_monitoring_interval=app.config["JOB_HEARTBEAT_SECONDS"],
+                    log_job_description=False,
+                )
+                if sweeper is None and not burst:
+                    sweeper = Sweeper(app, connection, worker.name)
+                    sweeper.start()
+                worked = (
+                    worker.work(burst=burst, with_scheduler=True, logging_level="INFO") or worked
+                )
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                log.error("Redis is unreachable (%s); trying again in %.0f s", exc, wait)
+            else:
+                if burst or getattr(worker, "_stop_requested", False):
+                    break
+                # RQ's loop ended without being asked to: it lost Redis mid-way.
+                log.error("the worker loop ended unexpectedly; starting again in %.0f s", wait)
+            # RQ's signal handlers need Redis; while waiting, a stop request just ends the wait.
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: stop.set())
+            if stop.wait(wait):
+                break
+            wait = min(wait * 2, RECONNECT_MAX_SECONDS)
+            try:
+                connection.ping()
+                wait = RECONNECT_FIRST_SECONDS
+            except RedisError:
+                pass
+        if sweeper is not None:
+            sweeper.stopping.set()
+        return worked

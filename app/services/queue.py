@@ -28,6 +28,8 @@ from . import files as files_service
 log = logging.getLogger(__name__)
 
 VALIDATE = "jobs.validate.validate_file"
+# Held by whichever worker sweeps this interval, so one sweep runs at a time across hosts.
+SWEEP_LOCK = "coffer:sweep-lock"
 LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED}
 
 
@@ -76,6 +78,15 @@ def has_live_job(file_id: str, connection: Redis) -> bool:
     if status not in LIVE_STATUSES:
         return False
     if status == JobStatus.STARTED:
+        started = job.started_at
+        if started is not None:
+            if started.tzinfo is None:
+                started = started.replace(tzinfo=UTC)
+            # Past its timeout plus a heartbeat, a job is not coming back (RQ would
+            # have killed it): its file is stuck in `processing`.
+            limit = current_app.config["JOB_TIMEOUT"] + current_app.config["JOB_HEARTBEAT_SECONDS"]
+            if datetime.now(UTC) - started > timedelta(seconds=limit):
+                return False
         holder = worker_state(job.worker_name, connection)
         if holder != "unknown":
             return holder == "alive"
@@ -124,6 +135,18 @@ def pid_exists(pid: int) -> bool:
     except PermissionError:
         return True  # exists, owned by someone else
     return True
+
+
+def sweep_if_due(connection: Redis, owner: str, force: bool = False) -> list[str] | None:
+    """Run `requeue_stuck` unless another worker swept within SWEEP_SECONDS; None if skipped.
+
+    The lock is never released early: it lapses after the interval, so however many
+    workers try, the files are swept once per interval.
+    """
+    interval = int(current_app.config["SWEEP_SECONDS"])
+    if not force and not connection.set(SWEEP_LOCK, owner, nx=True, ex=interval):
+        return None
+    return requeue_stuck(connection)
 
 
 def requeue_stuck(connection: Redis | None = None) -> list[str]:

@@ -40,17 +40,22 @@ $(VENV)/.dev-deps: requirements-dev.txt $(VENV)/.deps
 deps: $(VENV)/.deps
 dev-deps: $(VENV)/.dev-deps
 
+# Exits 0 when Redis answers at REDIS_URL, 3 when `make run` must start a private one.
 redis: deps
-	@$(BIN)/python deploy/ensure_redis.py
+	@$(BIN)/python deploy/ensure_redis.py; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 3 ]
 
 migrate: deps
 	@echo "==> applying migrations"
 	@mkdir -p "$(INSTANCE_PATH)"
 	@$(BIN)/python manage.py db upgrade 2>&1 | grep -v "^INFO  \[alembic.runtime.migration\] \(Context impl\|Will assume\)" ; exit $${PIPESTATUS[0]}
 
-run: redis migrate
-	@echo "==> starting Coffer on http://127.0.0.1:$(PORT) with $(WORKERS) worker(s); Ctrl-C stops"
-	@PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/supervisord -c deploy/supervisord.conf
+run: deps migrate
+	@$(BIN)/python deploy/ensure_redis.py; status=$$?; \
+	if [ $$status -eq 0 ]; then conf=deploy/supervisord.conf; \
+	elif [ $$status -eq 3 ]; then conf=deploy/supervisord-private-redis.conf; \
+	else exit $$status; fi; \
+	echo "==> starting Coffer on http://127.0.0.1:$(PORT) with $(WORKERS) worker(s); Ctrl-C stops"; \
+	PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/supervisord -c $$conf
 
 test: dev-deps
 	@echo "==> running the test suite on $${DATABASE_URL:-SQLite}"

@@ -1,12 +1,17 @@
-"""Make sure a Redis answers at REDIS_URL, starting a private one under instance/ if not."""
+"""Whether `make run` needs a private Redis, and the private Redis itself.
+
+`ensure_redis.py` exits 0 when a Redis answers at REDIS_URL, 3 when none does but a
+private one can serve it (local URL, redis-server installed), and 1 with a one-line
+reason otherwise. `ensure_redis.py --serve` runs that private Redis in the foreground,
+data under INSTANCE_PATH/redis: supervisord starts it beside the web server and the
+workers, so Ctrl-C stops it with them.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -38,11 +43,15 @@ def find_server() -> str | None:
     return str(beside) if beside.exists() else None
 
 
-def main() -> int:
-    """Exit 0 once Redis answers; 1 with a one-line reason otherwise."""
+PRIVATE_NEEDED = 3
+
+
+def main(argv: list[str]) -> int:
+    """Check REDIS_URL, or with --serve run the private Redis in the foreground."""
     load_dotenv(ROOT / ".env")
     url = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
-    if answers(url):
+    serve = "--serve" in argv
+    if not serve and answers(url):
         print(f"==> Redis answers at {url}")
         return 0
     parsed = urlparse(url)
@@ -58,10 +67,14 @@ def main() -> int:
         return 1
     instance = Path(os.environ.get("INSTANCE_PATH", ROOT / "instance"))
     data = instance / "redis"
-    data.mkdir(parents=True, exist_ok=True)
     port = parsed.port or 6379
-    print(f"==> starting a private Redis ({server}) on 127.0.0.1:{port}, data in {data}")
-    result = subprocess.run(
+    if not serve:
+        print(f"==> no Redis at {url}: supervisord starts a private one, data in {data}")
+        return PRIVATE_NEEDED
+    data.mkdir(parents=True, exist_ok=True)
+    # exec: supervisord's signals reach redis-server itself, which saves and exits.
+    os.execv(
+        server,
         [
             server,
             "--port",
@@ -69,31 +82,12 @@ def main() -> int:
             "--bind",
             "127.0.0.1",
             "--daemonize",
-            "yes",
+            "no",
             "--dir",
             str(data),
-            "--pidfile",
-            str(data / "redis.pid"),
-            "--logfile",
-            str(data / "redis.log"),
         ],
-        capture_output=True,
-        text=True,
     )
-    if result.returncode != 0:
-        print(
-            f"error: redis-server did not start: {result.stderr.strip() or result.stdout.strip()}"
-        )
-        return 1
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if answers(url):
-            print(f"==> Redis answers at {url} (stop it with: kill $(cat {data / 'redis.pid'}))")
-            return 0
-        time.sleep(0.1)
-    print(f"error: the private Redis did not answer; see {data / 'redis.log'}")
-    return 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

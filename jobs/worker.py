@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -73,6 +77,33 @@ class ForkingWorker(QuietBookkeeping, Worker):
     """Runs each job in a forked child process."""
 
 
+# prctl(2) option: the signal a process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """In a forked child: take SIGTERM when the worker that forked it dies.
+
+    RQ's scheduler runs in a child process; without this, a worker SIGKILLed alone (an
+    OOM kill, `kill -9`) leaves its scheduler running with nobody to stop it. Linux only:
+    elsewhere supervisord's killasgroup is the only cover.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def stop_was_requested(worker: Worker) -> bool:
+    """Whether RQ's loop ended because a signal asked it to (not because Redis went away)."""
+    return bool(
+        getattr(worker, "_stop_requested", False)
+        or getattr(worker, "_shutdown_requested_date", None) is not None
+    )
+
+
 # Waits between attempts to reach Redis again: doubling from one second, at most a minute.
 RECONNECT_FIRST_SECONDS = 1.0
 RECONNECT_MAX_SECONDS = 60.0
@@ -126,6 +157,8 @@ def run(app: Flask, *, burst: bool = False, fork: bool = False, name: str | None
     sweep then queues whatever Redis lost meanwhile.
     """
     worker_class = ForkingWorker if fork else InProcessWorker
+    worker_pid = os.getpid()
+    os.register_at_fork(after_in_child=lambda: die_with_parent(worker_pid))
     with app.app_context():
         connection = get_redis()
         # Jobs open their own database connections; none may be shared across fork.
@@ -159,7 +192,7 @@ def run(app: Flask, *, burst: bool = False, fork: bool = False, name: str | None
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 log.error("Redis is unreachable (%s); trying again in %.0f s", exc, wait)
             else:
-                if burst or getattr(worker, "_stop_requested", False):
+                if burst or stop_was_requested(worker):
                     break
                 # RQ's loop ended without being asked to: it lost Redis mid-way.
                 log.error("the worker loop ended unexpectedly; starting again in %.0f s", wait)

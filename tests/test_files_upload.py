@@ -321,3 +321,44 @@ def test_quota_is_reserved_per_upload(app: Flask, auth: Auth) -> None:
     assert first.get_json()["file_id"] != second.get_json()["file_id"]
     assert usage(auth.client) == (30, 2)
     assert len(stored_files(app)) == 2
+
+
+def test_a_part_header_that_is_not_utf8_is_400_saying_so(app: Flask, auth: Auth) -> None:
+    """Not a missing file: the client is told its part's headers are not UTF-8."""
+    auth.register()
+    response = raw_multipart(
+        auth.client, b'form-data; name="file"; filename="caf\xe9.txt"', b"hello", auth.headers()
+    )
+    assert response.status_code == 400
+    assert response.get_json()["code"] == "invalid_part_header"
+    assert "UTF-8" in response.get_json()["error"]
+    assert_nothing_kept(app, auth)
+
+
+def test_too_many_form_parts_is_400_too_many_parts(app: Flask, auth: Auth) -> None:
+    """A form of many tiny fields is refused for its shape, not as a file too large."""
+    auth.register()
+    limit = app.config["MAX_FORM_PARTS"]
+    fields = {f"field{n}": "x" for n in range(limit + 5)}
+    response = auth.client.post(
+        "/api/files/upload",
+        data={**fields, "file": (io.BytesIO(b"data"), "a.txt")},
+        headers=auth.headers(),
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["code"] == "too_many_parts"
+    assert str(limit) in body["error"]
+    assert_nothing_kept(app, auth)
+
+
+def test_a_body_over_the_limit_is_still_413_file_too_large(app: Flask, auth: Auth) -> None:
+    auth.register()
+    # Built by hand: the test client would spool a body this size to a file it never closes.
+    response = raw_multipart(
+        auth.client, b'form-data; name="file"; filename="big.txt"', b"x" * (MiB + 1), auth.headers()
+    )
+    assert response.status_code == 413
+    assert response.get_json()["code"] == "file_too_large"
+    assert_nothing_kept(app, auth)

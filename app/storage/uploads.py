@@ -8,9 +8,11 @@ from typing import IO, Any
 from flask import Request, current_app, g
 from flask_login import current_user
 from werkzeug.datastructures import Headers
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser, MultiPartParser
 from werkzeug.sansio.multipart import File as FilePart
 
+from ..errors import APIError
 from . import get_storage
 from .base import Upload
 from .names import display_name, object_key, sent_filename
@@ -93,8 +95,38 @@ class UploadFormParser(FormDataParser):
         boundary = options.get("boundary", "").encode("ascii")
         if not boundary:
             raise ValueError("Missing boundary")
-        form, files = parser.parse(stream, boundary, content_length)
+        try:
+            form, files = parser.parse(stream, boundary, content_length)
+        except UnicodeDecodeError:
+            # werkzeug would drop the whole form silently, answered as a missing file.
+            raise APIError(
+                400, "invalid_part_header", "a part's headers are not UTF-8 text"
+            ) from None
+        except RequestEntityTooLarge as exc:
+            if _too_many_parts(exc):
+                raise APIError(
+                    400,
+                    "too_many_parts",
+                    f"the form has more than {self.max_form_parts} parts",
+                ) from None
+            raise
         return stream, form, files
+
+
+def _too_many_parts(exc: RequestEntityTooLarge) -> bool:
+    """Whether werkzeug's decoder raised this for its parts limit.
+
+    werkzeug raises the same exception for the body limit, a field over the form-memory
+    limit and too many parts; only the last is the client's form, not its size, so it is
+    told apart by the decoder's own count in the frame that raised it.
+    """
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    decoder = tb.tb_frame.f_locals.get("self") if tb is not None else None
+    parts = getattr(decoder, "_parts_decoded", None)
+    limit = getattr(decoder, "max_parts", None)
+    return parts is not None and limit is not None and parts > limit
 
 
 class CofferRequest(Request):

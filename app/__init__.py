@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import authentication, broker, database, logs, middleware, storage
+from . import authentication, broker, database, logs, middleware, session_store, storage
 from .config import load_config
 from .errors import register_error_handlers
 from .extensions import db, limiter, migrate, server_session
@@ -40,6 +40,7 @@ def register_extensions(app: Flask) -> None:
     broker.init_app(app)
     storage.init_app(app)
     server_session.init_app(app)
+    session_store.init_app(app)
     authentication.init_app(app)
     limiter.init_app(app)
 

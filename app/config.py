@@ -135,6 +135,9 @@ class Config:
         self.HOST = os.environ.get("HOST", "127.0.0.1")
         self.LOGIN_LIMIT_PER_EMAIL = os.environ.get("LOGIN_LIMIT_PER_EMAIL", "5 per minute")
         self.LOGIN_LIMIT_PER_ADDRESS = os.environ.get("LOGIN_LIMIT_PER_ADDRESS", "50 per minute")
+        self.REGISTER_LIMIT_PER_ADDRESS = os.environ.get(
+            "REGISTER_LIMIT_PER_ADDRESS", "10 per hour"
+        )
         # Number of proxies in front of Coffer whose X-Forwarded-For is trusted; 0
         # means the client address is the socket peer and the header is ignored.
         self.TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
@@ -165,6 +168,9 @@ class Config:
 
         self.RATELIMIT_KEY_PREFIX = "coffer:limit"
         self.RATELIMIT_HEADERS_ENABLED = True
+        # The limiter's own Redis client: the same bounded waits as the app's (broker.py),
+        # so a Redis that hangs answers 503 in seconds instead of holding a thread.
+        self.RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
 
     def default_secret(self, instance: Path) -> str:
         """The key used when SECRET_KEY is unset."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from flask_wtf.csrf import CSRFError
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db
@@ -56,8 +57,29 @@ def json_error(status: int, code: str, message: str, /, **extra: Any) -> Respons
     return response
 
 
+def redis_unavailable() -> Response:
+    """Sessions, login limits and the queue live in Redis: without it, a clean 503."""
+    db.session.rollback()
+    return json_error(
+        503,
+        "service_unavailable",
+        "the service is temporarily unavailable (its session store cannot be reached); "
+        "try again shortly",
+    )
+
+
+def handle_redis_error(exc: RedisError) -> Response:
+    """Redis unreachable (or timing out) inside a view: 503, logged once."""
+    log.error("Redis unavailable on %s %s: %s", request.method, request.path, exc)
+    return redis_unavailable()
+
+
 def handle_http_exception(exc: HTTPException) -> Response:
     """Turn any HTTPException, Coffer's or werkzeug's, into the JSON error shape."""
+    original = getattr(exc, "original_exception", None)
+    if isinstance(exc, InternalServerError) and isinstance(original, RedisError):
+        # Raised outside a view (opening or saving the session): Flask hands it over as a 500.
+        return handle_redis_error(original)
     status = exc.code or 500
     if isinstance(exc, APIError):
         response = json_error(status, exc.error_code, exc.description or "", **exc.extra)
@@ -109,6 +131,7 @@ def handle_storage_unavailable(exc: StorageUnavailable) -> Response:
 
 def register_error_handlers(app: Flask) -> None:
     """Install the handlers on the app."""
+    app.register_error_handler(RedisError, handle_redis_error)
     app.register_error_handler(StorageFull, handle_storage_full)
     app.register_error_handler(StorageUnavailable, handle_storage_unavailable)
     app.register_error_handler(HTTPException, handle_http_exception)

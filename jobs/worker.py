@@ -40,6 +40,9 @@ class QuietBookkeeping:
     """
 
     HEARTBEAT_EVERY = timedelta(seconds=1)
+    # RQ's own wait between attempts to reach Redis while dequeueing doubles up to this
+    # (RQ's default is a minute): work resumes within seconds of Redis coming back.
+    max_connection_wait_time = 5.0
     last_heartbeat: Any
     _state: str
     _suspension_checked: float = float("-inf")
@@ -104,9 +107,9 @@ def stop_was_requested(worker: Worker) -> bool:
     )
 
 
-# Waits between attempts to reach Redis again: doubling from one second, at most a minute.
+# Waits between attempts to reach Redis again: doubling from one second, at most 5 s.
 RECONNECT_FIRST_SECONDS = 1.0
-RECONNECT_MAX_SECONDS = 60.0
+RECONNECT_MAX_SECONDS = 5.0
 
 
 class Sweeper(threading.Thread):
@@ -153,7 +156,7 @@ def run(app: Flask, *, burst: bool = False, fork: bool = False, name: str | None
     worker that died. `fork` runs each job in a child process instead.
 
     Redis going away does not end the worker: RQ's loop gives up on a lost connection,
-    so the worker waits (1 s, doubling up to a minute), then starts a new loop; the
+    so the worker waits (1 s, doubling up to 5 s), then starts a new loop; the
     sweep then queues whatever Redis lost meanwhile.
     """
     worker_class = ForkingWorker if fork else InProcessWorker

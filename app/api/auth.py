@@ -37,6 +37,11 @@ def login_email_key() -> str:
 
 
 @bp.post("/register")
+@limiter.limit(
+    lambda: current_app.config["REGISTER_LIMIT_PER_ADDRESS"],
+    key_func=get_remote_address,
+    scope="register-address",
+)
 def register() -> tuple[dict[str, Any], int]:
     """Create an account (and organization); the caller is logged in."""
     body = json_body()

@@ -36,7 +36,9 @@ from sqlalchemy.engine import make_url
 
 from app.broker import QUEUE_NAME
 from app.services.queue import job_id
-from tests.conftest import ROOT, RedisServer, free_port, fresh_database, validation_blocked
+from tests.support import ROOT
+from tests.support.database import fresh_database, validation_blocked
+from tests.support.processes import RedisServer, free_port
 
 VENV_BIN = Path(sys.executable).parent
 SUPERVISORD_CONF = ROOT / "deploy" / "supervisord.conf"

@@ -40,14 +40,11 @@ from app.extensions import db as _db
 from app.models import File, FileStatus, Organization
 from app.services.queue import job_id
 from app.storage.local import LocalStorage, LocalUpload
-from tests.conftest import (
-    ROOT,
-    Auth,
-    RedisServer,
-    check_storage_consistent,
-    free_port,
-    validation_blocked,
-)
+from tests.support import ROOT
+from tests.support.client import Auth
+from tests.support.database import validation_blocked
+from tests.support.processes import RedisServer, free_port
+from tests.support.storage import check_storage_consistent
 
 KiB = 1024
 FINAL_STATUSES = {FileStatus.READY.value, FileStatus.FAILED.value}

@@ -11,7 +11,8 @@ from flask import Flask
 from sqlalchemy import update
 
 from app.models import Organization
-from tests.conftest import Auth, run_sql
+from tests.support.client import Auth
+from tests.support.database import run_sql
 
 
 def upload(auth: Auth, filename: str, data: bytes) -> str:

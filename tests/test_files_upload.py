@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from app.broker import get_queue
 from app.services.queue import job_id
-from tests.conftest import Auth
+from tests.support.client import Auth
 
 MiB = 1024 * 1024
 

@@ -16,7 +16,9 @@ from werkzeug.test import TestResponse
 
 from app import create_app
 from app.extensions import db as _db
-from tests.conftest import Auth, RedisServer, app_config
+from tests.support.client import Auth
+from tests.support.config import app_config
+from tests.support.processes import RedisServer
 
 BOUNDARY = "CofferBoundary7MA4YWxkTrZu0gW"
 SAFE_DISK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

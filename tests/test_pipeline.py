@@ -23,7 +23,9 @@ from app.models import Organization
 from app.services.queue import enqueue_validation, job_id, requeue_stuck
 from jobs.worker import InProcessWorker
 from jobs.worker import run as run_worker
-from tests.conftest import Auth, RedisServer, run_sql
+from tests.support.client import Auth
+from tests.support.database import run_sql
+from tests.support.processes import RedisServer
 
 
 def png_bytes() -> bytes:

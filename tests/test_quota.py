@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from app.extensions import db
 from app.models import Organization
-from tests.conftest import Auth
+from tests.support.client import Auth
 
 MiB = 1024 * 1024
 THREADS = 16

@@ -1,5 +1,5 @@
-"""Fixtures: a private Redis, a private database, the app, clients and a real worker.
-Shared code lives in tests/support."""
+"""Fixtures: a private Redis, a private database, the app, clients, a real worker and a
+deployment in a temporary folder. Shared code lives in tests/support."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from app.extensions import db as _db  # noqa: E402
 from tests.support.client import Auth  # noqa: E402
 from tests.support.config import app_config  # noqa: E402
 from tests.support.database import fresh_database  # noqa: E402
-from tests.support.processes import RedisServer  # noqa: E402
+from tests.support.deployment import Deployment, process_env  # noqa: E402
+from tests.support.processes import RedisServer, free_port  # noqa: E402
 from tests.support.storage import check_storage_consistent  # noqa: E402
 
 TABLES = ("files", "invites", "api_tokens", "users", "organizations")
@@ -140,3 +141,28 @@ def worker(app: Flask, redis: Redis) -> Callable[[], None]:
             )
 
     return run
+
+
+@pytest.fixture
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """A migrated database, a private Redis and empty folders, like a fresh install."""
+    # A short folder: supervisord's unix socket path may not exceed 108 bytes.
+    directory = tmp_path_factory.mktemp("dep")
+    redis = RedisServer(directory / "redis")
+    redis.start()
+    try:
+        with fresh_database(directory, "coffer_deploy") as database:
+            port = free_port()
+            deployment = Deployment(
+                directory,
+                database,
+                redis.url,
+                port,
+                process_env(directory, database, redis.url, port),
+            )
+            (directory / "instance").mkdir()
+            migrated = deployment.manage("db", "upgrade")
+            assert migrated.returncode == 0, migrated.stderr
+            yield deployment
+    finally:
+        redis.stop()

@@ -16,9 +16,12 @@ from pathlib import Path
 
 from app.config import MiB
 from app.storage.uploads import MULTIPART_OVERHEAD
+from tests.support import ROOT
+from tests.support import VENV_BIN as BIN
+from tests.support.processes import RedisServer, free_port
 
 from .client import LOOPBACK
-from .procs import BIN, ROOT, Coffer, Floor, Profiler, RedisServer, database, free_port
+from .procs import Coffer, Floor, Profiler, database
 from .report import render
 from .scenarios import Run, Settings, run_all
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any, TypeVar
 
+from tests.support.client import multipart_frame
+
 LOOPBACK = "127.0.0.1"
 SESSION_COOKIE = "coffer_session"
 PASSWORD = "bench password 1234"
@@ -124,23 +126,14 @@ def register(port: int, name: str) -> tuple[Client, dict[str, Any]]:
     return client, identity
 
 
-def multipart_frame(
-    filename: str, content_type: str = "application/octet-stream"
-) -> tuple[str, bytes, bytes]:
-    """(Content-Type header, bytes before the file, bytes after it) of a one-file upload."""
-    boundary = f"coffer-bench-{uuid.uuid4().hex}"
-    head = (
-        f"--{boundary}\r\n"
-        f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-        f"Content-Type: {content_type}\r\n\r\n"
-    ).encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
-    return f"multipart/form-data; boundary={boundary}", head, tail
+def boundary() -> str:
+    """A fresh multipart boundary, marked as the bench's."""
+    return f"coffer-bench-{uuid.uuid4().hex}"
 
 
 def small_upload(client: Client, filename: str, data: bytes) -> dict[str, Any]:
     """POST one small file to Coffer; returns the 201 body."""
-    content_type, head, tail = multipart_frame(filename, "text/plain")
+    content_type, head, tail = multipart_frame(filename, "text/plain", boundary())
     response = client.request(
         "POST", "/api/files/upload", head + data + tail, {"Content-Type": content_type}
     )
@@ -156,7 +149,7 @@ def large_upload(
 
     Returns the response and the request body's length.
     """
-    content_type, head, tail = multipart_frame(filename)
+    content_type, head, tail = multipart_frame(filename, boundary=boundary())
     length = len(head) + size + len(tail)
 
     def body() -> Iterator[bytes]:

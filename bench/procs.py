@@ -5,39 +5,24 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 import psutil
-from redis import Redis
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 
+from tests.support import ROOT
+from tests.support import VENV_BIN as BIN
+from tests.support.database import scratch_database
+from tests.support.processes import free_port, stop_process
+
 from .client import LOOPBACK, BenchError, Client
-
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-# Never handed out: `make run`'s default port, which a developer's Coffer may hold.
-RESERVED_PORTS = {5000}
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    for _ in range(20):
-        with socket.socket() as sock:
-            sock.bind((LOOPBACK, 0))
-            port = sock.getsockname()[1]
-        if port not in RESERVED_PORTS:
-            return port
-    raise BenchError("no free port found")
 
 
 def wait_until(
@@ -56,55 +41,6 @@ def wait_until(
         time.sleep(interval)
 
 
-def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 60.0) -> None:
-    """SIGTERM a process the bench started (its own process group), SIGKILL after timeout."""
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        # Each process is started in a group of its own, whose id is its pid.
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
-class RedisServer:
-    """A private redis-server on a free port that keeps nothing on disk."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """The server's URL, database 0."""
-        return f"redis://{LOOPBACK}:{self.port}/0"
-
-    def start(self) -> None:
-        """Start the server and wait until it answers."""
-        binary = shutil.which("redis-server") or str(BIN / "redis-server")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", LOOPBACK, "--save", ""]
-            + ["--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        client = Redis(host=LOOPBACK, port=self.port, socket_connect_timeout=0.2)
-        try:
-            wait_until(lambda: client.ping(), 10, "the private Redis did not answer")
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        """Stop the server."""
-        stop_process(self.process, timeout=10)
-        self.process = None
-
-
 @contextmanager
 def database(backend: str, directory: Path) -> Iterator[str]:
     """A database URL for one run: a SQLite file, or a PostgreSQL database made and dropped.
@@ -120,18 +56,8 @@ def database(backend: str, directory: Path) -> Iterator[str]:
     server = driver_url(configured)
     if server.host not in {LOOPBACK, "localhost", None}:
         raise BenchError(f"DATABASE_URL must name a server on {LOOPBACK}, not {server.host}")
-    name = f"coffer_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield server.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with scratch_database(server, "coffer_bench") as url:
+        yield url
 
 
 def driver_url(url: str) -> URL:

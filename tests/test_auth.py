@@ -14,7 +14,7 @@ from redis import Redis
 from sqlalchemy import func, select, update
 
 from app.models import Invite, User, utcnow
-from tests.conftest import Auth
+from tests.support.client import Auth
 
 SESSION_COOKIE = "coffer_session"
 SESSION_PREFIX = "coffer:session:"

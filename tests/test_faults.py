@@ -13,13 +13,10 @@ import http.client
 import json
 import os
 import random
-import signal
 import string
 import subprocess
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,14 +37,11 @@ from app.extensions import db as _db
 from app.models import File, FileStatus, Organization
 from app.services.queue import job_id
 from app.storage.local import LocalStorage, LocalUpload
-from tests.conftest import (
-    ROOT,
-    Auth,
-    RedisServer,
-    check_storage_consistent,
-    free_port,
-    validation_blocked,
-)
+from tests.support.client import Auth, bearer, multipart, usage
+from tests.support.database import validation_blocked
+from tests.support.processes import ManagedProcess, RedisServer, free_port, managed
+from tests.support.storage import check_storage_consistent
+from tests.support.waiting import wait_for
 
 KiB = 1024
 FINAL_STATUSES = {FileStatus.READY.value, FileStatus.FAILED.value}
@@ -67,40 +61,13 @@ def text_bytes(size: int, seed: int) -> bytes:
     return (block * (size // len(block) + 1))[:size]
 
 
-def wait_for(condition: Callable[[], bool], what: str, seconds: float = WAIT_SECONDS) -> None:
-    """Poll `condition` until it holds; fail the test naming `what` if it never does."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {seconds} s waiting for {what}")
-        time.sleep(0.1)
-
-
-def bearer(token: str) -> dict[str, str]:
-    """The Authorization header of an API token."""
-    return {"Authorization": f"Bearer {token}"}
-
-
-def multipart(filename: str, data: bytes) -> tuple[bytes, str]:
-    """A multipart/form-data body with one file field, and its Content-Type."""
-    boundary = uuid.uuid4().hex
-    head = (
-        f"--{boundary}\r\n"
-        f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-        "Content-Type: text/plain\r\n\r\n"
-    )
-    return head.encode() + data + f"\r\n--{boundary}--\r\n".encode(), (
-        f"multipart/form-data; boundary={boundary}"
-    )
-
-
 def post_file(client: FlaskClient, filename: str, data: bytes, headers: dict[str, str]) -> Any:
     """POST /api/files/upload with a ready-made multipart body.
 
     Built here rather than by the test client, whose encoder spools bodies over 500 KiB
     to a temporary file that nothing closes.
     """
-    body, kind = multipart(filename, data)
+    body, kind = multipart(filename, data, "text/plain")
     return client.post("/api/files/upload", data=body, headers=headers, content_type=kind)
 
 
@@ -112,12 +79,6 @@ def upload_as(client: FlaskClient, token: str, filename: str, data: bytes) -> An
 def upload(auth: Auth, filename: str, data: bytes) -> Any:
     """Upload as the logged-in user of `auth` (session cookie and CSRF token)."""
     return post_file(auth.client, filename, data, auth.headers())
-
-
-def usage(client: FlaskClient, headers: dict[str, str] | None = None) -> tuple[int, int]:
-    """(used_bytes, file_count) of the caller's organization."""
-    body = client.get("/api/org", headers=headers or {}).get_json()
-    return body["used_bytes"], body["file_count"]
 
 
 def files_under(root: Path) -> list[Path]:
@@ -170,82 +131,6 @@ def process_env(app: Flask, **extra: str) -> dict[str, str]:
     return env
 
 
-class ManagedProcess:
-    """A `python manage.py ...` process in a session of its own, its output in a file."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        try:
-            # A session of its own, so every process the command starts (RQ's scheduler;
-            # under --fork, work horses in process groups of their own) can be found and
-            # killed with it.
-            self.popen = subprocess.Popen(
-                [sys.executable, "manage.py", *args],
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except BaseException:
-            self._log.close()
-            raise
-
-    @property
-    def pid(self) -> int:
-        """The process id of the manage.py process."""
-        return self.popen.pid
-
-    def session_pids(self) -> list[int]:
-        """Every process of this session: the process and whatever it started."""
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                if os.getsid(int(entry)) == self.pid:
-                    found.append(int(entry))
-            except OSError:
-                continue  # exited meanwhile
-        return found
-
-    def kill(self) -> None:
-        """SIGKILL every process of the session at once, then reap the main one."""
-        for pid in self.session_pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self.popen.wait(timeout=30)
-
-    def stop(self) -> None:
-        """SIGTERM (RQ's warm shutdown, waitress's stop), then SIGKILL whatever is left."""
-        try:
-            if self.popen.poll() is None:
-                self.popen.terminate()
-                try:
-                    self.popen.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    pass
-            self.kill()
-        finally:
-            self._log.close()
-
-    def output(self) -> str:
-        """What the process logged so far."""
-        return self.log_path.read_text(errors="replace")
-
-
-@contextlib.contextmanager
-def managed(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[ManagedProcess]:
-    """Run a manage.py process for the length of a block; always stopped afterwards."""
-    process = ManagedProcess(args, env, log_path)
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
 def job_started_on(worker: ManagedProcess, job: str, redis: Redis) -> bool:
     """Whether RQ records this job STARTED by this worker process, and the process lives."""
     record = Job.fetch(job, connection=redis)
@@ -287,6 +172,7 @@ def test_worker_killed_mid_job_is_replaced_and_its_file_ends_ready(
         with managed(["worker"], env, tmp_path / "worker-1.log") as first:
             wait_for(
                 lambda: job_started_on(first, job_id(held), redis),
+                WAIT_SECONDS,
                 "the first worker to start the big file's job",
             )
             first.kill()
@@ -296,7 +182,11 @@ def test_worker_killed_mid_job_is_replaced_and_its_file_ends_ready(
 
     # The replacement's start-up sweep sees that the job's worker is dead and queues it again.
     with managed(["worker"], env, tmp_path / "worker-2.log") as second:
-        wait_for(lambda: all_final(auth.client), "every file to be validated after the restart")
+        wait_for(
+            lambda: all_final(auth.client),
+            WAIT_SECONDS,
+            "every file to be validated after the restart",
+        )
         log = second.output()
 
     details = auth.client.get(f"/api/files/{held}").get_json()
@@ -627,7 +517,7 @@ def test_two_workers_and_eight_web_threads_share_the_database_without_errors(
             roll = rng.random()
             if roll < 0.4 or not mine:
                 data = text_bytes(rng.randint(1, 32) * KiB, seed=1000 * number + step)
-                body, kind = multipart(f"c{number}-{step}.txt", data)
+                body, kind = multipart(f"c{number}-{step}.txt", data, "text/plain")
                 status, answer = call(port, "POST", "/api/files/upload", token, body, kind)
                 if status == 201:
                     file_id = json.loads(answer)["file_id"]
@@ -653,7 +543,7 @@ def test_two_workers_and_eight_web_threads_share_the_database_without_errors(
             stack.enter_context(managed(["worker"], env, tmp_path / f"worker-{n}.log"))
             for n in range(2)
         ]
-        wait_for(lambda: served(port), "the web server to answer")
+        wait_for(lambda: served(port), WAIT_SECONDS, "the web server to answer")
         with ThreadPoolExecutor(max_workers=8) as pool:
             answers = [a for seen in pool.map(client, range(8)) for a in seen]
 
@@ -672,7 +562,7 @@ def test_two_workers_and_eight_web_threads_share_the_database_without_errors(
                         return False
             return True
 
-        wait_for(settled, "every upload to be validated")
+        wait_for(settled, WAIT_SECONDS, "every upload to be validated")
         for file_id, (token, data) in sent.items():
             status, body = call(port, "GET", f"/api/files/{file_id}/download", token)
             assert status == 200 and body == data, file_id

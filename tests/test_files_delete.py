@@ -11,7 +11,8 @@ from flask import Flask
 from sqlalchemy import update
 
 from app.models import Organization
-from tests.conftest import Auth, run_sql
+from tests.support.client import Auth, usage
+from tests.support.database import run_sql
 
 
 def upload(auth: Auth, filename: str, data: bytes) -> str:
@@ -19,12 +20,6 @@ def upload(auth: Auth, filename: str, data: bytes) -> str:
     response = auth.upload(filename, data)
     assert response.status_code == 201, response.get_json()
     return response.get_json()["file_id"]
-
-
-def usage(auth: Auth) -> tuple[int, int]:
-    """(used_bytes, file_count) of the caller's organization."""
-    body = auth.client.get("/api/org").get_json()
-    return body["used_bytes"], body["file_count"]
 
 
 def stored_files(app: Flask) -> set[Path]:

@@ -18,7 +18,8 @@ from sqlalchemy import update
 from werkzeug.http import parse_options_header
 
 from app.models import File
-from tests.conftest import Auth, run_sql
+from tests.support.client import Auth
+from tests.support.database import run_sql
 
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from app.broker import get_queue
 from app.services.queue import job_id
-from tests.conftest import Auth
+from tests.support.client import Auth, part_frame, usage
 
 MiB = 1024 * 1024
 
@@ -28,12 +28,6 @@ def stored_files(app: Flask) -> list[Path]:
     """Every file under UPLOAD_FOLDER, the temporary area included."""
     root = Path(app.config["UPLOAD_FOLDER"])
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
-
-
-def usage(client: FlaskClient) -> tuple[int, int]:
-    """(used_bytes, file_count) of the caller's organization."""
-    body = client.get("/api/org").get_json()
-    return body["used_bytes"], body["file_count"]
 
 
 def assert_nothing_kept(app: Flask, auth: Auth) -> None:
@@ -51,14 +45,8 @@ def raw_multipart(
 ) -> Any:
     """POST a hand-built multipart body whose part has exactly this Content-Disposition."""
     boundary = uuid.uuid4().hex
-    body = (
-        f"--{boundary}\r\n".encode()
-        + b"Content-Disposition: "
-        + disposition
-        + b"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
+    head, tail = part_frame(disposition, boundary)
+    body = head + data + tail
     return client.post(
         "/api/files/upload",
         data=body,

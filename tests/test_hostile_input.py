@@ -16,7 +16,9 @@ from werkzeug.test import TestResponse
 
 from app import create_app
 from app.extensions import db as _db
-from tests.conftest import Auth, RedisServer, app_config
+from tests.support.client import Auth, part_frame
+from tests.support.config import app_config
+from tests.support.processes import RedisServer
 
 BOUNDARY = "CofferBoundary7MA4YWxkTrZu0gW"
 SAFE_DISK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -28,18 +30,8 @@ def multipart(disposition: bytes, data: bytes = b"hello\n", *, before: bytes = b
 
     The test client would encode names itself; an attacker sends whatever bytes they like.
     """
-    dash = b"--" + BOUNDARY.encode()
-    return (
-        before
-        + dash
-        + b'\r\nContent-Disposition: form-data; name="file"; '
-        + disposition
-        + b"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        + data
-        + b"\r\n"
-        + dash
-        + b"--\r\n"
-    )
+    head, tail = part_frame(b'form-data; name="file"; ' + disposition, BOUNDARY)
+    return before + head + data + tail
 
 
 def post_upload(auth: Auth, body: bytes) -> TestResponse:

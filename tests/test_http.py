@@ -16,7 +16,9 @@ from sqlalchemy import func, select
 from app import create_app
 from app.extensions import db as _db
 from app.models import Organization
-from tests.conftest import Auth, RedisServer, app_config, free_port
+from tests.support.client import Auth
+from tests.support.config import app_config
+from tests.support.processes import RedisServer, free_port
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",

@@ -14,7 +14,7 @@ from rq.registry import FailedJobRegistry
 
 from app.broker import get_queue
 from app.services.queue import job_id
-from tests.conftest import Auth
+from tests.support.client import Auth
 
 
 def upload(auth: Auth, filename: str, data: bytes) -> str:

@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import logs
-from tests.conftest import Auth
+from tests.support.client import Auth
 
 ACCESS_FIELDS = {"request_id", "method", "path", "status", "duration_ms"}
 

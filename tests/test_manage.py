@@ -20,7 +20,9 @@ from sqlalchemy import select, update
 
 from app.extensions import db
 from app.models import File, Organization, User
-from tests.conftest import ROOT, Auth, RedisServer
+from tests.support import ROOT
+from tests.support.client import Auth
+from tests.support.processes import RedisServer
 
 ADMIN_COMMANDS = (
     "create-org",

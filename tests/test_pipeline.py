@@ -23,7 +23,9 @@ from app.models import Organization
 from app.services.queue import enqueue_validation, job_id, requeue_stuck
 from jobs.worker import InProcessWorker
 from jobs.worker import run as run_worker
-from tests.conftest import Auth, RedisServer, run_sql
+from tests.support.client import Auth, usage
+from tests.support.database import run_sql
+from tests.support.processes import RedisServer
 
 
 def png_bytes() -> bytes:
@@ -55,12 +57,6 @@ def details(auth: Auth, file_id: str) -> dict[str, Any]:
     response = auth.client.get(f"/api/files/{file_id}")
     assert response.status_code == 200, response.get_json()
     return response.get_json()
-
-
-def usage(auth: Auth) -> tuple[int, int]:
-    """(used_bytes, file_count) of the caller's organization."""
-    body = auth.client.get("/api/org").get_json()
-    return body["used_bytes"], body["file_count"]
 
 
 def stored_path(app: Flask, file_id: str) -> Path:

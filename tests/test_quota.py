@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from app.extensions import db
 from app.models import Organization
-from tests.conftest import Auth
+from tests.support.client import Auth, usage
 
 MiB = 1024 * 1024
 THREADS = 16
@@ -31,12 +31,6 @@ def set_quota(app: Flask, auth: Auth, megabytes: int) -> None:
         )
         db.session.commit()
         db.session.remove()
-
-
-def usage(auth: Auth) -> tuple[int, int]:
-    """(used_bytes, file_count) of the caller's organization."""
-    body = auth.client.get("/api/org").get_json()
-    return body["used_bytes"], body["file_count"]
 
 
 def stored_sizes(app: Flask) -> list[int]:

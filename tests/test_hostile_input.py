@@ -304,13 +304,15 @@ def test_a_quote_in_a_filename_cannot_add_a_disposition_parameter(
 def test_a_multipart_body_of_thousands_of_parts_is_refused(
     app: Flask, auth: Auth, org_id: int
 ) -> None:
-    """5,000 small fields before the file: 413 JSON, no row, no temp file left."""
+    """5,000 small fields before the file: 400 too_many_parts, no row, no temp file left."""
     dash = b"--" + BOUNDARY.encode()
     fields = b"".join(
         dash + b'\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nx\r\n' % n
         for n in range(5000)
     )
-    assert_json_error(post_upload(auth, multipart(b'filename="a.txt"', before=fields)), 413)
+    assert_json_error(
+        post_upload(auth, multipart(b'filename="a.txt"', before=fields)), 400, "too_many_parts"
+    )
     assert stored_files(app) == []
     assert temp_files(app) == []
     assert auth.client.get("/api/files").get_json()["total"] == 0

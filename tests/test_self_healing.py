@@ -14,17 +14,16 @@ from flask.testing import FlaskClient
 from redis import Redis
 from rq.suspension import suspend
 
-from tests.conftest import Auth, RedisServer
-from tests.test_faults import (
+from tests.support.client import Auth, bearer
+from tests.support.pipeline import (
     all_final,
     assert_nothing_lost,
-    bearer,
-    managed,
     process_env,
     text_bytes,
     upload_as,
-    wait_for,
 )
+from tests.support.processes import RedisServer, managed
+from tests.support.waiting import wait_for
 
 KiB = 1024
 SWEEP_SECONDS = 5
@@ -93,8 +92,8 @@ def test_a_lost_queue_is_refilled_by_the_sweep_within_two_intervals(
         lost_at = time.monotonic()
         wait_for(
             lambda: all_final(script, bearer(token)),
+            2 * SWEEP_SECONDS,
             "every file to be validated after the queue was lost",
-            seconds=2 * SWEEP_SECONDS,
         )
         healed_in = time.monotonic() - lost_at
         assert worker.popen.poll() is None, worker.output()
@@ -114,7 +113,7 @@ def test_redis_away_for_twenty_seconds_answers_503_then_recovers_by_itself(
     before = upload_notes(script, token, 3, seed=10)
     env = process_env(app, SWEEP_SECONDS=str(SWEEP_SECONDS))
     with managed(["worker"], env, tmp_path / "worker.log") as worker:
-        wait_for(lambda: all_final(script, bearer(token)), "the first files to be validated")
+        wait_for(lambda: all_final(script, bearer(token)), 60, "the first files to be validated")
         visitor = app.test_client()
 
         own_redis.stop()
@@ -152,8 +151,8 @@ def test_redis_away_for_twenty_seconds_answers_503_then_recovers_by_itself(
         back_at = time.monotonic()
         wait_for(
             lambda: all_final(script, bearer(token)),
+            2 * SWEEP_SECONDS,
             "every file uploaded during the outage to be validated",
-            seconds=2 * SWEEP_SECONDS,
         )
         healed_in = time.monotonic() - back_at
         assert worker.popen.poll() is None, "the worker must survive the outage"
@@ -198,7 +197,7 @@ def test_two_sweepers_on_two_instances_never_validate_a_file_into_a_wrong_state(
         for _ in range(3):  # lose the queue again and again while both sweep
             redis.flushdb()
             time.sleep(sweep * 1.5)
-        wait_for(lambda: all_final(script, bearer(token)), "every file to reach its verdict")
+        wait_for(lambda: all_final(script, bearer(token)), 60, "every file to reach its verdict")
         assert first.popen.poll() is None and second.popen.poll() is None
     final = statuses(script, token)
     wrong = [f for f, status in final.items() if status != "ready"]

@@ -18,7 +18,7 @@ from flask.cli import AppGroup, with_appcontext
 from .config import MiB
 from .models import isoformat
 from .services import admin, storage_check
-from .services.admin import AdminError
+from .services.errors import DomainError
 
 log = logging.getLogger("coffer.server")
 
@@ -175,7 +175,7 @@ def operator_errors() -> Iterator[None]:
     """Report an operator's error as `Error: ...` on stderr with exit status 1."""
     try:
         yield
-    except AdminError as exc:
+    except DomainError as exc:
         raise click.ClickException(str(exc)) from None
 
 

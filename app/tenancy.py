@@ -7,8 +7,8 @@ from typing import Any, TypeVar
 from flask_login import current_user
 from sqlalchemy import Select, select
 
-from .errors import APIError
 from .extensions import db
+from .services.errors import NotFound
 
 T = TypeVar("T")
 
@@ -40,5 +40,5 @@ def get_scoped_or_404(
         query = query.with_for_update()
     row = db.session.scalars(query).first()
     if row is None:
-        raise APIError(404, "not_found", f"{what} not found")
+        raise NotFound("not_found", f"{what} not found")
     return row

@@ -21,7 +21,7 @@ from ..security import (
     hash_password,
     new_secret,
 )
-from ..tenancy import get_scoped_or_404, scoped
+from ..tenancy import get_scoped_or_404, in_organization, scoped
 from .errors import AccountDisabled, Conflict, InvalidCredentials, InvalidInput
 
 # Deliberately simple: one @, no spaces, a dot in the domain. Delivery is the real test.
@@ -142,7 +142,7 @@ def _redeem_invite(org: Organization, code: str) -> None:
         update(Invite)
         .where(
             Invite.code_hash == digest(code),
-            Invite.organization_id == org.id,
+            in_organization(Invite, org.id),
             Invite.used_at.is_(None),
             Invite.expires_at > now,
         )

@@ -20,7 +20,7 @@ from ..database import write_transaction
 from ..extensions import db
 from ..models import File, FileStatus, Organization, User, utcnow
 from ..storage import Upload, get_storage
-from ..tenancy import get_scoped_or_404, scoped
+from ..tenancy import get_scoped_or_404, in_organization, scoped
 from .errors import Conflict, InvalidInput, NotAllowed, NotFound, QuotaExceeded, TooLarge
 
 log = logging.getLogger(__name__)
@@ -359,7 +359,7 @@ def _move_statement(to: FileStatus, columns: tuple[str, ...], returning: tuple[A
     statement = (
         update(File)
         .where(
-            File.organization_id == bindparam("moved_org"),
+            in_organization(File, bindparam("moved_org")),
             File.id == bindparam("moved_file"),
             # Equalities rather than IN: an IN list is re-rendered on every run.
             or_(*(File.status == status for status in ALLOWED_MOVES[to])),
@@ -375,14 +375,14 @@ def _drop_bytes(organization_id: int, file_id: str) -> str | None:
     """Mark a file's bytes gone and free their quota; returns the path to remove."""
     row = db.session.execute(
         select(File.size, File.file_path, File.bytes_stored).where(
-            File.organization_id == organization_id, File.id == file_id
+            in_organization(File, organization_id), File.id == file_id
         )
     ).one()
     if not row.bytes_stored:
         return None
     db.session.execute(
         update(File)
-        .where(File.organization_id == organization_id, File.id == file_id)
+        .where(in_organization(File, organization_id), File.id == file_id)
         .values(bytes_stored=False)
     )
     release_quota(organization_id, row.size, files=0)

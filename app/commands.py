@@ -19,6 +19,7 @@ from .config import MiB
 from .models import isoformat
 from .services import admin, storage_check
 from .services.errors import DomainError
+from .services.files import fits_quota
 
 log = logging.getLogger("coffer.server")
 
@@ -262,7 +263,7 @@ def set_quota(org: str, mb: int) -> None:
     click.echo(
         f"quota of {organization.name!r} set to {mb} MB ({megabytes(organization.used_bytes)} used)"
     )
-    if organization.used_bytes > mb * MiB:
+    if not fits_quota(organization.used_bytes, mb):
         click.echo(
             "warning: usage is over the new quota; uploads get 507 until files are deleted",
             err=True,

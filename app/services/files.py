@@ -10,10 +10,20 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from flask import current_app
-from sqlalchemy import bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    SQLColumnExpression,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
 from ..config import MiB
 from ..database import write_transaction
@@ -41,12 +51,28 @@ OVER_QUOTA_MESSAGE = "the organization is over its storage quota"
 # ---- quota ---------------------------------------------------------------------------
 
 
+@overload
+def fits_quota(used_bytes: int, storage_quota_mb: int) -> bool: ...
+@overload
+def fits_quota(
+    used_bytes: SQLColumnExpression[int], storage_quota_mb: SQLColumnExpression[int]
+) -> ColumnElement[bool]: ...
+def fits_quota(used_bytes: Any, storage_quota_mb: Any) -> Any:
+    """The quota rule: usage fits while it is at most the quota (set in MiB).
+
+    On numbers it answers; on columns it is the same rule as a SQL condition.
+    """
+    return used_bytes <= storage_quota_mb * MiB
+
+
 # Built once: the upload path runs it while holding the database's write lock.
 _RESERVE = (
     update(Organization)
     .where(
         Organization.id == bindparam("reserve_org"),
-        Organization.used_bytes + bindparam("reserve_size") <= Organization.storage_quota_mb * MiB,
+        fits_quota(
+            Organization.used_bytes + bindparam("reserve_size"), Organization.storage_quota_mb
+        ),
     )
     .values(
         used_bytes=Organization.used_bytes + bindparam("reserve_size"),
@@ -92,7 +118,7 @@ def within_quota(organization_id: int) -> bool:
             Organization.id == organization_id
         )
     ).first()
-    return usage is not None and usage.used_bytes <= usage.storage_quota_mb * MiB
+    return usage is not None and fits_quota(usage.used_bytes, usage.storage_quota_mb)
 
 
 # ---- upload --------------------------------------------------------------------------

@@ -59,6 +59,6 @@ def register_blueprints(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     """Add Coffer's CLI command groups."""
-    from . import commands
+    from . import cli
 
-    commands.init_app(app)
+    cli.init_app(app)

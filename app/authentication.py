@@ -15,6 +15,7 @@ from .errors import APIError
 from .extensions import csrf, login_manager
 from .models import User
 from .services.accounts import load_active_user
+from .services.errors import NotAllowed
 from .services.tokens import user_for_token
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -94,7 +95,7 @@ def admin_required(view: F) -> F:
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if not current_user.is_admin:
-            raise APIError(403, "forbidden", "only an organization admin can do this")
+            raise NotAllowed("forbidden", "only an organization admin can do this")
         return view(*args, **kwargs)
 
     return cast(F, wrapped)

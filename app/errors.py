@@ -11,6 +11,17 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db
+from .services.errors import (
+    AccountDisabled,
+    Conflict,
+    DomainError,
+    InvalidCredentials,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+    QuotaExceeded,
+    TooLarge,
+)
 from .storage import StorageFull, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -39,8 +50,22 @@ MESSAGES = {
 }
 
 
+# The one mapping of the domain's errors to HTTP; a subclass takes its nearest ancestor's.
+DOMAIN_STATUS: dict[type[DomainError], int] = {
+    DomainError: 400,
+    InvalidInput: 400,
+    InvalidCredentials: 401,
+    AccountDisabled: 403,
+    NotAllowed: 403,
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    QuotaExceeded: 507,
+}
+
+
 class APIError(HTTPException):
-    """A domain error: an HTTP status, a machine code, a human message and extra fields."""
+    """An HTTP-only error of a view: a status, a machine code, a message and extra fields."""
 
     def __init__(self, status: int, code: str, message: str, /, **extra: Any) -> None:
         # Positional-only, so an extra field may be named `status`, `code` or `message`.
@@ -102,6 +127,17 @@ def handle_http_exception(exc: HTTPException) -> Response:
     return response
 
 
+def domain_status(exc: DomainError) -> int:
+    """The HTTP status of a domain error."""
+    # DomainError itself is in the table, so the search always ends there at the latest.
+    return next(DOMAIN_STATUS[cls] for cls in type(exc).__mro__ if cls in DOMAIN_STATUS)
+
+
+def handle_domain_error(exc: DomainError) -> Response:
+    """A rule refused the request: its status, code, message and extra fields."""
+    return json_error(domain_status(exc), exc.code, exc.message, **exc.extra)
+
+
 def handle_unexpected(exc: Exception) -> Response:
     """Log an unhandled error, roll back the session and answer a generic 500."""
     if isinstance(exc, HTTPException):
@@ -131,6 +167,7 @@ def handle_storage_unavailable(exc: StorageUnavailable) -> Response:
 
 def register_error_handlers(app: Flask) -> None:
     """Install the handlers on the app."""
+    app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(RedisError, handle_redis_error)
     app.register_error_handler(StorageFull, handle_storage_full)
     app.register_error_handler(StorageUnavailable, handle_storage_unavailable)

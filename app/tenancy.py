@@ -4,30 +4,34 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from flask_login import current_user
-from sqlalchemy import Select, select
+from sqlalchemy import BindParameter, ColumnElement, Select, select
 
-from .errors import APIError
 from .extensions import db
+from .services.errors import NotFound
 
 T = TypeVar("T")
 
 
-def current_organization_id() -> int:
-    """The organization of the authenticated caller."""
-    return int(current_user.organization_id)
+def in_organization(
+    model: type[Any], organization_id: int | BindParameter[Any]
+) -> ColumnElement[bool]:
+    """The condition that keeps a tenant model's rows to one organization.
+
+    `organization_id` may be a bind parameter, for statements built once and run often.
+    """
+    condition: ColumnElement[bool] = model.organization_id == organization_id
+    return condition
 
 
-def scoped(model: type[T], organization_id: int | None = None) -> Select[tuple[T]]:
-    """SELECT model rows of one organization (the caller's unless one is named)."""
-    org_id = current_organization_id() if organization_id is None else organization_id
-    return select(model).where(model.organization_id == org_id)  # type: ignore[attr-defined]
+def scoped(model: type[T], organization_id: int) -> Select[tuple[T]]:
+    """SELECT model rows of one organization."""
+    return select(model).where(in_organization(model, organization_id))
 
 
 def get_scoped_or_404(
     model: type[T],
     object_id: Any,
-    organization_id: int | None = None,
+    organization_id: int,
     what: str = "object",
     for_update: bool = False,
 ) -> T:
@@ -40,5 +44,5 @@ def get_scoped_or_404(
         query = query.with_for_update()
     row = db.session.scalars(query).first()
     if row is None:
-        raise APIError(404, "not_found", f"{what} not found")
+        raise NotFound("not_found", f"{what} not found")
     return row

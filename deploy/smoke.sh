@@ -7,7 +7,7 @@
 #
 # Each run registers a new organization "Smoke <timestamp>" with one user
 # (smoke-<timestamp>@example.com) and deletes the file it uploaded; the account stays
-# (`python manage.py deactivate-user EMAIL` disables it).
+# (`python manage.py users deactivate EMAIL` disables it).
 #
 # Needs bash, curl and python3. SMOKE_TIMEOUT (default 60) bounds the wait for the
 # validation job, in seconds.

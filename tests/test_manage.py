@@ -24,17 +24,22 @@ from tests.support import ROOT
 from tests.support.client import Auth
 from tests.support.processes import RedisServer
 
-ADMIN_COMMANDS = (
-    "create-org",
-    "create-user",
-    "deactivate-user",
-    "activate-user",
-    "set-quota",
-    "invite",
-    "seed-data",
-    "storage",
-    "jobs",
-)
+ADMIN_COMMANDS = {
+    "users": ("create", "deactivate", "activate"),
+    "orgs": ("create", "set-quota", "invite"),
+    "seed-data": (),
+    "storage": ("check",),
+    "jobs": ("status", "requeue-stuck", "requeue-failed"),
+}
+# The names before the commands were grouped, and what they now are.
+OLD_NAMES = {
+    "create-org": ("orgs", "create"),
+    "create-user": ("users", "create"),
+    "deactivate-user": ("users", "deactivate"),
+    "activate-user": ("users", "activate"),
+    "set-quota": ("orgs", "set-quota"),
+    "invite": ("orgs", "invite"),
+}
 PASSWORD = "a long enough password"
 
 
@@ -56,49 +61,94 @@ def login(client: FlaskClient, email: str, password: str) -> Any:
     return client.post("/api/auth/login", json={"email": email, "password": password})
 
 
+def listing_prog(listing: Result) -> str:
+    """The program name a `--help` listing's usage line shows."""
+    return listing.output.split("Usage: ", 1)[1].split()[0]
+
+
 def test_every_command_is_listed_and_has_help(runner: FlaskCliRunner) -> None:
     """`manage.py --help` lists the commands and each explains itself."""
     listing = run(runner, "--help")
     assert listing.exit_code == 0
-    for name in ADMIN_COMMANDS:
+    for name, subcommands in ADMIN_COMMANDS.items():
         assert f"  {name} " in listing.output
-        result = run(runner, name, "--help")
-        assert result.exit_code == 0, result.output
-        assert "Usage:" in result.output
+        group_help = run(runner, name, "--help")
+        assert group_help.exit_code == 0, group_help.output
+        assert "Usage:" in group_help.output
+        for subcommand in subcommands:
+            assert f"  {subcommand} " in group_help.output
+            result = run(runner, name, subcommand, "--help")
+            assert result.exit_code == 0, result.output
+            assert f"Usage: {listing_prog(listing)} {name} {subcommand} " in result.output
     assert "--fix" in run(runner, "storage", "check", "--help").output
+    for old_name in OLD_NAMES:
+        assert f"  {old_name} " not in listing.output
+
+
+def test_the_old_command_names_still_work(
+    app: Flask, runner: FlaskCliRunner, client: FlaskClient
+) -> None:
+    """The names from before the commands were grouped run the same commands, unlisted."""
+    for old_name, new_name in OLD_NAMES.items():
+        old_help = run(runner, old_name, "--help")
+        assert old_help.exit_code == 0, old_help.output
+        new_help = run(runner, *new_name, "--help").output
+        assert old_help.output.split("\n", 1)[1] == new_help.split("\n", 1)[1]
+
+    assert run(runner, "create-org", "Globex", "--quota-mb", "5").exit_code == 0
+    assert organization(app, "Globex") is not None
+    assert "quota of 'Globex' set to 7 MB" in run(runner, "set-quota", "globex", "7").output
+    created = run(
+        runner,
+        "create-user",
+        "ann@globex.test",
+        "--org",
+        "Globex",
+        "--password-stdin",
+        input=PASSWORD + "\n",
+    )
+    assert created.exit_code == 0 and "created member ann@globex.test" in created.output
+    assert "deactivated ann@globex.test" in run(runner, "deactivate-user", "ann@globex.test").output
+    assert "activated ann@globex.test" in run(runner, "activate-user", "ann@globex.test").output
+    assert login(client, "ann@globex.test", PASSWORD).status_code == 200
+    assert run(runner, "invite", "Globex").stdout.strip()
+    missing = run(runner, "create-org", "Globex")
+    assert missing.exit_code == 1
+    assert "Error: an organization named 'Globex' already exists" in missing.output
 
 
 def test_create_org(app: Flask, runner: FlaskCliRunner) -> None:
-    """create-org makes an organization with the default or a given quota, once per name."""
-    result = run(runner, "create-org", "Globex")
+    """orgs create makes an organization with the default or a given quota, once per name."""
+    result = run(runner, "orgs", "create", "Globex")
     assert result.exit_code == 0, result.output
     globex = organization(app, "Globex")
     assert globex is not None and globex.storage_quota_mb == app.config["STORAGE_QUOTA_MB"]
     assert f"created organization {globex.id} 'Globex'" in result.output
 
-    result = run(runner, "create-org", "Initech", "--quota-mb", "5")
+    result = run(runner, "orgs", "create", "Initech", "--quota-mb", "5")
     assert result.exit_code == 0
     initech = organization(app, "Initech")
     assert initech is not None and initech.storage_quota_mb == 5
     assert "quota of 5 MB" in result.output
 
-    duplicate = run(runner, "create-org", "GLOBEX")
+    duplicate = run(runner, "orgs", "create", "GLOBEX")
     assert duplicate.exit_code == 1
     assert "Error: an organization named 'Globex' already exists" in duplicate.output
     assert organization(app, "GLOBEX") is None
-    assert run(runner, "create-org", "  ").exit_code == 1
-    assert run(runner, "create-org", "X" * 101).exit_code == 1
-    assert run(runner, "create-org", "Neg", "--quota-mb", "-1").exit_code == 2
+    assert run(runner, "orgs", "create", "  ").exit_code == 1
+    assert run(runner, "orgs", "create", "X" * 101).exit_code == 1
+    assert run(runner, "orgs", "create", "Neg", "--quota-mb", "-1").exit_code == 2
 
 
 def test_create_user_who_can_then_log_in(
     app: Flask, runner: FlaskCliRunner, client: FlaskClient
 ) -> None:
-    """create-user adds a member or an admin whose password works at once."""
-    assert run(runner, "create-org", "Globex").exit_code == 0
+    """users create adds a member or an admin whose password works at once."""
+    assert run(runner, "orgs", "create", "Globex").exit_code == 0
     result = run(
         runner,
-        "create-user",
+        "users",
+        "create",
         "Alice@Globex.test",
         "--org",
         "globex",
@@ -114,7 +164,8 @@ def test_create_user_who_can_then_log_in(
     # Typed at the prompt, twice.
     result = run(
         runner,
-        "create-user",
+        "users",
+        "create",
         "boss@globex.test",
         "--org",
         "Globex",
@@ -133,7 +184,7 @@ def test_create_user_who_can_then_log_in(
         (["not-an-email", "--org", "Globex"], PASSWORD, "not a valid address"),
         (["empty@globex.test", "--org", "Globex"], "", "no password on standard input"),
     ):
-        result = run(runner, "create-user", *args, "--password-stdin", input=stdin + "\n")
+        result = run(runner, "users", "create", *args, "--password-stdin", input=stdin + "\n")
         assert result.exit_code == 1, result.output
         assert message in result.output
     with app.app_context():
@@ -144,31 +195,31 @@ def test_create_user_who_can_then_log_in(
 def test_deactivate_and_activate_user(
     app: Flask, runner: FlaskCliRunner, client: FlaskClient, auth: Auth
 ) -> None:
-    """deactivate-user cuts the user's session and tokens off at once; activate-user
+    """users deactivate cuts the user's session and tokens off at once; users activate
     lets them back in."""
     assert auth.register().status_code == 201
     token = auth.token()
     bearer = {"Authorization": f"Bearer {token}"}
     assert client.get("/api/auth/me").status_code == 200
 
-    result = run(runner, "deactivate-user", "Admin@Acme.test")
+    result = run(runner, "users", "deactivate", "Admin@Acme.test")
     assert result.exit_code == 0, result.output
     assert "deactivated admin@acme.test" in result.output
     assert client.get("/api/auth/me").status_code == 401
     assert app.test_client().get("/api/files", headers=bearer).status_code == 401
     refused = login(app.test_client(), "admin@acme.test", auth.password)
     assert refused.status_code == 403 and refused.get_json()["code"] == "account_disabled"
-    again = run(runner, "deactivate-user", "admin@acme.test")
+    again = run(runner, "users", "deactivate", "admin@acme.test")
     assert again.exit_code == 0 and "already inactive" in again.output
 
-    result = run(runner, "activate-user", "admin@acme.test")
+    result = run(runner, "users", "activate", "admin@acme.test")
     assert result.exit_code == 0 and "activated admin@acme.test" in result.output
     assert login(app.test_client(), "admin@acme.test", auth.password).status_code == 200
     assert app.test_client().get("/api/files", headers=bearer).status_code == 200
-    assert "already active" in run(runner, "activate-user", "admin@acme.test").output
+    assert "already active" in run(runner, "users", "activate", "admin@acme.test").output
 
-    for command in ("deactivate-user", "activate-user"):
-        missing = run(runner, command, "ghost@acme.test")
+    for command in ("deactivate", "activate"):
+        missing = run(runner, "users", command, "ghost@acme.test")
         assert missing.exit_code == 1
         assert "no user with email 'ghost@acme.test'" in missing.output
 
@@ -176,42 +227,42 @@ def test_deactivate_and_activate_user(
 def test_activate_user_does_not_revive_sessions_from_before_deactivate_user(
     runner: FlaskCliRunner, client: FlaskClient, auth: Auth
 ) -> None:
-    """A session open when deactivate-user ran stays void after activate-user; a new
+    """A session open when users deactivate ran stays void after users activate; a new
     login works."""
     assert auth.register().status_code == 201
     assert client.get("/api/auth/me").status_code == 200
     # The session makes no request while the user is inactive, so nothing clears it then.
-    assert run(runner, "deactivate-user", "admin@acme.test").exit_code == 0
-    assert run(runner, "activate-user", "admin@acme.test").exit_code == 0
+    assert run(runner, "users", "deactivate", "admin@acme.test").exit_code == 0
+    assert run(runner, "users", "activate", "admin@acme.test").exit_code == 0
     assert client.get("/api/auth/me").status_code == 401
     assert auth.login().status_code == 200
     assert client.get("/api/auth/me").status_code == 200
 
 
 def test_set_quota(runner: FlaskCliRunner, client: FlaskClient, auth: Auth) -> None:
-    """set-quota changes what uploads are allowed, and warns when usage is over it."""
+    """orgs set-quota changes what uploads are allowed, and warns when usage is over it."""
     assert auth.register().status_code == 201
     assert auth.upload("notes.txt", b"some notes\n" * 200).status_code == 201
 
-    result = run(runner, "set-quota", "acme", "0")
+    result = run(runner, "orgs", "set-quota", "acme", "0")
     assert result.exit_code == 0, result.output
     assert "quota of 'Acme' set to 0 MB" in result.output
     assert "usage is over the new quota" in result.output
     assert client.get("/api/org").get_json()["storage_quota_mb"] == 0
     assert auth.upload("more.txt", b"more\n").status_code == 507
 
-    result = run(runner, "set-quota", "Acme", "2")
+    result = run(runner, "orgs", "set-quota", "Acme", "2")
     assert result.exit_code == 0 and "over the new quota" not in result.output
     assert auth.upload("more.txt", b"more\n").status_code == 201
 
-    assert run(runner, "set-quota", "Nowhere", "5").exit_code == 1
-    assert run(runner, "set-quota", "Acme", "lots").exit_code == 2
+    assert run(runner, "orgs", "set-quota", "Nowhere", "5").exit_code == 1
+    assert run(runner, "orgs", "set-quota", "Acme", "lots").exit_code == 2
 
 
 def test_invite_lets_someone_join(app: Flask, runner: FlaskCliRunner, auth: Auth) -> None:
-    """invite prints a single-use code that joins the organization as a member."""
+    """orgs invite prints a single-use code that joins the organization as a member."""
     assert auth.register().status_code == 201
-    result = run(runner, "invite", "ACME")
+    result = run(runner, "orgs", "invite", "ACME")
     assert result.exit_code == 0, result.output
     code = result.stdout.strip()
     assert code and "\n" not in code  # the code alone on stdout, for scripts
@@ -225,7 +276,7 @@ def test_invite_lets_someone_join(app: Flask, runner: FlaskCliRunner, auth: Auth
     reused = auth.another().register("late@acme.test", organization_name="Acme", invite_code=code)
     assert reused.status_code == 400 and reused.get_json()["code"] == "invite_invalid"
 
-    missing = run(runner, "invite", "Nowhere")
+    missing = run(runner, "orgs", "invite", "Nowhere")
     assert missing.exit_code == 1 and "no organization named 'Nowhere'" in missing.output
 
 
@@ -415,20 +466,26 @@ def test_manage_py_exit_status_and_stdin(
             timeout=120,
         )
 
-    created = manage("create-org", "Umbrella", "--quota-mb", "50")
+    created = manage("orgs", "create", "Umbrella", "--quota-mb", "50")
     assert created.returncode == 0, created.stderr
     assert "created organization" in created.stdout and created.stderr == ""
     org = organization(app, "Umbrella")
     assert org is not None and org.storage_quota_mb == 50
 
     user = manage(
-        "create-user", "ops@umbrella.test", "--org", "Umbrella", "--password-stdin", stdin=PASSWORD
+        "users",
+        "create",
+        "ops@umbrella.test",
+        "--org",
+        "Umbrella",
+        "--password-stdin",
+        stdin=PASSWORD,
     )
     assert user.returncode == 0, user.stderr
     assert login(app.test_client(), "ops@umbrella.test", PASSWORD).status_code == 200
 
     failed = manage(
-        "create-user", "x@umbrella.test", "--org", "Nowhere", "--password-stdin", stdin=PASSWORD
+        "users", "create", "x@umbrella.test", "--org", "Nowhere", "--password-stdin", stdin=PASSWORD
     )
     assert failed.returncode == 1
     assert failed.stderr.strip() == "Error: no organization named 'Nowhere'"

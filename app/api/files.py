@@ -104,9 +104,7 @@ def details(file_id: UUID) -> dict[str, Any]:
 @login_required
 def download(file_id: UUID) -> Response:
     """The exact bytes of a ready file, as an attachment."""
-    row = files.get_file(current_user.organization_id, str(file_id))
-    if row.status != FileStatus.READY:
-        raise APIError(409, "not_ready", f"the file is {row.status}, not ready", status=row.status)
+    row = files.get_ready_file(current_user.organization_id, str(file_id))
     return attachment(row)
 
 

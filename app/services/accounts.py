@@ -11,7 +11,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..database import write_transaction
-from ..errors import APIError
 from ..extensions import db
 from ..models import Invite, Organization, Role, User, utcnow
 from ..security import (
@@ -22,7 +21,8 @@ from ..security import (
     hash_password,
     new_secret,
 )
-from ..tenancy import get_scoped_or_404, scoped
+from ..tenancy import get_scoped_or_404, in_organization, scoped
+from .errors import AccountDisabled, Conflict, InvalidCredentials, InvalidInput
 
 # Deliberately simple: one @, no spaces, a dot in the domain. Delivery is the real test.
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -31,28 +31,36 @@ MAX_ORG_NAME_LENGTH = 100
 
 
 def normalize_email(raw: str) -> str:
-    """The stored form of an email: trimmed and lower-cased; 400 when it is not one."""
+    """The stored form of an email: trimmed and lower-cased; InvalidInput when it is not one."""
     email = raw.strip().lower()
     if len(email) > MAX_EMAIL_LENGTH or not EMAIL_RE.match(email):
-        raise APIError(400, "invalid_email", "email is not a valid address", field="email")
+        raise InvalidInput("invalid_email", "email is not a valid address", field="email")
     return email
 
 
 def validate_password(password: str) -> None:
     """Enforce the password rules: at least 8 characters, at most 72 bytes."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise APIError(
-            400,
+        raise InvalidInput(
             "invalid_password",
             f"password must be at least {MIN_PASSWORD_LENGTH} characters",
             field="password",
         )
     if len(password.encode()) > MAX_PASSWORD_BYTES:
-        raise APIError(
-            400,
+        raise InvalidInput(
             "invalid_password",
             f"password must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8",
             field="password",
+        )
+
+
+def validate_organization_name(name: str, label: str = "organization_name") -> None:
+    """Enforce the organization name's length; `label` names it in the message."""
+    if len(name) > MAX_ORG_NAME_LENGTH:
+        raise InvalidInput(
+            "invalid_field",
+            f"{label} must be at most {MAX_ORG_NAME_LENGTH} characters",
+            field="organization_name",
         )
 
 
@@ -65,6 +73,11 @@ def find_organization(name: str) -> Organization | None:
     ).first()
 
 
+def find_user(email: str) -> User | None:
+    """The user with this email, compared case-insensitively (as stored: lower-cased)."""
+    return db.session.scalars(select(User).where(User.email == email.strip().lower())).first()
+
+
 def email_taken(email: str) -> bool:
     """Whether a user already has this (normalised) email."""
     return db.session.scalar(select(User.id).where(User.email == email)) is not None
@@ -74,13 +87,7 @@ def register(email: str, password: str, organization_name: str, invite_code: str
     """Create a user, and the organization when its name is new; returns the user."""
     email = normalize_email(email)
     validate_password(password)
-    if len(organization_name) > MAX_ORG_NAME_LENGTH:
-        raise APIError(
-            400,
-            "invalid_field",
-            f"organization_name must be at most {MAX_ORG_NAME_LENGTH} characters",
-            field="organization_name",
-        )
+    validate_organization_name(organization_name)
     password_hash = hash_password(password)  # slow: done before taking the write lock
     try:
         return _create_account(email, password_hash, organization_name, invite_code)
@@ -91,9 +98,7 @@ def register(email: str, password: str, organization_name: str, invite_code: str
     try:
         return _create_account(email, password_hash, organization_name, invite_code)
     except IntegrityError:
-        raise APIError(
-            409, "conflict", "the email or organization was just taken; try again"
-        ) from None
+        raise Conflict("conflict", "the email or organization was just taken; try again") from None
 
 
 def _create_account(
@@ -102,11 +107,11 @@ def _create_account(
     """The registration's one write transaction: the user, and the organization if new."""
     with write_transaction() as session:
         if email_taken(email):
-            raise APIError(409, "email_taken", "an account with this email already exists")
+            raise Conflict("email_taken", "an account with this email already exists")
         org = find_organization(organization_name)
         if org is None:
             if invite_code:
-                raise APIError(400, "invite_invalid", "the invite code is not valid")
+                raise InvalidInput("invite_invalid", "the invite code is not valid")
             org = Organization(
                 name=organization_name,
                 storage_quota_mb=current_app.config["STORAGE_QUOTA_MB"],
@@ -117,8 +122,7 @@ def _create_account(
             if invite_code:
                 _redeem_invite(org, invite_code)
             elif not current_app.config["OPEN_JOIN"]:
-                raise APIError(
-                    409,
+                raise Conflict(
                     "invite_required",
                     "this organization exists; joining it needs an invite code from its admin",
                 )
@@ -132,20 +136,20 @@ def _create_account(
 
 
 def _redeem_invite(org: Organization, code: str) -> None:
-    """Use up an invite of this organization atomically, or 400 invite_invalid."""
+    """Use up an invite of this organization atomically, or InvalidInput invite_invalid."""
     now = utcnow()
     result = db.session.execute(
         update(Invite)
         .where(
             Invite.code_hash == digest(code),
-            Invite.organization_id == org.id,
+            in_organization(Invite, org.id),
             Invite.used_at.is_(None),
             Invite.expires_at > now,
         )
         .values(used_at=now)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise APIError(400, "invite_invalid", "the invite code is not valid, used or expired")
+        raise InvalidInput("invite_invalid", "the invite code is not valid, used or expired")
 
 
 def _mark_invite_user(code: str, user_id: int) -> None:
@@ -156,15 +160,14 @@ def _mark_invite_user(code: str, user_id: int) -> None:
 
 
 def authenticate(email: str, password: str) -> User:
-    """The user with these credentials; 401 alike for unknown email and wrong password."""
-    normalized = email.strip().lower()
-    user = db.session.scalars(select(User).where(User.email == normalized)).first()
+    """The user with these credentials; the same error for unknown email and wrong password."""
+    user = find_user(email)
     # The hash is checked even for an unknown email, so both answers take as long.
     password_ok = check_password(password, user.password_hash if user else None)
     if user is None or not password_ok:
-        raise APIError(401, "invalid_credentials", "invalid email or password")
+        raise InvalidCredentials("invalid_credentials", "invalid email or password")
     if not user.is_active:
-        raise APIError(403, "account_disabled", "this account has been disabled")
+        raise AccountDisabled("account_disabled", "this account has been disabled")
     return user
 
 
@@ -206,10 +209,10 @@ def list_users(organization_id: int) -> list[User]:
 
 
 def set_active(admin: User, user_id: int, active: bool) -> User:
-    """Activate or deactivate a user of the admin's organization; 404 for anyone else's."""
+    """Activate or deactivate a user of the admin's organization; NotFound for anyone else's."""
     if not active and user_id == admin.id:
         # An organization must not lose its last way in by accident.
-        raise APIError(409, "cannot_deactivate_self", "an admin cannot deactivate themselves")
+        raise Conflict("cannot_deactivate_self", "an admin cannot deactivate themselves")
     organization_id = admin.organization_id
     with write_transaction():
         user = get_scoped_or_404(User, user_id, organization_id, what="user", for_update=True)

@@ -3,52 +3,34 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 from flask import current_app
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..database import write_transaction
-from ..errors import APIError
-from ..extensions import db
 from ..models import Organization, Role, User
 from ..security import hash_password
 from . import accounts
+from .errors import Conflict, InvalidInput, NotAllowed, NotFound
 
 SEED_ORGANIZATION = "Acme Corp"
 SEED_ADMIN_EMAIL = "admin@acme.test"
 
-T = TypeVar("T")
-
-
-class AdminError(Exception):
-    """An operator's request that cannot be carried out; the message says why."""
-
-
-def _checked(call: Callable[..., T], *args: Any) -> T:
-    """Run an accounts rule, turning its API error into an operator's error."""
-    try:
-        return call(*args)
-    except APIError as exc:
-        raise AdminError(exc.description) from None
-
 
 def get_organization(name: str) -> Organization:
-    """The organization with this name (case-insensitive), or AdminError."""
+    """The organization with this name (case-insensitive), or NotFound."""
     org = accounts.find_organization(name.strip())
     if org is None:
-        raise AdminError(f"no organization named {name!r}")
+        raise NotFound("not_found", f"no organization named {name!r}")
     return org
 
 
 def get_user(email: str) -> User:
-    """The user with this email (case-insensitive), or AdminError."""
-    user = db.session.scalars(select(User).where(User.email == email.strip().lower())).first()
+    """The user with this email (case-insensitive), or NotFound."""
+    user = accounts.find_user(email)
     if user is None:
-        raise AdminError(f"no user with email {email!r}")
+        raise NotFound("not_found", f"no user with email {email!r}")
     return user
 
 
@@ -56,37 +38,37 @@ def create_organization(name: str, quota_mb: int | None = None) -> Organization:
     """Create an organization; its quota defaults to STORAGE_QUOTA_MB."""
     name = name.strip()
     if not name:
-        raise AdminError("the organization name is empty")
-    if len(name) > accounts.MAX_ORG_NAME_LENGTH:
-        raise AdminError(
-            f"the organization name must be at most {accounts.MAX_ORG_NAME_LENGTH} characters"
-        )
+        raise InvalidInput("missing_field", "the organization name is empty")
+    accounts.validate_organization_name(name, label="the organization name")
     if quota_mb is None:
         quota_mb = int(current_app.config["STORAGE_QUOTA_MB"])
-    if quota_mb < 0:
-        raise AdminError("the quota cannot be negative")
+    _check_quota(quota_mb)
     try:
         with write_transaction() as session:
             existing = accounts.find_organization(name)
             if existing is not None:
-                raise AdminError(f"an organization named {existing.name!r} already exists")
+                raise Conflict(
+                    "organization_exists", f"an organization named {existing.name!r} already exists"
+                )
             org = Organization(name=name, storage_quota_mb=quota_mb)
             session.add(org)
     except IntegrityError:
-        raise AdminError(f"an organization named {name!r} was just created") from None
+        raise Conflict(
+            "organization_exists", f"an organization named {name!r} was just created"
+        ) from None
     return org
 
 
 def create_user(email: str, password: str, organization_name: str, admin: bool = False) -> User:
     """Create an active user in an existing organization, by the registration rules."""
-    email = _checked(accounts.normalize_email, email)
-    _checked(accounts.validate_password, password)
+    email = accounts.normalize_email(email)
+    accounts.validate_password(password)
     org = get_organization(organization_name)
     password_hash = hash_password(password)  # slow: done before taking the write lock
     try:
         with write_transaction() as session:
             if accounts.email_taken(email):
-                raise AdminError(f"a user with email {email!r} already exists")
+                raise Conflict("email_taken", f"a user with email {email!r} already exists")
             user = User(
                 email=email,
                 password_hash=password_hash,
@@ -95,7 +77,7 @@ def create_user(email: str, password: str, organization_name: str, admin: bool =
             )
             session.add(user)
     except IntegrityError:
-        raise AdminError(f"a user with email {email!r} was just created") from None
+        raise Conflict("email_taken", f"a user with email {email!r} was just created") from None
     return user
 
 
@@ -114,12 +96,17 @@ def set_user_active(email: str, active: bool) -> tuple[User, bool]:
 
 def set_quota(organization_name: str, quota_mb: int) -> Organization:
     """Set an organization's storage quota in MiB."""
-    if quota_mb < 0:
-        raise AdminError("the quota cannot be negative")
+    _check_quota(quota_mb)
     with write_transaction():
         org = get_organization(organization_name)
         org.storage_quota_mb = quota_mb
     return org
+
+
+def _check_quota(quota_mb: int) -> None:
+    """A quota is a number of MiB, zero or more."""
+    if quota_mb < 0:
+        raise InvalidInput("invalid_quota", "the quota cannot be negative")
 
 
 def issue_invite(organization_name: str) -> accounts.IssuedInvite:
@@ -142,15 +129,17 @@ class SeedResult:
 def seed_data(email: str = SEED_ADMIN_EMAIL, password: str | None = None) -> SeedResult:
     """Development data: the "Acme Corp" organization and an admin; safe to run twice."""
     if current_app.config["APP_ENV"] == "production":
-        raise AdminError("seed-data is for development only, and APP_ENV is production")
+        raise NotAllowed(
+            "development_only", "seed-data is for development only, and APP_ENV is production"
+        )
     org = accounts.find_organization(SEED_ORGANIZATION)
     org_created = org is None
     if org is None:
         org = create_organization(SEED_ORGANIZATION)
-    existing = db.session.scalars(select(User).where(User.email == email.strip().lower())).first()
+    existing = accounts.find_user(email)
     if existing is not None:
         if existing.organization_id != org.id:
-            raise AdminError(f"{email!r} already belongs to another organization")
+            raise Conflict("email_taken", f"{email!r} already belongs to another organization")
         return SeedResult(org, existing, org_created, False, None)
     generated = secrets.token_urlsafe(12) if password is None else None
     user = create_user(email, password or generated or "", org.name, admin=True)

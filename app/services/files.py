@@ -10,18 +10,28 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from flask import current_app
-from sqlalchemy import bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    SQLColumnExpression,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
 from ..config import MiB
 from ..database import write_transaction
-from ..errors import APIError
 from ..extensions import db
 from ..models import File, FileStatus, Organization, User, utcnow
 from ..storage import Upload, get_storage
-from ..tenancy import get_scoped_or_404, scoped
+from ..tenancy import get_scoped_or_404, in_organization, scoped
+from .errors import Conflict, InvalidInput, NotAllowed, NotFound, QuotaExceeded, TooLarge
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +51,28 @@ OVER_QUOTA_MESSAGE = "the organization is over its storage quota"
 # ---- quota ---------------------------------------------------------------------------
 
 
+@overload
+def fits_quota(used_bytes: int, storage_quota_mb: int) -> bool: ...
+@overload
+def fits_quota(
+    used_bytes: SQLColumnExpression[int], storage_quota_mb: SQLColumnExpression[int]
+) -> ColumnElement[bool]: ...
+def fits_quota(used_bytes: Any, storage_quota_mb: Any) -> Any:
+    """The quota rule: usage fits while it is at most the quota (set in MiB).
+
+    On numbers it answers; on columns it is the same rule as a SQL condition.
+    """
+    return used_bytes <= storage_quota_mb * MiB
+
+
 # Built once: the upload path runs it while holding the database's write lock.
 _RESERVE = (
     update(Organization)
     .where(
         Organization.id == bindparam("reserve_org"),
-        Organization.used_bytes + bindparam("reserve_size") <= Organization.storage_quota_mb * MiB,
+        fits_quota(
+            Organization.used_bytes + bindparam("reserve_size"), Organization.storage_quota_mb
+        ),
     )
     .values(
         used_bytes=Organization.used_bytes + bindparam("reserve_size"),
@@ -57,7 +83,7 @@ _RESERVE = (
 
 
 def reserve_quota(organization_id: int, size: int) -> None:
-    """Add a file's bytes to the organization's usage, or 507 when they do not fit.
+    """Add a file's bytes to the organization's usage, or QuotaExceeded when they do not fit.
 
     One conditional UPDATE, so concurrent uploads can never together pass the quota.
     """
@@ -66,8 +92,7 @@ def reserve_quota(organization_id: int, size: int) -> None:
         org = db.session.get(Organization, organization_id, populate_existing=True)
         quota = org.storage_quota_mb * MiB if org else 0
         used = org.used_bytes if org else 0
-        raise APIError(
-            507,
+        raise QuotaExceeded(
             "quota_exceeded",
             f"this file ({size} bytes) does not fit in the organization's storage quota "
             f"({used} of {quota} bytes used)",
@@ -93,7 +118,7 @@ def within_quota(organization_id: int) -> bool:
             Organization.id == organization_id
         )
     ).first()
-    return usage is not None and usage.used_bytes <= usage.storage_quota_mb * MiB
+    return usage is not None and fits_quota(usage.used_bytes, usage.storage_quota_mb)
 
 
 # ---- upload --------------------------------------------------------------------------
@@ -108,12 +133,11 @@ def create_upload(user: User, file_id: str, display: str, upload: Upload) -> Fil
     row does not commit, they are removed again.
     """
     if not display:
-        raise APIError(400, "invalid_filename", "the file name is empty", field="file")
+        raise InvalidInput("invalid_filename", "the file name is empty", field="file")
     if upload.size == 0:
-        raise APIError(400, "empty_file", "the file is empty", field="file")
+        raise InvalidInput("empty_file", "the file is empty", field="file")
     if upload.size > current_app.config["MAX_FILE_SIZE"]:
-        raise APIError(
-            413,
+        raise TooLarge(
             "file_too_large",
             f"the file is larger than the limit of {current_app.config['MAX_FILE_SIZE_MB']} MB",
         )
@@ -150,14 +174,22 @@ def parse_file_id(raw: str) -> str:
     try:
         return str(uuid.UUID(raw))
     except ValueError:
-        raise APIError(404, "not_found", "file not found") from None
+        raise NotFound("not_found", "file not found") from None
 
 
 def get_file(organization_id: int, raw_id: str, for_update: bool = False) -> File:
-    """One of the organization's files, or 404."""
+    """One of the organization's files, or NotFound."""
     return get_scoped_or_404(
         File, parse_file_id(raw_id), organization_id, what="file", for_update=for_update
     )
+
+
+def get_ready_file(organization_id: int, raw_id: str) -> File:
+    """One of the organization's files whose bytes may be read: only a `ready` one."""
+    row = get_file(organization_id, raw_id)
+    if row.status != FileStatus.READY:
+        raise Conflict("not_ready", f"the file is {row.status}, not ready", status=row.status)
+    return row
 
 
 @dataclass(frozen=True)
@@ -176,13 +208,13 @@ def encode_cursor(row: File) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The (uploaded_at, id) a cursor points after; 400 when it is not one of ours."""
+    """The (uploaded_at, id) a cursor points after; InvalidInput when it is not one of ours."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         stamp, _, file_id = base64.urlsafe_b64decode(padded).decode().partition("|")
         return datetime.fromisoformat(stamp), str(uuid.UUID(file_id))
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise APIError(400, "invalid_parameter", "cursor is not valid", field="cursor") from None
+        raise InvalidInput("invalid_parameter", "cursor is not valid", field="cursor") from None
 
 
 def list_files(
@@ -241,7 +273,7 @@ def delete_file(user: User, raw_id: str) -> None:
     with write_transaction() as session:
         row = get_file(user.organization_id, raw_id, for_update=True)
         if not (user.is_admin or row.uploaded_by == user.id):
-            raise APIError(403, "forbidden", "only the uploader or an admin can delete this file")
+            raise NotAllowed("forbidden", "only the uploader or an admin can delete this file")
         session.delete(row)
         release_quota(row.organization_id, row.size if row.bytes_stored else 0, files=1)
     # After the commit: a crash here leaves bytes without a row, which
@@ -353,7 +385,7 @@ def _move_statement(to: FileStatus, columns: tuple[str, ...], returning: tuple[A
     statement = (
         update(File)
         .where(
-            File.organization_id == bindparam("moved_org"),
+            in_organization(File, bindparam("moved_org")),
             File.id == bindparam("moved_file"),
             # Equalities rather than IN: an IN list is re-rendered on every run.
             or_(*(File.status == status for status in ALLOWED_MOVES[to])),
@@ -369,14 +401,14 @@ def _drop_bytes(organization_id: int, file_id: str) -> str | None:
     """Mark a file's bytes gone and free their quota; returns the path to remove."""
     row = db.session.execute(
         select(File.size, File.file_path, File.bytes_stored).where(
-            File.organization_id == organization_id, File.id == file_id
+            in_organization(File, organization_id), File.id == file_id
         )
     ).one()
     if not row.bytes_stored:
         return None
     db.session.execute(
         update(File)
-        .where(File.organization_id == organization_id, File.id == file_id)
+        .where(in_organization(File, organization_id), File.id == file_id)
         .values(bytes_stored=False)
     )
     release_quota(organization_id, row.size, files=0)

@@ -8,10 +8,10 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from ..database import write_transaction
-from ..errors import APIError
 from ..extensions import db
 from ..models import ApiToken, User, utcnow
 from ..security import digest, new_secret
+from .errors import NotFound
 
 TOKEN_PREFIX = "coffer_"
 # last_used_at is refreshed at most this often, so reads do not all become writes.
@@ -45,13 +45,13 @@ def list_tokens(user: User) -> list[ApiToken]:
 
 
 def revoke_token(user: User, token_id: int) -> None:
-    """Delete one of the user's tokens; 404 for any other."""
+    """Delete one of the user's tokens; NotFound for any other."""
     with write_transaction() as session:
         token = session.scalars(
             select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user.id)
         ).first()
         if token is None:
-            raise APIError(404, "not_found", "token not found")
+            raise NotFound("not_found", "token not found")
         session.delete(token)
 
 

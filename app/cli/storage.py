@@ -1,0 +1,102 @@
+"""`manage.py storage check`: stored bytes against the database, and the report."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+from ..services import storage_check
+
+group = AppGroup("storage", help="Uploaded bytes: consistency with the database.")
+
+
+def age(seconds: float) -> str:
+    """A rough age: minutes under two hours, hours under two days, then days."""
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+@group.command("check")
+@click.option("--fix", is_flag=True, help="Repair what is safe and report the rest.")
+def check(fix: bool) -> None:
+    """Files on disk without rows, rows without files, and quota counters that disagree.
+
+    --fix removes stray bytes and abandoned upload temp files (older than 15 minutes) and
+    recounts quota counters; rows whose bytes are missing are only reported. Exits 1
+    while problems remain.
+    """
+    report = storage_check.check(fix=fix)
+    click.echo(
+        f"checked {report.location}: {report.files_on_disk} file(s) on disk, "
+        f"{report.rows} row(s) with stored bytes"
+    )
+    if not report.root_exists and report.rows:
+        click.echo(f"{report.location} does not exist (is the volume mounted?)")
+
+    def done(flag: bool, what: str) -> str:
+        return f" - {what}" if flag else ""
+
+    sections: list[tuple[str, list[str]]] = [
+        (
+            "bytes on disk without a row",
+            [
+                f"  {item.path} ({item.size} bytes, {age(item.age_seconds)} old)"
+                + done(item.removed, "removed")
+                for item in report.orphans
+            ],
+        ),
+        (
+            "abandoned upload temp files",
+            [
+                f"  {item.path} ({item.size} bytes, {age(item.age_seconds)} old)"
+                + done(item.removed, "removed")
+                for item in report.stale_temp
+            ],
+        ),
+        (
+            "rows whose bytes are missing (restore them from a backup, or delete the file)",
+            [
+                f"  file {item.file_id} of organization {item.organization_id}: {item.path}"
+                for item in report.missing
+            ],
+        ),
+        (
+            "files whose size on disk differs from their row",
+            [
+                f"  file {item.file_id}: {item.path} has {item.on_disk} bytes, "
+                f"the row says {item.recorded}"
+                for item in report.size_mismatches
+            ],
+        ),
+        (
+            "quota counters that disagree with the rows",
+            [
+                f"  organization {item.organization_id} {item.name!r}: used_bytes "
+                f"{item.used_bytes} (rows: {item.actual_bytes}), file_count {item.file_count} "
+                f"(rows: {item.actual_files})" + done(item.fixed, "recounted")
+                for item in report.counters
+            ],
+        ),
+        (
+            "recent bytes without a row, left alone (an upload may be committing)",
+            [
+                f"  {item.path} ({item.size} bytes, {age(item.age_seconds)} old)"
+                for item in report.recent_orphans
+            ],
+        ),
+    ]
+    for title, lines in sections:
+        if lines:
+            click.echo(f"{title}: {len(lines)}")
+            for line in lines:
+                click.echo(line)
+    left = report.problems_left
+    if left == 0:
+        click.echo("storage is consistent")
+        return
+    hint = "" if fix else "; `storage check --fix` repairs what is safe"
+    click.echo(f"{left} problem(s) left{hint}", err=True)
+    click.get_current_context().exit(1)

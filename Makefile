@@ -18,7 +18,7 @@ export INSTANCE_PATH ?= $(CURDIR)/instance
 help:
 	@echo "make run    - install, migrate and serve Coffer on \$$PORT (default 5000)"
 	@echo "make test   - install and run the whole test suite"
-	@echo "make lint   - ruff check and ruff format --check"
+	@echo "make lint   - ruff check, ruff format --check and mypy"
 	@echo "make requirements - pin requirements*.txt from requirements*.in again"
 	@echo "                    (PIP_COMPILE_ARGS=--upgrade, or --upgrade-package NAME, to move pins)"
 
@@ -79,6 +79,7 @@ bench: dev-deps
 lint: dev-deps
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy
 
 format: dev-deps
 	@$(BIN)/ruff check --fix .

@@ -18,7 +18,7 @@ def current_organization_id() -> int:
     return int(current_user.organization_id)
 
 
-def scoped(model: type[T], organization_id: int | None = None) -> Select[tuple[T]]:
+def scoped(model: type[T], organization_id: int | None = None) -> Select[T]:
     """SELECT model rows of one organization (the caller's unless one is named)."""
     org_id = current_organization_id() if organization_id is None else organization_id
     return select(model).where(model.organization_id == org_id)  # type: ignore[attr-defined]

@@ -13,12 +13,14 @@ export WORKERS ?= 1
 export WEB_THREADS ?= 8
 export INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: help run test lint format fuzz bench deps dev-deps redis migrate clean
+.PHONY: help run test lint format fuzz bench deps dev-deps requirements redis migrate clean
 
 help:
 	@echo "make run    - install, migrate and serve Coffer on \$$PORT (default 5000)"
 	@echo "make test   - install and run the whole test suite"
-	@echo "make lint   - ruff check and ruff format --check"
+	@echo "make lint   - ruff check, ruff format --check and mypy"
+	@echo "make requirements - pin requirements*.txt from requirements*.in again"
+	@echo "                    (PIP_COMPILE_ARGS=--upgrade, or --upgrade-package NAME, to move pins)"
 
 $(BIN)/python:
 	@if [ -z "$(PYTHON)" ]; then echo "error: Python 3.11 or newer is needed (python3.11 not found)"; exit 1; fi
@@ -39,6 +41,16 @@ $(VENV)/.dev-deps: requirements-dev.txt $(VENV)/.deps
 
 deps: $(VENV)/.deps
 dev-deps: $(VENV)/.dev-deps
+
+# requirements*.in are edited by hand; pip-compile pins them and everything they pull in.
+# Existing pins stay unless the .in files need otherwise or PIP_COMPILE_ARGS says --upgrade.
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make requirements" $(BIN)/pip-compile --quiet \
+	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(PIP_COMPILE_ARGS)
+
+requirements: dev-deps
+	@echo "==> pinning requirements.txt and requirements-dev.txt"
+	@$(PIP_COMPILE) --output-file requirements.txt requirements.in
+	@$(PIP_COMPILE) --output-file requirements-dev.txt requirements-dev.in
 
 # Exits 0 when Redis answers at REDIS_URL, 3 when `make run` must start a private one.
 redis: deps
@@ -72,6 +84,7 @@ bench: dev-deps
 lint: dev-deps
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy
 
 format: dev-deps
 	@$(BIN)/ruff check --fix .

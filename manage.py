@@ -13,7 +13,7 @@ from app.config import ConfigError
 from jobs.cli import worker
 
 
-def make_app():  # noqa: ANN201 - FlaskGroup's factory signature
+def make_app():
     """Create the app, turning a configuration error into a one-line message."""
     try:
         return create_app()

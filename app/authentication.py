@@ -62,7 +62,7 @@ def start_session(user: User) -> str:
     # The pre-login session id (possibly planted by someone else) is never the
     # authenticated one.
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
-    return generate_csrf()
+    return str(generate_csrf())
 
 
 def end_session() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from flask import Flask, current_app
 from redis import Redis
 from rq import Queue
@@ -25,7 +27,7 @@ def init_app(app: Flask) -> None:
 
 def get_redis() -> Redis:
     """The current app's Redis client."""
-    return current_app.extensions["redis"]
+    return cast(Redis, current_app.extensions["redis"])
 
 
 def get_queue(connection: Redis | None = None) -> Queue:

@@ -221,7 +221,7 @@ def load_config(overrides: dict[str, object] | None = None) -> dict[str, object]
     if overrides:
         values.update(overrides)
     # Derived settings follow whatever the overrides changed.
-    values["MAX_FILE_SIZE"] = int(values["MAX_FILE_SIZE_MB"]) * MiB  # type: ignore[call-overload]
-    values["PERMANENT_SESSION_LIFETIME"] = timedelta(days=values["SESSION_LIFETIME_DAYS"])  # type: ignore[arg-type]
+    values["MAX_FILE_SIZE"] = int(values["MAX_FILE_SIZE_MB"]) * MiB
+    values["PERMANENT_SESSION_LIFETIME"] = timedelta(days=values["SESSION_LIFETIME_DAYS"])
     values["RATELIMIT_STORAGE_URI"] = values["REDIS_URL"]
     return values

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -18,6 +20,11 @@ class Base(DeclarativeBase):
 
 # expire_on_commit=False: views serialise objects after committing them.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+# The models' base class: db.Model is made at run time, so mypy is shown the Base it extends.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate()
 login_manager = LoginManager()
 server_session = Session()

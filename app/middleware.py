@@ -63,7 +63,7 @@ def finish_request(response: Response) -> Response:
 def _production() -> bool:
     from flask import current_app
 
-    return current_app.config["APP_ENV"] == "production"
+    return bool(current_app.config["APP_ENV"] == "production")
 
 
 def init_app(app: Flask) -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .extensions import db
+from .extensions import Model
 
 
 def utcnow() -> datetime:
@@ -40,7 +40,7 @@ class FileStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-class Organization(db.Model):
+class Organization(Model):
     """A tenant: owns users, invites and files, and has a storage quota."""
 
     __tablename__ = "organizations"
@@ -58,7 +58,7 @@ class Organization(db.Model):
     users: Mapped[list[User]] = relationship(back_populates="organization")
 
 
-class User(db.Model):
+class User(Model):
     """A person who logs in; belongs to exactly one organization."""
 
     __tablename__ = "users"
@@ -100,7 +100,7 @@ class User(db.Model):
         return self.role == Role.ADMIN
 
 
-class Invite(db.Model):
+class Invite(Model):
     """A single-use, expiring code that lets one person join an organization."""
 
     __tablename__ = "invites"
@@ -118,7 +118,7 @@ class Invite(db.Model):
     used_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     """A bearer token for scripts; only the SHA-256 of the secret is stored."""
 
     __tablename__ = "api_tokens"
@@ -133,7 +133,7 @@ class ApiToken(db.Model):
     user: Mapped[User] = relationship()
 
 
-class File(db.Model):
+class File(Model):
     """An uploaded file of an organization and its validation state."""
 
     __tablename__ = "files"

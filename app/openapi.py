@@ -14,9 +14,9 @@ MAX_ID = 2**31 - 1
 
 # Security requirements: any one entry of a list is enough.
 PUBLIC: list[dict[str, list[str]]] = []
-READ = [{"bearerToken": []}, {"sessionCookie": []}]
+READ: list[dict[str, list[str]]] = [{"bearerToken": []}, {"sessionCookie": []}]
 # A write by session cookie also needs the CSRF token; a bearer token needs none.
-WRITE = [{"bearerToken": []}, {"sessionCookie": [], "csrfToken": []}]
+WRITE: list[dict[str, list[str]]] = [{"bearerToken": []}, {"sessionCookie": [], "csrfToken": []}]
 
 Schema = dict[str, Any]
 

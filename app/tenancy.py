@@ -23,7 +23,7 @@ def in_organization(
     return condition
 
 
-def scoped(model: type[T], organization_id: int) -> Select[tuple[T]]:
+def scoped(model: type[T], organization_id: int) -> Select[T]:
     """SELECT model rows of one organization."""
     return select(model).where(in_organization(model, organization_id))
 

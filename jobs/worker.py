@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker, Worker
 from rq.utils import now
+from rq.worker.base import BaseWorker
 
 from app.broker import get_queue, get_redis
 from app.extensions import db
@@ -99,7 +100,7 @@ def die_with_parent(parent_pid: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def stop_was_requested(worker: Worker) -> bool:
+def stop_was_requested(worker: BaseWorker) -> bool:
     """Whether RQ's loop ended because a signal asked it to (not because Redis went away)."""
     return bool(
         getattr(worker, "_stop_requested", False)

@@ -23,7 +23,7 @@ target_db = current_app.extensions["migrate"].db
 MIGRATION_LOCK_ID = 0x436F66666572  # "Coffer": one advisory lock for the whole cluster
 
 
-def get_metadata():  # noqa: ANN201 - Alembic's hook
+def get_metadata():
     """The models' metadata, for autogenerate."""
     return target_db.metadata
 
@@ -63,7 +63,7 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     """Apply the migrations to the app's database."""
 
-    def skip_empty_autogenerate(context, revision, directives):  # noqa: ANN001
+    def skip_empty_autogenerate(context, revision, directives):
         if getattr(config.cmd_opts, "autogenerate", False):
             script = directives[0]
             if script.upgrade_ops.is_empty():

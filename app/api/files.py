@@ -127,9 +127,7 @@ def attachment(row: File) -> Response:
     response.last_modified = row.uploaded_at
     response.set_etag(row.sha256 or row.id)
     try:
-        response = response.make_conditional(
-            request.environ, accept_ranges=True, complete_length=row.size
-        )
+        response.make_conditional(request.environ, accept_ranges=True, complete_length=row.size)
     except BaseException:
         response.close()  # a 416 is raised: the reader is not handed on
         raise

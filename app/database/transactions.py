@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
+from flask_sqlalchemy.session import Session
 from sqlalchemy.orm import scoped_session
 
 from ..extensions import db
@@ -25,7 +26,7 @@ def _app_writer_lock() -> WriterLock | None:
 
 
 @contextmanager
-def write_transaction() -> Iterator[scoped_session]:
+def write_transaction() -> Iterator[scoped_session[Session]]:
     """Run a unit of writes atomically: commit on success, roll back on any error.
 
     Any read transaction the request already holds is ended first, so on SQLite the

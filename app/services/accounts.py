@@ -229,5 +229,5 @@ def change_active(user: User, active: bool) -> None:
     if not active:
         # Raised in SQL, not from the value this transaction read, so a concurrent
         # deactivation cannot make two of them count as one.
-        user.session_generation = User.session_generation + 1  # type: ignore[assignment]
+        user.session_generation = User.session_generation + 1
     user.is_active = active

@@ -10,12 +10,13 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, overload
+from typing import Any, cast, overload
 
 from flask import current_app
 from sqlalchemy import (
     ColumnElement,
     SQLColumnExpression,
+    Table,
     bindparam,
     func,
     insert,
@@ -123,7 +124,7 @@ def within_quota(organization_id: int) -> bool:
 
 # ---- upload --------------------------------------------------------------------------
 
-_INSERT_FILE = insert(File.__table__)
+_INSERT_FILE = insert(cast(Table, File.__table__))
 
 
 def create_upload(user: User, file_id: str, display: str, upload: Upload) -> File:
@@ -247,13 +248,15 @@ def list_files(
     else:
         keys = keys.offset((page - 1) * limit)
     page_ids = keys.subquery()
-    query = (
+    page_query = (
         select(File, User.email)
         .join(page_ids, page_ids.c.id == File.id)
         .outerjoin(User, User.id == File.uploaded_by)
         .order_by(*newest_first)
     )
-    rows = [(f, email) for f, email in db.session.execute(query).all()]
+    rows: list[tuple[File, str | None]] = [
+        (f, email) for f, email in db.session.execute(page_query).all()
+    ]
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1][0]) if more and rows else None
@@ -412,4 +415,4 @@ def _drop_bytes(organization_id: int, file_id: str) -> str | None:
         .values(bytes_stored=False)
     )
     release_quota(organization_id, row.size, files=0)
-    return row.file_path
+    return str(row.file_path)

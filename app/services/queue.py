@@ -121,7 +121,7 @@ def worker_state(worker_name: str | None, connection: Redis) -> str:
     )
     if hostname is None and pid is None:
         return "gone"
-    if hostname != socket.gethostname() or not (pid or "").isdigit() or int(pid) <= 0:
+    if hostname != socket.gethostname() or pid is None or not pid.isdigit() or int(pid) <= 0:
         return "unknown"
     return "alive" if pid_exists(int(pid)) else "gone"
 

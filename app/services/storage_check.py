@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Subquery, case, func, select
 
 from ..database import write_transaction
 from ..extensions import db
@@ -111,10 +111,10 @@ def check(fix: bool = False) -> StorageReport:
     report.rows = len(rows)
     expected = {path for _, _, path, _ in rows}
 
-    for key, obj in sorted(stored.items()):
+    for key, listed in sorted(stored.items()):
         if key in expected:
             continue
-        stray = StrayFile(key, obj.size, obj.age_seconds)
+        stray = StrayFile(key, listed.size, listed.age_seconds)
         if stray.age_seconds < GRACE_SECONDS:
             report.recent_orphans.append(stray)
         else:
@@ -159,7 +159,7 @@ def _row_holds(path: str) -> bool:
     return found is not None
 
 
-def _actual_usage():  # noqa: ANN202 - a SQLAlchemy subquery
+def _actual_usage() -> Subquery:
     """Per organization: the bytes of files whose bytes are stored, and the file count."""
     return (
         select(

@@ -93,7 +93,7 @@ class LocalStorage(Storage):
         return LocalUpload(self, key)
 
     def open(self, key: str) -> IO[bytes]:
-        return open(self.path(key), "rb")  # noqa: SIM115 - the caller closes it
+        return open(self.path(key), "rb")
 
     def size(self, key: str) -> int | None:
         try:

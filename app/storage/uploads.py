@@ -134,7 +134,7 @@ class CofferRequest(Request):
 
     form_data_parser_class = UploadFormParser
 
-    @property
+    @property  # type: ignore[misc]  # read-only here: werkzeug's has a setter
     def max_content_length(self) -> int | None:  # type: ignore[override]
         """The upload endpoint allows MAX_FILE_SIZE plus framing; others the JSON limit."""
         if self.endpoint == UPLOAD_ENDPOINT:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from redis import Redis
+from redis.exceptions import RedisError
 
 from tests.support import ROOT
 from tests.support.waiting import wait_for
@@ -97,7 +98,7 @@ def answers(client: Redis) -> bool:
     """Whether a Redis server answers PING."""
     try:
         return bool(client.ping())
-    except Exception:
+    except (RedisError, OSError):
         return False
 
 

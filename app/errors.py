@@ -15,6 +15,7 @@ from .services.errors import (
     AccountDisabled,
     Conflict,
     DomainError,
+    Gone,
     InvalidCredentials,
     InvalidInput,
     NotAllowed,
@@ -59,6 +60,7 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     NotAllowed: 403,
     NotFound: 404,
     Conflict: 409,
+    Gone: 410,
     TooLarge: 413,
     QuotaExceeded: 507,
 }

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import enum
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from .extensions import Model
 
@@ -15,6 +16,14 @@ from .extensions import Model
 def utcnow() -> datetime:
     """The current time in UTC as a naive datetime, the form every column stores."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def name_key_of(name: str) -> str:
+    """The form organization names are compared in: NFKC, case-folded, for every script.
+
+    "Ärzte" and "ÄRZTE", "Straße" and "STRASSE", "Ａｃｍｅ" and "acme" are one name.
+    """
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
 
 
 def isoformat(value: datetime | None) -> str | None:
@@ -44,10 +53,12 @@ class Organization(Model):
     """A tenant: owns users, invites and files, and has a storage quota."""
 
     __tablename__ = "organizations"
-    __table_args__ = (sa.Index("uq_organizations_name_lower", sa.text("lower(name)"), unique=True),)
+    __table_args__ = (sa.Index("uq_organizations_name_key", "name_key", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(100))
+    # name_key_of(name), kept by the validator below; unique, so names never clash.
+    name_key: Mapped[str] = mapped_column(sa.String(400))
     storage_quota_mb: Mapped[int] = mapped_column(sa.BigInteger)
     # Kept in step with the files table in the same transaction as every change to
     # it, so quota checks and usage figures never sum the table.
@@ -56,6 +67,11 @@ class Organization(Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     users: Mapped[list[User]] = relationship(back_populates="organization")
+
+    @validates("name")
+    def _keep_name_key(self, _key: str, name: str) -> str:
+        self.name_key = name_key_of(name)
+        return name
 
 
 class User(Model):

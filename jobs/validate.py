@@ -49,7 +49,11 @@ def validate_file(file_id: str, organization_id: int) -> str:
         if job is None or not job.retries_left:
             # Out of retries: the job goes to RQ's failed registry, the file to failed.
             files_service.move(
-                organization_id, file_id, FileStatus.FAILED, error_message=give_up_message(exc)
+                organization_id,
+                file_id,
+                FileStatus.FAILED,
+                keep_bytes=True,
+                error_message=give_up_message(exc),
             )
             log.error("validation of file %s gave up: %s", file_id, exc, extra={"file_id": file_id})
         else:

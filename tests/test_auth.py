@@ -517,6 +517,24 @@ def test_the_per_address_login_limit_applies_across_emails(app: Flask, client: F
     assert_error(login_as(other_address, "user9@acme.test"), 401, "invalid_credentials")
 
 
+@pytest.mark.parametrize("app_overrides", [{"REGISTER_LIMIT_PER_ADDRESS": "3 per hour"}])
+def test_registrations_from_one_address_are_limited(app: Flask, client: FlaskClient) -> None:
+    def register(c: FlaskClient, n: int) -> Any:
+        body = {"email": f"u{n}@o{n}.test", "password": Auth.password, "organization_name": f"O{n}"}
+        return c.post("/api/auth/register", json=body)
+
+    for n in range(3):
+        assert register(app.test_client(), n).status_code == 201
+    limited = register(app.test_client(), 3)
+    assert_error(limited, 429, "rate_limited")
+    assert int(limited.headers["Retry-After"]) > 0
+    # Nothing was created for the refused one; another address is unaffected.
+    elsewhere = app.test_client()
+    elsewhere.environ_base["REMOTE_ADDR"] = "192.0.2.9"
+    assert register(elsewhere, 3).status_code == 201
+    assert register(elsewhere, 4).status_code == 201
+
+
 # --- logout ---------------------------------------------------------------------------
 
 

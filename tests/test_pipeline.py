@@ -336,6 +336,32 @@ class TestDeleteFailedFiles:
         assert auth.client.delete(f"/api/files/{bad}", headers=auth.headers()).status_code == 204
         assert usage(auth) == (5, 1)
 
+    def test_a_file_whose_retries_ran_out_keeps_its_bytes_and_can_be_saved(
+        self, app: Flask, auth: Auth, runner: Any, worker: Callable[[], None]
+    ) -> None:
+        """Giving up is no verdict on the content: the bytes stay for `jobs requeue-failed`."""
+        auth.register()
+        data = b"readable again after the operator fixes the disk\n"
+        file_id = upload(auth, "later.txt", data)
+        path = stored_path(app, file_id)
+        path.unlink()
+        path.mkdir()  # unreadable on every attempt
+
+        worker()
+
+        assert details(auth, file_id)["status"] == "failed"
+        assert usage(auth) == (len(data), 1)  # still held: the bytes are kept
+        path.rmdir()
+        path.write_bytes(data)
+        result = runner.invoke(args=["jobs", "requeue-failed"])
+        assert result.exit_code == 0, result.output
+        worker()
+
+        body = details(auth, file_id)
+        assert (body["status"], body["error_message"]) == ("ready", None)
+        with auth.client.get(f"/api/files/{file_id}/download") as response:
+            assert response.data == data
+
 
 def test_quota_lowered_after_upload_fails_the_file(
     app: Flask, auth: Auth, worker: Callable[[], None]

@@ -44,11 +44,13 @@ PUBLIC_PATHS = {
 
 @pytest.fixture
 def app_overrides() -> dict[str, Any]:
-    """Login limits out of the way (the run logs in again after every generated logout), and a
-    small upload limit so waitress's own 413 is within reach."""
+    """Login and register limits out of the way (the run logs in again after every generated
+    logout and registers hundreds of accounts), and a small upload limit so waitress's own
+    413 is within reach."""
     return {
         "LOGIN_LIMIT_PER_EMAIL": "100000 per minute",
         "LOGIN_LIMIT_PER_ADDRESS": "100000 per minute",
+        "REGISTER_LIMIT_PER_ADDRESS": "100000 per minute",
         "MAX_FILE_SIZE_MB": 1,
     }
 

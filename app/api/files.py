@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import IO, Any
 from uuid import UUID
 
 from flask import Blueprint, Response, request, send_file
@@ -13,7 +13,6 @@ from app.services.queue import enqueue_validation
 from ..errors import APIError
 from ..models import File, FileStatus, isoformat
 from ..services import files
-from ..storage import get_storage
 from ..storage.uploads import keep, received_file
 from .inputs import int_arg
 
@@ -104,18 +103,18 @@ def details(file_id: UUID) -> dict[str, Any]:
 @login_required
 def download(file_id: UUID) -> Response:
     """The exact bytes of a ready file, as an attachment."""
-    row = files.get_ready_file(current_user.organization_id, str(file_id))
-    return attachment(row)
+    row, reader = files.open_ready_file(current_user.organization_id, str(file_id))
+    return attachment(row, reader)
 
 
-def attachment(row: File) -> Response:
+def attachment(row: File, reader: IO[bytes]) -> Response:
     """The stored bytes of a file as an attachment, with ETag, 304 and Range answers.
 
     werkzeug's send_file writes the headers; the length and the conditional handling are
     set here because a backend's reader is not a file on this disk.
     """
     response = send_file(
-        get_storage().open(row.file_path),
+        reader,
         mimetype=row.mime_type or "application/octet-stream",
         as_attachment=True,
         download_name=row.filename,

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..database import write_transaction
 from ..extensions import db
-from ..models import Invite, Organization, Role, User, utcnow
+from ..models import Invite, Organization, Role, User, name_key_of, utcnow
 from ..security import (
     MAX_PASSWORD_BYTES,
     MIN_PASSWORD_LENGTH,
@@ -65,11 +65,9 @@ def validate_organization_name(name: str, label: str = "organization_name") -> N
 
 
 def find_organization(name: str) -> Organization | None:
-    """The organization with this name, compared case-insensitively."""
-    # The database lowers both sides, as the unique index on lower(name) does; Python's
-    # lower() differs from SQLite's (ASCII only) for names such as "Ärzte".
+    """The organization with this name, compared as the unique index compares names."""
     return db.session.scalars(
-        select(Organization).where(func.lower(Organization.name) == func.lower(name))
+        select(Organization).where(Organization.name_key == name_key_of(name))
     ).first()
 
 

@@ -54,6 +54,10 @@ class Conflict(DomainError):
     """The request clashes with the current state (taken, exists, not ready, ...)."""
 
 
+class Gone(DomainError):
+    """The object is known but its bytes are no longer there."""
+
+
 class TooLarge(DomainError):
     """A file is over the configured size limit."""
 

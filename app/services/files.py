@@ -10,7 +10,7 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast, overload
+from typing import IO, Any, cast, overload
 
 from flask import current_app
 from sqlalchemy import (
@@ -32,7 +32,7 @@ from ..extensions import db
 from ..models import File, FileStatus, Organization, User, utcnow
 from ..storage import Upload, get_storage
 from ..tenancy import get_scoped_or_404, in_organization, scoped
-from .errors import Conflict, InvalidInput, NotAllowed, NotFound, QuotaExceeded, TooLarge
+from .errors import Conflict, Gone, InvalidInput, NotAllowed, NotFound, QuotaExceeded, TooLarge
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +193,26 @@ def get_ready_file(organization_id: int, raw_id: str) -> File:
     return row
 
 
+def open_ready_file(organization_id: int, raw_id: str) -> tuple[File, IO[bytes]]:
+    """A ready file and a reader of its bytes; 410 `file_missing` when they are gone."""
+    row = get_ready_file(organization_id, raw_id)
+    try:
+        reader = get_storage().open(row.file_path)
+    except FileNotFoundError:
+        # Lost outside Coffer (a restore without the bytes, a bucket emptied by hand):
+        # `manage.py storage check` lists it.
+        log.error(
+            "the bytes of ready file %s are missing from storage",
+            row.id,
+            extra={"file_id": row.id},
+        )
+        raise Gone(
+            "file_missing",
+            "the file's bytes are missing from storage; ask an administrator to restore them",
+        ) from None
+    return row, reader
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of a listing."""
@@ -287,14 +307,22 @@ def delete_file(user: User, raw_id: str) -> None:
 # ---- status moves --------------------------------------------------------------------
 
 
-def move(organization_id: int, file_id: str, to: FileStatus, **values: Any) -> bool:
+def move(
+    organization_id: int,
+    file_id: str,
+    to: FileStatus,
+    *,
+    keep_bytes: bool = False,
+    **values: Any,
+) -> bool:
     """Move a file to `to` if its current status allows it; False when it did not move.
 
     The one place `status` changes: one conditional UPDATE, so two runs of a job can
-    never both make the same move. A failed file's bytes are dropped here when
-    DELETE_FAILED_FILES is set.
+    never both make the same move. A file failed for its content loses its bytes here
+    when DELETE_FAILED_FILES is set; `keep_bytes` (validation gave up, the content was
+    never judged) keeps them, so `jobs requeue-failed` can still save the file.
     """
-    return _move(organization_id, file_id, to, values) is not None
+    return _move(organization_id, file_id, to, values, keep_bytes=keep_bytes) is not None
 
 
 @dataclass(frozen=True)
@@ -347,6 +375,7 @@ def _move(
     *,
     returning: tuple[Any, ...] = (),
     quota_gate: bool = False,
+    keep_bytes: bool = False,
 ) -> tuple[FileStatus, tuple[Any, ...]] | None:
     """The conditional UPDATE behind every move, in its own transaction.
 
@@ -373,7 +402,7 @@ def _move(
             moved = () if rowcount == 1 else None
         if moved is None:
             return None
-        if to is FileStatus.FAILED and current_app.config["DELETE_FAILED_FILES"]:
+        if to is FileStatus.FAILED and not keep_bytes and current_app.config["DELETE_FAILED_FILES"]:
             dropped = _drop_bytes(organization_id, file_id)
     if dropped is not None:
         get_storage().remove(dropped)

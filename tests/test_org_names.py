@@ -1,0 +1,109 @@
+"""Organization names are one name whatever their case or Unicode form, in every script,
+on SQLite and PostgreSQL alike; the migration that made it so refuses existing clashes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, text
+
+from app import create_app
+from app.extensions import db as _db
+from tests.support.client import Auth
+from tests.support.database import fresh_database
+from tests.support.processes import RedisServer
+
+BEFORE_NAME_KEYS = "0004_files_status_index"
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("Ärzte Zürich", "ärzte zürich"),  # SQLite's lower() folds ASCII letters only
+        ("Straße", "STRASSE"),  # no lower() folds ß to ss
+        ("Ａｃｍｅ", "acme"),  # full-width letters (NFKC)
+        ("Σίσυφος", "ΣΊΣΥΦΟΣ"),
+    ],
+)
+def test_names_that_differ_only_in_case_or_form_are_one_organization(
+    auth: Auth, first: str, second: str
+) -> None:
+    admin = auth.register("admin@one.test", first)
+    assert admin.status_code == 201
+    again = auth.another().register("someone@one.test", second)
+    assert again.status_code == 409
+    assert again.get_json()["code"] == "invite_required"
+
+    joined = auth.another().register("member@one.test", second, invite_code=auth.invite())
+    assert joined.status_code == 201
+    assert joined.get_json()["organization_id"] == admin.get_json()["organization_id"]
+
+
+def test_names_that_only_look_alike_stay_two_organizations(auth: Auth) -> None:
+    assert auth.register("a@one.test", "Acme").status_code == 201
+    assert auth.another().register("b@two.test", "Acme Two").status_code == 201
+
+
+@pytest.fixture
+def database_before_name_keys(
+    tmp_path: Path, redis_server: RedisServer
+) -> Iterator[tuple[Flask, str]]:
+    """A scratch database migrated up to the revision before organization name keys."""
+    with fresh_database(tmp_path, "coffer_names") as url:
+        app = create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": url,
+                "REDIS_URL": redis_server.url,
+                "INSTANCE_PATH": str(tmp_path / "instance"),
+            }
+        )
+        with app.app_context():
+            upgrade(revision=BEFORE_NAME_KEYS)
+            _db.engine.dispose()
+        yield app, url
+        with app.app_context():
+            _db.engine.dispose()
+
+
+def insert_organizations(url: str, *names: str) -> None:
+    """Rows as an older Coffer would have written them, straight into the database."""
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for name in names:
+            connection.execute(
+                text(
+                    "INSERT INTO organizations (name, storage_quota_mb, used_bytes, file_count, "
+                    "created_at) VALUES (:name, 10, 0, 0, CURRENT_TIMESTAMP)"
+                ),
+                {"name": name},
+            )
+    engine.dispose()
+
+
+def test_the_migration_refuses_names_that_now_clash_and_names_them(
+    database_before_name_keys: tuple[Flask, str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    app, url = database_before_name_keys
+    insert_organizations(url, "straße", "STRASSE", "Other")
+    # `manage.py db upgrade` prints "Error: <the message>" and exits 1.
+    with app.app_context(), pytest.raises(SystemExit):
+        upgrade()
+    message = capfd.readouterr().err
+    assert "'straße' (id 1)" in message and "'STRASSE' (id 2)" in message
+    assert "Other" not in message
+    assert "Rename" in message
+
+    # After the operator renames one, the upgrade goes through.
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE organizations SET name = 'Strasse Two' WHERE id = 2"))
+    engine.dispose()
+    with app.app_context():
+        upgrade()
+        keys = dict(_db.session.execute(text("SELECT name, name_key FROM organizations")).all())
+        _db.session.remove()
+    assert keys == {"straße": "strasse", "Strasse Two": "strasse two", "Other": "other"}

@@ -1,8 +1,9 @@
 """Schemathesis against the live app: every documented operation, generated requests, both
 ways of authenticating; no 5xx, and every answer as the OpenAPI document says.
 
-The app is served by waitress on a free port in a thread; the document is app.openapi's,
-which tests/test_openapi.py shows is the one GET /api/openapi.json serves. Each operation is
+The app is served by waitress on a free port in a thread; the document is
+app.api.openapi_document's, which tests/test_openapi.py shows is the one GET /api/openapi.json
+serves. Each operation is
 fuzzed on its own, then the document's links chain operations on real objects (an upload's
 details, download and delete; a new token's revoke). FUZZ_EXAMPLES raises the number of
 generated requests (`make fuzz`); a run with it set also draws fresh random inputs instead of
@@ -26,7 +27,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 from waitress.server import create_server
 
-from app.openapi import document
+from app.api.openapi_document import document
 from app.storage.uploads import MULTIPART_OVERHEAD
 
 pytestmark = pytest.mark.slow

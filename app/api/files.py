@@ -7,6 +7,7 @@ from uuid import UUID
 
 from flask import Blueprint, Response, request, send_file
 from flask_login import current_user, login_required
+from werkzeug.http import parse_range_header
 
 from app.services.queue import enqueue_validation
 
@@ -119,15 +120,34 @@ def attachment(row: File) -> Response:
     response.content_length = row.size
     response.last_modified = row.uploaded_at
     response.set_etag(row.sha256 or row.id)
+    environ = range_as_read(request.environ, row.size)
     try:
-        response = response.make_conditional(
-            request.environ, accept_ranges=True, complete_length=row.size
-        )
+        response = response.make_conditional(environ, accept_ranges=True, complete_length=row.size)
     except BaseException:
         response.close()  # a 416 is raised: the reader is not handed on
         raise
     response.headers["Cache-Control"] = "private, no-cache"
     return response
+
+
+def range_as_read(environ: dict[str, Any], length: int) -> dict[str, Any]:
+    """The request's environ with its Range header as RFC 9110 (14.2) has it read.
+
+    werkzeug answers 416 to any Range it does not serve; 416 is for a range that starts past
+    the end. So a header that does not parse, names another unit or several ranges (werkzeug
+    serves one) is dropped, for a 200 with the whole file, and a suffix longer than the file
+    asks for all of it.
+    """
+    header = environ.get("HTTP_RANGE")
+    if header is None:
+        return environ
+    parsed = parse_range_header(header)
+    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
+        return {key: value for key, value in environ.items() if key != "HTTP_RANGE"}
+    start, _end = parsed.ranges[0]
+    if start < 0 and -start > length:
+        return {**environ, "HTTP_RANGE": f"bytes=-{length}"}
+    return environ
 
 
 @bp.delete("/<uuid:file_id>")

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from flask_wtf.csrf import CSRFError
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -167,11 +168,41 @@ def handle_storage_unavailable(exc: StorageUnavailable) -> Response:
     return json_error(503, "storage_unavailable", "file storage is unavailable; try again later")
 
 
+# The codes Coffer's own validators raise as pydantic error types (app/api/schemas.py).
+INPUT_ERROR_CODES = frozenset({"missing_field", "invalid_field", "invalid_parameter"})
+
+
+class InputRejected(Exception):
+    """A request body or query string its model refused, with pydantic's errors.
+
+    Only input is wrapped so: a response model that fails is a bug, and answers 500.
+    """
+
+    def __init__(self, cause: ValidationError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def handle_invalid_input(exc: InputRejected) -> Response:
+    """400 for the first error: its code and field, and a message that names the field."""
+    error = exc.cause.errors(include_url=False)[0]
+    if not error["loc"]:  # the body itself is no JSON object
+        return json_error(400, "invalid_json", "the body must be a JSON object")
+    field = str(error["loc"][0])
+    code, message = error["type"], error["msg"]
+    if code == "missing":
+        code, message = "missing_field", "is required"
+    elif code not in INPUT_ERROR_CODES:  # a check of pydantic's own, worded by pydantic
+        code, message = "invalid_field", f"is not valid: {message}"
+    return json_error(400, code, f"{field} {message}", field=field)
+
+
 def register_error_handlers(app: Flask) -> None:
     """Install the handlers on the app."""
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(RedisError, handle_redis_error)
     app.register_error_handler(StorageFull, handle_storage_full)
     app.register_error_handler(StorageUnavailable, handle_storage_unavailable)
+    app.register_error_handler(InputRejected, handle_invalid_input)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)

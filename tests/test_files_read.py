@@ -463,6 +463,50 @@ def test_download_range_gives_206_with_the_slice(
         assert response.data == b"ghij"
 
 
+@pytest.mark.parametrize(
+    "header", ["", "   ", "bytes=", "bytes=9-5", "bytes=a-b", "pages=0-1", "bytes=0-1,4-5"]
+)
+def test_download_ignores_an_empty_or_malformed_range(
+    app: Flask, auth: Auth, worker: Callable[[], None], header: str
+) -> None:
+    """A Range that does not parse, names another unit or asks for several ranges is ignored
+    (RFC 9110 14.2): 200 with the whole file, never 416."""
+    auth.register()
+    data = b"0123456789abcdefghij"
+    file_id = upload(auth, "digits.txt", data)
+    worker()
+
+    with auth.client.get(f"/api/files/{file_id}/download", headers={"Range": header}) as response:
+        assert response.status_code == 200
+        assert response.data == data
+        assert "Content-Range" not in response.headers
+
+
+def test_download_range_past_the_end_is_416(
+    app: Flask, auth: Auth, worker: Callable[[], None]
+) -> None:
+    """A well-formed range that starts past the end is 416 with the file's length; a suffix
+    longer than the file is the whole file (206)."""
+    auth.register()
+    data = b"0123456789abcdefghij"
+    file_id = upload(auth, "digits.txt", data)
+    worker()
+
+    for header in ("bytes=20-", "bytes=100-200"):
+        with auth.client.get(
+            f"/api/files/{file_id}/download", headers={"Range": header}
+        ) as response:
+            assert response.status_code == 416, header
+            assert response.get_json()["code"] == "range_not_satisfiable"
+            assert response.headers["Content-Range"] == f"bytes */{len(data)}"
+    with auth.client.get(
+        f"/api/files/{file_id}/download", headers={"Range": "bytes=-644"}
+    ) as response:
+        assert response.status_code == 206
+        assert response.data == data
+        assert response.headers["Content-Range"] == f"bytes 0-19/{len(data)}"
+
+
 def test_download_if_none_match_gives_304(
     app: Flask, auth: Auth, worker: Callable[[], None]
 ) -> None:

@@ -9,8 +9,12 @@ import pytest
 import schemathesis
 from flask import Flask
 from flask.testing import FlaskClient
+from pydantic_core import PydanticCustomError
 
-from app.openapi import document
+from app.api import schemas
+from app.api.openapi_document import document
+from app.errors import APIError
+from app.services.accounts import normalize_email
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
 # Flask adds these to every rule by itself; the document describes the API's own methods.
@@ -183,3 +187,46 @@ def test_upload_is_documented_as_multipart_with_a_file_field() -> None:
     upload = document()["components"]["schemas"][form["$ref"].rsplit("/", 1)[-1]]
     assert upload["required"] == ["file"]
     assert upload["properties"]["file"]["format"] == "binary"
+
+
+TEXT_SAMPLES = [
+    "Acme",
+    "  Acme Corp \r\n",
+    "\u3000Ärzte\u00a0",
+    "a" * 5,
+    " " * 9 + "a" * 5 + "\u0085" * 9,
+    "a" * 6,
+    "",
+    "   ",
+    "Ac\x00me",
+    "Acme\nInc",
+    "Ac\x85me",
+    "\x85" + "0" + "\x85" * 9,
+]
+
+
+@pytest.mark.parametrize("value", TEXT_SAMPLES)
+def test_a_text_pattern_takes_exactly_what_its_field_takes(value: str) -> None:
+    """The schema's pattern for a trimmed field of at most 5 characters agrees with the model."""
+    rule = schemas.Text(max_length=5)
+    try:
+        rule.clean(value)
+        accepted = True
+    except PydanticCustomError:
+        accepted = False
+    assert (re.search(schemas.text_pattern(5), value) is not None) == accepted
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a@b.co", " A@B.CO\n", "a@b", "a b@c.de", "a@@b.co", "a\x00@b.co", "a" * 250 + "@b.co"],
+)
+def test_the_email_pattern_takes_exactly_what_registration_takes(app: Flask, value: str) -> None:
+    """The register email's pattern agrees with accounts.normalize_email (and the model)."""
+    try:
+        schemas.Text().clean(value)
+        normalize_email(value)
+        accepted = True
+    except (PydanticCustomError, APIError):
+        accepted = False
+    assert (re.search(schemas.EMAIL_PATTERN, value) is not None) == accepted

@@ -11,21 +11,23 @@ from flask_wtf.csrf import generate_csrf
 
 from ..authentication import end_session, start_session
 from ..extensions import limiter
-from ..models import User
+from ..models import Role, User
 from ..services import accounts
-from .inputs import json_body, parsed_json, string_field
+from . import schemas
+from .inputs import parse_body, parsed_json
 
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 
 
 def identity(user: User) -> dict[str, Any]:
-    """The fields register and login answer with."""
-    return {
-        "user_id": user.id,
-        "email": user.email,
-        "organization_id": user.organization_id,
-        "role": user.role,
-    }
+    """What register and login answer: the user, then the CSRF token of the session started."""
+    return schemas.Identity(
+        user_id=user.id,
+        email=user.email,
+        organization_id=user.organization_id,
+        role=Role(user.role),
+        csrf_token=start_session(user),  # last: the user's fields are read before
+    ).body()
 
 
 def login_email_key() -> str:
@@ -44,13 +46,9 @@ def login_email_key() -> str:
 )
 def register() -> tuple[dict[str, Any], int]:
     """Create an account (and organization); the caller is logged in."""
-    body = json_body()
-    email = string_field(body, "email")
-    password = string_field(body, "password", strip=False, max_length=1024, allow_control=True)
-    org_name = string_field(body, "organization_name", max_length=1024)
-    invite_code = string_field(body, "invite_code", required=False, max_length=256)
-    user = accounts.register(email, password, org_name, invite_code or None)  # type: ignore[arg-type]
-    return {**identity(user), "csrf_token": start_session(user)}, 201
+    body = parse_body(schemas.RegisterRequest)
+    user = accounts.register(body.email, body.password, body.organization_name, body.invite_code)
+    return identity(user), 201
 
 
 @bp.post("/login")
@@ -66,11 +64,8 @@ def register() -> tuple[dict[str, Any], int]:
 )
 def login() -> dict[str, Any]:
     """Check credentials and start a new session."""
-    body = json_body()
-    email = string_field(body, "email", max_length=1024)
-    password = string_field(body, "password", strip=False, max_length=1024, allow_control=True)
-    user = accounts.authenticate(email, password)  # type: ignore[arg-type]
-    return {**identity(user), "csrf_token": start_session(user)}
+    body = parse_body(schemas.LoginRequest)
+    return identity(accounts.authenticate(body.email, body.password))
 
 
 @bp.post("/logout")
@@ -78,23 +73,23 @@ def login() -> dict[str, Any]:
 def logout() -> dict[str, Any]:
     """Destroy the server-side session."""
     end_session()
-    return {"success": True}
+    return schemas.Success(success=True).body()
 
 
 @bp.get("/me")
 @login_required
 def me() -> dict[str, Any]:
     """Who the caller is."""
-    return {
-        "user_id": current_user.id,
-        "email": current_user.email,
-        "organization_id": current_user.organization_id,
-        "organization_name": current_user.organization.name,
-        "role": current_user.role,
-    }
+    return schemas.Me(
+        user_id=current_user.id,
+        email=current_user.email,
+        organization_id=current_user.organization_id,
+        organization_name=current_user.organization.name,
+        role=Role(current_user.role),
+    ).body()
 
 
 @bp.get("/csrf")
 def csrf_token() -> dict[str, Any]:
     """The CSRF token for the current session."""
-    return {"csrf_token": generate_csrf()}
+    return schemas.CsrfToken(csrf_token=generate_csrf()).body()

@@ -7,31 +7,31 @@ from uuid import UUID
 
 from flask import Blueprint, Response, request, send_file
 from flask_login import current_user, login_required
+from werkzeug.http import parse_range_header
 
 from app.services.queue import enqueue_validation
 
 from ..errors import APIError
-from ..models import File, FileStatus, isoformat
+from ..models import File, FileStatus
 from ..services import files
 from ..storage.uploads import keep, received_file
-from .inputs import int_arg
+from . import schemas
+from .inputs import parse_query
 
 bp = Blueprint("files", __name__, url_prefix="/api/files")
 
-MAX_PAGE = 10_000_000
 
-
-def file_summary(row: File, uploader_email: str | None) -> dict[str, Any]:
+def file_summary(row: File, uploader_email: str | None) -> schemas.FileSummary:
     """A file as listed."""
-    return {
-        "id": row.id,
-        "filename": row.filename,
-        "size": row.size,
-        "mime_type": row.mime_type,
-        "status": row.status,
-        "uploaded_at": isoformat(row.uploaded_at),
-        "uploaded_by_email": uploader_email,
-    }
+    return schemas.FileSummary(
+        id=UUID(row.id),
+        filename=row.filename,
+        size=row.size,
+        mime_type=row.mime_type,
+        status=FileStatus(row.status),
+        uploaded_at=row.uploaded_at,
+        uploaded_by_email=uploader_email,
+    )
 
 
 @bp.post("/upload")
@@ -49,40 +49,31 @@ def upload() -> tuple[dict[str, Any], int]:
     )
     keep(received)
     enqueue_validation(row.id, row.organization_id)
-    return {
-        "file_id": row.id,
-        "filename": row.filename,
-        "size": row.size,
-        "status": row.status,
-    }, 201
+    return schemas.Upload(
+        file_id=UUID(row.id), filename=row.filename, size=row.size, status=FileStatus.PENDING
+    ).body(), 201
 
 
 @bp.get("")
 @login_required
 def index() -> dict[str, Any]:
     """The organization's files, newest first, by page or by cursor."""
-    page = int_arg("page", 1, minimum=1, maximum=MAX_PAGE)
-    limit = int_arg("limit", 20, minimum=1, maximum=100)
-    raw_status = request.args.get("status") or None
-    try:
-        status = FileStatus(raw_status) if raw_status else None
-    except ValueError:
-        allowed = ", ".join(s.value for s in FileStatus)
-        raise APIError(
-            400, "invalid_parameter", f"status must be one of {allowed}", field="status"
-        ) from None
-    cursor = request.args.get("cursor") or None
+    query = parse_query(schemas.FileListQuery)
     result = files.list_files(
-        current_user.organization_id, status=status, limit=limit, page=page, cursor=cursor
+        current_user.organization_id,
+        status=query.status,
+        limit=query.limit,
+        page=query.page,
+        cursor=query.cursor,
     )
-    return {
-        "files": [file_summary(row, email) for row, email in result.rows],
-        "total": result.total,
-        "page": page,
-        "limit": limit,
-        "pages": files.page_count(result.total, limit),
-        "next_cursor": result.next_cursor,
-    }
+    return schemas.FileList(
+        files=[file_summary(row, email) for row, email in result.rows],
+        total=result.total,
+        page=query.page,
+        limit=query.limit,
+        pages=files.page_count(result.total, query.limit),
+        next_cursor=result.next_cursor,
+    ).body()
 
 
 # `uuid:` keeps a name like /upload from reading as a file id; a malformed id is a 404.
@@ -91,12 +82,13 @@ def index() -> dict[str, Any]:
 def details(file_id: UUID) -> dict[str, Any]:
     """Everything known about one file."""
     row = files.get_file(current_user.organization_id, str(file_id))
-    return {
-        **file_summary(row, row.uploader.email if row.uploader else None),
-        "sha256": row.sha256,
-        "error_message": row.error_message,
-        "processed_at": isoformat(row.processed_at),
-    }
+    summary = file_summary(row, row.uploader.email if row.uploader else None)
+    return schemas.FileDetails(
+        **dict(summary),
+        sha256=row.sha256,
+        error_message=row.error_message,
+        processed_at=row.processed_at,
+    ).body()
 
 
 @bp.get("/<uuid:file_id>/download")
@@ -125,13 +117,34 @@ def attachment(row: File, reader: IO[bytes]) -> Response:
     response.content_length = row.size
     response.last_modified = row.uploaded_at
     response.set_etag(row.sha256 or row.id)
+    environ = range_as_read(request.environ, row.size)
     try:
-        response.make_conditional(request.environ, accept_ranges=True, complete_length=row.size)
+        response.make_conditional(environ, accept_ranges=True, complete_length=row.size)
     except BaseException:
         response.close()  # a 416 is raised: the reader is not handed on
         raise
     response.headers["Cache-Control"] = "private, no-cache"
     return response
+
+
+def range_as_read(environ: dict[str, Any], length: int) -> dict[str, Any]:
+    """The request's environ with its Range header as RFC 9110 (14.2) has it read.
+
+    werkzeug answers 416 to any Range it does not serve; 416 is for a range that starts past
+    the end. So a header that does not parse, names another unit or several ranges (werkzeug
+    serves one) is dropped, for a 200 with the whole file, and a suffix longer than the file
+    asks for all of it.
+    """
+    header = environ.get("HTTP_RANGE")
+    if header is None:
+        return environ
+    parsed = parse_range_header(header)
+    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
+        return {key: value for key, value in environ.items() if key != "HTTP_RANGE"}
+    start, _end = parsed.ranges[0]
+    if start < 0 and -start > length:
+        return {**environ, "HTTP_RANGE": f"bytes=-{length}"}
+    return environ
 
 
 @bp.delete("/<uuid:file_id>")

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from ..broker import get_redis
 from ..extensions import db
 from ..storage import get_storage
+from . import schemas
 
 bp = Blueprint("health", __name__)
 
@@ -17,7 +18,7 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 def healthz() -> dict[str, Any]:
     """The process serves."""
-    return {"status": "ok"}
+    return schemas.Health(status="ok").body()
 
 
 @bp.get("/readyz")
@@ -41,4 +42,8 @@ def readyz() -> tuple[dict[str, Any], int]:
     except Exception as exc:  # noqa: BLE001
         checks["storage"] = f"error: {type(exc).__name__}: {str(exc)[:200]}"
     ready = all(v == "ok" for v in checks.values())
-    return {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+    answer = schemas.Readiness(
+        status="ready" if ready else "unavailable",
+        checks=schemas.ReadinessChecks.model_validate(checks),
+    )
+    return answer.body(), 200 if ready else 503

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint
 
-from ..openapi import document
+from .openapi_document import document
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
 

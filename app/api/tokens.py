@@ -7,41 +7,39 @@ from typing import Any
 from flask import Blueprint
 from flask_login import current_user, login_required
 
-from ..models import ApiToken, isoformat
 from ..services import tokens
-from .inputs import json_body, string_field
+from . import schemas
+from .inputs import MAX_ID, parse_body
 
 bp = Blueprint("tokens", __name__, url_prefix="/api/tokens")
-
-
-def token_summary(token: ApiToken) -> dict[str, Any]:
-    """A token without its secret."""
-    return {
-        "id": token.id,
-        "name": token.name,
-        "created_at": isoformat(token.created_at),
-        "last_used_at": isoformat(token.last_used_at),
-    }
 
 
 @bp.post("")
 @login_required
 def create() -> tuple[dict[str, Any], int]:
     """Issue a token; its secret is in this answer only."""
-    name = string_field(json_body(), "name", max_length=100)
-    issued = tokens.create_token(current_user, name)  # type: ignore[arg-type]
-    return {**token_summary(issued.token), "token": issued.secret}, 201
+    body = parse_body(schemas.TokenRequest)
+    issued = tokens.create_token(current_user, body.name)
+    token = issued.token
+    return schemas.IssuedToken(
+        id=token.id,
+        name=token.name,
+        created_at=token.created_at,
+        last_used_at=token.last_used_at,
+        token=issued.secret,
+    ).body(), 201
 
 
 @bp.get("")
 @login_required
 def index() -> dict[str, Any]:
     """The caller's tokens, never their secrets."""
-    return {"tokens": [token_summary(t) for t in tokens.list_tokens(current_user)]}
+    listed = [schemas.Token.model_validate(t) for t in tokens.list_tokens(current_user)]
+    return schemas.TokenList(tokens=listed).body()
 
 
 # Ids past the 32-bit id column match no route (404) rather than overflow the database.
-@bp.delete("/<int(max=2147483647):token_id>")
+@bp.delete(f"/<int(max={MAX_ID}):token_id>")
 @login_required
 def revoke(token_id: int) -> tuple[str, int]:
     """Revoke a token at once."""

@@ -14,6 +14,7 @@ from ..security import digest, new_secret
 from .errors import NotFound
 
 TOKEN_PREFIX = "coffer_"
+MAX_TOKEN_NAME_LENGTH = 100
 # last_used_at is refreshed at most this often, so reads do not all become writes.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 

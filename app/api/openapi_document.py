@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 document of Coffer's HTTP API, built as a plain dict."""
+"""The OpenAPI 3.1 document of Coffer's HTTP API: the operations as a table, the bodies'
+schemas generated from their models (app/api/schemas.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,20 @@ import copy
 from functools import cache
 from typing import Any
 
-from .api.files import MAX_PAGE
+from pydantic import BaseModel
+from pydantic.json_schema import (
+    GenerateJsonSchema,
+    JsonSchemaMode,
+    JsonSchemaValue,
+    models_json_schema,
+)
+from pydantic_core import core_schema
+
+from . import schemas
+from .inputs import MAX_ID
 
 OPENAPI_VERSION = "3.1.0"
-# Integer ids are 32-bit columns; a larger id matches no route.
-MAX_ID = 2**31 - 1
+REF_TEMPLATE = "#/components/schemas/{model}"
 
 # Security requirements: any one entry of a list is enough.
 PUBLIC: list[dict[str, list[str]]] = []
@@ -21,290 +31,47 @@ WRITE: list[dict[str, list[str]]] = [{"bearerToken": []}, {"sessionCookie": [], 
 Schema = dict[str, Any]
 
 
-def ref(name: str) -> Schema:
-    """A reference to a component schema."""
-    return {"$ref": f"#/components/schemas/{name}"}
+def ref(model: type[BaseModel]) -> Schema:
+    """A reference to a model's component schema."""
+    return {"$ref": REF_TEMPLATE.format(model=model.__name__)}
 
 
-def nullable(schema: Schema) -> Schema:
-    """The schema, or null."""
-    return {"anyOf": [schema, {"type": "null"}]}
+class ComponentSchema(GenerateJsonSchema):
+    """pydantic's JSON Schema without a title on every property (the name says it)."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        """Never: titles repeat the property names."""
+        return False
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        """The field's schema with its default, unless that is None (absent means null)."""
+        json_schema = super().default_schema(schema)
+        if "default" in json_schema and json_schema["default"] is None:
+            del json_schema["default"]
+        return json_schema
 
 
-TIMESTAMP: Schema = {
-    "type": "string",
-    "format": "date-time",
-    "description": "ISO 8601 in UTC with microseconds and a trailing Z.",
-}
-# Input strings are trimmed by the server; a value of spaces alone counts as missing.
-NOT_BLANK = r"\S"
+def component_schemas() -> dict[str, Schema]:
+    """Every body's schema: requests as they are read, responses as they are written."""
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        *((model, "validation") for model in schemas.REQUESTS),
+        *((model, "serialization") for model in schemas.RESPONSES),
+    ]
+    _, generated = models_json_schema(
+        models, ref_template=REF_TEMPLATE, schema_generator=ComponentSchema
+    )
+    return dict(sorted(generated["$defs"].items()))
 
-SCHEMAS: dict[str, Schema] = {
-    "Error": {
-        "type": "object",
-        "description": "Every error. Some add `field` (the input at fault).",
-        "required": ["error", "code"],
-        "properties": {
-            "error": {"type": "string", "description": "A human message."},
-            "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
-            "field": {"type": "string"},
-        },
-    },
-    "NotReady": {
-        "type": "object",
-        "description": "409 `not_ready`: the file cannot be downloaded yet (or ever, if failed).",
-        "required": ["error", "code", "status"],
-        "properties": {
-            "error": {"type": "string"},
-            "code": {"type": "string", "const": "not_ready"},
-            "status": {"type": "string", "enum": ["pending", "processing", "failed"]},
-        },
-    },
-    "Role": {"type": "string", "enum": ["admin", "member"]},
-    "FileStatus": {"type": "string", "enum": ["pending", "processing", "ready", "failed"]},
-    "RegisterRequest": {
-        "type": "object",
-        "required": ["email", "password", "organization_name"],
-        "properties": {
-            "email": {"type": "string", "format": "email", "maxLength": 254},
-            "password": {
-                "type": "string",
-                "minLength": 8,
-                "maxLength": 72,
-                "description": "8 characters at least, 72 bytes of UTF-8 at most.",
-            },
-            "organization_name": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 100,
-                "pattern": NOT_BLANK,
-                "description": "Creates the organization when new; joining an existing one "
-                "needs `invite_code`.",
-            },
-            "invite_code": nullable({"type": "string", "maxLength": 256}),
-        },
-    },
-    "LoginRequest": {
-        "type": "object",
-        "required": ["email", "password"],
-        "properties": {
-            "email": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": NOT_BLANK},
-            "password": {"type": "string", "minLength": 1, "maxLength": 1024},
-        },
-    },
-    "Identity": {
-        "type": "object",
-        "required": ["user_id", "email", "organization_id", "role", "csrf_token"],
-        "properties": {
-            "user_id": {"type": "integer"},
-            "email": {"type": "string"},
-            "organization_id": {"type": "integer"},
-            "role": ref("Role"),
-            "csrf_token": {"type": "string", "minLength": 1},
-        },
-    },
-    "Me": {
-        "type": "object",
-        "required": ["user_id", "email", "organization_id", "organization_name", "role"],
-        "properties": {
-            "user_id": {"type": "integer"},
-            "email": {"type": "string"},
-            "organization_id": {"type": "integer"},
-            "organization_name": {"type": "string"},
-            "role": ref("Role"),
-        },
-    },
-    "Success": {
-        "type": "object",
-        "required": ["success"],
-        "properties": {"success": {"type": "boolean", "const": True}},
-    },
-    "CsrfToken": {
-        "type": "object",
-        "required": ["csrf_token"],
-        "properties": {"csrf_token": {"type": "string", "minLength": 1}},
-    },
-    "Organization": {
-        "type": "object",
-        "required": ["id", "name", "storage_quota_mb", "used_bytes", "file_count", "created_at"],
-        "properties": {
-            "id": {"type": "integer"},
-            "name": {"type": "string"},
-            "storage_quota_mb": {"type": "integer", "minimum": 0},
-            "used_bytes": {"type": "integer", "minimum": 0},
-            "file_count": {"type": "integer", "minimum": 0},
-            "created_at": TIMESTAMP,
-        },
-    },
-    "Invite": {
-        "type": "object",
-        "required": ["invite_code", "expires_at"],
-        "properties": {
-            "invite_code": {"type": "string", "minLength": 1, "description": "Shown once."},
-            "expires_at": TIMESTAMP,
-        },
-    },
-    "User": {
-        "type": "object",
-        "required": ["id", "email", "role", "is_active", "created_at"],
-        "properties": {
-            "id": {"type": "integer"},
-            "email": {"type": "string"},
-            "role": ref("Role"),
-            "is_active": {"type": "boolean"},
-            "created_at": TIMESTAMP,
-        },
-    },
-    "UserList": {
-        "type": "object",
-        "required": ["users"],
-        "properties": {"users": {"type": "array", "items": ref("User")}},
-    },
-    "UserActivation": {
-        "type": "object",
-        "required": ["id", "is_active"],
-        "properties": {"id": {"type": "integer"}, "is_active": {"type": "boolean"}},
-    },
-    "TokenRequest": {
-        "type": "object",
-        "required": ["name"],
-        "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": NOT_BLANK}
-        },
-    },
-    "Token": {
-        "type": "object",
-        "required": ["id", "name", "created_at", "last_used_at"],
-        "properties": {
-            "id": {"type": "integer"},
-            "name": {"type": "string"},
-            "created_at": TIMESTAMP,
-            "last_used_at": nullable(TIMESTAMP),
-        },
-    },
-    "IssuedToken": {
-        "allOf": [
-            ref("Token"),
-            {
-                "type": "object",
-                "required": ["token"],
-                "properties": {
-                    "token": {
-                        "type": "string",
-                        "pattern": "^coffer_[A-Za-z0-9_-]{43}$",
-                        "description": "The secret, shown this once; send it as "
-                        "`Authorization: Bearer <token>`.",
-                    }
-                },
-            },
-        ]
-    },
-    "TokenList": {
-        "type": "object",
-        "required": ["tokens"],
-        "properties": {"tokens": {"type": "array", "items": ref("Token")}},
-    },
-    "UploadRequest": {
-        "type": "object",
-        "description": "A cookie session may send its CSRF token as the form field "
-        "`csrf_token` instead of the X-CSRF-Token header; other fields are ignored.",
-        "required": ["file"],
-        "properties": {
-            "file": {
-                "type": "string",
-                "format": "binary",
-                "description": "The file; its part's `filename` is the name shown later.",
-            },
-        },
-    },
-    "Upload": {
-        "type": "object",
-        "required": ["file_id", "filename", "size", "status"],
-        "properties": {
-            "file_id": {"type": "string", "format": "uuid"},
-            "filename": {"type": "string", "minLength": 1},
-            "size": {"type": "integer", "minimum": 1},
-            "status": {"type": "string", "const": "pending"},
-        },
-    },
-    "FileSummary": {
-        "type": "object",
-        "required": [
-            "id",
-            "filename",
-            "size",
-            "mime_type",
-            "status",
-            "uploaded_at",
-            "uploaded_by_email",
-        ],
-        "properties": {
-            "id": {"type": "string", "format": "uuid"},
-            "filename": {"type": "string"},
-            "size": {"type": "integer", "minimum": 0},
-            "mime_type": nullable({"type": "string"}),
-            "status": ref("FileStatus"),
-            "uploaded_at": TIMESTAMP,
-            "uploaded_by_email": nullable({"type": "string"}),
-        },
-    },
-    "FileList": {
-        "type": "object",
-        "required": ["files", "total", "page", "limit", "pages", "next_cursor"],
-        "properties": {
-            "files": {"type": "array", "items": ref("FileSummary")},
-            "total": {"type": "integer", "minimum": 0},
-            "page": {"type": "integer", "minimum": 1},
-            "limit": {"type": "integer", "minimum": 1, "maximum": 100},
-            "pages": {"type": "integer", "minimum": 0},
-            "next_cursor": nullable(
-                {
-                    "type": "string",
-                    "description": "Pass as `cursor` for the next page; null on the last.",
-                }
-            ),
-        },
-    },
-    "FileDetails": {
-        "allOf": [
-            ref("FileSummary"),
-            {
-                "type": "object",
-                "required": ["sha256", "error_message", "processed_at"],
-                "properties": {
-                    "sha256": nullable({"type": "string", "pattern": "^[0-9a-f]{64}$"}),
-                    "error_message": nullable({"type": "string"}),
-                    "processed_at": nullable(TIMESTAMP),
-                },
-            },
-        ]
-    },
-    "Health": {
-        "type": "object",
-        "required": ["status"],
-        "properties": {"status": {"type": "string", "const": "ok"}},
-    },
-    "Readiness": {
-        "type": "object",
-        "required": ["status", "checks"],
-        "properties": {
-            "status": {"type": "string", "enum": ["ready", "unavailable"]},
-            "checks": {
-                "type": "object",
-                "required": ["database", "redis"],
-                "properties": {
-                    "database": {"type": "string", "description": "`ok` or the error."},
-                    "redis": {"type": "string", "description": "`ok` or the error."},
-                },
-            },
-        },
-    },
-    "OpenAPIDocument": {
-        "type": "object",
-        "required": ["openapi", "info", "paths"],
-        "properties": {"openapi": {"type": "string"}},
-    },
-}
+
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The optional query parameters a model reads, with their schemas and descriptions."""
+    generated = model.model_json_schema(ref_template=REF_TEMPLATE, schema_generator=ComponentSchema)
+    parameters = []
+    for name, schema in generated["properties"].items():
+        description = schema.pop("description")
+        parameters.append(query_parameter(name, schema, description))
+    return parameters
+
 
 SECURITY_SCHEMES: dict[str, Schema] = {
     "sessionCookie": {
@@ -354,7 +121,7 @@ def response(description: str, schema: Schema | None = None) -> dict[str, Any]:
 def error(description: str, *codes: str) -> dict[str, Any]:
     """An error response in the common shape, whose `code` is one of `codes`."""
     listed = ", ".join(f"`{code}`" for code in codes)
-    schema = {"allOf": [ref("Error"), {"properties": {"code": {"enum": list(codes)}}}]}
+    schema = {"allOf": [ref(schemas.Error), {"properties": {"code": {"enum": list(codes)}}}]}
     return response(f"{listed}: {description}", schema)
 
 
@@ -410,9 +177,9 @@ def operation(
     return op
 
 
-def json_body(schema_name: str) -> dict[str, Any]:
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
     """A required JSON request body."""
-    return {"required": True, "content": json_content(ref(schema_name))}
+    return {"required": True, "content": json_content(ref(model))}
 
 
 def path_parameter(name: str, schema: Schema, description: str) -> dict[str, Any]:
@@ -457,7 +224,7 @@ def user_activation(action: str, active: bool) -> dict[str, Any]:
     """POST /api/org/users/{user_id}/activate or /deactivate."""
     responses: dict[str, Any] = {
         "200": response(
-            f"The user, now {'active' if active else 'inactive'}.", ref("UserActivation")
+            f"The user, now {'active' if active else 'inactive'}.", ref(schemas.UserActivation)
         ),
         "400": E400_WRITE,
         "401": E401,
@@ -488,7 +255,9 @@ PATHS: dict[str, Any] = {
             "Create an account, and its organization when the name is new",
             "auth",
             {
-                "201": response("Registered and logged in (session cookie set).", ref("Identity")),
+                "201": response(
+                    "Registered and logged in (session cookie set).", ref(schemas.Identity)
+                ),
                 "400": error(
                     "the body is not a JSON object of the fields, the email is malformed, the "
                     "password is shorter than 8 characters or longer than 72 bytes, or the "
@@ -506,9 +275,14 @@ PATHS: dict[str, Any] = {
                     "conflict",
                 ),
                 "413": E413_JSON,
+                "429": error(
+                    "too many registrations from this address; `Retry-After` says when to try "
+                    "again.",
+                    "rate_limited",
+                ),
             },
             security=PUBLIC,
-            body=json_body("RegisterRequest"),
+            body=json_body(schemas.RegisterRequest),
         )
     },
     "/api/auth/login": {
@@ -517,7 +291,7 @@ PATHS: dict[str, Any] = {
             "Log in; the session id is rotated",
             "auth",
             {
-                "200": response("Logged in (session cookie set).", ref("Identity")),
+                "200": response("Logged in (session cookie set).", ref(schemas.Identity)),
                 "400": error("the body is not a JSON object of the fields.", *JSON_BODY_CODES),
                 "401": error(
                     "alike for an unknown email and a wrong password.", "invalid_credentials"
@@ -529,7 +303,7 @@ PATHS: dict[str, Any] = {
                 ),
             },
             security=PUBLIC,
-            body=json_body("LoginRequest"),
+            body=json_body(schemas.LoginRequest),
         )
     },
     "/api/auth/logout": {
@@ -537,7 +311,7 @@ PATHS: dict[str, Any] = {
             "logout",
             "Destroy the server-side session",
             "auth",
-            {"200": response("Logged out.", ref("Success")), "400": E400_WRITE, "401": E401},
+            {"200": response("Logged out.", ref(schemas.Success)), "400": E400_WRITE, "401": E401},
             security=WRITE,
         )
     },
@@ -546,7 +320,7 @@ PATHS: dict[str, Any] = {
             "me",
             "Who the caller is",
             "auth",
-            {"200": response("The caller.", ref("Me")), "401": E401},
+            {"200": response("The caller.", ref(schemas.Me)), "401": E401},
             security=READ,
         )
     },
@@ -555,7 +329,7 @@ PATHS: dict[str, Any] = {
             "csrf",
             "The CSRF token of the current session",
             "auth",
-            {"200": response("The token.", ref("CsrfToken"))},
+            {"200": response("The token.", ref(schemas.CsrfToken))},
             security=PUBLIC,
         )
     },
@@ -564,7 +338,7 @@ PATHS: dict[str, Any] = {
             "getOrganization",
             "The caller's organization and its storage use",
             "organization",
-            {"200": response("The organization.", ref("Organization")), "401": E401},
+            {"200": response("The organization.", ref(schemas.Organization)), "401": E401},
             security=READ,
         )
     },
@@ -574,7 +348,7 @@ PATHS: dict[str, Any] = {
             "Issue a single-use invite code (admin)",
             "organization",
             {
-                "201": response("The code, shown once.", ref("Invite")),
+                "201": response("The code, shown once.", ref(schemas.Invite)),
                 "400": E400_WRITE,
                 "401": E401,
                 "403": E403_ADMIN,
@@ -587,7 +361,7 @@ PATHS: dict[str, Any] = {
             "listUsers",
             "Every user of the organization (admin)",
             "organization",
-            {"200": response("The users.", ref("UserList")), "401": E401, "403": E403_ADMIN},
+            {"200": response("The users.", ref(schemas.UserList)), "401": E401, "403": E403_ADMIN},
             security=READ,
         )
     },
@@ -600,7 +374,7 @@ PATHS: dict[str, Any] = {
             "tokens",
             {
                 "201": with_links(
-                    response("The token with its secret, shown once.", ref("IssuedToken")),
+                    response("The token with its secret, shown once.", ref(schemas.IssuedToken)),
                     RevokeToken=link("revokeToken", token_id="$response.body#/id"),
                 ),
                 "400": error(
@@ -613,13 +387,13 @@ PATHS: dict[str, Any] = {
                 "413": E413_JSON,
             },
             security=WRITE,
-            body=json_body("TokenRequest"),
+            body=json_body(schemas.TokenRequest),
         ),
         "get": operation(
             "listTokens",
             "The caller's tokens, never their secrets",
             "tokens",
-            {"200": response("The tokens.", ref("TokenList")), "401": E401},
+            {"200": response("The tokens.", ref(schemas.TokenList)), "401": E401},
             security=READ,
         ),
     },
@@ -645,23 +419,26 @@ PATHS: dict[str, Any] = {
             "files",
             {
                 "201": with_links(
-                    response("Stored and queued for validation.", ref("Upload")),
+                    response("Stored and queued for validation.", ref(schemas.Upload)),
                     GetFile=link("getFile", file_id="$response.body#/file_id"),
                     DownloadFile=link("downloadFile", file_id="$response.body#/file_id"),
                     DeleteFile=link("deleteFile", file_id="$response.body#/file_id"),
                 ),
                 "400": error(
-                    "no `file` part, a name that is empty once cleaned, an empty file, or a "
-                    "session write without its CSRF token.",
+                    "no `file` part, a name that is empty once cleaned, an empty file, part "
+                    "headers that are not UTF-8, more than 100 form parts, or a session write "
+                    "without its CSRF token.",
                     "no_file",
                     "invalid_filename",
                     "empty_file",
+                    "invalid_part_header",
+                    "too_many_parts",
                     "csrf_failed",
                 ),
                 "401": E401,
                 "413": plain_text_too(
                     error(
-                        "over MAX_FILE_SIZE_MB (or too many form parts). A declared "
+                        "over MAX_FILE_SIZE_MB. A declared "
                         "Content-Length over the limit is refused by the server before the "
                         "body is read, in plain text.",
                         "file_too_large",
@@ -679,7 +456,7 @@ PATHS: dict[str, Any] = {
                 "required": True,
                 "content": {
                     "multipart/form-data": {
-                        "schema": ref("UploadRequest"),
+                        "schema": ref(schemas.UploadRequest),
                         "encoding": {"file": {"contentType": "application/octet-stream"}},
                     }
                 },
@@ -692,29 +469,12 @@ PATHS: dict[str, Any] = {
             "The organization's files, newest first (ties by id)",
             "files",
             {
-                "200": response("One page.", ref("FileList")),
+                "200": response("One page.", ref(schemas.FileList)),
                 "400": error("`field` names the parameter.", "invalid_parameter"),
                 "401": E401,
             },
             security=READ,
-            parameters=[
-                query_parameter(
-                    "page",
-                    {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
-                    "Page number; ignored when `cursor` is given.",
-                ),
-                query_parameter(
-                    "limit",
-                    {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-                    "Files per page.",
-                ),
-                query_parameter("status", ref("FileStatus"), "Only files in this status."),
-                query_parameter(
-                    "cursor",
-                    {"type": "string"},
-                    "The `next_cursor` of the previous page.",
-                ),
-            ],
+            parameters=query_parameters(schemas.FileListQuery),
         )
     },
     "/api/files/{file_id}": {
@@ -723,7 +483,7 @@ PATHS: dict[str, Any] = {
             "Everything known about one file",
             "files",
             {
-                "200": response("The file.", ref("FileDetails")),
+                "200": response("The file.", ref(schemas.FileDetails)),
                 "401": E401,
                 "404": error("no such file in the organization.", "not_found"),
             },
@@ -776,8 +536,15 @@ PATHS: dict[str, Any] = {
                 "304": {"description": "Not modified (If-None-Match matched the ETag)."},
                 "401": E401,
                 "404": error("no such file in the organization.", "not_found"),
-                "409": response("`not_ready`: pending, processing or failed.", ref("NotReady")),
-                "416": error("the Range is outside the file.", "range_not_satisfiable"),
+                "409": response(
+                    "`not_ready`: pending, processing or failed.", ref(schemas.NotReady)
+                ),
+                "410": error(
+                    "the file is ready but its bytes are missing from storage.", "file_missing"
+                ),
+                "416": error(
+                    "a well-formed Range entirely outside the file.", "range_not_satisfiable"
+                ),
             },
             security=READ,
             parameters=[
@@ -787,7 +554,8 @@ PATHS: dict[str, Any] = {
                     "in": "header",
                     "required": False,
                     "schema": {"type": "string"},
-                    "description": "A byte range, e.g. `bytes=0-99`.",
+                    "description": "A byte range, e.g. `bytes=0-99`. One that cannot be "
+                    "parsed is ignored (200, the whole file).",
                 },
                 {
                     "name": "If-None-Match",
@@ -804,18 +572,20 @@ PATHS: dict[str, Any] = {
             "healthz",
             "Liveness: the process serves",
             "operations",
-            {"200": response("Alive.", ref("Health"))},
+            {"200": response("Alive.", ref(schemas.Health))},
             security=PUBLIC,
         )
     },
     "/readyz": {
         "get": operation(
             "readyz",
-            "Readiness: the database and Redis answer",
+            "Readiness: the database, Redis and the storage backend answer",
             "operations",
             {
-                "200": response("Ready.", ref("Readiness")),
-                "503": response("A check failed; its message replaces `ok`.", ref("Readiness")),
+                "200": response("Ready.", ref(schemas.Readiness)),
+                "503": response(
+                    "A check failed; its message replaces `ok`.", ref(schemas.Readiness)
+                ),
             },
             security=PUBLIC,
         )
@@ -825,7 +595,7 @@ PATHS: dict[str, Any] = {
             "openapi",
             "This document",
             "operations",
-            {"200": response("The OpenAPI document.", ref("OpenAPIDocument"))},
+            {"200": response("The OpenAPI document.", ref(schemas.OpenAPIDocument))},
             security=PUBLIC,
         )
     },
@@ -854,7 +624,7 @@ def _document() -> dict[str, Any]:
         ],
         "paths": PATHS,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": component_schemas(),
             "securitySchemes": SECURITY_SCHEMES,
             "headers": {"RequestId": REQUEST_ID_HEADER},
         },

@@ -1,0 +1,575 @@
+"""Every request and response body of the API, once, as pydantic models.
+
+Views read bodies and query strings with these models (app/api/inputs.py) and build their
+answers with them; the OpenAPI document takes its component schemas from them
+(app/api/openapi_document.py). A validator here refuses input by raising a
+PydanticCustomError whose type is the error code the client gets (app/errors.py turns the
+first error into the 400 answer).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    PlainSerializer,
+    WithJsonSchema,
+)
+from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
+from pydantic_core import PydanticCustomError, core_schema
+
+from ..models import FileStatus, Role, isoformat
+from ..security import MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH
+from ..services.accounts import MAX_EMAIL_LENGTH, MAX_ORG_NAME_LENGTH
+from ..services.tokens import MAX_TOKEN_NAME_LENGTH, TOKEN_PREFIX
+
+# Input caps that are no domain rule, only a bound on what a request may make Coffer read.
+MAX_LOGIN_FIELD_LENGTH = 1024
+MAX_INVITE_CODE_LENGTH = 256
+MAX_PAGE = 10_000_000
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+# Plain ASCII digits; int() alone would also take "1_0", " 2", "+3" and digits of other
+# scripts such as "٣". A leading minus passes here and is then answered as out of range.
+DECIMAL_RE = re.compile(r"-?[0-9]+")
+
+# ---- how a string field is read, and the JSON Schema that says exactly that ------------
+
+
+def character_ranges(codes: list[int]) -> str:
+    """The code points as the inside of a regex character class, runs written as ranges."""
+    runs: list[list[int]] = []
+    for code in codes:
+        if runs and code == runs[-1][1] + 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return "".join(
+        f"\\u{first:04x}" if first == last else f"\\u{first:04x}-\\u{last:04x}"
+        for first, last in runs
+    )
+
+
+# What str.strip() removes, and the control characters (category Cc) Coffer refuses. The
+# schema's patterns spell both out: JSON Schema's \s and Python's differ.
+SPACE = character_ranges([code for code in range(0x3001) if chr(code).isspace()])
+CONTROL = "\\u0000-\\u001f\\u007f-\\u009f"
+EDGE = f"[^{SPACE}{CONTROL}]"
+INNER = f"[^{CONTROL}]"
+
+
+def text_pattern(max_length: int | None, *, optional: bool = False) -> str:
+    """The raw strings whose trimmed value is 1 to `max_length` characters (any number when
+    None) with no control character; with `optional`, blank ones too.
+
+    The length is counted inside the pattern because it is the trimmed value's: a maxLength
+    would count the spaces around it as well.
+    """
+    inner = "*" if max_length is None else f"{{0,{max_length - 2}}}"
+    trimmed = EDGE if max_length == 1 else f"{EDGE}(?:{INNER}{inner}{EDGE})?"
+    if optional:
+        trimmed = f"(?:{trimmed})?"
+    return f"^[{SPACE}]*{trimmed}[{SPACE}]*$"
+
+
+# accounts.EMAIL_RE (one @, no space, a dot in the domain) and MAX_EMAIL_LENGTH, for the raw
+# value: the lookahead bounds the address, which is the one run of non-space characters.
+EMAIL_PART = f"[^@{SPACE}{CONTROL}]+"
+EMAIL_PATTERN = (
+    f"^[{SPACE}]*(?=[^{SPACE}]{{1,{MAX_EMAIL_LENGTH}}}[{SPACE}]*$)"
+    f"{EMAIL_PART}@{EMAIL_PART}\\.{EMAIL_PART}[{SPACE}]*$"
+)
+
+
+def is_encodable(value: str) -> bool:
+    """Whether the string is valid Unicode text, i.e. encodes as UTF-8."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def has_control_characters(value: str) -> bool:
+    """Whether the string holds a control character (NUL, tab, newline, DEL, C1, ...)."""
+    return any(unicodedata.category(ch) == "Cc" for ch in value)
+
+
+@dataclass(frozen=True)
+class Text:
+    """A JSON string field as Coffer reads it: trimmed, without control characters, not blank.
+
+    `trim=False, allow_control=True` reads a password as sent. An optional field reads
+    null, absent and blank alike as None. The error messages lack the field's name, which
+    the 400 answer puts in front.
+    """
+
+    max_length: int | None = None
+    optional: bool = False
+    trim: bool = True
+    allow_control: bool = False
+
+    def clean(self, raw: Any) -> str | None:
+        """The field's value, or a PydanticCustomError whose type is the error code."""
+        if raw is None:
+            if self.optional:
+                return None
+            raise PydanticCustomError("missing_field", "is required")
+        if not isinstance(raw, str):
+            raise PydanticCustomError("invalid_field", "must be a string")
+        value: str = raw
+        if not is_encodable(value):
+            # JSON may escape lone surrogates, which no UTF-8 text (nor database) can hold.
+            raise PydanticCustomError("invalid_field", "must be valid Unicode text")
+        if self.trim:
+            value = value.strip()
+        if not self.allow_control and has_control_characters(value):
+            raise PydanticCustomError("invalid_field", "must not contain control characters")
+        if not value:
+            if self.optional:
+                return None
+            raise PydanticCustomError("missing_field", "is required")
+        if self.max_length is not None and len(value) > self.max_length:
+            raise PydanticCustomError(
+                "invalid_field",
+                "must be at most {max_length} characters",
+                {"max_length": self.max_length},
+            )
+        return value
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        """Run `clean` in place of pydantic's own string checks."""
+        return core_schema.no_info_before_validator_function(self.clean, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The JSON Schema of exactly the raw strings `clean` takes."""
+        text: dict[str, Any] = {"type": "string"}
+        if self.trim and not self.allow_control:
+            text["pattern"] = text_pattern(self.max_length, optional=self.optional)
+        else:  # read as sent: the lengths are the raw value's
+            if not self.optional:
+                text["minLength"] = 1
+            if self.max_length is not None:
+                text["maxLength"] = self.max_length
+        if self.optional:
+            return {"anyOf": [text, {"type": "null"}]}
+        return text
+
+
+@dataclass(frozen=True)
+class WholeNumber:
+    """A query parameter of plain ASCII decimal digits (DECIMAL_RE) within bounds."""
+
+    minimum: int
+    maximum: int
+
+    def parse(self, raw: Any) -> int:
+        """The parameter's value, or a PydanticCustomError invalid_parameter."""
+        value: int | None
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            value = raw
+        else:
+            value = decimal_value(raw) if isinstance(raw, str) else None
+        if value is None:
+            raise PydanticCustomError("invalid_parameter", "must be a whole number")
+        if not self.minimum <= value <= self.maximum:
+            raise PydanticCustomError(
+                "invalid_parameter",
+                "must be between {minimum} and {maximum}",
+                {"minimum": self.minimum, "maximum": self.maximum},
+            )
+        return value
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        """Run `parse` in place of pydantic's own integer parsing."""
+        return core_schema.no_info_before_validator_function(self.parse, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """An integer within the bounds."""
+        return {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}
+
+
+def decimal_value(raw: str) -> int | None:
+    """The value of a plain ASCII decimal (a leading "-" allowed), or None for anything else."""
+    if not DECIMAL_RE.fullmatch(raw):
+        return None
+    try:
+        return int(raw)
+    except ValueError:  # more digits than int() converts (thousands)
+        return None
+
+
+def file_status(raw: Any) -> Any:
+    """A status parameter that names a FileStatus, or a PydanticCustomError."""
+    if raw is None or raw in FileStatus._value2member_map_:
+        return raw
+    raise PydanticCustomError(
+        "invalid_parameter",
+        "must be one of {allowed}",
+        {"allowed": ", ".join(s.value for s in FileStatus)},
+    )
+
+
+# ---- requests -------------------------------------------------------------------------
+
+
+class RegisterRequest(BaseModel):
+    """POST /api/auth/register."""
+
+    # accounts.register checks the address (400 invalid_email) and the password's length
+    # (400 invalid_password); the schema states those rules too, from the same constants.
+    email: Annotated[
+        str,
+        Text(),
+        Field(
+            json_schema_extra={"pattern": EMAIL_PATTERN},
+            description=f"An address: one @, no spaces, a dot in the domain, at most "
+            f"{MAX_EMAIL_LENGTH} characters once trimmed; compared case-insensitively.",
+        ),
+    ]
+    password: Annotated[
+        str,
+        Text(trim=False, allow_control=True),
+        Field(
+            json_schema_extra={
+                "minLength": MIN_PASSWORD_LENGTH,
+                "maxLength": MAX_PASSWORD_BYTES,
+                "format": "password",
+            },
+            description=f"{MIN_PASSWORD_LENGTH} characters at least, {MAX_PASSWORD_BYTES} "
+            "bytes of UTF-8 at most; any text.",
+        ),
+    ]
+    organization_name: Annotated[
+        str,
+        Text(max_length=MAX_ORG_NAME_LENGTH),
+        Field(
+            description=f"At most {MAX_ORG_NAME_LENGTH} characters once trimmed; compared "
+            "case-insensitively. Creates the organization when new; joining an existing one "
+            "needs `invite_code`.",
+        ),
+    ]
+    invite_code: Annotated[
+        str | None,
+        Text(max_length=MAX_INVITE_CODE_LENGTH, optional=True),
+        Field(description="From the organization's admin; blank counts as absent."),
+    ] = None
+
+
+class LoginRequest(BaseModel):
+    """POST /api/auth/login."""
+
+    email: Annotated[str, Text(max_length=MAX_LOGIN_FIELD_LENGTH)]
+    password: Annotated[
+        str, Text(max_length=MAX_LOGIN_FIELD_LENGTH, trim=False, allow_control=True)
+    ]
+
+
+class TokenRequest(BaseModel):
+    """POST /api/tokens."""
+
+    name: Annotated[str, Text(max_length=MAX_TOKEN_NAME_LENGTH)]
+
+
+class FileListQuery(BaseModel):
+    """GET /api/files: the query string; a parameter sent empty (`?name=`) takes its default."""
+
+    page: Annotated[
+        int,
+        WholeNumber(1, MAX_PAGE),
+        Field(description="Page number; ignored when `cursor` is given."),
+    ] = 1
+    limit: Annotated[int, WholeNumber(1, MAX_PAGE_SIZE), Field(description="Files per page.")] = (
+        DEFAULT_PAGE_SIZE
+    )
+    status: Annotated[
+        FileStatus | SkipJsonSchema[None],
+        BeforeValidator(file_status),
+        Field(description="Only files in this status."),
+    ] = None
+    cursor: Annotated[
+        str | SkipJsonSchema[None],
+        Field(description="The `next_cursor` of the previous page."),
+    ] = None
+
+
+class UploadRequest(BaseModel):
+    """A cookie session may send its CSRF token as the form field `csrf_token` instead of the
+    X-CSRF-Token header; other fields are ignored."""
+
+    # The upload is streamed to storage as it arrives (app/storage/uploads.py), not read
+    # through this model; the model gives the multipart body its schema.
+    file: Annotated[
+        bytes,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "format": "binary",
+                "minLength": 1,
+                "description": "The file, not empty; its part's `filename` is the name shown "
+                "later.",
+            }
+        ),
+    ]
+
+
+# ---- responses ------------------------------------------------------------------------
+
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(isoformat, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": "ISO 8601 in UTC with microseconds and a trailing Z.",
+        }
+    ),
+]
+Count = Annotated[int, Field(ge=0)]
+
+
+class Answer(BaseModel):
+    """A response body, built from the row or values a view has."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    def body(self) -> dict[str, Any]:
+        """The JSON object the view answers with."""
+        return self.model_dump(mode="json")
+
+
+class Error(Answer):
+    """Every error. Some add `field` (the input at fault)."""
+
+    error: str = Field(description="A human message.")
+    code: str = Field(pattern="^[a-z][a-z0-9_]*$")
+    field: str | SkipJsonSchema[None] = None
+
+
+class NotReady(Answer):
+    """409 `not_ready`: the file cannot be downloaded yet (or ever, if failed)."""
+
+    error: str
+    code: Literal["not_ready"]
+    status: Literal[FileStatus.PENDING, FileStatus.PROCESSING, FileStatus.FAILED]
+
+
+class Identity(Answer):
+    """Who registered or logged in, and the session's CSRF token."""
+
+    user_id: int
+    email: str
+    organization_id: int
+    role: Role
+    csrf_token: str = Field(min_length=1)
+
+
+class Me(Answer):
+    """The caller."""
+
+    user_id: int
+    email: str
+    organization_id: int
+    organization_name: str
+    role: Role
+
+
+class Success(Answer):
+    """The request did what it asked."""
+
+    success: Literal[True]
+
+
+class CsrfToken(Answer):
+    """The CSRF token of the current session."""
+
+    csrf_token: str = Field(min_length=1)
+
+
+class Organization(Answer):
+    """The caller's organization and its storage use."""
+
+    id: int
+    name: str
+    storage_quota_mb: Count
+    used_bytes: Count
+    file_count: Count
+    created_at: Timestamp
+
+
+class Invite(Answer):
+    """A new invite code."""
+
+    invite_code: str = Field(min_length=1, description="Shown once.")
+    expires_at: Timestamp
+
+
+class User(Answer):
+    """A user as the admin sees them."""
+
+    id: int
+    email: str
+    role: Role
+    is_active: bool
+    created_at: Timestamp
+
+
+class UserList(Answer):
+    """Every user of the organization."""
+
+    users: list[User]
+
+
+class UserActivation(Answer):
+    """A user's new state."""
+
+    id: int
+    is_active: bool
+
+
+class Token(Answer):
+    """An API token without its secret."""
+
+    id: int
+    name: str
+    created_at: Timestamp
+    last_used_at: Timestamp | None
+
+
+class IssuedToken(Token):
+    """A new API token with its secret."""
+
+    token: str = Field(
+        pattern=f"^{TOKEN_PREFIX}[A-Za-z0-9_-]{{43}}$",
+        description="The secret, shown this once; send it as `Authorization: Bearer <token>`.",
+    )
+
+
+class TokenList(Answer):
+    """The caller's tokens."""
+
+    tokens: list[Token]
+
+
+class Upload(Answer):
+    """A file stored and queued for validation."""
+
+    file_id: UUID
+    filename: str = Field(min_length=1)
+    size: int = Field(ge=1)
+    status: Literal[FileStatus.PENDING]
+
+
+class FileSummary(Answer):
+    """A file as listed."""
+
+    id: UUID
+    filename: str
+    size: Count
+    mime_type: str | None
+    status: FileStatus
+    uploaded_at: Timestamp
+    uploaded_by_email: str | None
+
+
+class FileList(Answer):
+    """One page of the organization's files."""
+
+    files: list[FileSummary]
+    total: Count
+    page: int = Field(ge=1)
+    limit: int = Field(ge=1, le=MAX_PAGE_SIZE)
+    pages: Count
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last."
+    )
+
+
+class FileDetails(FileSummary):
+    """Everything known about one file."""
+
+    sha256: Annotated[str, Field(pattern="^[0-9a-f]{64}$")] | None
+    error_message: str | None
+    processed_at: Timestamp | None
+
+
+class Health(Answer):
+    """Liveness."""
+
+    status: Literal["ok"]
+
+
+class ReadinessChecks(Answer):
+    """Each dependency: `ok` or the error."""
+
+    database: str
+    redis: str
+    storage: str
+
+
+class Readiness(Answer):
+    """Readiness, with each check."""
+
+    status: Literal["ready", "unavailable"]
+    checks: ReadinessChecks
+
+
+class OpenAPIDocument(Answer):
+    """An OpenAPI document."""
+
+    model_config = ConfigDict(extra="allow")
+
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]
+
+
+REQUESTS: tuple[type[BaseModel], ...] = (
+    RegisterRequest,
+    LoginRequest,
+    TokenRequest,
+    UploadRequest,
+)
+RESPONSES: tuple[type[BaseModel], ...] = (
+    Error,
+    NotReady,
+    Identity,
+    Me,
+    Success,
+    CsrfToken,
+    Organization,
+    Invite,
+    User,
+    UserList,
+    UserActivation,
+    Token,
+    IssuedToken,
+    TokenList,
+    Upload,
+    FileSummary,
+    FileList,
+    FileDetails,
+    Health,
+    Readiness,
+    OpenAPIDocument,
+)

@@ -420,9 +420,11 @@ def test_linked_operations_conform_on_real_objects(
                 if next(uploads) % 2 == 0:
                     worker()
 
+    # The draw is fixed (derandomized), so any change to the document moves it: enough
+    # examples and steps that every link above is followed whatever the draw.
     run_state_machine_as_test(
         CofferStateMachine,
-        settings=settings(SETTINGS, stateful_step_count=7),
+        settings=settings(SETTINGS, max_examples=max(EXAMPLES, 30), stateful_step_count=10),
     )
     assert {
         ("POST /api/files/upload", 201),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from flask import Blueprint, Response, request, send_file
+from flask import Blueprint, Response, redirect, request, send_file
 from flask_login import current_user, login_required
 
 from app.services.queue import enqueue_validation
@@ -107,6 +107,13 @@ def download(file_id: UUID) -> Response:
     row = files.get_file(current_user.organization_id, str(file_id))
     if row.status != FileStatus.READY:
         raise APIError(409, "not_ready", f"the file is {row.status}, not ready", status=row.status)
+    mime_type = row.mime_type or "application/octet-stream"
+    url = get_storage().download_url(row.file_path, row.filename, mime_type)
+    if url is not None:
+        # The store serves the bytes itself; the signed URL expires, so it is not cached.
+        response = redirect(url, 302)
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
     return attachment(row)
 
 

@@ -30,8 +30,12 @@ from app.broker import get_queue  # noqa: E402
 from app.config import database_url as config_database_url  # noqa: E402
 from app.extensions import db as _db  # noqa: E402
 from app.models import File  # noqa: E402
+from app.storage import get_storage  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+# The storage backend of the whole run: `STORAGE_BACKEND=s3 make test` runs every test
+# on a real S3 server (SeaweedFS), each app under a prefix of its own.
+STORAGE_BACKEND = os.environ.get("STORAGE_BACKEND", "").strip().lower() or "local"
 TABLES = ("files", "invites", "api_tokens", "users", "organizations")
 
 
@@ -115,6 +119,34 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def storage_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """On an s3 run, a SeaweedFS server and a bucket for every app, named in the
+    environment (credentials too, as boto3 reads them); nothing on a local run."""
+    if STORAGE_BACKEND != "s3":
+        yield
+        return
+    from tests.support.s3 import SeaweedFS
+
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    variables = server.environment(server.new_bucket("coffer-run"))
+    # Apps built from the environment alone (command tests, subprocesses) share a
+    # prefix of their own; the `app` fixture gives each test a fresh one.
+    variables["S3_PREFIX"] = f"run-{uuid.uuid4().hex[:8]}/"
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.stop()
+
+
 @contextlib.contextmanager
 def fresh_database(directory: Path, prefix: str) -> Iterator[str]:
     """An empty database: a SQLite file in `directory`, or, when DATABASE_URL names a
@@ -171,6 +203,8 @@ def app_config(database: str, redis_url: str, tmp_path: Path, **extra: Any) -> d
         "UPLOAD_FOLDER": str(tmp_path / "uploads"),
         "BCRYPT_ROUNDS": 4,
         "JOB_RETRY_INTERVALS": [0, 0],
+        # On an s3 run, a part of the run's bucket no other app sees.
+        **({"S3_PREFIX": f"test-{uuid.uuid4().hex[:12]}/"} if STORAGE_BACKEND == "s3" else {}),
         **extra,
     }
 
@@ -181,23 +215,43 @@ def arabic_indic(number: int) -> str:
     return str(number).translate(str.maketrans("0123456789", digits))
 
 
+def stored_objects(flask_app: Flask) -> dict[str, int]:
+    """Every stored object of the app's backend (in-flight uploads aside): key -> size."""
+    with flask_app.app_context():
+        return {obj.key: obj.size for obj in get_storage().objects()}
+
+
+def pending_uploads(flask_app: Flask) -> list[str]:
+    """The keys of uploads begun and neither finished nor aborted."""
+    with flask_app.app_context():
+        return [obj.key for obj in get_storage().pending_uploads()]
+
+
+def stored_bytes(flask_app: Flask, key: str) -> bytes:
+    """The bytes stored under a key, read through the app's backend."""
+    with flask_app.app_context(), get_storage().open(key) as handle:
+        return handle.read()
+
+
+def stored_key(flask_app: Flask, file_id: str) -> str:
+    """The key of a file's bytes (its per-file folder holds exactly one object)."""
+    (key,) = [key for key in stored_objects(flask_app) if key.split("/")[1:2] == [file_id]]
+    return key
+
+
 def check_storage_consistent(flask_app: Flask) -> None:
-    """No bytes on disk without their row, no row without its bytes, no temp file left."""
-    root = Path(flask_app.config["UPLOAD_FOLDER"])
+    """No stored object without its row, no row without its object, no upload left."""
     with flask_app.app_context():
         rows = _db.session.scalars(_db.select(File).where(File.bytes_stored.is_(True))).all()
-        expected = {str(root / row.file_path) for row in rows}
+        expected = {row.file_path for row in rows}
         _db.session.remove()
-    on_disk = set()
-    temp_left = []
-    if root.exists():
-        on_disk = {str(p) for p in root.rglob("*") if p.is_file() and ".tmp" not in p.parts}
-        temp_left = list((root / ".tmp").glob("*"))
-    assert on_disk == expected, (
-        f"disk and rows disagree: only on disk {on_disk - expected}, "
-        f"only in rows {expected - on_disk}"
+    stored = set(stored_objects(flask_app))
+    assert stored == expected, (
+        f"storage and rows disagree: only stored {stored - expected}, "
+        f"only in rows {expected - stored}"
     )
-    assert not temp_left, f"temporary files left behind: {temp_left}"
+    left = pending_uploads(flask_app)
+    assert not left, f"unfinished uploads left behind: {left}"
 
 
 @pytest.fixture

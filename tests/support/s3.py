@@ -88,6 +88,7 @@ class SeaweedFS:
 
     def start(self) -> None:
         """Start the server (again, on the same ports and data) and wait until it answers."""
+        self.stop()  # never two servers on the same ports and data
         data = self.directory / "data"
         data.mkdir(parents=True, exist_ok=True)
         config = self.directory / "s3.json"
@@ -112,6 +113,9 @@ class SeaweedFS:
                 "-s3",
                 f"-s3.port={self.s3}",
                 f"-s3.config={config}",
+                # Their fixed default ports would clash between servers; tests need neither.
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -46,6 +46,8 @@ from tests.conftest import (
     RedisServer,
     check_storage_consistent,
     free_port,
+    pending_uploads,
+    stored_objects,
     validation_blocked,
 )
 
@@ -127,7 +129,6 @@ def files_under(root: Path) -> list[Path]:
 
 def assert_nothing_lost(app: Flask) -> None:
     """Every file ready or failed, usage equal to the bytes stored, disk equal to the rows."""
-    root = Path(app.config["UPLOAD_FOLDER"])
     with app.app_context():
         rows = _db.session.scalars(select(File)).all()
         orgs = _db.session.scalars(select(Organization)).all()
@@ -139,9 +140,10 @@ def assert_nothing_lost(app: Flask) -> None:
         assert org.used_bytes == sum(row.size for row in own if row.bytes_stored), org.name
         assert org.file_count == len(own), org.name
         assert org.used_bytes <= org.storage_quota_mb * MiB, f"{org.name} is over its quota"
+    sizes = stored_objects(app)
     for row in rows:
         if row.bytes_stored:
-            assert (root / row.file_path).stat().st_size == row.size, row.filename
+            assert sizes[row.file_path] == row.size, row.filename
     check_storage_consistent(app)
 
 
@@ -158,6 +160,9 @@ def process_env(app: Flask, **extra: str) -> dict[str, str]:
             "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
             "REDIS_URL": config["REDIS_URL"],
             "UPLOAD_FOLDER": config["UPLOAD_FOLDER"],
+            # The same backend (and, on s3, the same part of the bucket) as the app.
+            "STORAGE_BACKEND": config["STORAGE_BACKEND"],
+            "S3_PREFIX": config["S3_PREFIX"],
             "INSTANCE_PATH": config["INSTANCE_PATH"],
             "STORAGE_QUOTA_MB": str(config["STORAGE_QUOTA_MB"]),
             "MAX_FILE_SIZE_MB": str(config["MAX_FILE_SIZE_MB"]),
@@ -422,7 +427,6 @@ def test_database_refusing_the_row_keeps_no_bytes_and_reserves_no_quota(
 ) -> None:
     """An INSERT aborted after the bytes were written: a JSON 500, nothing kept."""
     auth.register()
-    root = Path(app.config["UPLOAD_FOLDER"])
     data = text_bytes(300 * KiB, seed=3)
 
     with file_rows_refused(app):
@@ -431,8 +435,8 @@ def test_database_refusing_the_row_keeps_no_bytes_and_reserves_no_quota(
         body = response.get_json()
         assert body["code"] == "internal_error"
         assert body["error"]
-        # The bytes reached disk before the INSERT failed; none of them stayed.
-        assert files_under(root) == []
+        # The bytes were stored before the INSERT failed; none of them stayed.
+        assert stored_objects(app) == {} and pending_uploads(app) == []
         assert usage(auth.client) == (0, 0)
         assert auth.client.get("/api/files").get_json()["total"] == 0
         assert get_queue(redis).count == 0
@@ -506,7 +510,8 @@ class TestFullDisk:
 
             monkeypatch.setattr(LocalUpload, "__init__", init)
         try:
-            yield {"UPLOAD_FOLDER": str(uploads)}
+            # A full local disk: this test is about the local backend whatever the run's.
+            yield {"STORAGE_BACKEND": "local", "UPLOAD_FOLDER": str(uploads)}
         finally:
             if mounted:
                 done = subprocess.run(["umount", str(uploads)], timeout=30, check=False)

@@ -23,7 +23,7 @@ from app.models import Organization
 from app.services.queue import enqueue_validation, job_id, requeue_stuck
 from jobs.worker import InProcessWorker
 from jobs.worker import run as run_worker
-from tests.conftest import Auth, RedisServer, run_sql
+from tests.conftest import Auth, RedisServer, run_sql, stored_bytes, stored_key, stored_objects
 
 
 def png_bytes() -> bytes:
@@ -242,8 +242,9 @@ class TestTransientErrors:
 
     @pytest.fixture
     def app_overrides(self) -> dict[str, Any]:
-        """One retry, one second after the first attempt."""
-        return {"JOB_RETRY_INTERVALS": [1]}
+        """One retry, one second after the first attempt; local storage, whose files the
+        tests make unreadable."""
+        return {"JOB_RETRY_INTERVALS": [1], "STORAGE_BACKEND": "local"}
 
     def test_transient_error_is_retried_and_then_succeeds(
         self, app: Flask, auth: Auth, redis: Redis, worker: Callable[[], None]
@@ -276,6 +277,8 @@ class TestTransientErrors:
         assert FailedJobRegistry(queue=get_queue(redis)).count == 0
 
 
+# A directory in place of the file's bytes is a local-disk fault: local storage here.
+@pytest.mark.parametrize("app_overrides", [{"STORAGE_BACKEND": "local"}], ids=["local"])
 def test_exhausted_retries_fail_the_job_and_the_file(
     app: Flask, auth: Auth, redis: Redis, worker: Callable[[], None]
 ) -> None:
@@ -321,7 +324,7 @@ class TestDeleteFailedFiles:
         auth.register()
         good = upload(auth, "good.txt", b"good\n")
         bad = upload(auth, "bad.png", b"not a png at all\n")
-        bad_folder = stored_path(app, bad).parent
+        bad_key = stored_key(app, bad)
         assert usage(auth) == (5 + 17, 2)
 
         worker()
@@ -330,8 +333,8 @@ class TestDeleteFailedFiles:
         body = details(auth, bad)
         assert body["status"] == "failed"
         assert body["error_message"] == "content is text/plain but .png expects image/png"
-        assert not bad_folder.exists()
-        assert stored_path(app, good).read_bytes() == b"good\n"
+        assert bad_key not in stored_objects(app)
+        assert stored_bytes(app, stored_key(app, good)) == b"good\n"
         # Bytes freed; the failed file is still listed and counted.
         assert usage(auth) == (5, 2)
         with auth.client.get(f"/api/files/{bad}/download") as response:

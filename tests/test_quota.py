@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import threading
-from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -12,7 +11,7 @@ from sqlalchemy import update
 
 from app.extensions import db
 from app.models import Organization
-from tests.conftest import Auth
+from tests.conftest import Auth, stored_objects
 
 MiB = 1024 * 1024
 THREADS = 16
@@ -40,9 +39,8 @@ def usage(auth: Auth) -> tuple[int, int]:
 
 
 def stored_sizes(app: Flask) -> list[int]:
-    """Sizes of every stored file under UPLOAD_FOLDER, the temporary area excluded."""
-    root = Path(app.config["UPLOAD_FOLDER"])
-    return [p.stat().st_size for p in root.rglob("*") if p.is_file() and ".tmp" not in p.parts]
+    """Sizes of every stored object (in-flight uploads aside), through the backend."""
+    return list(stored_objects(app).values())
 
 
 def concurrent_uploads(app: Flask, tokens: list[str], sizes: list[int]) -> list[tuple[int, Any]]:

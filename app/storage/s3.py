@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import time
@@ -10,6 +11,8 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -38,6 +41,20 @@ NO_UPLOAD_CODES = frozenset({"404", "NoSuchUpload"})
 # Separates the object key from the upload id in `pending_uploads` keys; safe names
 # never contain it.
 UPLOAD_ID_MARK = "?uploadId="
+
+
+@functools.cache
+def shared_loader() -> botocore.loaders.Loader:
+    """botocore's reader of its service models, loaded once per process: reading them
+    again costs most of a second for each new client."""
+    return botocore.loaders.create_loader()
+
+
+def new_session() -> boto3.session.Session:
+    """A boto3 session of its own (credentials resolved afresh) on the shared models."""
+    core = botocore.session.get_session()
+    core.register_component("data_loader", shared_loader())
+    return boto3.session.Session(botocore_session=core)
 
 
 def error_code(exc: ClientError) -> str:
@@ -251,7 +268,7 @@ class S3Storage(Storage):
             max_pool_connections=32,
         )
         # Credentials come from boto3's usual chain: environment, profile, instance role.
-        self.client: Any = boto3.session.Session().client(
+        self.client: Any = new_session().client(
             "s3", endpoint_url=endpoint_url or None, region_name=region, config=config
         )
 

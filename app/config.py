@@ -102,6 +102,16 @@ class Config:
         self.UPLOAD_FOLDER = str(
             Path(os.environ.get("UPLOAD_FOLDER", instance / "uploads")).resolve()
         )
+        # Where the bytes live: `local` (UPLOAD_FOLDER) or `s3` (an S3-compatible bucket).
+        self.STORAGE_BACKEND = os.environ.get("STORAGE_BACKEND", "local").strip().lower() or "local"
+        self.S3_BUCKET = os.environ.get("S3_BUCKET", "").strip()
+        # Empty means AWS itself; set it for MinIO, SeaweedFS, R2 and the like.
+        self.S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL", "").strip()
+        self.S3_REGION = os.environ.get("S3_REGION", "").strip() or "us-east-1"
+        # Coffer owns only the keys under this prefix (e.g. `coffer/`): the bucket may be shared.
+        self.S3_PREFIX = os.environ.get("S3_PREFIX", "").strip()
+        self.S3_PRESIGNED_DOWNLOADS = env_bool("S3_PRESIGNED_DOWNLOADS", False)
+        self.S3_PRESIGN_SECONDS = env_int("S3_PRESIGN_SECONDS", 60, minimum=1)
         self.MAX_FILE_SIZE_MB = env_int("MAX_FILE_SIZE_MB", 100, minimum=1)
         self.STORAGE_QUOTA_MB = env_int("STORAGE_QUOTA_MB", 1000, minimum=0)
         self.OPEN_JOIN = env_bool("OPEN_JOIN", False)
@@ -211,6 +221,21 @@ CONFIGS: dict[str, type[Config]] = {
 }
 
 
+STORAGE_BACKENDS = ("local", "s3")
+
+
+def check_storage_settings(values: dict[str, object]) -> None:
+    """Refuse a storage configuration that cannot work, in one line."""
+    backend = values.get("STORAGE_BACKEND", "local")
+    if backend not in STORAGE_BACKENDS:
+        raise ConfigError(f"STORAGE_BACKEND must be local or s3, not {backend!r}")
+    if backend == "s3" and not str(values.get("S3_BUCKET") or "").strip():
+        raise ConfigError("S3_BUCKET must be set when STORAGE_BACKEND=s3")
+    prefix = str(values.get("S3_PREFIX") or "")
+    if prefix.startswith("/"):
+        raise ConfigError(f"S3_PREFIX must not start with '/', not {prefix!r}")
+
+
 def load_config(overrides: dict[str, object] | None = None) -> dict[str, object]:
     """Build the configuration for APP_ENV as a plain dict, applying overrides last."""
     name = os.environ.get("APP_ENV", "development").strip().lower() or "development"
@@ -224,4 +249,6 @@ def load_config(overrides: dict[str, object] | None = None) -> dict[str, object]
     values["MAX_FILE_SIZE"] = int(values["MAX_FILE_SIZE_MB"]) * MiB
     values["PERMANENT_SESSION_LIFETIME"] = timedelta(days=values["SESSION_LIFETIME_DAYS"])
     values["RATELIMIT_STORAGE_URI"] = values["REDIS_URL"]
+    # Checked after the overrides, which may choose the backend.
+    check_storage_settings(values)
     return values

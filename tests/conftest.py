@@ -4,6 +4,7 @@ deployment in a temporary folder. Shared code lives in tests/support."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from tests.support.config import app_config  # noqa: E402
 from tests.support.database import fresh_database  # noqa: E402
 from tests.support.deployment import Deployment, process_env  # noqa: E402
 from tests.support.processes import RedisServer, free_port  # noqa: E402
-from tests.support.storage import check_storage_consistent  # noqa: E402
+from tests.support.storage import STORAGE_BACKEND, check_storage_consistent  # noqa: E402
 
 TABLES = ("files", "invites", "api_tokens", "users", "organizations")
 
@@ -36,6 +37,34 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def storage_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """On an s3 run, a SeaweedFS server and a bucket for every app, named in the
+    environment (credentials too, as boto3 reads them); nothing on a local run."""
+    if STORAGE_BACKEND != "s3":
+        yield
+        return
+    from tests.support.s3 import SeaweedFS
+
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    variables = server.environment(server.new_bucket("coffer-run"))
+    # Apps built from the environment alone (command tests, subprocesses) share a
+    # prefix of their own; the `app` fixture gives each test a fresh one.
+    variables["S3_PREFIX"] = f"run-{uuid.uuid4().hex[:8]}/"
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.stop()
 
 
 @pytest.fixture(scope="session")

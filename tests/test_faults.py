@@ -47,6 +47,7 @@ from tests.support.pipeline import (
     upload_as,
 )
 from tests.support.processes import RedisServer, free_port, managed
+from tests.support.storage import pending_uploads, stored_objects
 from tests.support.waiting import wait_for
 
 KiB = 1024
@@ -215,7 +216,6 @@ def test_database_refusing_the_row_keeps_no_bytes_and_reserves_no_quota(
 ) -> None:
     """An INSERT aborted after the bytes were written: a JSON 500, nothing kept."""
     auth.register()
-    root = Path(app.config["UPLOAD_FOLDER"])
     data = text_bytes(300 * KiB, seed=3)
 
     with file_rows_refused(app):
@@ -224,8 +224,8 @@ def test_database_refusing_the_row_keeps_no_bytes_and_reserves_no_quota(
         body = response.get_json()
         assert body["code"] == "internal_error"
         assert body["error"]
-        # The bytes reached disk before the INSERT failed; none of them stayed.
-        assert files_under(root) == []
+        # The bytes were stored before the INSERT failed; none of them stayed.
+        assert stored_objects(app) == {} and pending_uploads(app) == []
         assert usage(auth.client) == (0, 0)
         assert auth.client.get("/api/files").get_json()["total"] == 0
         assert get_queue(redis).count == 0
@@ -299,7 +299,8 @@ class TestFullDisk:
 
             monkeypatch.setattr(LocalUpload, "__init__", init)
         try:
-            yield {"UPLOAD_FOLDER": str(uploads)}
+            # A full local disk: this test is about the local backend whatever the run's.
+            yield {"STORAGE_BACKEND": "local", "UPLOAD_FOLDER": str(uploads)}
         finally:
             if mounted:
                 done = subprocess.run(["umount", str(uploads)], timeout=30, check=False)

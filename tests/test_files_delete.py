@@ -13,6 +13,7 @@ from sqlalchemy import update
 from app.models import Organization
 from tests.support.client import Auth, usage
 from tests.support.database import run_sql
+from tests.support.storage import stored_bytes, stored_objects
 
 
 def upload(auth: Auth, filename: str, data: bytes) -> str:
@@ -22,10 +23,9 @@ def upload(auth: Auth, filename: str, data: bytes) -> str:
     return response.get_json()["file_id"]
 
 
-def stored_files(app: Flask) -> set[Path]:
-    """Every stored file under UPLOAD_FOLDER, the temporary area excluded."""
-    root = Path(app.config["UPLOAD_FOLDER"])
-    return {p for p in root.rglob("*") if p.is_file() and ".tmp" not in p.parts}
+def stored_files(app: Flask) -> set[str]:
+    """The key of every stored object (in-flight uploads aside), through the backend."""
+    return set(stored_objects(app))
 
 
 def delete(auth: Auth, file_id: str) -> tuple[int, dict | None]:
@@ -56,10 +56,11 @@ def test_delete_removes_bytes_row_and_quota_at_once(app: Flask, auth: Auth) -> N
     assert response.status_code == 204
     assert response.data == b""
     assert usage(auth) == (100, 1)
-    assert [p.read_bytes() for p in stored_files(app)] == [b"k" * 100]
-    # The per-file folder goes too.
-    org_id = auth.client.get("/api/org").get_json()["id"]
-    assert not (Path(app.config["UPLOAD_FOLDER"]) / str(org_id) / gone).exists()
+    assert [stored_bytes(app, key) for key in stored_files(app)] == [b"k" * 100]
+    if app.config["STORAGE_BACKEND"] == "local":
+        # The per-file folder goes too (folders are a local-disk matter).
+        org_id = auth.client.get("/api/org").get_json()["id"]
+        assert not (Path(app.config["UPLOAD_FOLDER"]) / str(org_id) / gone).exists()
     assert auth.client.get(f"/api/files/{gone}").status_code == 404
     listed = auth.client.get("/api/files").get_json()
     assert [f["id"] for f in listed["files"]] == [keep]

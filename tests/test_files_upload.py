@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from app.broker import get_queue
 from app.services.queue import job_id
 from tests.support.client import Auth, part_frame, usage
+from tests.support.storage import pending_uploads, stored_bytes, stored_objects
 
 MiB = 1024 * 1024
 
@@ -24,10 +25,9 @@ def app_overrides() -> dict[str, Any]:
     return {"MAX_FILE_SIZE_MB": 1}
 
 
-def stored_files(app: Flask) -> list[Path]:
-    """Every file under UPLOAD_FOLDER, the temporary area included."""
-    root = Path(app.config["UPLOAD_FOLDER"])
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+def stored_files(app: Flask) -> list[str]:
+    """The key of every stored object and of every upload in flight, through the backend."""
+    return sorted([*stored_objects(app), *pending_uploads(app)])
 
 
 def assert_nothing_kept(app: Flask, auth: Auth) -> None:
@@ -82,9 +82,9 @@ def test_upload_answers_201_pending_before_validation(app: Flask, auth: Auth, re
     assert details["status"] == "pending"
     assert details["processed_at"] is None
     org_id = auth.client.get("/api/org").get_json()["id"]
-    stored = Path(app.config["UPLOAD_FOLDER"], str(org_id), body["file_id"], "notes.txt")
+    stored = f"{org_id}/{body['file_id']}/notes.txt"
     assert stored_files(app) == [stored]
-    assert stored.read_bytes() == b"hello coffer\n"
+    assert stored_bytes(app, stored) == b"hello coffer\n"
     assert usage(auth.client) == (13, 1)
 
 
@@ -185,12 +185,12 @@ def test_display_name_is_the_last_component(app: Flask, auth: Auth, raw: str, sh
 
 
 def assert_stored_inside_own_folder(app: Flask, auth: Auth, file_id: str) -> None:
-    """The only stored file is UPLOAD_FOLDER/<org>/<file_id>/<one ASCII-safe name>."""
+    """The only stored object is <org>/<file_id>/<one ASCII-safe name>."""
     root = Path(app.config["UPLOAD_FOLDER"]).resolve()
     org_id = auth.client.get("/api/org").get_json()["id"]
     (stored,) = stored_files(app)
-    assert stored.resolve().parent == root / str(org_id) / file_id
-    name = stored.name
+    folder, _, name = stored.rpartition("/")
+    assert folder == f"{org_id}/{file_id}"
     assert name not in {"", ".", ".."}
     assert name.isascii() and "/" not in name and "\\" not in name
     # Nothing escaped the upload folder next to it.

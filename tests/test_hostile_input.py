@@ -19,6 +19,7 @@ from app.extensions import db as _db
 from tests.support.client import Auth, part_frame
 from tests.support.config import app_config
 from tests.support.processes import RedisServer
+from tests.support.storage import pending_uploads, stored_objects
 
 BOUNDARY = "CofferBoundary7MA4YWxkTrZu0gW"
 SAFE_DISK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -58,17 +59,14 @@ def upload_root(app: Flask) -> Path:
     return Path(app.config["UPLOAD_FOLDER"])
 
 
-def stored_files(app: Flask) -> list[Path]:
-    """Every file stored under UPLOAD_FOLDER, temp files aside."""
-    root = upload_root(app)
-    if not root.exists():
-        return []
-    return [p for p in root.rglob("*") if p.is_file() and ".tmp" not in p.relative_to(root).parts]
+def stored_files(app: Flask) -> list[str]:
+    """The key of every stored object, in-flight uploads aside, through the backend."""
+    return list(stored_objects(app))
 
 
-def temp_files(app: Flask) -> list[Path]:
-    """Partial uploads left in UPLOAD_FOLDER/.tmp."""
-    return list((upload_root(app) / ".tmp").glob("*"))
+def temp_files(app: Flask) -> list[str]:
+    """Partial uploads left behind (temp files on local disk, multipart uploads on s3)."""
+    return pending_uploads(app)
 
 
 def copies_of(tmp_path: Path, name: str) -> list[Path]:
@@ -77,15 +75,14 @@ def copies_of(tmp_path: Path, name: str) -> list[Path]:
 
 
 def assert_stored_in_its_folder(app: Flask, answer: dict[str, Any], organization_id: int) -> Path:
-    """The upload is one file at UPLOAD_FOLDER/<org>/<file_id>/<safe name>; returns it."""
-    folder = upload_root(app) / str(organization_id) / answer["file_id"]
-    inside = [p for p in stored_files(app) if p.parent == folder]
+    """The upload is one object at <org>/<file_id>/<safe name>; returns its key as a path."""
+    folder = f"{organization_id}/{answer['file_id']}"
+    inside = [key for key in stored_files(app) if key.rpartition("/")[0] == folder]
     assert len(inside) == 1, stored_files(app)
-    on_disk = inside[0]
-    assert on_disk.resolve().parent == folder.resolve()
-    assert SAFE_DISK_NAME.match(on_disk.name), on_disk.name
-    assert ".." not in on_disk.name
-    return on_disk
+    stored = Path(inside[0])
+    assert SAFE_DISK_NAME.match(stored.name), stored.name
+    assert ".." not in stored.name
+    return stored
 
 
 def assert_json_error(response: TestResponse, status: int, code: str | None = None) -> None:
@@ -129,9 +126,10 @@ def test_traversal_and_absolute_names_stay_in_the_file_folder(
     assert response.status_code == 201, response.get_json()
     answer = response.get_json()
     assert answer["filename"] == shown
-    on_disk = assert_stored_in_its_folder(app, answer, org_id)
+    stored = assert_stored_in_its_folder(app, answer, org_id)
     # Nothing landed beside the app's instance, database or upload folders.
-    assert copies_of(tmp_path, on_disk.name) == [on_disk]
+    local = [upload_root(app) / stored] if app.config["STORAGE_BACKEND"] == "local" else []
+    assert copies_of(tmp_path, stored.name) == local
     assert auth.client.get(f"/api/files/{answer['file_id']}").get_json()["filename"] == shown
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
 from redis import Redis
@@ -51,6 +52,8 @@ def restore(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
+# A directory in place of the file's bytes is a local-disk fault: local storage here.
+@pytest.mark.parametrize("app_overrides", [{"STORAGE_BACKEND": "local"}], ids=["local"])
 def test_status_counts_jobs_and_files(
     app: Flask, auth: Auth, runner: FlaskCliRunner, worker: Callable[[], None]
 ) -> None:
@@ -92,6 +95,8 @@ def test_status_counts_jobs_and_files(
     restore(path, data)
 
 
+# A directory in place of the file's bytes is a local-disk fault: local storage here.
+@pytest.mark.parametrize("app_overrides", [{"STORAGE_BACKEND": "local"}], ids=["local"])
 def test_requeue_failed_gives_the_job_another_run(
     app: Flask, auth: Auth, runner: FlaskCliRunner, redis: Redis, worker: Callable[[], None]
 ) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import Result
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
@@ -315,6 +316,8 @@ def age(path: Path, seconds: float) -> None:
     os.utime(path, (then, then))
 
 
+# Ages are set on the files themselves (utime): a local-disk test.
+@pytest.mark.parametrize("app_overrides", [{"STORAGE_BACKEND": "local"}], ids=["local"])
 def test_storage_check_reports_and_fixes(
     app: Flask,
     runner: FlaskCliRunner,
@@ -396,6 +399,8 @@ def test_storage_check_reports_and_fixes(
     assert run(runner, "storage", "check").exit_code == 0
 
 
+# A directory in place of the file's bytes is a local-disk fault: local storage here.
+@pytest.mark.parametrize("app_overrides", [{"STORAGE_BACKEND": "local"}], ids=["local"])
 def test_jobs_commands(
     app: Flask, runner: FlaskCliRunner, auth: Auth, redis: Redis, worker: Callable[[], None]
 ) -> None:

@@ -26,6 +26,7 @@ from jobs.worker import run as run_worker
 from tests.support.client import Auth, usage
 from tests.support.database import run_sql
 from tests.support.processes import RedisServer
+from tests.support.storage import stored_bytes, stored_key, stored_objects
 
 
 def png_bytes() -> bytes:
@@ -238,8 +239,9 @@ class TestTransientErrors:
 
     @pytest.fixture
     def app_overrides(self) -> dict[str, Any]:
-        """One retry, one second after the first attempt."""
-        return {"JOB_RETRY_INTERVALS": [1]}
+        """One retry, one second after the first attempt; local storage, whose files the
+        tests make unreadable."""
+        return {"JOB_RETRY_INTERVALS": [1], "STORAGE_BACKEND": "local"}
 
     def test_transient_error_is_retried_and_then_succeeds(
         self, app: Flask, auth: Auth, redis: Redis, worker: Callable[[], None]
@@ -272,6 +274,8 @@ class TestTransientErrors:
         assert FailedJobRegistry(queue=get_queue(redis)).count == 0
 
 
+# A directory in place of the file's bytes is a local-disk fault: local storage here.
+@pytest.mark.parametrize("app_overrides", [{"STORAGE_BACKEND": "local"}], ids=["local"])
 def test_exhausted_retries_fail_the_job_and_the_file(
     app: Flask, auth: Auth, redis: Redis, worker: Callable[[], None]
 ) -> None:
@@ -317,7 +321,7 @@ class TestDeleteFailedFiles:
         auth.register()
         good = upload(auth, "good.txt", b"good\n")
         bad = upload(auth, "bad.png", b"not a png at all\n")
-        bad_folder = stored_path(app, bad).parent
+        bad_key = stored_key(app, bad)
         assert usage(auth) == (5 + 17, 2)
 
         worker()
@@ -326,8 +330,8 @@ class TestDeleteFailedFiles:
         body = details(auth, bad)
         assert body["status"] == "failed"
         assert body["error_message"] == "content is text/plain but .png expects image/png"
-        assert not bad_folder.exists()
-        assert stored_path(app, good).read_bytes() == b"good\n"
+        assert bad_key not in stored_objects(app)
+        assert stored_bytes(app, stored_key(app, good)) == b"good\n"
         # Bytes freed; the failed file is still listed and counted.
         assert usage(auth) == (5, 2)
         with auth.client.get(f"/api/files/{bad}/download") as response:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import threading
-from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -13,6 +12,7 @@ from sqlalchemy import update
 from app.extensions import db
 from app.models import Organization
 from tests.support.client import Auth, usage
+from tests.support.storage import stored_objects
 
 MiB = 1024 * 1024
 THREADS = 16
@@ -34,9 +34,8 @@ def set_quota(app: Flask, auth: Auth, megabytes: int) -> None:
 
 
 def stored_sizes(app: Flask) -> list[int]:
-    """Sizes of every stored file under UPLOAD_FOLDER, the temporary area excluded."""
-    root = Path(app.config["UPLOAD_FOLDER"])
-    return [p.stat().st_size for p in root.rglob("*") if p.is_file() and ".tmp" not in p.parts]
+    """Sizes of every stored object (in-flight uploads aside), through the backend."""
+    return list(stored_objects(app).values())
 
 
 def concurrent_uploads(app: Flask, tokens: list[str], sizes: list[int]) -> list[tuple[int, Any]]:

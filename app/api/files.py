@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import IO, Any
 from uuid import UUID
 
-from flask import Blueprint, Response, request, send_file
+from flask import Blueprint, Response, redirect, request, send_file
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from werkzeug.http import parse_range_header
 
@@ -93,10 +94,16 @@ def details(file_id: UUID) -> dict[str, Any]:
 
 @bp.get("/<uuid:file_id>/download")
 @login_required
-def download(file_id: UUID) -> Response:
+def download(file_id: UUID) -> ResponseReturnValue:
     """The exact bytes of a ready file, as an attachment."""
-    row, reader = files.open_ready_file(current_user.organization_id, str(file_id))
-    return attachment(row, reader)
+    row = files.get_ready_file(current_user.organization_id, str(file_id))
+    url = files.presigned_download(row)
+    if url is not None:
+        # The store serves the bytes itself; the signed URL expires, so it is not cached.
+        response = redirect(url, 302)
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
+    return attachment(row, files.open_bytes(row))
 
 
 def attachment(row: File, reader: IO[bytes]) -> Response:

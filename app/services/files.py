@@ -193,11 +193,17 @@ def get_ready_file(organization_id: int, raw_id: str) -> File:
     return row
 
 
-def open_ready_file(organization_id: int, raw_id: str) -> tuple[File, IO[bytes]]:
-    """A ready file and a reader of its bytes; 410 `file_missing` when they are gone."""
-    row = get_ready_file(organization_id, raw_id)
+def presigned_download(row: File) -> str | None:
+    """A URL the store serves a ready file's bytes at itself, when the backend gives one."""
+    return get_storage().download_url(
+        row.file_path, row.filename, row.mime_type or "application/octet-stream"
+    )
+
+
+def open_bytes(row: File) -> IO[bytes]:
+    """A reader of a ready file's bytes; 410 `file_missing` when they are gone."""
     try:
-        reader = get_storage().open(row.file_path)
+        return get_storage().open(row.file_path)
     except FileNotFoundError:
         # Lost outside Coffer (a restore without the bytes, a bucket emptied by hand):
         # `manage.py storage check` lists it.
@@ -210,7 +216,6 @@ def open_ready_file(organization_id: int, raw_id: str) -> tuple[File, IO[bytes]]
             "file_missing",
             "the file's bytes are missing from storage; ask an administrator to restore them",
         ) from None
-    return row, reader
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,19 @@ EXTENSION_KEY = "coffer_storage"
 
 
 def build(config: dict[str, object]) -> Storage:
-    """The backend the configuration names."""
+    """The backend STORAGE_BACKEND names (the configuration has checked it)."""
+    if config.get("STORAGE_BACKEND", "local") == "s3":
+        # Imported here: boto3 takes a while to import and local installs never need it.
+        from .s3 import S3Storage
+
+        return S3Storage(
+            str(config["S3_BUCKET"]),
+            prefix=str(config.get("S3_PREFIX") or ""),
+            endpoint_url=str(config.get("S3_ENDPOINT_URL") or ""),
+            region=str(config.get("S3_REGION") or "us-east-1"),
+            presigned_downloads=bool(config.get("S3_PRESIGNED_DOWNLOADS")),
+            presign_seconds=int(config.get("S3_PRESIGN_SECONDS") or 60),  # type: ignore[call-overload]
+        )
     from .local import LocalStorage
 
     return LocalStorage(str(config["UPLOAD_FOLDER"]))

@@ -85,6 +85,10 @@ class Storage(ABC):
     def check(self) -> None:
         """Raise StorageUnavailable unless the store can be written now."""
 
+    def download_url(self, key: str, filename: str, mime_type: str) -> str | None:
+        """A URL the client may fetch the bytes from directly, or None to stream them here."""
+        return None
+
     def exists(self) -> bool:
         """Whether the store's location is there at all (a volume may not be mounted)."""
         return True

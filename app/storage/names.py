@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from urllib.parse import quote
 
+from werkzeug.datastructures import Headers
 from werkzeug.utils import secure_filename
 
 MAX_DISPLAY_NAME_BYTES = 255
@@ -70,3 +72,18 @@ def extension_of(name: str) -> str:
 def object_key(organization_id: int, file_id: str, display: str) -> str:
     """The key a file's bytes are stored under, the same on every backend."""
     return f"{organization_id}/{file_id}/{disk_name(display)}"
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with the name as werkzeug's send_file writes it (RFC 6266 filename*)."""
+    headers = Headers()
+    try:
+        filename.encode("ascii")
+    except UnicodeEncodeError:
+        simple = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode("ascii")
+        quoted = quote(filename, safe="!#$&+-.^_`|~")
+        names = {"filename": simple, "filename*": f"UTF-8''{quoted}"}
+        headers.set("Content-Disposition", "attachment", **names)
+    else:
+        headers.set("Content-Disposition", "attachment", filename=filename)
+    return headers["Content-Disposition"]

@@ -21,7 +21,7 @@ from app.extensions import db as _db
 from app.models import File, FileStatus, Organization
 from tests.support.client import Auth, bearer, multipart
 from tests.support.processes import ManagedProcess
-from tests.support.storage import check_storage_consistent
+from tests.support.storage import check_storage_consistent, stored_objects
 
 FINAL_STATUSES = {FileStatus.READY.value, FileStatus.FAILED.value}
 
@@ -62,7 +62,6 @@ def files_under(root: Path) -> list[Path]:
 
 def assert_nothing_lost(app: Flask) -> None:
     """Every file ready or failed, usage equal to the bytes stored, disk equal to the rows."""
-    root = Path(app.config["UPLOAD_FOLDER"])
     with app.app_context():
         rows = _db.session.scalars(select(File)).all()
         orgs = _db.session.scalars(select(Organization)).all()
@@ -74,9 +73,10 @@ def assert_nothing_lost(app: Flask) -> None:
         assert org.used_bytes == sum(row.size for row in own if row.bytes_stored), org.name
         assert org.file_count == len(own), org.name
         assert org.used_bytes <= org.storage_quota_mb * MiB, f"{org.name} is over its quota"
+    sizes = stored_objects(app)
     for row in rows:
         if row.bytes_stored:
-            assert (root / row.file_path).stat().st_size == row.size, row.filename
+            assert sizes[row.file_path] == row.size, row.filename
     check_storage_consistent(app)
 
 
@@ -90,6 +90,9 @@ def process_env(app: Flask, **extra: str) -> dict[str, str]:
             "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
             "REDIS_URL": config["REDIS_URL"],
             "UPLOAD_FOLDER": config["UPLOAD_FOLDER"],
+            # The same backend (and, on s3, the same part of the bucket) as the app.
+            "STORAGE_BACKEND": config["STORAGE_BACKEND"],
+            "S3_PREFIX": config["S3_PREFIX"],
             "INSTANCE_PATH": config["INSTANCE_PATH"],
             "STORAGE_QUOTA_MB": str(config["STORAGE_QUOTA_MB"]),
             "MAX_FILE_SIZE_MB": str(config["MAX_FILE_SIZE_MB"]),

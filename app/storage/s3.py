@@ -1,0 +1,382 @@
+"""The `s3` backend: objects in an S3-compatible bucket, under S3_PREFIX, through boto3."""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+import boto3
+import botocore.loaders
+import botocore.session
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .base import Storage, StorageUnavailable, StoredObject, Upload
+from .names import content_disposition
+
+log = logging.getLogger(__name__)
+
+# Uploads stream into an S3 multipart upload of the final key, one part per PART_SIZE
+# bytes received, sent as soon as it fills: a request holds at most one part in memory
+# and needs no local disk, whatever the file's size. S3 wants parts of at least 5 MiB
+# (all but the last) and at most 10,000 of them, so 8 MiB parts reach 80 GB. A file
+# smaller than one part is sent by a single put_object at finish: one request, and no
+# multipart upload to clean up if the client goes away.
+PART_SIZE = 8 * 1024 * 1024
+# How much of an object a reader asks the connection for at a time.
+READ_BUFFER = 256 * 1024
+# A hung or unreachable store must answer within a bounded time (a 503), not hold a
+# request thread: short connect and read timeouts, and one retry at most.
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 30
+MAX_ATTEMPTS = 2
+# Error codes S3 answers for a key or an upload that is not there.
+MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+NO_UPLOAD_CODES = frozenset({"404", "NoSuchUpload"})
+# Separates the object key from the upload id in `pending_uploads` keys; safe names
+# never contain it.
+UPLOAD_ID_MARK = "?uploadId="
+
+
+@functools.cache
+def shared_loader() -> botocore.loaders.Loader:
+    """botocore's reader of its service models, loaded once per process: reading them
+    again costs most of a second for each new client."""
+    return botocore.loaders.create_loader()
+
+
+def new_session() -> boto3.session.Session:
+    """A boto3 session of its own (credentials resolved afresh) on the shared models."""
+    core = botocore.session.get_session()
+    core.register_component("data_loader", shared_loader())
+    return boto3.session.Session(botocore_session=core)
+
+
+def error_code(exc: ClientError) -> str:
+    """The S3 error code of a refused request (`NoSuchKey`, `AccessDenied`, `403`, ...)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def refused_with(exc: StorageUnavailable, codes: frozenset[str]) -> bool:
+    """Whether S3 refused the call behind `exc` with one of these error codes."""
+    cause = exc.__cause__
+    return isinstance(cause, ClientError) and error_code(cause) in codes
+
+
+@contextmanager
+def unavailable_on_error(action: str) -> Iterator[None]:
+    """Turn a refused or failed S3 call into StorageUnavailable (a 503)."""
+    try:
+        yield
+    except ClientError as exc:
+        code = error_code(exc)
+        message = exc.response.get("Error", {}).get("Message") or ""
+        if code == "403":
+            message = message or "access denied (check the credentials)"
+        elif code == "404":
+            message = message or "the bucket does not exist"
+        raise StorageUnavailable(f"S3 refused to {action}: {code} {message}".strip()) from exc
+    except BotoCoreError as exc:
+        raise StorageUnavailable(f"S3 could not {action}: {exc}") from exc
+
+
+class S3Upload(Upload):
+    """A multipart upload to the final key, begun once a first part fills (see PART_SIZE)."""
+
+    def __init__(self, storage: S3Storage, key: str) -> None:
+        self.key = key
+        self.size = 0
+        self._storage = storage
+        self._object_key = storage.object_key(key)
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._finished = False
+
+    @property
+    def parts_sent(self) -> int:
+        """How many parts went to the store so far."""
+        return len(self._parts)
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        self._buffer += data
+        while len(self._buffer) >= PART_SIZE:
+            self._send_part(bytes(self._buffer[:PART_SIZE]))
+            del self._buffer[:PART_SIZE]
+        return len(data)
+
+    def _send_part(self, body: bytes) -> None:
+        client, bucket = self._storage.client, self._storage.bucket
+        if self._upload_id is None:
+            with unavailable_on_error("begin an upload"):
+                created = client.create_multipart_upload(Bucket=bucket, Key=self._object_key)
+            self._upload_id = str(created["UploadId"])
+        number = len(self._parts) + 1
+        with unavailable_on_error("store an upload part"):
+            sent = client.upload_part(
+                Bucket=bucket,
+                Key=self._object_key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=body,
+            )
+        self._parts.append({"PartNumber": number, "ETag": sent["ETag"]})
+
+    def finish(self) -> None:
+        """Send what is left: one put_object for a small file, else the last part and
+        the completion that makes the object appear under its key."""
+        client, bucket = self._storage.client, self._storage.bucket
+        if self._upload_id is None:
+            with unavailable_on_error("store a file"):
+                client.put_object(Bucket=bucket, Key=self._object_key, Body=bytes(self._buffer))
+        else:
+            if self._buffer:
+                self._send_part(bytes(self._buffer))
+            with unavailable_on_error("complete an upload"):
+                client.complete_multipart_upload(
+                    Bucket=bucket,
+                    Key=self._object_key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                )
+            self._upload_id = None
+        self._buffer = bytearray()
+        self._finished = True
+
+    def abort(self) -> None:
+        """Abort the multipart upload, or delete the finished object.
+
+        A store that cannot be reached is logged, not raised: the caller's own error
+        (a 507, a failed commit) is the answer, and `storage check --fix` removes the
+        leftover later. A second call tries again.
+        """
+        self._buffer = bytearray()
+        client, bucket = self._storage.client, self._storage.bucket
+        try:
+            if self._upload_id is not None:
+                try:
+                    with unavailable_on_error("abort an upload"):
+                        client.abort_multipart_upload(
+                            Bucket=bucket, Key=self._object_key, UploadId=self._upload_id
+                        )
+                except StorageUnavailable as exc:
+                    if not refused_with(exc, NO_UPLOAD_CODES):
+                        raise
+                self._upload_id = None
+            if self._finished:
+                self._storage.remove(self.key)
+                self._finished = False
+        except StorageUnavailable as exc:
+            log.warning("could not remove the upload of %s: %s", self.key, exc)
+
+
+class S3Reader(io.RawIOBase):
+    """A seekable reader of one object: reads stream a GET from the current position.
+
+    Nothing is fetched until the first read, and a seek only drops the open response,
+    so each position read from costs one ranged GET (never one per read).
+    """
+
+    def __init__(self, storage: S3Storage, key: str, size: int) -> None:
+        super().__init__()
+        self._storage = storage
+        self._key = key
+        self._size = size
+        self._position = 0
+        self._body: Any = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        position = max(0, base + offset)
+        if position != self._position:
+            self._drop_body()
+            self._position = position
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        if self._position >= self._size or len(buffer) == 0:
+            return 0
+        if self._body is None:
+            with unavailable_on_error("read a file"):
+                answer = self._storage.client.get_object(
+                    Bucket=self._storage.bucket,
+                    Key=self._storage.object_key(self._key),
+                    Range=f"bytes={self._position}-",
+                )
+            self._body = answer["Body"]
+        with unavailable_on_error("read a file"):
+            data = self._body.read(min(len(buffer), self._size - self._position))
+        if not data:
+            raise StorageUnavailable(f"S3 ended the object {self._key} early")
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+    def _drop_body(self) -> None:
+        if self._body is not None:
+            self._body.close()
+            self._body = None
+
+    def close(self) -> None:
+        self._drop_body()
+        super().close()
+
+
+class S3Storage(Storage):
+    """Objects at `<S3_PREFIX><key>` in S3_BUCKET."""
+
+    name = "s3"
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        endpoint_url: str = "",
+        region: str = "us-east-1",
+        presigned_downloads: bool = False,
+        presign_seconds: int = 60,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.presigned_downloads = presigned_downloads
+        self.presign_seconds = presign_seconds
+        config = BotoConfig(
+            connect_timeout=CONNECT_TIMEOUT,
+            read_timeout=READ_TIMEOUT,
+            retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+            # Path-style addressing is what S3-compatible servers reliably support.
+            s3={"addressing_style": "path"} if endpoint_url else {},
+            signature_version="s3v4",
+            max_pool_connections=32,
+        )
+        # Credentials come from boto3's usual chain: environment, profile, instance role.
+        self.client: Any = new_session().client(
+            "s3", endpoint_url=endpoint_url or None, region_name=region, config=config
+        )
+
+    def object_key(self, key: str) -> str:
+        """The bucket key of a Coffer key."""
+        return f"{self.prefix}{key}"
+
+    def begin_upload(self, key: str) -> S3Upload:
+        return S3Upload(self, key)
+
+    def open(self, key: str) -> IO[bytes]:
+        size = self.size(key)
+        if size is None:
+            raise FileNotFoundError(f"no object {self.object_key(key)} in {self.bucket}")
+        return io.BufferedReader(S3Reader(self, key, size), buffer_size=READ_BUFFER)
+
+    def size(self, key: str) -> int | None:
+        try:
+            with unavailable_on_error("read a file's size"):
+                head = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
+        except StorageUnavailable as exc:
+            if refused_with(exc, MISSING_CODES):
+                return None
+            raise
+        return int(head["ContentLength"])
+
+    def remove(self, key: str) -> None:
+        with unavailable_on_error("delete a file"):
+            self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+
+    def objects(self) -> Iterator[StoredObject]:
+        now = time.time()
+        with unavailable_on_error("list the bucket"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    key = str(item["Key"])[len(self.prefix) :]
+                    if not key or key.endswith("/"):
+                        continue  # folder markers some servers list
+                    age = now - item["LastModified"].timestamp()
+                    yield StoredObject(key, int(item["Size"]), age)
+
+    def pending_uploads(self) -> Iterator[StoredObject]:
+        """Multipart uploads under the prefix, keyed `<key>?uploadId=<id>`, sized by
+        the parts they hold."""
+        now = time.time()
+        with unavailable_on_error("list the bucket's uploads"):
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=self.prefix
+            )
+            for page in pages:
+                for item in page.get("Uploads", []):
+                    key = str(item["Key"])
+                    upload_id = str(item["UploadId"])
+                    size = self._parts_size(key, upload_id)
+                    age = now - item["Initiated"].timestamp()
+                    relative = key[len(self.prefix) :]
+                    yield StoredObject(f"{relative}{UPLOAD_ID_MARK}{upload_id}", size, age)
+
+    def _parts_size(self, object_key: str, upload_id: str) -> int:
+        pages = self.client.get_paginator("list_parts").paginate(
+            Bucket=self.bucket, Key=object_key, UploadId=upload_id
+        )
+        return sum(int(part["Size"]) for page in pages for part in page.get("Parts", []))
+
+    def discard_pending(self, key: str) -> None:
+        """Abort a multipart upload found by `pending_uploads`."""
+        relative, _, upload_id = key.rpartition(UPLOAD_ID_MARK)
+        try:
+            with unavailable_on_error("abort an upload"):
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=self.object_key(relative), UploadId=upload_id
+                )
+        except StorageUnavailable as exc:
+            if not refused_with(exc, NO_UPLOAD_CODES):
+                raise
+
+    def check(self) -> None:
+        """The bucket answers Coffer's credentials (HEAD: nothing is written)."""
+        with unavailable_on_error(f"open bucket {self.bucket}"):
+            self.client.head_bucket(Bucket=self.bucket)
+
+    def exists(self) -> bool:
+        try:
+            self.check()
+        except StorageUnavailable:
+            return False
+        return True
+
+    def download_url(self, key: str, filename: str, mime_type: str) -> str | None:
+        """A presigned GET carrying the download's headers, when S3_PRESIGNED_DOWNLOADS."""
+        if not self.presigned_downloads:
+            return None
+        with unavailable_on_error("sign a download"):
+            url: str = self.client.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": self.object_key(key),
+                    "ResponseContentDisposition": content_disposition(filename),
+                    "ResponseContentType": mime_type,
+                },
+                ExpiresIn=self.presign_seconds,
+            )
+        return url
+
+    def describe(self) -> str:
+        where = self.endpoint_url or f"AWS {self.region}"
+        return f"s3://{self.bucket}/{self.prefix} at {where}"

@@ -25,6 +25,7 @@ from tests.support.config import app_config  # noqa: E402
 from tests.support.database import fresh_database  # noqa: E402
 from tests.support.deployment import Deployment, process_env  # noqa: E402
 from tests.support.processes import RedisServer, free_port  # noqa: E402
+from tests.support.s3 import SeaweedFS  # noqa: E402
 from tests.support.storage import STORAGE_BACKEND, check_storage_consistent  # noqa: E402
 
 TABLES = ("files", "invites", "api_tokens", "users", "organizations")
@@ -39,17 +40,23 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """The run's S3 server (SeaweedFS), started the first time a test needs one."""
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session", autouse=True)
-def storage_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """On an s3 run, a SeaweedFS server and a bucket for every app, named in the
+def storage_environment(request: pytest.FixtureRequest) -> Iterator[None]:
+    """On an s3 run, a bucket on the run's S3 server for every app, named in the
     environment (credentials too, as boto3 reads them); nothing on a local run."""
     if STORAGE_BACKEND != "s3":
         yield
         return
-    from tests.support.s3 import SeaweedFS
-
-    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
-    server.start()
+    server: SeaweedFS = request.getfixturevalue("s3_server")
     variables = server.environment(server.new_bucket("coffer-run"))
     # Apps built from the environment alone (command tests, subprocesses) share a
     # prefix of their own; the `app` fixture gives each test a fresh one.
@@ -64,7 +71,6 @@ def storage_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        server.stop()
 
 
 @pytest.fixture(scope="session")

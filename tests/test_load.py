@@ -48,9 +48,11 @@ def test_sixteen_clients_of_mixed_traffic_on_one_host_and_one_worker(
         assert len(traffic.answers) == CLIENTS * STEPS
         uploads = [a for a in traffic.answers if a.kind == "upload"]
         assert uploads and all(a.status == 201 for a in uploads), uploads[:3]
-        for kind in ("list", "details", "download", "delete"):
+        expected = {"list": {200}, "details": {200}, "download": {200, 409}, "delete": {204}}
+        for kind, statuses in expected.items():
             answered = [a.status for a in traffic.answers if a.kind == kind]
-            assert answered and all(s < 400 for s in answered), (kind, answered[:5])
+            # A download may come before validation: 409 not_ready, as the contract says.
+            assert answered and set(answered) <= statuses, (kind, answered[:5])
 
         wait_for(lambda: unfinished(port, tokens) == 0, 60, "every upload to reach its verdict")
         for file_id, (token, data) in traffic.kept.items():

@@ -83,7 +83,8 @@ def test_make_run_starts_a_private_redis_and_ctrl_c_stops_everything(tmp_path: P
         assert f":{redis_port}" in command_line(redis[0])
 
         os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground group
-        assert run.wait(timeout=120) == 0
+        # make itself is interrupted too, as at a terminal; supervisord inside it exits 0.
+        assert run.wait(timeout=120) in (0, -signal.SIGINT, 2)
         wait_for(lambda: not any(alive(pid) for pid in everything), 30, "every process to stop")
         assert readiness(port) is None
     finally:

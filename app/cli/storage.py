@@ -1,11 +1,16 @@
-"""`manage.py storage check`: stored bytes against the database, and the report."""
+"""`manage.py storage check` and `storage migrate`: stored bytes against the database,
+and every file copied to the other backend."""
 
 from __future__ import annotations
 
+import time
+
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
-from ..services import storage_check
+from .. import storage
+from ..services import storage_check, storage_migrate
 
 group = AppGroup("storage", help="Uploaded bytes: consistency with the database.")
 
@@ -100,3 +105,55 @@ def check(fix: bool) -> None:
     hint = "" if fix else "; `storage check --fix` repairs what is safe"
     click.echo(f"{left} problem(s) left{hint}", err=True)
     click.get_current_context().exit(1)
+
+
+@group.command("migrate")
+@click.option(
+    "--to",
+    "target_name",
+    type=click.Choice(["s3", "local"]),
+    required=True,
+    help="The backend to copy every stored file to (the other one is read).",
+)
+def migrate(target_name: str) -> None:
+    """Copy every stored file to the other backend, each copy read back and verified.
+
+    Safe to run again after an interruption (copies that verify are skipped) and while
+    Coffer serves (the source is never changed). Exits 1 if any file could not be copied.
+    """
+    config = current_app.config
+    if target_name == "s3" and not str(config.get("S3_BUCKET") or "").strip():
+        raise click.ClickException("set S3_BUCKET (and the other S3_* settings) first")
+    source_name = "local" if target_name == "s3" else "s3"
+    source = storage.build({**config, "STORAGE_BACKEND": source_name})
+    target = storage.build({**config, "STORAGE_BACKEND": target_name})
+    for backend in (source, target):
+        backend.check()  # StorageUnavailable: a one-line error, before any copy
+    click.echo(f"copying from {source.describe()} to {target.describe()}")
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        if done % 100 == 0 or done == total:
+            click.echo(f"  {done} of {total}")
+
+    report = storage_migrate.migrate(source, target, progress)
+    seconds = time.monotonic() - started
+    click.echo(
+        f"copied {report.copied} file(s) ({report.copied_bytes} bytes), "
+        f"{report.already_there} already there, {report.vanished} deleted meanwhile, "
+        f"in {seconds:.1f} s"
+    )
+    for file_id, reason in report.failures:
+        click.echo(f"  file {file_id}: {reason}", err=True)
+    if report.failures:
+        click.echo(f"{len(report.failures)} file(s) not copied; run again once fixed", err=True)
+        click.get_current_context().exit(1)
+    current = config.get("STORAGE_BACKEND", "local")
+    if current != target_name:
+        click.echo(
+            f"every file is in {target_name}: set STORAGE_BACKEND={target_name}, restart "
+            f"the web and worker processes, then run this again to copy what was uploaded "
+            f"meanwhile"
+        )
+    else:
+        click.echo(f"STORAGE_BACKEND is already {target_name}: nothing more to set")

@@ -10,6 +10,7 @@ import shutil
 import sys
 import tempfile
 import traceback
+import uuid
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,14 +20,18 @@ from app.storage.uploads import MULTIPART_OVERHEAD
 from tests.support import ROOT
 from tests.support import VENV_BIN as BIN
 from tests.support.processes import RedisServer, free_port
+from tests.support.s3 import SeaweedFS
 
 from .client import LOOPBACK
 from .procs import Coffer, Floor, Profiler, database
 from .report import render
-from .scenarios import Run, Settings, run_all
+from .scenarios import Run, S3Target, Settings, run_all
 
 RESULTS = ROOT / "bench" / "results"
-SCENARIO_NAMES = ("upload", "pipeline", "listing", "me")
+SCENARIO_NAMES = ("upload", "pipeline", "listing", "me", "load", "migrate")
+# The s3 column: SQLite for the rows, SeaweedFS for the bytes; its uploads' floor is boto3
+# sending the same bytes to the same bucket.
+S3_SCENARIOS = {"upload"}
 # Large enough that no scenario ever meets the quota.
 QUOTA_MB = 10_000_000
 QUICK = Settings(
@@ -35,6 +40,8 @@ QUICK = Settings(
     repeats=1,
     huge_repeats=1,
     pipeline_files=100,
+    load_seconds=10,
+    migrate_files=100,
     listing_files=10_000,
     listing_samples=50,
     deep_page_samples=10,
@@ -51,8 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--backends",
         default=None,
-        help="comma-separated: sqlite,postgresql (default: sqlite, plus postgresql "
-        "when DATABASE_URL is set)",
+        help="comma-separated: sqlite,postgresql,s3 (default: sqlite and s3, plus "
+        "postgresql when DATABASE_URL is set; s3 is SQLite with the bytes on SeaweedFS)",
     )
     parser.add_argument(
         "--only", default=",".join(SCENARIO_NAMES), help="scenarios: " + ",".join(SCENARIO_NAMES)
@@ -99,7 +106,12 @@ def max_file_mb(settings: Settings) -> int:
 
 
 def coffer_env(
-    directory: Path, database_url: str, redis_url: str, port: int, settings: Settings
+    directory: Path,
+    database_url: str,
+    redis_url: str,
+    port: int,
+    settings: Settings,
+    s3: S3Target | None = None,
 ) -> dict[str, str]:
     """The environment `make run` would give supervisord, pointed at the run's own parts."""
     env = dict(os.environ)
@@ -120,6 +132,8 @@ def coffer_env(
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         }
     )
+    if s3 is not None:
+        env.update(s3.env(f"bench-{uuid.uuid4().hex[:8]}/"))
     (directory / "instance").mkdir(parents=True, exist_ok=True)
     return env
 
@@ -131,20 +145,29 @@ def run_backend(
     settings: Settings,
     profiler: Profiler,
     only: set[str],
+    s3: S3Target | None,
 ) -> tuple[dict, list[str]]:
     """Start Redis, a database and Coffer for one backend, run the scenarios, stop all."""
     redis = RedisServer(directory / "redis")
     try:
         redis.start()
-        with database(backend, directory) as database_url:
+        with database("sqlite" if backend == "s3" else backend, directory) as database_url:
             port = free_port()
-            coffer = Coffer(
-                directory, coffer_env(directory, database_url, redis.url, port, settings), port
+            env = coffer_env(
+                directory,
+                database_url,
+                redis.url,
+                port,
+                settings,
+                s3 if backend == "s3" else None,
             )
+            coffer = Coffer(directory, env, port)
+            if backend == "s3":
+                only = only & S3_SCENARIOS
             try:
                 print(f"==> [{backend}] starting Coffer on {LOOPBACK}:{port}", file=sys.stderr)
                 coffer.start()
-                run = Run(backend, coffer, floor, database_url, settings, profiler)
+                run = Run(backend, coffer, floor, database_url, settings, profiler, s3)
                 return run_all(run, only)
             finally:
                 coffer.stop()
@@ -194,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     else:
         backends = ["sqlite"] + (["postgresql"] if os.environ.get("DATABASE_URL") else [])
-    if unknown := set(backends) - {"sqlite", "postgresql"}:
+        backends.append("s3")
+    if unknown := set(backends) - {"sqlite", "postgresql", "s3"}:
         print(f"error: unknown backend(s): {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
     profiler = Profiler(args.profile.resolve() if args.profile else None)
@@ -209,12 +233,17 @@ def main(argv: list[str] | None = None) -> int:
             settings.web_threads,
             max_file_mb(settings) * MiB + MULTIPART_OVERHEAD,
         )
+        seaweed: SeaweedFS | None = None
         try:
             floor.start()
+            if "s3" in backends or "migrate" in only:
+                seaweed = SeaweedFS(root / "seaweedfs")
+                seaweed.start()
+            s3 = S3Target(seaweed, seaweed.new_bucket("bench")) if seaweed else None
             for backend in backends:
                 try:
                     figures, problems = run_backend(
-                        backend, root / backend, floor, settings, profiler, only
+                        backend, root / backend, floor, settings, profiler, only, s3
                     )
                 except Exception as exc:  # noqa: BLE001 - the other backend still runs
                     traceback.print_exc(file=sys.stderr)
@@ -223,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                 errors.extend(problems)
         finally:
             floor.stop()
+            if seaweed is not None:
+                seaweed.stop()
     finally:
         if args.keep:
             print(f"==> kept {root}", file=sys.stderr)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import random
+import subprocess
 import sys
 import time
 import traceback
@@ -17,8 +20,11 @@ from typing import Any
 import psutil
 from sqlalchemy import create_engine, insert, text, update
 
+from tests.support.s3 import SeaweedFS
+from tests.support.traffic import mixed_traffic, unfinished
+
 from .client import BenchError, Client, MiB, large_upload, register, run_threads, small_upload
-from .procs import Coffer, Floor, PeakRSS, Profiler, driver_url
+from .procs import ROOT, Coffer, Floor, PeakRSS, Profiler, driver_url
 
 Figures = dict[str, Any]
 FINAL = {"ready", "failed"}
@@ -44,6 +50,9 @@ class Settings:
     me_requests: int = 500
     quota_samples: int = 30
     web_threads: int = 8
+    load_clients: int = 16
+    load_seconds: float = 60
+    migrate_files: int = 1000
 
 
 @dataclass
@@ -56,6 +65,8 @@ class Run:
     database_url: str
     settings: Settings
     profiler: Profiler
+    # The S3 server and bucket: the floor of the s3 backend's uploads, the migrate target.
+    s3: S3Target | None = None
 
     @property
     def port(self) -> int:
@@ -69,6 +80,51 @@ class Run:
     def log(self, message: str) -> None:
         """A progress line on stderr (the table goes to stdout)."""
         print(f"==> [{self.backend}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class S3Target:
+    """A bucket on the bench's own SeaweedFS, and how to reach it."""
+
+    server: SeaweedFS
+    bucket: str
+
+    def env(self, prefix: str) -> dict[str, str]:
+        """The settings that point Coffer at this bucket under `prefix`."""
+        return {**self.server.environment(self.bucket), "S3_PREFIX": prefix}
+
+
+class RepeatedBytes(io.RawIOBase):
+    """`size` bytes, repeats of `block`, read without ever holding them all."""
+
+    def __init__(self, block: bytes, size: int) -> None:
+        self.block, self.size, self.position = block, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(buffer), self.size - self.position)
+        offset = self.position % len(self.block)
+        done = 0
+        while done < count:
+            piece = self.block[offset : offset + count - done]
+            buffer[done : done + len(piece)] = piece
+            done += len(piece)
+            offset = 0
+        self.position += count
+        return count
+
+
+def boto3_floor(target: S3Target, size: int, block: bytes) -> float:
+    """Seconds boto3's upload_fileobj takes to send `size` bytes to the same bucket."""
+    client = target.server.client()
+    key = f"floor/{uuid.uuid4().hex}"
+    started = time.perf_counter()
+    client.upload_fileobj(RepeatedBytes(block, size), target.bucket, key)
+    seconds = time.perf_counter() - started
+    client.delete_object(Bucket=target.bucket, Key=key)
+    return seconds
 
 
 # ---- small helpers -------------------------------------------------------------------
@@ -193,7 +249,7 @@ def uploads(run: Run) -> Figures:
     client, _ = register(run.port, "upload")
     floor_client = Client(run.floor.port)
     block = random.Random(SEED).randbytes(MiB)
-    figures: Figures = {}
+    figures: Figures = {"storage": "s3" if run.backend == "s3" else "local"}
     try:
         for key, size_mb, repeats in (
             ("large", settings.large_mb, settings.repeats),
@@ -206,12 +262,15 @@ def uploads(run: Run) -> Figures:
             with run.profiler.record(run.label(f"upload-{key}"), {"web": run.coffer.web_pid}):
                 for attempt in range(repeats):
                     run.log(f"upload {size_mb} MiB, {attempt + 1} of {repeats}")
-                    started = time.perf_counter()
-                    response, _ = large_upload(floor_client, "/upload", "big.bin", size, block)
-                    floor_times.append(time.perf_counter() - started)
-                    if response.status != 201:
-                        raise BenchError(f"the floor answered {response.status}")
-                    run.floor.clear()
+                    if run.backend == "s3" and run.s3 is not None:
+                        floor_times.append(boto3_floor(run.s3, size, block))
+                    else:
+                        started = time.perf_counter()
+                        response, _ = large_upload(floor_client, "/upload", "big.bin", size, block)
+                        floor_times.append(time.perf_counter() - started)
+                        if response.status != 201:
+                            raise BenchError(f"the floor answered {response.status}")
+                        run.floor.clear()
 
                     with PeakRSS(run.coffer.web_pid) as rss:
                         started = time.perf_counter()
@@ -524,6 +583,82 @@ def warm_up(run: Run) -> None:
         client.close()
 
 
+# ---- mixed load ----------------------------------------------------------------------
+
+
+def token_for(client: Client) -> str:
+    """A new API token of the client's user."""
+    body = json.dumps({"name": "load"}).encode()
+    response = client.request("POST", "/api/tokens", body, {"Content-Type": "application/json"})
+    if response.status != 201:
+        raise BenchError(f"token creation answered {response.status}")
+    return str(response.json()["token"])
+
+
+def load(run: Run) -> Figures:
+    """Many clients of mixed traffic for a while: errors, p99 latency, time to settle."""
+    settings = run.settings
+    tokens = []
+    for name in ("load-a", "load-b"):
+        client, _ = register(run.port, name)
+        tokens.append(token_for(client))
+        client.close()
+    run.log(f"{settings.load_clients} clients of mixed traffic for {settings.load_seconds:.0f} s")
+    with run.profiler.record(run.label("load"), {"web": run.coffer.web_pid}):
+        traffic = mixed_traffic(
+            run.port, tokens, settings.load_clients, seconds=settings.load_seconds
+        )
+    ended = time.monotonic()
+    while unfinished(run.port, tokens):
+        if time.monotonic() - ended > 300:
+            raise BenchError("uploads of the load were not final 300 s after it ended")
+        time.sleep(0.2)
+    latencies = sorted(traffic.latencies())
+    return {
+        "load_requests": len(traffic.answers),
+        "load_rps": len(traffic.answers) / settings.load_seconds,
+        "load_errors": len(traffic.server_errors()),
+        "load_p50_ms": percentile(latencies, 0.5) * 1000,
+        "load_p99_ms": percentile(latencies, 0.99) * 1000,
+        "load_final_after_s": time.monotonic() - ended,
+    }
+
+
+# ---- storage migrate -----------------------------------------------------------------
+
+
+def migrate(run: Run) -> Figures:
+    """`storage migrate --to s3` of this deployment's local files: seconds for N files."""
+    if run.s3 is None or run.backend == "s3":
+        return {}
+    settings = run.settings
+    client, _ = register(run.port, "migrate")
+    run.log(f"uploading {settings.migrate_files} small files to migrate")
+    try:
+        for number in range(settings.migrate_files):
+            small_upload(client, f"m-{number}.txt", small_text(number))
+        wait_settled(client, timeout=600)
+    finally:
+        client.close()
+    env = {**run.coffer.env, **run.s3.env(f"migrate-{uuid.uuid4().hex[:8]}/")}
+    env["STORAGE_BACKEND"] = "local"
+    run.log("storage migrate --to s3")
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "manage.py", "storage", "migrate", "--to", "s3"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise BenchError(f"storage migrate failed: {done.stderr[-500:]}")
+    stored = int(done.stdout.split("copied ", 1)[1].split(" ", 1)[0])
+    return {"migrate_files": stored, "migrate_s": seconds}
+
+
 def run_all(run: Run, only: set[str]) -> tuple[Figures, list[str]]:
     """Run the selected scenarios in a fixed order; figures and the errors met."""
     figures: Figures = {}
@@ -558,4 +693,8 @@ def run_all(run: Run, only: set[str]) -> tuple[Figures, list[str]]:
             holder[0].close()
     if "me" in only:
         attempt("me", lambda: me(run))
+    if "load" in only:
+        attempt("load", lambda: load(run))
+    if "migrate" in only:
+        attempt("migrate", lambda: migrate(run))
     return figures, errors

@@ -49,6 +49,14 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def s3_bucket(s3_server: SeaweedFS) -> str:
+    """One bucket on the run's S3 server for the tests that bring their own S3 settings
+    (each under a prefix of its own): SeaweedFS gives every bucket volumes of its own."""
+    run_bucket = os.environ.get("S3_BUCKET") if STORAGE_BACKEND == "s3" else None
+    return run_bucket or s3_server.new_bucket("coffer-tests")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def storage_environment(request: pytest.FixtureRequest) -> Iterator[None]:
     """On an s3 run, a bucket on the run's S3 server for every app, named in the

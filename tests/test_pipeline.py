@@ -340,6 +340,12 @@ class TestDeleteFailedFiles:
         assert auth.client.delete(f"/api/files/{bad}", headers=auth.headers()).status_code == 204
         assert usage(auth) == (5, 1)
 
+    # Local: the test makes the stored file unreadable with a directory in its place.
+    @pytest.mark.parametrize(
+        "app_overrides",
+        [{"DELETE_FAILED_FILES": True, "STORAGE_BACKEND": "local"}],
+        ids=["local"],
+    )
     def test_a_file_whose_retries_ran_out_keeps_its_bytes_and_can_be_saved(
         self, app: Flask, auth: Auth, runner: Any, worker: Callable[[], None]
     ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -69,11 +70,11 @@ def validated_by(output: str) -> set[str]:
 
 @pytest.mark.slow
 def test_two_hosts_share_the_database_redis_and_one_bucket_and_nothing_else(
-    shared: tuple[str, str], s3_server: SeaweedFS, tmp_path: Path
+    shared: tuple[str, str], s3_server: SeaweedFS, s3_bucket: str, tmp_path: Path
 ) -> None:
     database, redis_url = shared
-    bucket = s3_server.new_bucket("hosts")
-    prefix = "coffer/"
+    bucket = s3_bucket
+    prefix = f"hosts-{uuid.uuid4().hex[:8]}/"
     s3 = s3_server.environment(bucket)
     first = host(tmp_path / "host-1", database, redis_url, s3, prefix)
     second = host(tmp_path / "host-2", database, redis_url, s3, prefix)

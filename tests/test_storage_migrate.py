@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
 
 from app import create_app
+from app.extensions import db as _db
 from app.storage import get_storage
 from tests.support.client import Auth
 from tests.support.s3 import SeaweedFS, keys_in
@@ -19,10 +20,10 @@ from tests.support.s3 import SeaweedFS, keys_in
 FILES = 6
 
 
-@pytest.fixture(scope="module")
-def bucket(s3_server: SeaweedFS) -> str:
-    """The module's bucket."""
-    return s3_server.new_bucket("migrate")
+@pytest.fixture
+def bucket(s3_bucket: str) -> str:
+    """The run's bucket for tests with their own S3 settings."""
+    return s3_bucket
 
 
 @pytest.fixture
@@ -48,6 +49,16 @@ def app_overrides(
     }
 
 
+@pytest.fixture
+def other_apps() -> Iterator[list[Flask]]:
+    """Apps a test builds on the same database; their connections closed afterwards."""
+    apps: list[Flask] = []
+    yield apps
+    for other in apps:
+        with other.app_context():
+            _db.engine.dispose()
+
+
 def upload_files(auth: Auth, count: int) -> dict[str, bytes]:
     """Upload `count` text files; their ids and bytes."""
     sent = {}
@@ -67,7 +78,7 @@ def test_migrate_to_s3_copies_verifies_resumes_and_the_switch_loses_nothing(
     s3_server: SeaweedFS,
     bucket: str,
     prefix: str,
-    app_overrides: dict[str, Any],
+    other_apps: list[Flask],
 ) -> None:
     auth.register()
     sent = upload_files(auth, FILES)
@@ -96,6 +107,7 @@ def test_migrate_to_s3_copies_verifies_resumes_and_the_switch_loses_nothing(
 
     # The switch: the same database and settings with STORAGE_BACKEND=s3.
     switched = create_app({**app.config, "STORAGE_BACKEND": "s3"})
+    other_apps.append(switched)
     reader = switched.test_client()
     login = reader.post(
         "/api/auth/login", json={"email": "admin@acme.test", "password": Auth.password}
@@ -119,6 +131,7 @@ def test_migrate_to_local_copies_back_and_a_missing_source_is_reported(
     s3_server: SeaweedFS,
     bucket: str,
     prefix: str,
+    other_apps: list[Flask],
 ) -> None:
     auth.register()
     sent = upload_files(auth, 3)
@@ -126,6 +139,7 @@ def test_migrate_to_local_copies_back_and_a_missing_source_is_reported(
     runner = app.test_cli_runner()
     assert runner.invoke(args=["storage", "migrate", "--to", "s3"]).exit_code == 0
     on_s3 = create_app({**app.config, "STORAGE_BACKEND": "s3"})
+    other_apps.append(on_s3)
     org = auth.client.get("/api/org").get_json()["id"]
     lost = next(iter(sent))
     # The local copy of one file goes away; migrating back to local restores it.

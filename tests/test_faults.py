@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import http.client
 import json
 import os
 import random
@@ -48,6 +47,7 @@ from tests.support.pipeline import (
 )
 from tests.support.processes import RedisServer, free_port, managed
 from tests.support.storage import pending_uploads, stored_objects
+from tests.support.traffic import call, served
 from tests.support.waiting import wait_for
 
 KiB = 1024
@@ -111,16 +111,6 @@ def test_worker_killed_mid_job_is_replaced_and_its_file_ends_ready(
 
 class TestRedisOutage:
     """An app on a Redis of its own, which the test stops and starts again."""
-
-    @pytest.fixture
-    def own_redis(self, tmp_path: Path) -> Iterator[RedisServer]:
-        """A private redis-server only this test uses (and stops)."""
-        server = RedisServer(tmp_path / "own-redis")
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
 
     @pytest.fixture
     def app_overrides(self, own_redis: RedisServer) -> dict[str, Any]:
@@ -338,30 +328,6 @@ class TestFullDisk:
 
 
 # ---- 5. two workers and eight web threads at once --------------------------------------
-
-
-def call(
-    port: int, method: str, path: str, token: str, body: bytes | None = None, kind: str = ""
-) -> tuple[int, bytes]:
-    """One HTTP request on a connection of its own; (status, body)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        headers = bearer(token)
-        if kind:
-            headers["Content-Type"] = kind
-        connection.request(method, path, body=body, headers=headers)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
-def served(port: int) -> bool:
-    """Whether the web server answers /healthz."""
-    try:
-        return call(port, "GET", "/healthz", "")[0] == 200
-    except OSError:
-        return False
 
 
 def test_a_forked_process_waits_its_turn_at_the_sqlite_writer_lock(tmp_path: Path) -> None:

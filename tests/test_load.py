@@ -13,7 +13,7 @@ from flask import Flask
 from tests.support.client import Auth
 from tests.support.pipeline import assert_nothing_lost, process_env
 from tests.support.processes import free_port, managed
-from tests.support.traffic import call, mixed_traffic, unfinished
+from tests.support.traffic import call, mixed_traffic, served, unfinished
 from tests.support.waiting import wait_for
 
 CLIENTS = 16
@@ -35,13 +35,7 @@ def test_sixteen_clients_of_mixed_traffic_on_one_host_and_one_worker(
         web = stack.enter_context(managed(["serve"], env, tmp_path / "web.log"))
         worker = stack.enter_context(managed(["worker"], env, tmp_path / "worker.log"))
 
-        def served() -> bool:
-            try:
-                return call(port, "GET", "/healthz", "")[0] == 200
-            except OSError:
-                return False
-
-        wait_for(served, 90, "the web server to answer")
+        wait_for(lambda: served(port), 90, "the web server to answer")
         traffic = mixed_traffic(port, tokens, CLIENTS, steps=STEPS)
 
         assert not traffic.server_errors(), traffic.server_errors()[:5]

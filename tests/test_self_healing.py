@@ -4,7 +4,6 @@ file reaches its verdict with no operator, and session calls answer 503 meanwhil
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +26,6 @@ from tests.support.waiting import wait_for
 
 KiB = 1024
 SWEEP_SECONDS = 5
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private redis-server only this test uses (and stops); it keeps nothing on disk."""
-    server = RedisServer(tmp_path / "own-redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

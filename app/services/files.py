@@ -157,8 +157,8 @@ def create_upload(user: User, file_id: str, display: str, upload: Upload) -> Fil
                 "uploaded_by": user.id,
                 "uploaded_at": utcnow(),
             }
-            # A plain INSERT rather than the ORM's unit of work: this runs while
-            # holding the database's write lock, and costs a third as much.
+            # A plain INSERT rather than the ORM's unit of work: this runs while holding
+            # the database's write lock, which every other writer waits on.
             session.execute(_INSERT_FILE, values)
     except BaseException:
         # The row did not commit: the bytes must not stay behind without it.
@@ -418,7 +418,7 @@ def _move(
 
 @functools.cache
 def _move_statement(to: FileStatus, columns: tuple[str, ...], returning: tuple[Any, ...]) -> Any:
-    """The UPDATE for one kind of move, built once: building it costs more than running it."""
+    """The UPDATE for one kind of move, built once per kind (docs/PERFORMANCE.md says why)."""
     statement = (
         update(File)
         .where(

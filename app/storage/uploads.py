@@ -20,8 +20,8 @@ from .names import display_name, object_key, sent_filename
 # Room for the multipart framing around the file part (boundaries, part headers, a
 # csrf_token field); the file itself is held to MAX_FILE_SIZE exactly.
 MULTIPART_OVERHEAD = 64 * 1024
-# How much of an upload the multipart parser reads at a time: werkzeug's 64 KiB costs
-# measurably more parser turns per byte; above the 500 KB form-field limit it refuses.
+# How much of an upload the multipart parser reads at a time: fewer parser turns per byte
+# than werkzeug's 64 KiB (docs/PERFORMANCE.md); above the 500 KB form-field limit it refuses.
 PARSE_CHUNK = 256 * 1024
 UPLOAD_ENDPOINT = "files.upload"
 

@@ -66,6 +66,14 @@ def call(
         connection.close()
 
 
+def served(port: int) -> bool:
+    """Whether the web server on this port answers /healthz."""
+    try:
+        return call(port, "GET", "/healthz", "")[0] == 200
+    except OSError:
+        return False
+
+
 def text_file(size: int, seed: int) -> bytes:
     """Plain text of `size` bytes, different for every seed."""
     rng = random.Random(seed)

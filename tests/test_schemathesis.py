@@ -33,7 +33,7 @@ from waitress.server import create_server
 
 from app.api.openapi_document import document
 from app.security import MAX_PASSWORD_BYTES
-from app.storage.uploads import MULTIPART_OVERHEAD
+from app.storage.uploads import upload_body_limit
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +61,12 @@ def app_overrides() -> dict[str, Any]:
     }
 
 
+def body_limit(app: Flask) -> int:
+    """The request body limit `manage.py serve` gives waitress, for this app."""
+    with app.app_context():
+        return upload_body_limit()
+
+
 class LiveServer:
     """The app served by waitress, as in production, on a free port in a thread."""
 
@@ -70,7 +76,7 @@ class LiveServer:
             host="127.0.0.1",
             port=0,
             threads=4,
-            max_request_body_size=app.config["MAX_FILE_SIZE"] + MULTIPART_OVERHEAD,
+            max_request_body_size=body_limit(app),
             ident="coffer",
             clear_untrusted_proxy_headers=True,
         )

@@ -10,7 +10,6 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -26,15 +25,12 @@ from .names import content_disposition
 log = logging.getLogger(__name__)
 
 # Uploads stream into an S3 multipart upload of the final key, one part per PART_SIZE
-# bytes received, sent as soon as it fills while the next one is read: a request holds a
-# few parts in memory at most and needs no local disk, whatever the file's size. S3 wants
-# parts of at least 5 MiB (all but the last) and at most 10,000 of them, so the smallest
-# part, which holds the least in memory, still reaches 50 GB. A file smaller than one part
-# is sent by a single put_object at finish: one request, and no multipart upload to clean
-# up if the client goes away.
-PART_SIZE = 5 * 1024 * 1024
-# Parts on their way to the store at once, per upload (see S3Upload._send_part).
-PARTS_IN_FLIGHT = 2
+# bytes received, sent as soon as it fills: a request holds at most one part in memory
+# and needs no local disk, whatever the file's size. S3 wants parts of at least 5 MiB
+# (all but the last) and at most 10,000 of them, so 8 MiB parts reach 80 GB. A file
+# smaller than one part is sent by a single put_object at finish: one request, and no
+# multipart upload to clean up if the client goes away.
+PART_SIZE = 8 * 1024 * 1024
 # How much of an object a reader asks the connection for at a time.
 READ_BUFFER = 256 * 1024
 # A hung or unreachable store must answer within a bounded time (a 503), not hold a
@@ -59,9 +55,9 @@ def large_buffers_return_to_the_system() -> None:
     """Have glibc give each part-sized buffer pages of its own, returned when it is freed.
 
     glibc raises its mmap threshold as large blocks are freed, after which the parts an
-    upload sends (a few MiB each, in several threads) come from arenas that never shrink:
-    the web process's memory grew by the size of every part in flight on every thread.
-    Setting the threshold fixes it at 1 MiB. Linux with glibc only; elsewhere a no-op.
+    upload sends (MiBs each, from several request threads) come from arenas that never
+    shrink, and the web process keeps the memory of every part it ever held. Fixing the
+    threshold at 1 MiB keeps it small. Linux with glibc only; elsewhere a no-op.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -125,14 +121,11 @@ class S3Upload(Upload):
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
-        self._sending: list[Future[dict[str, Any]]] = []
-        self._pool: ThreadPoolExecutor | None = None
         self._finished = False
 
     @property
     def parts_sent(self) -> int:
         """How many parts went to the store so far."""
-        self._collect(wait_for_all=True)
         return len(self._parts)
 
     def write(self, data: bytes) -> int:
@@ -140,54 +133,27 @@ class S3Upload(Upload):
         self._buffer += data
         while len(self._buffer) >= PART_SIZE:
             with memoryview(self._buffer) as view:
-                part = bytes(view[:PART_SIZE])  # one copy, handed to the sender thread
+                part = bytes(view[:PART_SIZE])  # one copy of the part, not two
             del self._buffer[:PART_SIZE]
             self._send_part(part)
         return len(data)
 
     def _send_part(self, body: bytes) -> None:
-        """Hand a part to a sender thread, waiting while PARTS_IN_FLIGHT are on their way.
-
-        The request thread goes on reading the body while parts travel, so the upload
-        takes about as long as the slower of the two rather than their sum; at most
-        PARTS_IN_FLIGHT parts are held in memory meanwhile.
-        """
         client, bucket = self._storage.client, self._storage.bucket
         if self._upload_id is None:
             with unavailable_on_error("begin an upload"):
                 created = client.create_multipart_upload(Bucket=bucket, Key=self._object_key)
             self._upload_id = str(created["UploadId"])
-            self._pool = ThreadPoolExecutor(PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
-        assert self._pool is not None
-        number = len(self._parts) + len(self._sending) + 1
-        upload_id = self._upload_id
-
-        def send() -> dict[str, Any]:
-            with unavailable_on_error("store an upload part"):
-                sent = client.upload_part(
-                    Bucket=bucket,
-                    Key=self._object_key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=body,
-                )
-            return {"PartNumber": number, "ETag": sent["ETag"]}
-
-        self._sending.append(self._pool.submit(send))
-        self._collect(wait_for_all=len(self._sending) >= PARTS_IN_FLIGHT)
-
-    def _collect(self, wait_for_all: bool) -> None:
-        """Record the parts that arrived (all of them, waiting, with `wait_for_all`);
-        a part the store refused is raised here, as StorageUnavailable."""
-        while self._sending and (wait_for_all or self._sending[0].done()):
-            self._parts.append(self._sending.pop(0).result())
-
-    def _stop_sending(self) -> None:
-        """Wait for the parts on their way (their errors no longer matter), stop the pool."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-        self._sending = []
+        number = len(self._parts) + 1
+        with unavailable_on_error("store an upload part"):
+            sent = client.upload_part(
+                Bucket=bucket,
+                Key=self._object_key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=body,
+            )
+        self._parts.append({"PartNumber": number, "ETag": sent["ETag"]})
 
     def finish(self) -> None:
         """Send what is left: one put_object for a small file, else the last part and
@@ -199,8 +165,6 @@ class S3Upload(Upload):
         else:
             if self._buffer:
                 self._send_part(bytes(self._buffer))
-            self._collect(wait_for_all=True)
-            self._stop_sending()
             with unavailable_on_error("complete an upload"):
                 client.complete_multipart_upload(
                     Bucket=bucket,
@@ -220,7 +184,6 @@ class S3Upload(Upload):
         leftover later. A second call tries again.
         """
         self._buffer = bytearray()
-        self._stop_sending()
         client, bucket = self._storage.client, self._storage.bucket
         try:
             if self._upload_id is not None:

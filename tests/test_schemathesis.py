@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,11 +28,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.config import PositiveDataAcceptanceConfig
-from waitress.server import create_server
 
 from app.api.openapi_document import document
 from app.security import MAX_PASSWORD_BYTES
-from app.storage.uploads import MULTIPART_OVERHEAD
+from tests.support.live import LiveServer
 
 pytestmark = pytest.mark.slow
 
@@ -59,45 +57,6 @@ def app_overrides() -> dict[str, Any]:
         "REGISTER_LIMIT_PER_ADDRESS": "100000 per minute",
         "MAX_FILE_SIZE_MB": 1,
     }
-
-
-class LiveServer:
-    """The app served by waitress, as in production, on a free port in a thread."""
-
-    def __init__(self, app: Flask) -> None:
-        self.server = create_server(
-            app,
-            host="127.0.0.1",
-            port=0,
-            threads=4,
-            max_request_body_size=app.config["MAX_FILE_SIZE"] + MULTIPART_OVERHEAD,
-            ident="coffer",
-            clear_untrusted_proxy_headers=True,
-        )
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, name="waitress", daemon=True)
-
-    def start(self) -> None:
-        """Serve until stop()."""
-        self.thread.start()
-
-    def stop(self) -> None:
-        """Stop the worker threads, then close every connection from the server's own loop.
-
-        Workers go first, so none is left to touch the trigger pipe once it is closed.
-        """
-        self.server.task_dispatcher.shutdown(timeout=10)
-
-        def close_all() -> None:
-            """Runs in the server's loop thread, the only one that may touch its sockets."""
-            for channel in list(self.server._map.values()):
-                if channel is not self.server and channel is not self.server.trigger:
-                    channel.close()
-            self.server.close()
-
-        self.server.trigger.pull_trigger(close_all)
-        self.thread.join(timeout=10)
-        assert not self.thread.is_alive(), "waitress did not stop"
 
 
 @pytest.fixture

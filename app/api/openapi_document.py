@@ -705,7 +705,11 @@ PATHS: dict[str, Any] = {
                 ),
                 header_parameter(
                     "Upload-Metadata",
-                    {"type": "string", "pattern": "^filename [A-Za-z0-9+/]+={0,2}$"},
+                    {
+                        "type": "string",
+                        "pattern": "^filename (?:[A-Za-z0-9+/]{4})*"
+                        "(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)$",
+                    },
                     "`filename <base64 of the UTF-8 name>`, as tus writes metadata.",
                 ),
             ],

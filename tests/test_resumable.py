@@ -9,6 +9,7 @@ import hashlib
 import io
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ from tests.support.live import LiveServer
 from tests.support.processes import RedisServer
 from tests.support.s3 import SeaweedFS
 from tests.support.storage import (
+    STORAGE_BACKEND,
     check_storage_consistent,
     pending_uploads,
     stored_bytes,
@@ -430,14 +432,16 @@ def two_instances(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[Flask, Flask]]:
     """Two complete apps on one database, Redis and bucket (S3, whatever the run's backend)."""
-    environment = s3_server.environment(s3_server.new_bucket("tus"))
+    # The run's bucket on an s3 run (each new bucket takes volumes of the server's own).
+    bucket = os.environ["S3_BUCKET"] if STORAGE_BACKEND == "s3" else s3_server.new_bucket("tus")
+    environment = s3_server.environment(bucket)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, environment[name])
     s3 = {
         "STORAGE_BACKEND": "s3",
         "S3_BUCKET": environment["S3_BUCKET"],
         "S3_ENDPOINT_URL": environment["S3_ENDPOINT_URL"],
-        "S3_PREFIX": "coffer/",
+        "S3_PREFIX": f"tus-{uuid.uuid4().hex[:8]}/",
     }
     apps = tuple(
         create_app(app_config(migrated_database, redis_server.url, tmp_path / name, **s3))

@@ -114,6 +114,8 @@ class Config:
         self.S3_PRESIGN_SECONDS = env_int("S3_PRESIGN_SECONDS", 60, minimum=1)
         self.MAX_FILE_SIZE_MB = env_int("MAX_FILE_SIZE_MB", 100, minimum=1)
         self.STORAGE_QUOTA_MB = env_int("STORAGE_QUOTA_MB", 1000, minimum=0)
+        # Hours after its last PATCH an unfinished resumable upload is removed.
+        self.RESUMABLE_EXPIRY_HOURS = env_int("RESUMABLE_EXPIRY_HOURS", 24, minimum=1)
         self.OPEN_JOIN = env_bool("OPEN_JOIN", False)
         self.INVITE_TTL_HOURS = env_int("INVITE_TTL_HOURS", 72, minimum=1)
         self.SESSION_LIFETIME_DAYS = env_int("SESSION_LIFETIME_DAYS", 7, minimum=1)

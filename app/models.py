@@ -1,4 +1,5 @@
-"""Typed SQLAlchemy models: organizations, users, invites, API tokens and files."""
+"""Typed SQLAlchemy models: organizations, users, invites, API tokens, files and resumable
+uploads."""
 
 from __future__ import annotations
 
@@ -63,6 +64,9 @@ class Organization(Model):
     # Kept in step with the files table in the same transaction as every change to
     # it, so quota checks and usage figures never sum the table.
     used_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    # The whole Upload-Length of every unfinished resumable upload, held against the quota
+    # from its creation; kept in the same transactions as the resumable_uploads rows.
+    reserved_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     file_count: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -182,3 +186,42 @@ class File(Model):
     processed_at: Mapped[datetime | None]
 
     uploader: Mapped[User | None] = relationship()
+
+
+class ResumableUpload(Model):
+    """A tus upload: the bytes received so far, and what is needed to take the next ones.
+
+    Its id is the id of the file it becomes. Every field that describes the received bytes
+    (offset, storage state, hash state) changes in the one UPDATE that accepts a PATCH, so
+    a PATCH that fails half-way leaves the row at the last complete one.
+    """
+
+    __tablename__ = "resumable_uploads"
+    __table_args__ = (
+        # The expiry sweep's query, whatever the organization.
+        sa.Index("ix_resumable_uploads_expires_at", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    uploaded_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    filename: Mapped[str] = mapped_column(sa.String(255))
+    # The Upload-Metadata header as the client sent it, answered again by HEAD.
+    upload_metadata: Mapped[str] = mapped_column(sa.Text)
+    # The key the finished file is stored under.
+    file_path: Mapped[str] = mapped_column(sa.String(512))
+    length: Mapped[int] = mapped_column(sa.BigInteger)
+    offset: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    # The storage backend's own state (JSON): an S3 upload id, part ETags, a tail object.
+    storage_state: Mapped[str] = mapped_column(sa.Text, default="{}")
+    # The SHA-256 of the bytes so far, as a serialized hasher (see app/services/uploads.py).
+    hash_state: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    # Set when the last byte made the file; the row stays so HEAD keeps answering.
+    completed_at: Mapped[datetime | None]
+    # One PATCH at a time on any host: the holder's token, until the time it lapses.
+    lock_token: Mapped[str | None] = mapped_column(sa.String(32))
+    locked_until: Mapped[datetime | None]

@@ -28,7 +28,7 @@ from tests.support.processes import RedisServer, free_port  # noqa: E402
 from tests.support.s3 import SeaweedFS  # noqa: E402
 from tests.support.storage import STORAGE_BACKEND, check_storage_consistent  # noqa: E402
 
-TABLES = ("files", "invites", "api_tokens", "users", "organizations")
+TABLES = ("resumable_uploads", "files", "invites", "api_tokens", "users", "organizations")
 
 
 @pytest.fixture(scope="session")

@@ -77,7 +77,15 @@ def test_get_org_answers_every_field(app: Flask, acme: Org) -> None:
     response = acme.member.client.get("/api/org")
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) == {"id", "name", "storage_quota_mb", "used_bytes", "file_count", "created_at"}
+    assert set(body) == {
+        "id",
+        "name",
+        "storage_quota_mb",
+        "used_bytes",
+        "reserved_bytes",
+        "file_count",
+        "created_at",
+    }
     assert body["id"] == acme.id
     assert body["name"] == "Acme"
     assert body["storage_quota_mb"] == app.config["STORAGE_QUOTA_MB"]

@@ -248,6 +248,73 @@ def user_activation(action: str, active: bool) -> dict[str, Any]:
     }
 
 
+def header_parameter(name: str, schema: Schema, description: str, required: bool = True) -> Schema:
+    """A request header."""
+    return {
+        "name": name,
+        "in": "header",
+        "required": required,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def header(schema: Schema, description: str) -> Schema:
+    """A response header, always sent."""
+    return {"required": True, "schema": schema, "description": description}
+
+
+# tus 1.0.0 (https://tus.io/protocols/resumable-upload): its headers, in and out.
+TUS_RESUMABLE = header_parameter(
+    "Tus-Resumable",
+    {"type": "string", "enum": ["1.0.0"]},
+    "The protocol version; anything else is 412.",
+)
+UPLOAD_ID = path_parameter(
+    "file_id",
+    {"type": "string", "format": "uuid"},
+    "An upload of the caller's organization, from the Location of its creation; the file "
+    "it becomes has the same id.",
+)
+NUMBER = {"type": "string", "pattern": "^[0-9]{1,15}$"}
+TUS_HEADERS: dict[str, Schema] = {
+    "X-Request-ID": {"$ref": "#/components/headers/RequestId"},
+    "Tus-Resumable": header({"type": "string", "const": "1.0.0"}, "The protocol version."),
+}
+UPLOAD_OFFSET = header(NUMBER, "The bytes received so far.")
+EXPIRES_DESCRIPTION = (
+    "When an unfinished upload expires (RFC 7231 date): RESUMABLE_EXPIRY_HOURS after its "
+    "last PATCH."
+)
+UPLOAD_EXPIRES: Schema = {"schema": {"type": "string"}, "description": EXPIRES_DESCRIPTION}
+OFFSET_BODY = {
+    "content": {
+        "application/offset+octet-stream": {"schema": {"type": "string", "format": "binary"}}
+    }
+}
+
+
+def tus_response(description: str, **headers: Schema) -> dict[str, Any]:
+    """A body-less tus answer with its headers."""
+    return {"description": description, "headers": {**TUS_HEADERS, **headers}}
+
+
+def tus_error(description: str, *codes: str) -> dict[str, Any]:
+    """An error of a tus operation: the usual JSON, with Tus-Resumable."""
+    answer = error(description, *codes)
+    return {**answer, "headers": {**answer["headers"], **TUS_HEADERS}}
+
+
+E412_TUS = tus_error(
+    "no Tus-Resumable: 1.0.0 (the answer names it in Tus-Version).", "unsupported_version"
+)
+E404_UPLOAD = tus_error(
+    "no such upload in the organization, or it expired, was terminated, or finished and its "
+    "file was deleted.",
+    "not_found",
+)
+
+
 PATHS: dict[str, Any] = {
     "/api/auth/register": {
         "post": operation(
@@ -567,6 +634,181 @@ PATHS: dict[str, Any] = {
             ],
         )
     },
+    "/api/uploads": {
+        "options": operation(
+            "tusOptions",
+            "What the server speaks of tus",
+            "uploads",
+            {
+                "204": tus_response(
+                    "The protocol's version, extensions and the largest upload.",
+                    **{
+                        "Tus-Version": header({"type": "string"}, "Versions spoken: 1.0.0."),
+                        "Tus-Extension": header(
+                            {"type": "string"},
+                            "creation,creation-with-upload,termination,expiration",
+                        ),
+                        "Tus-Max-Size": header(NUMBER, "MAX_FILE_SIZE_MB in bytes."),
+                    },
+                )
+            },
+            security=PUBLIC,
+        ),
+        "post": operation(
+            "createUpload",
+            "Begin a resumable upload; its whole length is held against the quota",
+            "uploads",
+            {
+                "201": tus_response(
+                    "Created; with a body, its bytes are stored at once.",
+                    Location=header(
+                        {"type": "string", "pattern": "^/api/uploads/"},
+                        "/api/uploads/<file_id>: where to send the bytes.",
+                    ),
+                    **{"Upload-Expires": header({"type": "string"}, EXPIRES_DESCRIPTION)},
+                ),
+                "400": tus_error(
+                    "Upload-Length missing, not a number or 0; no `filename` in Upload-Metadata, "
+                    "not base64 of UTF-8, or empty once cleaned; a body without Content-Length; "
+                    "or a session write without its CSRF token.",
+                    "invalid_upload_length",
+                    "invalid_filename",
+                    "empty_file",
+                    "length_required",
+                    "incomplete_body",
+                    "csrf_failed",
+                ),
+                "401": E401,
+                "412": E412_TUS,
+                "413": plain_text_too(
+                    tus_error(
+                        "Upload-Length over MAX_FILE_SIZE_MB, or a body past Upload-Length.",
+                        "file_too_large",
+                        "past_upload_length",
+                        "payload_too_large",
+                    )
+                ),
+                "507": tus_error(
+                    "the upload does not fit in the organization's quota, with every unfinished "
+                    "upload's holding counted, or the server's disk is full.",
+                    "quota_exceeded",
+                    "insufficient_storage",
+                ),
+            },
+            security=WRITE,
+            parameters=[
+                TUS_RESUMABLE,
+                header_parameter(
+                    "Upload-Length",
+                    {"type": "string", "pattern": "^[1-9][0-9]{0,14}$"},
+                    "The file's size in bytes (at least 1).",
+                ),
+                header_parameter(
+                    "Upload-Metadata",
+                    {
+                        "type": "string",
+                        "pattern": "^filename (?:[A-Za-z0-9+/]{4})*"
+                        "(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)$",
+                    },
+                    "`filename <base64 of the UTF-8 name>`, as tus writes metadata.",
+                ),
+            ],
+            body={"required": False, **OFFSET_BODY},
+            description="creation-with-upload: a body of type application/offset+octet-stream "
+            "is the upload's first bytes, and the answer carries Upload-Offset.",
+        ),
+    },
+    "/api/uploads/{file_id}": {
+        "head": operation(
+            "getUploadOffset",
+            "Where an upload stands",
+            "uploads",
+            {
+                "200": tus_response(
+                    "The offset to resume from. A finished upload answers its whole length "
+                    "while its file exists.",
+                    **{
+                        "Upload-Offset": UPLOAD_OFFSET,
+                        "Upload-Length": header(NUMBER, "The upload's size."),
+                        "Upload-Expires": UPLOAD_EXPIRES,
+                        "Upload-Metadata": {"schema": {"type": "string"}},
+                        "Cache-Control": header({"type": "string", "const": "no-store"}, "-"),
+                    },
+                ),
+                "401": E401,
+                "404": E404_UPLOAD,
+                "412": E412_TUS,
+            },
+            security=READ,
+            parameters=[UPLOAD_ID, TUS_RESUMABLE],
+        ),
+        "patch": operation(
+            "appendToUpload",
+            "Send bytes from Upload-Offset; the last byte makes the file, pending",
+            "uploads",
+            {
+                "204": tus_response(
+                    "Stored; the upload's new offset. At Upload-Length the file <file_id> "
+                    "exists, `pending`, and is validated as any upload.",
+                    **{"Upload-Offset": UPLOAD_OFFSET, "Upload-Expires": UPLOAD_EXPIRES},
+                ),
+                "400": tus_error(
+                    "Upload-Offset missing or not a number, a body without Content-Length, or "
+                    "a session write without its CSRF token.",
+                    "invalid_upload_offset",
+                    "length_required",
+                    "incomplete_body",
+                    "csrf_failed",
+                ),
+                "401": E401,
+                "404": E404_UPLOAD,
+                "409": tus_error(
+                    "Upload-Offset is not the server's (HEAD for it), or another PATCH holds "
+                    "the upload.",
+                    "offset_mismatch",
+                    "upload_locked",
+                ),
+                "412": E412_TUS,
+                "413": plain_text_too(
+                    tus_error(
+                        "the body goes past Upload-Length.",
+                        "past_upload_length",
+                        "payload_too_large",
+                    )
+                ),
+                "415": tus_error(
+                    "the body is not application/offset+octet-stream.", "unsupported_media_type"
+                ),
+                "507": tus_error("the server's disk is full.", "insufficient_storage"),
+            },
+            security=WRITE,
+            parameters=[
+                UPLOAD_ID,
+                TUS_RESUMABLE,
+                header_parameter(
+                    "Upload-Offset", NUMBER, "Where these bytes start: the server's offset."
+                ),
+            ],
+            body={"required": True, **OFFSET_BODY},
+            description="Send at most about 8 MiB per PATCH: the server takes a request only "
+            "once its whole body has arrived, so a dropped connection loses that PATCH.",
+        ),
+        "delete": operation(
+            "terminateUpload",
+            "Remove an unfinished upload; its bytes go and its holding is freed",
+            "uploads",
+            {
+                "204": tus_response("Terminated."),
+                "400": E400_WRITE,
+                "401": E401,
+                "404": E404_UPLOAD,
+                "409": tus_error("a PATCH is writing to the upload.", "upload_locked"),
+                "412": E412_TUS,
+            },
+            security=WRITE,
+            parameters=[UPLOAD_ID, TUS_RESUMABLE],
+        ),
+    },
     "/healthz": {
         "get": operation(
             "healthz",
@@ -620,6 +862,7 @@ def _document() -> dict[str, Any]:
             {"name": "organization"},
             {"name": "tokens"},
             {"name": "files"},
+            {"name": "uploads"},
             {"name": "operations"},
         ],
         "paths": PATHS,

@@ -413,6 +413,8 @@ class Organization(Answer):
     name: str
     storage_quota_mb: Count
     used_bytes: Count
+    # Held by unfinished resumable uploads: their whole Upload-Length, from creation.
+    reserved_bytes: Count
     file_count: Count
     created_at: Timestamp
 

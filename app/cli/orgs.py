@@ -46,7 +46,7 @@ def set_quota(org: str, mb: int) -> None:
     click.echo(
         f"quota of {organization.name!r} set to {mb} MB ({megabytes(organization.used_bytes)} used)"
     )
-    if not fits_quota(organization.used_bytes, mb):
+    if not fits_quota(organization.used_bytes, organization.reserved_bytes, mb):
         click.echo(
             "warning: usage is over the new quota; uploads get 507 until files are deleted",
             err=True,

@@ -53,17 +53,20 @@ OVER_QUOTA_MESSAGE = "the organization is over its storage quota"
 
 
 @overload
-def fits_quota(used_bytes: int, storage_quota_mb: int) -> bool: ...
+def fits_quota(used_bytes: int, reserved_bytes: int, storage_quota_mb: int) -> bool: ...
 @overload
 def fits_quota(
-    used_bytes: SQLColumnExpression[int], storage_quota_mb: SQLColumnExpression[int]
+    used_bytes: SQLColumnExpression[int],
+    reserved_bytes: SQLColumnExpression[int],
+    storage_quota_mb: SQLColumnExpression[int],
 ) -> ColumnElement[bool]: ...
-def fits_quota(used_bytes: Any, storage_quota_mb: Any) -> Any:
-    """The quota rule: usage fits while it is at most the quota (set in MiB).
+def fits_quota(used_bytes: Any, reserved_bytes: Any, storage_quota_mb: Any) -> Any:
+    """The quota rule: the stored bytes and those held by unfinished resumable uploads
+    together fit while they are at most the quota (set in MiB).
 
     On numbers it answers; on columns it is the same rule as a SQL condition.
     """
-    return used_bytes <= storage_quota_mb * MiB
+    return used_bytes + reserved_bytes <= storage_quota_mb * MiB
 
 
 # Built once: the upload path runs it while holding the database's write lock.
@@ -72,7 +75,9 @@ _RESERVE = (
     .where(
         Organization.id == bindparam("reserve_org"),
         fits_quota(
-            Organization.used_bytes + bindparam("reserve_size"), Organization.storage_quota_mb
+            Organization.used_bytes + bindparam("reserve_size"),
+            Organization.reserved_bytes,
+            Organization.storage_quota_mb,
         ),
     )
     .values(
@@ -90,14 +95,22 @@ def reserve_quota(organization_id: int, size: int) -> None:
     """
     result = db.session.execute(_RESERVE, {"reserve_org": organization_id, "reserve_size": size})
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        org = db.session.get(Organization, organization_id, populate_existing=True)
-        quota = org.storage_quota_mb * MiB if org else 0
-        used = org.used_bytes if org else 0
-        raise QuotaExceeded(
-            "quota_exceeded",
-            f"this file ({size} bytes) does not fit in the organization's storage quota "
-            f"({used} of {quota} bytes used)",
-        )
+        raise quota_exceeded(organization_id, size)
+
+
+def quota_exceeded(organization_id: int, size: int) -> QuotaExceeded:
+    """The refusal of `size` more bytes, with the organization's usage in its message."""
+    org = db.session.get(Organization, organization_id, populate_existing=True)
+    quota = org.storage_quota_mb * MiB if org else 0
+    used = org.used_bytes if org else 0
+    reserved = org.reserved_bytes if org else 0
+    held = f"{used} of {quota} bytes used" + (
+        f", {reserved} held by unfinished uploads" if reserved else ""
+    )
+    return QuotaExceeded(
+        "quota_exceeded",
+        f"this file ({size} bytes) does not fit in the organization's storage quota ({held})",
+    )
 
 
 def release_quota(organization_id: int, size: int, files: int) -> None:
@@ -113,13 +126,15 @@ def release_quota(organization_id: int, size: int, files: int) -> None:
 
 
 def within_quota(organization_id: int) -> bool:
-    """Whether the organization's stored bytes are within its quota."""
+    """Whether the organization's stored and held bytes are within its quota."""
     usage = db.session.execute(
-        select(Organization.used_bytes, Organization.storage_quota_mb).where(
-            Organization.id == organization_id
-        )
+        select(
+            Organization.used_bytes, Organization.reserved_bytes, Organization.storage_quota_mb
+        ).where(Organization.id == organization_id)
     ).first()
-    return usage is not None and fits_quota(usage.used_bytes, usage.storage_quota_mb)
+    return usage is not None and fits_quota(
+        usage.used_bytes, usage.reserved_bytes, usage.storage_quota_mb
+    )
 
 
 # ---- upload --------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from ..broker import get_queue, get_redis
 from ..extensions import db
 from ..models import File, FileStatus
 from . import files as files_service
+from . import uploads as uploads_service
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,8 @@ def pid_exists(pid: int) -> bool:
 
 
 def sweep_if_due(connection: Redis, owner: str, force: bool = False) -> list[str] | None:
-    """Run `requeue_stuck` unless another worker swept within SWEEP_SECONDS; None if skipped.
+    """Run `requeue_stuck` and remove expired resumable uploads, unless another worker swept
+    within SWEEP_SECONDS; None if skipped.
 
     The lock is never released early: it lapses after the interval, so however many
     workers try, the files are swept once per interval.
@@ -146,7 +148,9 @@ def sweep_if_due(connection: Redis, owner: str, force: bool = False) -> list[str
     interval = int(current_app.config["SWEEP_SECONDS"])
     if not force and not connection.set(SWEEP_LOCK, owner, nx=True, ex=interval):
         return None
-    return requeue_stuck(connection)
+    requeued = requeue_stuck(connection)
+    uploads_service.expire_resumable()
+    return requeued
 
 
 def requeue_stuck(connection: Redis | None = None) -> list[str]:

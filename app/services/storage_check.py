@@ -13,6 +13,7 @@ from ..database import write_transaction
 from ..extensions import db
 from ..models import File, Organization
 from ..storage import StoredObject, get_storage
+from .uploads import in_flight_pieces
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,10 @@ def check(fix: bool = False) -> StorageReport:
         elif obj.size != size:
             report.size_mismatches.append(SizeMismatch(file_id, path, size, obj.size))
 
-    report.stale_temp = _stale_uploads(storage.pending_uploads())
+    pending = list(storage.pending_uploads())
+    # Read after the listing, so an upload that finished in between is not taken as stale.
+    in_flight = in_flight_pieces()
+    report.stale_temp = _stale_uploads(obj for obj in pending if obj.key not in in_flight)
     report.counters = _counter_drift()
 
     if fix:
@@ -139,7 +143,8 @@ def check(fix: bool = False) -> StorageReport:
 
 
 def _stale_uploads(pending: Iterable[StoredObject]) -> list[StrayFile]:
-    """In-flight uploads nobody has written to for the grace period."""
+    """In-flight uploads nobody has written to for the grace period (resumable uploads
+    that have a row aside: those expire by their own clock)."""
     return sorted(
         (
             StrayFile(obj.key, obj.size, obj.age_seconds)

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
+
+# Where the pieces of unfinished resumable uploads live, under the backend's own root
+# (UPLOAD_FOLDER, or S3_PREFIX): never a file's key, which starts with an organization id.
+RESUMABLE_DIR = ".resumable"
+
+# A backend's own record of a resumable upload's pieces (an S3 upload id, part ETags, a
+# tail object): JSON-able, kept in the upload's row, opaque to everything else.
+ResumableState = dict[str, Any]
 
 
 class StorageUnavailable(Exception):
@@ -84,6 +92,39 @@ class Storage(ABC):
     @abstractmethod
     def check(self) -> None:
         """Raise StorageUnavailable unless the store can be written now."""
+
+    # Resumable uploads: the bytes arrive in several requests, possibly on several hosts, so
+    # everything between two requests is in the store or in the returned state, never in
+    # this process. A step that fails leaves the pieces the previous state names intact.
+
+    @abstractmethod
+    def append_resumable(
+        self,
+        upload_id: str,
+        key: str,
+        state: ResumableState,
+        offset: int,
+        chunks: Iterable[bytes],
+        final: bool,
+    ) -> ResumableState:
+        """Add the bytes from `offset` on (anything stored past it is dropped first) and
+        return the new state; `final` when they end the upload."""
+
+    @abstractmethod
+    def finish_resumable(self, upload_id: str, key: str, state: ResumableState, size: int) -> None:
+        """Make a complete upload's bytes the object under `key`; harmless when run twice."""
+
+    @abstractmethod
+    def discard_resumable(self, upload_id: str, key: str, state: ResumableState) -> None:
+        """Remove every piece of an unfinished upload; harmless when run twice."""
+
+    @abstractmethod
+    def release_resumable(self, upload_id: str, old: ResumableState, new: ResumableState) -> None:
+        """Remove pieces `old` named that `new` no longer needs (once `new` is recorded)."""
+
+    @abstractmethod
+    def resumable_pieces(self, upload_id: str, key: str, state: ResumableState) -> set[str]:
+        """The keys `pending_uploads` lists for this upload's pieces."""
 
     def download_url(self, key: str, filename: str, mime_type: str) -> str | None:
         """A URL the client may fetch the bytes from directly, or None to stream them here."""

@@ -6,16 +6,26 @@ import errno
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from .base import Storage, StorageFull, StorageUnavailable, StoredObject, Upload
+from .base import (
+    RESUMABLE_DIR,
+    ResumableState,
+    Storage,
+    StorageFull,
+    StorageUnavailable,
+    StoredObject,
+    Upload,
+)
 
 # In-flight uploads are written here, inside UPLOAD_FOLDER so the final rename stays
 # on one file system.
 TEMP_DIR = ".tmp"
+# Folders of UPLOAD_FOLDER that hold no stored file.
+WORK_DIRS = frozenset({TEMP_DIR, RESUMABLE_DIR})
 # The file system is full, or the disk quota of Coffer's user is used up.
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
@@ -84,6 +94,7 @@ class LocalStorage(Storage):
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.temp_dir = self.root / TEMP_DIR
+        self.resumable_dir = self.root / RESUMABLE_DIR
 
     def path(self, key: str) -> Path:
         """The absolute path of a key."""
@@ -116,7 +127,7 @@ class LocalStorage(Storage):
             return
         for dirpath, dirnames, filenames in os.walk(self.root):
             if Path(dirpath) == self.root:
-                dirnames[:] = [name for name in dirnames if name != TEMP_DIR]
+                dirnames[:] = [name for name in dirnames if name not in WORK_DIRS]
             for filename in filenames:
                 path = Path(dirpath) / filename
                 try:
@@ -127,16 +138,70 @@ class LocalStorage(Storage):
                 yield StoredObject(key, stat.st_size, now - stat.st_mtime)
 
     def pending_uploads(self) -> Iterator[StoredObject]:
-        """Temp files of uploads in flight (or abandoned by a crash)."""
+        """Temp files of uploads in flight (or abandoned by a crash), and the files of
+        unfinished resumable uploads."""
         now = time.time()
-        if not self.temp_dir.is_dir():
-            return
-        for path in self.temp_dir.iterdir():
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
+        for folder in (TEMP_DIR, RESUMABLE_DIR):
+            directory = self.root / folder
+            if not directory.is_dir():
                 continue
-            yield StoredObject(f"{TEMP_DIR}/{path.name}", stat.st_size, now - stat.st_mtime)
+            for path in directory.iterdir():
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue
+                yield StoredObject(f"{folder}/{path.name}", stat.st_size, now - stat.st_mtime)
+
+    def resumable_path(self, upload_id: str) -> Path:
+        """The file an unfinished resumable upload's bytes are appended to."""
+        return self.resumable_dir / upload_id
+
+    def append_resumable(
+        self,
+        upload_id: str,
+        key: str,
+        state: ResumableState,
+        offset: int,
+        chunks: Iterable[bytes],
+        final: bool,
+    ) -> ResumableState:
+        """Append to UPLOAD_FOLDER/.resumable/<id>, cut back to `offset` first (a PATCH that
+        failed after writing left bytes the row does not count), then fsync."""
+        path = self.resumable_path(upload_id)
+        with no_space_is_full():
+            self.resumable_dir.mkdir(parents=True, exist_ok=True)
+            # Appending mode: every write lands at the end, which the cut puts at `offset`.
+            with open(path, "a+b") as handle:
+                handle.seek(0, os.SEEK_END)
+                if handle.tell() < offset:
+                    raise StorageUnavailable(f"the bytes of upload {upload_id} are missing")
+                handle.truncate(offset)
+                handle.seek(offset)
+                for chunk in chunks:
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+        return state
+
+    def finish_resumable(self, upload_id: str, key: str, state: ResumableState, size: int) -> None:
+        """Rename the appended file into place (one file system: UPLOAD_FOLDER)."""
+        source, target = self.resumable_path(upload_id), self.path(key)
+        with no_space_is_full():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(source, target)
+            except FileNotFoundError:
+                if self.size(key) != size:  # not renamed by an earlier run either
+                    raise
+
+    def release_resumable(self, upload_id: str, old: ResumableState, new: ResumableState) -> None:
+        """Nothing to release: one file holds every byte."""
+
+    def discard_resumable(self, upload_id: str, key: str, state: ResumableState) -> None:
+        self.resumable_path(upload_id).unlink(missing_ok=True)
+
+    def resumable_pieces(self, upload_id: str, key: str, state: ResumableState) -> set[str]:
+        return {f"{RESUMABLE_DIR}/{upload_id}"}
 
     def discard_pending(self, key: str) -> None:
         """Remove an abandoned upload found by `pending_uploads`."""

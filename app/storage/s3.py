@@ -9,7 +9,7 @@ import io
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -19,7 +19,14 @@ import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .base import Storage, StorageUnavailable, StoredObject, Upload
+from .base import (
+    RESUMABLE_DIR,
+    ResumableState,
+    Storage,
+    StorageUnavailable,
+    StoredObject,
+    Upload,
+)
 from .names import content_disposition
 
 log = logging.getLogger(__name__)
@@ -328,6 +335,7 @@ class S3Storage(Storage):
             self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
 
     def objects(self) -> Iterator[StoredObject]:
+        """Every object under the prefix but the tails of resumable uploads."""
         now = time.time()
         with unavailable_on_error("list the bucket"):
             pages = self.client.get_paginator("list_objects_v2").paginate(
@@ -338,12 +346,14 @@ class S3Storage(Storage):
                     key = str(item["Key"])[len(self.prefix) :]
                     if not key or key.endswith("/"):
                         continue  # folder markers some servers list
+                    if key.startswith(f"{RESUMABLE_DIR}/"):
+                        continue  # pieces of unfinished uploads: see pending_uploads
                     age = now - item["LastModified"].timestamp()
                     yield StoredObject(key, int(item["Size"]), age)
 
     def pending_uploads(self) -> Iterator[StoredObject]:
         """Multipart uploads under the prefix, keyed `<key>?uploadId=<id>`, sized by
-        the parts they hold."""
+        the parts they hold; then the tail objects of resumable uploads."""
         now = time.time()
         with unavailable_on_error("list the bucket's uploads"):
             pages = self.client.get_paginator("list_multipart_uploads").paginate(
@@ -357,6 +367,18 @@ class S3Storage(Storage):
                     age = now - item["Initiated"].timestamp()
                     relative = key[len(self.prefix) :]
                     yield StoredObject(f"{relative}{UPLOAD_ID_MARK}{upload_id}", size, age)
+            yield from self._resumable_tails(f"{RESUMABLE_DIR}/")
+
+    def _resumable_tails(self, under: str) -> Iterator[StoredObject]:
+        """The tail objects of resumable uploads under a part of `.resumable/`."""
+        now = time.time()
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.object_key(under)
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                key = str(item["Key"])[len(self.prefix) :]
+                yield StoredObject(key, int(item["Size"]), now - item["LastModified"].timestamp())
 
     def _parts_size(self, object_key: str, upload_id: str) -> int:
         pages = self.client.get_paginator("list_parts").paginate(
@@ -365,7 +387,10 @@ class S3Storage(Storage):
         return sum(int(part["Size"]) for page in pages for part in page.get("Parts", []))
 
     def discard_pending(self, key: str) -> None:
-        """Abort a multipart upload found by `pending_uploads`."""
+        """Abort a multipart upload found by `pending_uploads`, or delete a tail object."""
+        if UPLOAD_ID_MARK not in key:
+            self.remove(key)
+            return
         relative, _, upload_id = key.rpartition(UPLOAD_ID_MARK)
         try:
             with unavailable_on_error("abort an upload"):
@@ -375,6 +400,130 @@ class S3Storage(Storage):
         except StorageUnavailable as exc:
             if not refused_with(exc, NO_UPLOAD_CODES):
                 raise
+
+    # ---- resumable uploads --------------------------------------------------------
+    # The bytes go into a multipart upload of the final key, begun once a first part
+    # fills. A part must be at least 5 MiB (the last excepted), so what a PATCH leaves
+    # short of PART_SIZE waits in a tail object `.resumable/<id>/<end offset>` in the
+    # bucket, never on this host: the next PATCH may reach another one. The tail's name
+    # carries its end offset, so a new tail never overwrites the one the row still names.
+
+    def append_resumable(
+        self,
+        upload_id: str,
+        key: str,
+        state: ResumableState,
+        offset: int,
+        chunks: Iterable[bytes],
+        final: bool,
+    ) -> ResumableState:
+        """Send whole parts as they fill; keep the rest as the tail, or as the last part."""
+        parts: list[dict[str, Any]] = list(state.get("parts", []))
+        s3_upload: str | None = state.get("upload_id")
+        tail: dict[str, Any] | None = state.get("tail")
+        buffer = bytearray(self._read_tail(tail) if tail else b"")
+        end = offset
+        for chunk in chunks:
+            buffer += chunk
+            end += len(chunk)
+            while len(buffer) >= PART_SIZE:
+                s3_upload = s3_upload or self._begin_multipart(key)
+                parts.append(
+                    self._send_part(key, s3_upload, len(parts) + 1, bytes(buffer[:PART_SIZE]))
+                )
+                del buffer[:PART_SIZE]
+        new: ResumableState = {"parts": parts, "upload_id": s3_upload, "tail": None}
+        if final and s3_upload is None:
+            # Smaller than a part: the object itself, in one request.
+            with unavailable_on_error("store a file"):
+                self.client.put_object(
+                    Bucket=self.bucket, Key=self.object_key(key), Body=bytes(buffer)
+                )
+            new["stored"] = True
+        elif final and s3_upload is not None:
+            if buffer:  # the last part may be short
+                parts.append(self._send_part(key, s3_upload, len(parts) + 1, bytes(buffer)))
+        elif buffer:
+            tail_key = f"{RESUMABLE_DIR}/{upload_id}/{end}"
+            with unavailable_on_error("store an upload's tail"):
+                self.client.put_object(
+                    Bucket=self.bucket, Key=self.object_key(tail_key), Body=bytes(buffer)
+                )
+            new["tail"] = {"key": tail_key, "size": len(buffer)}
+        return new
+
+    def _read_tail(self, tail: dict[str, Any]) -> bytes:
+        with unavailable_on_error("read an upload's tail"):
+            answer = self.client.get_object(Bucket=self.bucket, Key=self.object_key(tail["key"]))
+            data: bytes = answer["Body"].read()
+        if len(data) != int(tail["size"]):
+            raise StorageUnavailable(
+                f"the tail {tail['key']} has {len(data)} bytes, not {tail['size']}"
+            )
+        return data
+
+    def _begin_multipart(self, key: str) -> str:
+        with unavailable_on_error("begin an upload"):
+            answer = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=self.object_key(key)
+            )
+        return str(answer["UploadId"])
+
+    def _send_part(self, key: str, s3_upload: str, number: int, body: bytes) -> dict[str, Any]:
+        # A part sent again under its number (a PATCH retried) replaces the earlier one.
+        with unavailable_on_error("store a part of a file"):
+            answer = self.client.upload_part(
+                Bucket=self.bucket,
+                Key=self.object_key(key),
+                UploadId=s3_upload,
+                PartNumber=number,
+                Body=body,
+            )
+        return {"PartNumber": number, "ETag": answer["ETag"]}
+
+    def finish_resumable(self, upload_id: str, key: str, state: ResumableState, size: int) -> None:
+        """Complete the multipart upload with the parts the state names."""
+        if state.get("stored"):
+            return
+        try:
+            with unavailable_on_error("complete an upload"):
+                self.client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=self.object_key(key),
+                    UploadId=state["upload_id"],
+                    MultipartUpload={"Parts": state["parts"]},
+                )
+        except StorageUnavailable as exc:
+            # Completed by an earlier run whose row did not commit.
+            if not (refused_with(exc, NO_UPLOAD_CODES) and self.size(key) == size):
+                raise
+
+    def release_resumable(self, upload_id: str, old: ResumableState, new: ResumableState) -> None:
+        """Delete the tail the previous state named, once the new one is recorded."""
+        tail = old.get("tail")
+        if tail and tail != new.get("tail"):
+            try:
+                self.remove(tail["key"])
+            except StorageUnavailable as exc:  # a leftover `storage check --fix` removes
+                log.warning("could not remove the tail %s: %s", tail["key"], exc)
+
+    def discard_resumable(self, upload_id: str, key: str, state: ResumableState) -> None:
+        """Abort the multipart upload and delete every tail of the upload."""
+        s3_upload = state.get("upload_id")
+        if s3_upload:
+            self.discard_pending(f"{key}{UPLOAD_ID_MARK}{s3_upload}")
+        with unavailable_on_error("list an upload's tails"):
+            tails = [obj.key for obj in self._resumable_tails(f"{RESUMABLE_DIR}/{upload_id}/")]
+        for tail_key in tails:
+            self.remove(tail_key)
+
+    def resumable_pieces(self, upload_id: str, key: str, state: ResumableState) -> set[str]:
+        pieces = set()
+        if state.get("upload_id"):
+            pieces.add(f"{key}{UPLOAD_ID_MARK}{state['upload_id']}")
+        if state.get("tail"):
+            pieces.add(str(state["tail"]["key"]))
+        return pieces
 
     def check(self) -> None:
         """The bucket answers Coffer's credentials (HEAD: nothing is written)."""

@@ -24,6 +24,8 @@ MULTIPART_OVERHEAD = 64 * 1024
 # than werkzeug's 64 KiB (docs/PERFORMANCE.md); above the 500 KB form-field limit it refuses.
 PARSE_CHUNK = 256 * 1024
 UPLOAD_ENDPOINT = "files.upload"
+# The endpoints whose bodies are a file's bytes, and may be as large as a file.
+UPLOAD_ENDPOINTS = frozenset({UPLOAD_ENDPOINT, "uploads.create", "uploads.append"})
 
 
 def upload_body_limit() -> int:
@@ -136,8 +138,8 @@ class CofferRequest(Request):
 
     @property  # type: ignore[misc]  # read-only here: werkzeug's has a setter
     def max_content_length(self) -> int | None:  # type: ignore[override]
-        """The upload endpoint allows MAX_FILE_SIZE plus framing; others the JSON limit."""
-        if self.endpoint == UPLOAD_ENDPOINT:
+        """Upload endpoints allow MAX_FILE_SIZE plus framing; others the JSON limit."""
+        if self.endpoint in UPLOAD_ENDPOINTS:
             return upload_body_limit()
         return super().max_content_length
 

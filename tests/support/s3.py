@@ -107,7 +107,9 @@ class SeaweedFS:
                 f"-dir={data}",
                 "-ip=127.0.0.1",
                 "-ip.bind=127.0.0.1",
-                "-volume.max=20",
+                # Each bucket is a collection that takes volumes of its own: room for the
+                # suite's half-dozen buckets.
+                "-volume.max=40",
                 f"-master.port={self.master}",
                 f"-volume.port={self.volume}",
                 f"-filer.port={self.filer}",

@@ -1,0 +1,420 @@
+"""Resumable uploads (tus): creation with the quota held, one PATCH at a time on any host,
+the last byte making the file, termination and expiry.
+
+The SHA-256 is computed as the bytes arrive and kept between requests as a serialized
+hasher: `rehashes` (RustCrypto's SHA-256 with a stable, serializable state; `rehash`
+copies OpenSSL's internal structs and refuses OpenSSL 3). The finished file's row gets the
+digest, so completing a large upload never reads it back just to hash it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import IO, Any, cast
+
+from flask import current_app
+from rehashes import PySha256
+from sqlalchemy import Table, delete, insert, or_, select, update
+
+from ..database import write_transaction
+from ..extensions import db
+from ..models import File, FileStatus, Organization, ResumableUpload, User, utcnow
+from ..storage import get_storage, object_key
+from ..tenancy import scoped
+from .errors import Conflict, InvalidInput, NotFound, TooLarge
+from .files import fits_quota, quota_exceeded
+
+log = logging.getLogger(__name__)
+
+# How long a PATCH may hold an upload before another may take it: a host that died
+# mid-PATCH blocks the upload this long at most. Its body has fully arrived before the
+# PATCH starts (waitress), so only the store's own time counts against it.
+LOCK_SECONDS = 600
+# How much of a PATCH body is read at a time.
+READ_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where an upload stands, as HEAD, POST and PATCH answer it."""
+
+    id: str
+    organization_id: int
+    length: int
+    offset: int
+    metadata: str
+    expires_at: datetime
+    completed: bool
+
+
+def _progress(row: ResumableUpload) -> Progress:
+    return Progress(
+        id=row.id,
+        organization_id=row.organization_id,
+        length=row.length,
+        offset=row.offset,
+        metadata=row.upload_metadata,
+        expires_at=row.expires_at,
+        completed=row.completed_at is not None,
+    )
+
+
+def _expiry() -> datetime:
+    return utcnow() + timedelta(hours=int(current_app.config["RESUMABLE_EXPIRY_HOURS"]))
+
+
+def max_size() -> int:
+    """The largest upload in bytes (Tus-Max-Size)."""
+    return int(current_app.config["MAX_FILE_SIZE"])
+
+
+# ---- creation ------------------------------------------------------------------------
+
+
+def create(user: User, length: int, display: str, metadata: str) -> Progress:
+    """Record a new upload, holding its whole length against the quota; QuotaExceeded when
+    it does not fit with every other holding counted."""
+    if not display:
+        raise InvalidInput("invalid_filename", "the file name is empty", field="filename")
+    if length == 0:
+        raise InvalidInput("empty_file", "the file is empty", field="Upload-Length")
+    if length > max_size():
+        raise TooLarge(
+            "file_too_large",
+            f"the file is larger than the limit of {current_app.config['MAX_FILE_SIZE_MB']} MB",
+        )
+    file_id = str(uuid.uuid4())
+    values: dict[str, Any] = {
+        "id": file_id,
+        "organization_id": user.organization_id,
+        "uploaded_by": user.id,
+        "filename": display,
+        "upload_metadata": metadata,
+        "file_path": object_key(user.organization_id, file_id, display),
+        "length": length,
+        "offset": 0,
+        "storage_state": "{}",
+        "hash_state": bytes(PySha256().serialize()),
+        "created_at": utcnow(),
+        "expires_at": _expiry(),
+    }
+    with write_transaction() as session:
+        # One conditional UPDATE: concurrent creations can never together pass the quota.
+        held = session.execute(
+            update(Organization)
+            .where(
+                Organization.id == user.organization_id,
+                fits_quota(
+                    Organization.used_bytes,
+                    Organization.reserved_bytes + length,
+                    Organization.storage_quota_mb,
+                ),
+            )
+            .values(reserved_bytes=Organization.reserved_bytes + length)
+            .execution_options(synchronize_session=False)
+        )
+        if held.rowcount != 1:  # type: ignore[attr-defined]
+            raise quota_exceeded(user.organization_id, length)
+        session.execute(insert(cast(Table, ResumableUpload.__table__)), values)
+    return Progress(file_id, user.organization_id, length, 0, metadata, values["expires_at"], False)
+
+
+# ---- reading -------------------------------------------------------------------------
+
+
+def _find(organization_id: int, raw_id: str) -> ResumableUpload:
+    """A live upload of the organization: unfinished and unexpired, or finished with its
+    file still there. Anything else is NotFound."""
+    try:
+        upload_id = str(uuid.UUID(raw_id))
+    except ValueError:
+        raise NotFound("not_found", "upload not found") from None
+    row = db.session.scalars(
+        scoped(ResumableUpload, organization_id).where(ResumableUpload.id == upload_id)
+    ).first()
+    if row is None:
+        raise NotFound("not_found", "upload not found")
+    if row.completed_at is not None:
+        still_there = db.session.scalar(
+            scoped(File, organization_id).with_only_columns(File.id).where(File.id == row.id)
+        )
+        if still_there is None:
+            raise NotFound("not_found", "upload not found")
+    elif row.expires_at < utcnow():
+        raise NotFound("not_found", "upload not found (it expired)")
+    return row
+
+
+def progress(organization_id: int, raw_id: str) -> Progress:
+    """Where one of the organization's uploads stands (HEAD)."""
+    row = _find(organization_id, raw_id)
+    db.session.rollback()
+    return _progress(row)
+
+
+# ---- the lock ------------------------------------------------------------------------
+
+
+def _lock(upload_id: str, offset: int | None = None) -> str:
+    """Take the upload for this request, or Conflict while another request holds it (or,
+    given an `offset`, once the upload has moved past it).
+
+    A conditional UPDATE in the database, so it holds across hosts; its token fences the
+    write that accepts the bytes, so a holder whose lock lapsed cannot commit over another.
+    """
+    token = secrets.token_hex(16)
+    now = utcnow()
+    condition = [
+        ResumableUpload.id == upload_id,
+        or_(ResumableUpload.locked_until.is_(None), ResumableUpload.locked_until < now),
+    ]
+    if offset is not None:
+        # Read again under the lock: a PATCH that ended since the first look moved it.
+        condition.append(ResumableUpload.offset == offset)
+    with write_transaction() as session:
+        taken = session.execute(
+            update(ResumableUpload)
+            .where(*condition)
+            .values(lock_token=token, locked_until=now + timedelta(seconds=LOCK_SECONDS))
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict("upload_locked", "another request is writing to this upload")
+    return token
+
+
+def _unlock(upload_id: str, token: str) -> None:
+    with write_transaction() as session:
+        session.execute(
+            update(ResumableUpload)
+            .where(ResumableUpload.id == upload_id, ResumableUpload.lock_token == token)
+            .values(lock_token=None, locked_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+# ---- PATCH ---------------------------------------------------------------------------
+
+
+def append(
+    organization_id: int, raw_id: str, offset: int, body: IO[bytes], body_length: int
+) -> Progress:
+    """Add a PATCH body at `offset`; the last byte makes the file (completed=True).
+
+    Conflict when the offset is not the server's or another PATCH holds the upload;
+    TooLarge when the body would pass Upload-Length.
+    """
+    row = _find(organization_id, raw_id)
+    if offset != row.offset:
+        raise Conflict(
+            "offset_mismatch",
+            f"the upload is at offset {row.offset}, not {offset}",
+            offset=row.offset,
+        )
+    if offset + body_length > row.length:
+        raise TooLarge(
+            "past_upload_length",
+            f"the body ({body_length} bytes) goes past Upload-Length ({row.length} bytes)",
+        )
+    if row.completed_at is not None:
+        return _progress(row)  # nothing left to send
+    upload_id, key, length = row.id, row.file_path, row.length
+    old_state: dict[str, Any] = json.loads(row.storage_state)
+    hasher = PySha256.deserialize(row.hash_state)
+    token = _lock(upload_id, offset)
+    try:
+        new_offset = offset + body_length
+        if body_length:
+            state = get_storage().append_resumable(
+                upload_id,
+                key,
+                old_state,
+                offset,
+                _chunks(body, body_length, hasher),
+                final=new_offset == length,
+            )
+        else:
+            state = old_state
+        with write_transaction() as session:
+            # The bytes, the backend's state and the hash move together, or not at all.
+            accepted = session.execute(
+                update(ResumableUpload)
+                .where(ResumableUpload.id == upload_id, ResumableUpload.lock_token == token)
+                .values(
+                    offset=new_offset,
+                    storage_state=json.dumps(state),
+                    hash_state=bytes(hasher.serialize()),
+                    expires_at=_expiry(),
+                    lock_token=None,
+                    locked_until=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if accepted.rowcount != 1:  # type: ignore[attr-defined]
+                raise Conflict("upload_locked", "the upload was taken over by another request")
+    except BaseException:
+        _unlock(upload_id, token)
+        raise
+    get_storage().release_resumable(upload_id, old_state, state)
+    if new_offset == length:
+        _complete(upload_id, organization_id)
+    return progress(organization_id, upload_id)
+
+
+def _chunks(body: IO[bytes], body_length: int, hasher: Any) -> Iterator[bytes]:
+    """The body in chunks, hashed as they pass; it must hold exactly `body_length` bytes."""
+    left = body_length
+    while left > 0:
+        chunk = body.read(min(READ_CHUNK, left))
+        if not chunk:
+            raise InvalidInput("incomplete_body", "the body ended before its Content-Length")
+        hasher.update(chunk)
+        left -= len(chunk)
+        yield chunk
+
+
+def _complete(upload_id: str, organization_id: int) -> None:
+    """Make a fully received upload its file, `pending`: the holding becomes usage.
+
+    Harmless when run twice (a PATCH retried after a failure between the two steps).
+    """
+    row = db.session.get(ResumableUpload, upload_id, populate_existing=True)
+    if row is None or row.completed_at is not None or row.offset != row.length:
+        db.session.rollback()
+        return
+    state = json.loads(row.storage_state)
+    get_storage().finish_resumable(row.id, row.file_path, state, row.length)
+    sha256 = PySha256.deserialize(row.hash_state).finalize()
+    values = {
+        "id": row.id,
+        "filename": row.filename,
+        "file_path": row.file_path,
+        "size": row.length,
+        "sha256": sha256,
+        "status": FileStatus.PENDING,
+        "bytes_stored": True,
+        "organization_id": row.organization_id,
+        "uploaded_by": row.uploaded_by,
+        "uploaded_at": utcnow(),
+    }
+    length = row.length
+    with write_transaction() as session:
+        done = session.execute(
+            update(ResumableUpload)
+            .where(ResumableUpload.id == upload_id, ResumableUpload.completed_at.is_(None))
+            .values(completed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            return
+        session.execute(
+            update(Organization)
+            .where(Organization.id == organization_id)
+            .values(
+                reserved_bytes=Organization.reserved_bytes - length,
+                used_bytes=Organization.used_bytes + length,
+                file_count=Organization.file_count + 1,
+            )
+        )
+        session.execute(insert(cast(Table, File.__table__)), values)
+
+
+# ---- termination and expiry ----------------------------------------------------------
+
+
+def terminate(organization_id: int, raw_id: str) -> None:
+    """Remove an unfinished upload: its bytes go and its holding is freed."""
+    row = _find(organization_id, raw_id)
+    if row.completed_at is not None:
+        raise NotFound("not_found", "the upload has finished: it is the file of the same id")
+    found = (row.id, row.organization_id, row.length, row.file_path, row.storage_state)
+    token = _lock(row.id)
+    _drop(*found, token=token)
+
+
+def _drop(
+    upload_id: str,
+    organization_id: int,
+    length: int,
+    key: str,
+    storage_state: str,
+    *,
+    token: str | None = None,
+    expired_before: datetime | None = None,
+) -> bool:
+    """Delete an unfinished upload's row and holding, then its bytes; False when it was
+    not there (or no longer matched) to delete."""
+    condition = [ResumableUpload.id == upload_id, ResumableUpload.completed_at.is_(None)]
+    if token is not None:
+        condition.append(ResumableUpload.lock_token == token)
+    if expired_before is not None:
+        now = utcnow()
+        condition += [
+            ResumableUpload.expires_at < expired_before,
+            or_(ResumableUpload.locked_until.is_(None), ResumableUpload.locked_until < now),
+        ]
+    with write_transaction() as session:
+        deleted = session.execute(delete(ResumableUpload).where(*condition))
+        if deleted.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        session.execute(
+            update(Organization)
+            .where(Organization.id == organization_id)
+            .values(reserved_bytes=Organization.reserved_bytes - length)
+        )
+    # After the commit: a failure here leaves pieces without a row, which
+    # `manage.py storage check --fix` removes; never a row without its pieces.
+    get_storage().discard_resumable(upload_id, key, json.loads(storage_state))
+    return True
+
+
+def expire_resumable(now: datetime | None = None) -> int:
+    """Remove every upload not written to within RESUMABLE_EXPIRY_HOURS, freeing its bytes
+    and holding, and forget finished uploads whose file is gone; returns how many expired."""
+    now = now or utcnow()
+    # Cross-tenant on purpose: the worker's sweep over every organization.
+    stale = db.session.execute(
+        select(
+            ResumableUpload.id,
+            ResumableUpload.organization_id,
+            ResumableUpload.length,
+            ResumableUpload.file_path,
+            ResumableUpload.storage_state,
+        ).where(ResumableUpload.completed_at.is_(None), ResumableUpload.expires_at < now)
+    ).all()
+    db.session.rollback()
+    expired = 0
+    for upload_id, organization_id, length, key, storage_state in stale:
+        if _drop(upload_id, organization_id, length, key, storage_state, expired_before=now):
+            expired += 1
+    with write_transaction() as session:
+        session.execute(
+            delete(ResumableUpload).where(
+                ResumableUpload.completed_at.is_not(None),
+                ~select(File.id).where(File.id == ResumableUpload.id).exists(),
+            )
+        )
+    if expired:
+        log.info("removed %d expired resumable upload(s)", expired)
+    return expired
+
+
+def in_flight_pieces() -> set[str]:
+    """The storage keys every unfinished upload's pieces are listed under, for the check."""
+    storage = get_storage()
+    rows = db.session.execute(
+        select(ResumableUpload.id, ResumableUpload.file_path, ResumableUpload.storage_state).where(
+            ResumableUpload.completed_at.is_(None)
+        )
+    ).all()
+    db.session.rollback()
+    pieces: set[str] = set()
+    for upload_id, key, storage_state in rows:
+        pieces |= storage.resumable_pieces(upload_id, key, json.loads(storage_state))
+    return pieces

@@ -1,0 +1,55 @@
+"""The app served by waitress on a free port in a thread, as in production."""
+
+from __future__ import annotations
+
+import threading
+
+from flask import Flask
+from waitress.server import create_server
+
+from app.storage.uploads import upload_body_limit
+
+
+def body_limit(app: Flask) -> int:
+    """The request body limit `manage.py serve` gives waitress, for this app."""
+    with app.app_context():
+        return upload_body_limit()
+
+
+class LiveServer:
+    """The app served by waitress, as in production, on a free port in a thread."""
+
+    def __init__(self, app: Flask) -> None:
+        self.server = create_server(
+            app,
+            host="127.0.0.1",
+            port=0,
+            threads=4,
+            max_request_body_size=body_limit(app),
+            ident="coffer",
+            clear_untrusted_proxy_headers=True,
+        )
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.thread = threading.Thread(target=self.server.run, name="waitress", daemon=True)
+
+    def start(self) -> None:
+        """Serve until stop()."""
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop the worker threads, then close every connection from the server's own loop.
+
+        Workers go first, so none is left to touch the trigger pipe once it is closed.
+        """
+        self.server.task_dispatcher.shutdown(timeout=10)
+
+        def close_all() -> None:
+            """Runs in the server's loop thread, the only one that may touch its sockets."""
+            for channel in list(self.server._map.values()):
+                if channel is not self.server and channel is not self.server.trigger:
+                    channel.close()
+            self.server.close()
+
+        self.server.trigger.pull_trigger(close_all)
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive(), "waitress did not stop"

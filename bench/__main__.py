@@ -28,10 +28,10 @@ from .report import render
 from .scenarios import Run, S3Target, Settings, run_all
 
 RESULTS = ROOT / "bench" / "results"
-SCENARIO_NAMES = ("upload", "pipeline", "listing", "me", "load", "migrate")
+SCENARIO_NAMES = ("upload", "pipeline", "listing", "me", "resumable", "load", "migrate")
 # The s3 column: SQLite for the rows, SeaweedFS for the bytes; its uploads' floor is boto3
 # sending the same bytes to the same bucket.
-S3_SCENARIOS = {"upload"}
+S3_SCENARIOS = {"upload", "resumable"}
 # Large enough that no scenario ever meets the quota.
 QUOTA_MB = 10_000_000
 QUICK = Settings(

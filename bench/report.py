@@ -184,6 +184,23 @@ def rows(settings: Settings) -> list[Row]:
             ),
         ),
         Row(
+            f"resumable {huge} MiB in 8 MiB PATCHes: seconds, resumable / one multipart",
+            "",
+            pair("resumable_s", "resumable_multipart_s", 2),
+        ),
+        Row(
+            f"resumable {huge} MiB: throughput, share of one multipart upload's",
+            ">= 0.80",
+            one("resumable_ratio", 2),
+            check("resumable_ratio", lambda v: v >= 0.8),
+        ),
+        Row(
+            f"resumable {huge} MiB: web peak RSS, MiB",
+            "< 150",
+            one("resumable_rss_mib", 0),
+            check("resumable_rss_mib", lambda v: v < 150),
+        ),
+        Row(
             f"load, {settings.load_clients} clients for {settings.load_seconds:.0f} s: requests/s",
             "",
             one("load_rps", 0),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import math
@@ -583,6 +584,77 @@ def warm_up(run: Run) -> None:
         client.close()
 
 
+# ---- resumable upload ----------------------------------------------------------------
+
+RESUMABLE_CHUNK = 8 * MiB
+
+
+def resumable(run: Run) -> Figures:
+    """A huge file through /api/uploads in 8 MiB PATCHes, beside the same as one multipart
+    upload (the `upload` scenario's huge figure when it ran, else measured here)."""
+    settings = run.settings
+    client, _ = register(run.port, "resumable")
+    block = random.Random(SEED).randbytes(MiB)
+    size = settings.huge_mb * MiB
+    chunk = (block * (RESUMABLE_CHUNK // MiB))[:RESUMABLE_CHUNK]
+    tus = {"Tus-Resumable": "1.0.0"}
+    name = base64.b64encode(b"big.bin").decode()
+    times: list[float] = []
+    peaks: list[int] = []
+    multipart_s: list[float] = []
+    try:
+        for attempt in range(settings.huge_repeats):
+            run.log(f"resumable {settings.huge_mb} MiB, {attempt + 1} of {settings.huge_repeats}")
+            with PeakRSS(run.coffer.web_pid) as rss:
+                started = time.perf_counter()
+                created = client.request(
+                    "POST",
+                    "/api/uploads",
+                    None,
+                    {**tus, "Upload-Length": str(size), "Upload-Metadata": f"filename {name}"},
+                )
+                if created.status != 201:
+                    raise BenchError(f"creation answered {created.status}: {created.body[:200]!r}")
+                location = created.headers["Location"]
+                offset = 0
+                while offset < size:
+                    piece = chunk[: min(RESUMABLE_CHUNK, size - offset)]
+                    answer = client.request(
+                        "PATCH",
+                        location,
+                        piece,
+                        {
+                            **tus,
+                            "Upload-Offset": str(offset),
+                            "Content-Type": "application/offset+octet-stream",
+                        },
+                    )
+                    if answer.status != 204:
+                        raise BenchError(f"PATCH answered {answer.status}: {answer.body[:200]!r}")
+                    offset += len(piece)
+                times.append(time.perf_counter() - started)
+            peaks.append(rss.peak)
+            file_id = location.rsplit("/", 1)[-1]
+            wait_file_final(client, file_id, timeout=600)
+            client.json("DELETE", f"/api/files/{file_id}", expect=204)
+            started = time.perf_counter()
+            response, _ = large_upload(client, "/api/files/upload", "big.bin", size, block)
+            multipart_s.append(time.perf_counter() - started)
+            if response.status != 201:
+                raise BenchError(f"the multipart upload answered {response.status}")
+            file_id = response.json()["file_id"]
+            wait_file_final(client, file_id, timeout=600)
+            client.json("DELETE", f"/api/files/{file_id}", expect=204)
+    finally:
+        client.close()
+    return {
+        "resumable_s": min(times),
+        "resumable_multipart_s": min(multipart_s),
+        "resumable_ratio": min(multipart_s) / min(times),
+        "resumable_rss_mib": max(peaks) / MiB,
+    }
+
+
 # ---- mixed load ----------------------------------------------------------------------
 
 
@@ -693,6 +765,8 @@ def run_all(run: Run, only: set[str]) -> tuple[Figures, list[str]]:
             holder[0].close()
     if "me" in only:
         attempt("me", lambda: me(run))
+    if "resumable" in only:
+        attempt("resumable", lambda: resumable(run))
     if "load" in only:
         attempt("load", lambda: load(run))
     if "migrate" in only:

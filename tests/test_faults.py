@@ -34,7 +34,7 @@ from app.models import File
 from app.services.queue import job_id
 from app.storage.local import LocalStorage, LocalUpload
 from tests.support.client import Auth, bearer, multipart, usage
-from tests.support.database import validation_blocked
+from tests.support.database import file_rows_refused, validation_blocked
 from tests.support.pipeline import (
     all_final,
     assert_nothing_lost,
@@ -165,40 +165,6 @@ class TestRedisOutage:
 
 
 # ---- 3. the database failing after the bytes were written ------------------------------
-
-REFUSAL = "coffer_refuse_file_rows"
-
-
-@contextlib.contextmanager
-def file_rows_refused(app: Flask) -> Iterator[None]:
-    """A real trigger that aborts every INSERT into files, dropped afterwards."""
-    with app.app_context():
-        engine = _db.engine
-    sqlite = engine.dialect.name == "sqlite"
-    with engine.begin() as connection:
-        if sqlite:
-            connection.exec_driver_sql(
-                f"CREATE TRIGGER {REFUSAL} BEFORE INSERT ON files "
-                "BEGIN SELECT RAISE(ABORT, 'files refuses new rows'); END"
-            )
-        else:
-            connection.exec_driver_sql(
-                f"CREATE FUNCTION {REFUSAL}() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN RAISE EXCEPTION 'files refuses new rows'; END $$"
-            )
-            connection.exec_driver_sql(
-                f"CREATE TRIGGER {REFUSAL} BEFORE INSERT ON files "
-                f"FOR EACH ROW EXECUTE FUNCTION {REFUSAL}()"
-            )
-    try:
-        yield
-    finally:
-        with engine.begin() as connection:
-            if sqlite:
-                connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {REFUSAL}")
-            else:
-                connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {REFUSAL} ON files")
-                connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {REFUSAL}()")
 
 
 def test_database_refusing_the_row_keeps_no_bytes_and_reserves_no_quota(

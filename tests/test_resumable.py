@@ -11,7 +11,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,11 @@ from app import create_app
 from app.extensions import db as _db
 from app.models import utcnow
 from app.services import storage_check
-from app.services.uploads import expire_resumable
+from app.services.queue import sweep_if_due
+from app.services.uploads import complete_stranded, expire_resumable
 from tests.support.client import Auth
 from tests.support.config import app_config
+from tests.support.database import file_rows_refused
 from tests.support.live import LiveServer
 from tests.support.processes import RedisServer
 from tests.support.s3 import SeaweedFS
@@ -404,6 +406,57 @@ def test_expiry_frees_the_holding_and_the_bytes(
     assert not pending_uploads(app)
     assert org(client, headers)["reserved_bytes"] == 10
     assert client.head(kept, headers=headers).status_code == 200
+
+
+def test_an_upload_whose_host_died_before_making_the_file_is_completed_by_the_sweep(
+    app: Flask,
+    client: FlaskClient,
+    headers: dict[str, str],
+    redis: Redis,
+    worker: Callable[[], None],
+) -> None:
+    """Every byte recorded, then the file never made (here the database refuses the file
+    row, as a host dying between the two steps would leave it): the sweep makes it."""
+    data = b"the last PATCH got through, the file did not\n" * 1000
+    url = create(client, headers, len(data), "stranded.txt").headers["Location"]
+    file_id = url.rsplit("/", 1)[-1]
+    with file_rows_refused(app):
+        answer = patch(client, headers, url, 0, data)
+    assert answer.status_code == 500  # the bytes are recorded; the file row is not
+    head = client.head(url, headers=headers)
+    assert head.headers["Upload-Offset"] == str(len(data))
+    assert client.get(f"/api/files/{file_id}", headers=headers).status_code == 404
+    assert org(client, headers)["reserved_bytes"] == len(data)
+
+    with app.app_context():
+        assert complete_stranded() == 0  # a PATCH may still be making it: not yet
+        # As if the last PATCH had ended two minutes ago; then the worker's sweep runs.
+        expires = _db.session.scalar(
+            text("SELECT expires_at FROM resumable_uploads WHERE id = :id"), {"id": file_id}
+        )
+        if isinstance(expires, str):  # SQLite hands back its text form
+            expires = datetime.fromisoformat(expires)
+        _db.session.execute(
+            text("UPDATE resumable_uploads SET expires_at = :then WHERE id = :id"),
+            {"then": expires - timedelta(minutes=2), "id": file_id},
+        )
+        _db.session.commit()
+        assert sweep_if_due(redis, "test", force=True) == [file_id]
+        _db.session.remove()
+    worker()
+
+    details = client.get(f"/api/files/{file_id}", headers=headers).get_json()
+    assert details["status"] == "ready", details
+    assert details["sha256"] == hashlib.sha256(data).hexdigest()
+    download = client.get(f"/api/files/{file_id}/download", headers=headers)
+    assert download.data == data
+    download.close()
+    usage = org(client, headers)
+    assert (usage["reserved_bytes"], usage["used_bytes"], usage["file_count"]) == (
+        0,
+        len(data),
+        1,
+    )
 
 
 def test_storage_check_leaves_in_flight_uploads_alone(

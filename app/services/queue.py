@@ -139,8 +139,8 @@ def pid_exists(pid: int) -> bool:
 
 
 def sweep_if_due(connection: Redis, owner: str, force: bool = False) -> list[str] | None:
-    """Run `requeue_stuck` and remove expired resumable uploads, unless another worker swept
-    within SWEEP_SECONDS; None if skipped.
+    """Make the files of stranded resumable uploads, run `requeue_stuck` and remove expired
+    resumable uploads, unless another worker swept within SWEEP_SECONDS; None if skipped.
 
     The lock is never released early: it lapses after the interval, so however many
     workers try, the files are swept once per interval.
@@ -148,6 +148,8 @@ def sweep_if_due(connection: Redis, owner: str, force: bool = False) -> list[str
     interval = int(current_app.config["SWEEP_SECONDS"])
     if not force and not connection.set(SWEEP_LOCK, owner, nx=True, ex=interval):
         return None
+    # Stranded uploads first: their new files are then queued by the same sweep.
+    uploads_service.complete_stranded()
     requeued = requeue_stuck(connection)
     uploads_service.expire_resumable()
     return requeued

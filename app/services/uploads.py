@@ -405,6 +405,35 @@ def expire_resumable(now: datetime | None = None) -> int:
     return expired
 
 
+# A fully received upload whose last PATCH ended this long ago without making the file
+# (its host died between the two steps) is completed by the sweep; a live PATCH makes its
+# file within moments of recording the last byte.
+STRANDED_SECONDS = 60
+
+
+def complete_stranded(now: datetime | None = None) -> int:
+    """Make the file of every upload whose bytes all arrived but whose file was never made;
+    returns how many. HEAD already tells their clients they are done."""
+    now = now or utcnow()
+    window = timedelta(hours=int(current_app.config["RESUMABLE_EXPIRY_HOURS"]))
+    # expires_at is the last PATCH plus the window: this is "last PATCH before the cut-off".
+    cutoff = now + window - timedelta(seconds=STRANDED_SECONDS)
+    # Cross-tenant on purpose: the worker's sweep over every organization.
+    stranded = db.session.execute(
+        select(ResumableUpload.id, ResumableUpload.organization_id).where(
+            ResumableUpload.completed_at.is_(None),
+            ResumableUpload.offset == ResumableUpload.length,
+            ResumableUpload.expires_at < cutoff,
+            or_(ResumableUpload.locked_until.is_(None), ResumableUpload.locked_until < now),
+        )
+    ).all()
+    db.session.rollback()
+    for upload_id, organization_id in stranded:
+        _complete(upload_id, organization_id)
+        log.info("completed stranded resumable upload %s", upload_id, extra={"file_id": upload_id})
+    return len(stranded)
+
+
 def in_flight_pieces() -> set[str]:
     """The storage keys every unfinished upload's pieces are listed under, for the check."""
     storage = get_storage()

@@ -87,3 +87,38 @@ def validation_blocked(database_url: str, file_id: str) -> Iterator[None]:
             yield
     finally:
         engine.dispose()
+
+
+REFUSAL = "coffer_refuse_file_rows"
+
+
+@contextlib.contextmanager
+def file_rows_refused(app: Flask) -> Iterator[None]:
+    """A real trigger that aborts every INSERT into files, dropped afterwards."""
+    with app.app_context():
+        engine = _db.engine
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.begin() as connection:
+        if sqlite:
+            connection.exec_driver_sql(
+                f"CREATE TRIGGER {REFUSAL} BEFORE INSERT ON files "
+                "BEGIN SELECT RAISE(ABORT, 'files refuses new rows'); END"
+            )
+        else:
+            connection.exec_driver_sql(
+                f"CREATE FUNCTION {REFUSAL}() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'files refuses new rows'; END $$"
+            )
+            connection.exec_driver_sql(
+                f"CREATE TRIGGER {REFUSAL} BEFORE INSERT ON files "
+                f"FOR EACH ROW EXECUTE FUNCTION {REFUSAL}()"
+            )
+    try:
+        yield
+    finally:
+        with engine.begin() as connection:
+            if sqlite:
+                connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {REFUSAL}")
+            else:
+                connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {REFUSAL} ON files")
+                connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {REFUSAL}()")

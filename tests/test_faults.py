@@ -33,7 +33,7 @@ from app.extensions import db as _db
 from app.models import File
 from app.services.queue import job_id
 from app.storage.local import LocalStorage, LocalUpload
-from tests.support.client import Auth, bearer, multipart, usage
+from tests.support.client import Auth, bearer, multipart, tokens_of_two_organizations, usage
 from tests.support.database import file_rows_refused, validation_blocked
 from tests.support.pipeline import (
     all_final,
@@ -334,11 +334,7 @@ def test_two_workers_and_eight_web_threads_share_the_database_without_errors(
     app: Flask, auth: Auth, tmp_path: Path
 ) -> None:
     """Concurrent requests on waitress with two workers: no 5xx, no lock error, all ready."""
-    tokens = []
-    for email, organization in (("admin@acme.test", "Acme"), ("admin@globex.test", "Globex")):
-        person = auth.another()
-        assert person.register(email=email, organization_name=organization).status_code == 201
-        tokens.append(person.token())
+    tokens = tokens_of_two_organizations(auth)
     port = free_port()
     env = process_env(app, HOST="127.0.0.1", PORT=str(port), WEB_THREADS="8")
     sent: dict[str, tuple[str, bytes]] = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from tests.support.client import Auth
+from tests.support.client import Auth, tokens_of_two_organizations
 from tests.support.pipeline import assert_nothing_lost, process_env
 from tests.support.processes import free_port, managed
 from tests.support.traffic import call, mixed_traffic, served, unfinished
@@ -24,11 +24,7 @@ STEPS = 12
 def test_sixteen_clients_of_mixed_traffic_on_one_host_and_one_worker(
     app: Flask, auth: Auth, tmp_path: Path
 ) -> None:
-    tokens = []
-    for email, organization in (("admin@acme.test", "Acme"), ("admin@globex.test", "Globex")):
-        person = auth.another()
-        assert person.register(email=email, organization_name=organization).status_code == 201
-        tokens.append(person.token())
+    tokens = tokens_of_two_organizations(auth)
     port = free_port()
     env = process_env(app, HOST="127.0.0.1", PORT=str(port))  # WEB_THREADS as shipped
     with contextlib.ExitStack() as stack:

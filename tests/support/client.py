@@ -144,3 +144,13 @@ def multipart(
     """
     header, head, tail = multipart_frame(filename, content_type)
     return head + data + tail, header
+
+
+def tokens_of_two_organizations(auth: Auth) -> list[str]:
+    """API tokens of the admins of two new organizations, Acme and Globex."""
+    tokens = []
+    for email, organization in (("admin@acme.test", "Acme"), ("admin@globex.test", "Globex")):
+        person = auth.another()
+        assert person.register(email=email, organization_name=organization).status_code == 201
+        tokens.append(person.token())
+    return tokens

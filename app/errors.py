@@ -183,18 +183,26 @@ class InputRejected(Exception):
         self.cause = cause
 
 
-def handle_invalid_input(exc: InputRejected) -> Response:
-    """400 for the first error: its code and field, and a message that names the field."""
+def describe_rejection(exc: InputRejected) -> tuple[str, str, str | None]:
+    """The first error as (code, message naming the field, field); field None for the body."""
     error = exc.cause.errors(include_url=False)[0]
     if not error["loc"]:  # the body itself is no JSON object
-        return json_error(400, "invalid_json", "the body must be a JSON object")
+        return "invalid_json", "the body must be a JSON object", None
     field = str(error["loc"][0])
     code, message = error["type"], error["msg"]
     if code == "missing":
         code, message = "missing_field", "is required"
     elif code not in INPUT_ERROR_CODES:  # a check of pydantic's own, worded by pydantic
         code, message = "invalid_field", f"is not valid: {message}"
-    return json_error(400, code, f"{field} {message}", field=field)
+    return code, f"{field} {message}", field
+
+
+def handle_invalid_input(exc: InputRejected) -> Response:
+    """400 for the first error: its code and field, and a message that names the field."""
+    code, message, field = describe_rejection(exc)
+    if field is None:
+        return json_error(400, code, message)
+    return json_error(400, code, message, field=field)
 
 
 def register_error_handlers(app: Flask) -> None:

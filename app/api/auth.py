@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app
-from flask_limiter.util import get_remote_address
+from flask import Blueprint
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 
 from ..authentication import end_session, start_session
-from ..extensions import limiter
+from ..limits import login_limits, register_limit
 from ..models import Role, User
 from ..services import accounts
 from . import schemas
-from .inputs import parse_body, parsed_json
+from .inputs import parse_body
 
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 
@@ -30,20 +29,8 @@ def identity(user: User) -> dict[str, Any]:
     ).body()
 
 
-def login_email_key() -> str:
-    """Rate-limit key for one email from one client address."""
-    body = parsed_json()
-    email = body.get("email") if isinstance(body, dict) else None
-    email = email.strip().lower() if isinstance(email, str) else ""
-    return f"{email}|{get_remote_address()}"
-
-
 @bp.post("/register")
-@limiter.limit(
-    lambda: current_app.config["REGISTER_LIMIT_PER_ADDRESS"],
-    key_func=get_remote_address,
-    scope="register-address",
-)
+@register_limit
 def register() -> tuple[dict[str, Any], int]:
     """Create an account (and organization); the caller is logged in."""
     body = parse_body(schemas.RegisterRequest)
@@ -52,16 +39,7 @@ def register() -> tuple[dict[str, Any], int]:
 
 
 @bp.post("/login")
-@limiter.limit(
-    lambda: current_app.config["LOGIN_LIMIT_PER_ADDRESS"],
-    key_func=get_remote_address,
-    scope="login-address",
-)
-@limiter.limit(
-    lambda: current_app.config["LOGIN_LIMIT_PER_EMAIL"],
-    key_func=login_email_key,
-    scope="login-email",
-)
+@login_limits
 def login() -> dict[str, Any]:
     """Check credentials and start a new session."""
     body = parse_body(schemas.LoginRequest)

@@ -240,6 +240,8 @@ class Page:
     rows: list[tuple[File, str | None]]
     total: int
     next_cursor: str | None
+    # Set when newer rows exist before this page (a page reached by cursor).
+    prev_cursor: str | None = None
 
 
 def encode_cursor(row: File) -> str:
@@ -265,8 +267,12 @@ def list_files(
     limit: int,
     page: int = 1,
     cursor: str | None = None,
+    newer: bool = False,
 ) -> Page:
-    """The organization's files newest first (ties by id), by page number or cursor."""
+    """The organization's files newest first (ties by id), by page number or cursor.
+
+    With `newer`, the page is the one just before the cursor (the rows newer than it).
+    """
     query = scoped(File, organization_id)
     if status is not None:
         query = query.where(File.status == status)
@@ -279,13 +285,19 @@ def list_files(
         total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     newest_first = (File.uploaded_at.desc(), File.id.desc())
     # The page's ids come from the covering index alone; only those rows are then read.
-    keys = query.with_only_columns(File.id).order_by(*newest_first).limit(limit + 1)
+    oldest_first = (File.uploaded_at.asc(), File.id.asc())
+    keys = query.with_only_columns(File.id).limit(limit + 1)
     if cursor:
         after_time, after_id = decode_cursor(cursor)
         # A row-value comparison is one index range on SQLite and PostgreSQL alike (an
         # OR of two conditions makes SQLite walk the index from the newest row).
-        keys = keys.where(tuple_(File.uploaded_at, File.id) < tuple_(after_time, after_id))
+        key, mark = tuple_(File.uploaded_at, File.id), tuple_(after_time, after_id)
+        if newer:
+            keys = keys.where(key > mark).order_by(*oldest_first)
+        else:
+            keys = keys.where(key < mark).order_by(*newest_first)
     else:
+        keys = keys.order_by(*newest_first)
         keys = keys.offset((page - 1) * limit)
     page_ids = keys.subquery()
     page_query = (
@@ -298,9 +310,16 @@ def list_files(
         (f, email) for f, email in db.session.execute(page_query).all()
     ]
     more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1][0]) if more and rows else None
-    return Page(rows=rows, total=int(total or 0), next_cursor=next_cursor)
+    if newer and cursor:
+        # The extra row is the newest one: it says a still newer page exists.
+        rows = rows[1:] if more else rows
+        prev_cursor = encode_cursor(rows[0][0]) if more and rows else None
+        next_cursor = encode_cursor(rows[-1][0]) if rows else None
+    else:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1][0]) if more and rows else None
+        prev_cursor = encode_cursor(rows[0][0]) if cursor and rows else None
+    return Page(rows=rows, total=int(total or 0), next_cursor=next_cursor, prev_cursor=prev_cursor)
 
 
 def page_count(total: int, limit: int) -> int:

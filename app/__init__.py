@@ -18,7 +18,8 @@ from .storage.uploads import CofferRequest, discard_unkept_uploads
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Build the app for APP_ENV, with `overrides` applied over the environment."""
     config = load_config(overrides)
-    app = Flask(__name__, instance_path=str(config["INSTANCE_PATH"]))
+    # The web blueprint serves the static files; the app itself has none of its own.
+    app = Flask(__name__, instance_path=str(config["INSTANCE_PATH"]), static_folder=None)
     app.request_class = CofferRequest
     app.config.from_mapping(config)
     logs.init_app(app)
@@ -50,10 +51,12 @@ def register_blueprints(app: Flask) -> None:
     from .api import auth as auth_api
     from .api import files, health, openapi, org, tokens, uploads
     from .api.inputs import AsciiIntegerConverter
+    from .web import bp as web
 
     app.url_map.converters["int"] = AsciiIntegerConverter
     for module in (auth_api, org, tokens, files, uploads, health, openapi):
         app.register_blueprint(module.bp)
+    app.register_blueprint(web)
     app.teardown_request(discard_unkept_uploads)
 
 

@@ -1,0 +1,7 @@
+"""The web app: server-rendered pages over the API's session, CSRF token and services."""
+
+from __future__ import annotations
+
+from .views import bp
+
+__all__ = ["bp"]

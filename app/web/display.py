@@ -1,0 +1,33 @@
+"""How the pages write sizes and times for people."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+UNITS = ("KiB", "MiB", "GiB", "TiB")
+MiB = 1024 * 1024
+
+
+def size(count: int | None) -> str:
+    """A byte count in human units: 512 B, 1.5 KiB, 12.5 MiB."""
+    if count is None:
+        return ""
+    if count < 1024:
+        return f"{count} B"
+    value = float(count)
+    for unit in UNITS:
+        value /= 1024
+        if value < 1024 or unit == UNITS[-1]:
+            return f"{value:,.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def mib(count: int | float) -> str:
+    """A number of MiB as the usage line writes it: 12.5, 1,000 (no .0 on whole numbers)."""
+    rounded = round(float(count), 1)
+    return f"{rounded:,.0f}" if rounded == int(rounded) else f"{rounded:,.1f}"
+
+
+def when(moment: datetime | None) -> str:
+    """A UTC time to the minute, as the tables show it."""
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"

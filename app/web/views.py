@@ -1,0 +1,382 @@
+"""The pages: sign in, create an account, files, tokens and the organization."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_limiter.errors import RateLimitExceeded
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.wrappers import Response as BaseResponse
+
+from ..api import schemas
+from ..api.inputs import validated
+from ..authentication import end_session, start_session
+from ..errors import MESSAGES, InputRejected, describe_rejection, domain_status
+from ..extensions import csrf
+from ..limits import login_limits, register_limit
+from ..models import FileStatus, User
+from ..services import accounts, files, tokens
+from ..services.errors import DomainError
+from . import display
+
+bp = Blueprint(
+    "web",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
+bp.add_app_template_filter(display.size, "size")
+bp.add_app_template_filter(display.mib, "mib")
+bp.add_app_template_filter(display.when, "when")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Pages may load scripts, styles and images from Coffer itself and nothing else; the API's
+# answers keep the stricter policy of app/middleware.py.
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+PAGE_SIZE = 20
+# Register's domain errors that concern one field, by code.
+FIELD_OF_CODE = {
+    "email_taken": "email",
+    "invite_required": "invite_code",
+    "invite_invalid": "invite_code",
+}
+
+
+@bp.after_request
+def page_headers(response: Response) -> Response:
+    """The pages' policy; pages show a user's data, so no cache keeps them."""
+    response.headers["Content-Security-Policy"] = PAGE_POLICY
+    if response.mimetype == "text/html":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def signed_in() -> bool:
+    """Whether the page's visitor is signed in by the session cookie (pages take no token)."""
+    return bool(current_user.is_authenticated) and g.get("auth_method") == "session"
+
+
+def page(view: F) -> F:
+    """A signed-in page: a visitor who is not signed in gets the sign-in form first."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not signed_in():
+            return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a path on this site, never another site."""
+    if not target:
+        return url_for("web.files")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("web.files")
+    if "\\" in target or any(ord(c) < 32 for c in target):
+        return url_for("web.files")
+    return target
+
+
+def user() -> User:
+    """The signed-in user."""
+    return cast(User, current_user._get_current_object())
+
+
+# ---- signing in and out -------------------------------------------------------------
+
+
+@bp.errorhandler(RateLimitExceeded)
+def rate_limited(exc: RateLimitExceeded) -> ResponseReturnValue:
+    """Too many attempts: the form again, with the API's message as an alert."""
+    template = "register.html" if request.endpoint == "web.register" else "login.html"
+    return render_template(
+        template, alert=MESSAGES[429], form=request.form, errors={}, next=request.args.get("next")
+    ), 429
+
+
+@bp.errorhandler(CSRFError)
+def csrf_failed(exc: CSRFError) -> ResponseReturnValue:
+    """A form without its page's token (an old tab, another site): nothing done, say so."""
+    alert = "the form expired; please try again"
+    if request.endpoint in {"web.login", "web.register"}:
+        template = "register.html" if request.endpoint == "web.register" else "login.html"
+        return render_template(template, alert=alert, form={}, errors={}, next=None), 400
+    back = request.referrer if safe_referrer() else url_for("web.files")
+    return render_template("problem.html", alert=alert, back=back, me=user()), 400
+
+
+def safe_referrer() -> bool:
+    """Whether the Referer is one of this site's pages."""
+    referrer = request.referrer or ""
+    return urlsplit(referrer).netloc == request.host
+
+
+@bp.get("/login")
+def login_form() -> ResponseReturnValue:
+    """The sign-in form (a visitor already signed in goes on)."""
+    if signed_in():
+        return redirect(safe_next(request.args.get("next")))
+    return render_template("login.html", form={}, alert=None, next=request.args.get("next"))
+
+
+@bp.post("/login")
+@login_limits
+def login() -> ResponseReturnValue:
+    """Sign in with the form, then go where the visitor was going."""
+    csrf.protect()
+    form = request.form
+    try:
+        body = validated(
+            schemas.LoginRequest,
+            {"email": form.get("email", ""), "password": form.get("password", "")},
+        )
+        signed = accounts.authenticate(body.email, body.password)
+    except InputRejected as exc:
+        _, message, _ = describe_rejection(exc)
+        return render_template("login.html", form=form, alert=message, next=form.get("next")), 400
+    except DomainError as exc:
+        return render_template(
+            "login.html", form=form, alert=exc.message, next=form.get("next")
+        ), domain_status(exc)
+    start_session(signed)
+    return redirect(safe_next(form.get("next")))
+
+
+@bp.get("/register")
+def register_form() -> ResponseReturnValue:
+    """The sign-up form."""
+    return render_template("register.html", form={}, errors={}, alert=None)
+
+
+@bp.post("/register")
+@register_limit
+def register() -> ResponseReturnValue:
+    """Create the account from the form; errors go next to their field."""
+    csrf.protect()
+    form = request.form
+    data = {
+        "email": form.get("email", ""),
+        "password": form.get("password", ""),
+        "organization_name": form.get("organization_name", ""),
+        "invite_code": form.get("invite_code") or None,
+    }
+    try:
+        body = validated(schemas.RegisterRequest, data)
+        created = accounts.register(
+            body.email, body.password, body.organization_name, body.invite_code
+        )
+    except InputRejected as exc:
+        _, message, field = describe_rejection(exc)
+        return register_again(form, field, message, 400)
+    except DomainError as exc:
+        field = getattr(exc, "field", None) or FIELD_OF_CODE.get(exc.code)
+        return register_again(form, field, exc.message, domain_status(exc))
+    start_session(created)
+    return redirect(url_for("web.files"))
+
+
+def register_again(form: Any, field: str | None, message: str, status: int) -> ResponseReturnValue:
+    """The sign-up form again, the error beside its field (or above the form)."""
+    errors = {field: message} if field else {}
+    alert = None if field else message
+    return render_template("register.html", form=form, errors=errors, alert=alert), status
+
+
+@bp.post("/logout")
+@page
+def logout() -> BaseResponse:
+    """Sign out: the server-side session is destroyed."""
+    end_session()
+    return redirect(url_for("web.login_form"))
+
+
+# ---- files ------------------------------------------------------------------------------
+
+
+def listing() -> tuple[files.Page, schemas.FileListQuery, bool]:
+    """The page of files the query string asks for, and whether it is the newer direction."""
+    args = {k: v for k, v in request.args.items() if k in {"status", "cursor"} and v}
+    try:
+        query = validated(schemas.FileListQuery, {**args, "limit": PAGE_SIZE})
+    except InputRejected:
+        query = validated(schemas.FileListQuery, {"limit": PAGE_SIZE})
+    newer = request.args.get("direction") == "newer" and query.cursor is not None
+    try:
+        result = files.list_files(
+            user().organization_id,
+            status=query.status,
+            limit=PAGE_SIZE,
+            cursor=query.cursor,
+            newer=newer,
+        )
+    except DomainError:  # a cursor that is not ours: the first page
+        query = validated(schemas.FileListQuery, {"limit": PAGE_SIZE, "status": query.status})
+        result = files.list_files(user().organization_id, status=query.status, limit=PAGE_SIZE)
+    return result, query, newer
+
+
+@bp.get("/", endpoint="files")
+@page
+def files_page() -> ResponseReturnValue:
+    """The organization's files, the drop zone and the uploads in progress."""
+    result, query, _ = listing()
+    return render_template(
+        "files.html",
+        page=result,
+        status=query.status.value if query.status else "",
+        statuses=[s.value for s in FileStatus],
+        me=user(),
+        upload_limit=current_app.config["MAX_FILE_SIZE"],
+        resumable_above=RESUMABLE_ABOVE,
+    )
+
+
+# Larger files go through the resumable endpoint, in parts of this size.
+RESUMABLE_ABOVE = 4 * 1024 * 1024
+
+
+@bp.get("/files/rows")
+@page
+def file_rows() -> ResponseReturnValue:
+    """The table's rows alone, for the page's script to refresh statuses without a reload."""
+    result, _, _ = listing()
+    return render_template("_file_rows.html", page=result, me=user())
+
+
+@bp.post("/files/<uuid:file_id>/delete")
+@page
+def delete_file(file_id: Any) -> BaseResponse:
+    """Delete a file (the page's script asks for confirmation first)."""
+    files.delete_file(user(), str(file_id))
+    return redirect(safe_next(request.form.get("next")))
+
+
+# ---- tokens -----------------------------------------------------------------------------
+
+
+# A new secret (token or invite code) waits in the server-side session for the one page
+# that shows it: Post/Redirect/Get, so a reload neither shows it again nor makes another.
+SHOW_ONCE = "_coffer_show_once"
+
+
+def show_once(**values: Any) -> None:
+    """Keep values for the next page this session loads."""
+    session[SHOW_ONCE] = values
+
+
+def shown_once() -> dict[str, Any]:
+    """The values kept for this page, gone once read."""
+    return cast(dict[str, Any], session.pop(SHOW_ONCE, None) or {})
+
+
+@bp.get("/tokens")
+@page
+def tokens_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    """The user's API tokens; a new one's secret is shown once."""
+    issued = shown_once().get("token")
+    listed = tokens.list_tokens(user())
+    return render_template(
+        "tokens.html", tokens=listed, issued=issued, error=error, me=user()
+    ), status
+
+
+@bp.post("/tokens")
+@page
+def create_token() -> ResponseReturnValue:
+    """Issue a token, then show its secret once."""
+    try:
+        body = validated(schemas.TokenRequest, {"name": request.form.get("name", "")})
+        issued = tokens.create_token(user(), body.name)
+    except InputRejected as exc:
+        return tokens_page(error=describe_rejection(exc)[1], status=400)
+    except DomainError as exc:
+        return tokens_page(error=exc.message, status=domain_status(exc))
+    show_once(token={"name": issued.token.name, "secret": issued.secret})
+    return redirect(url_for("web.tokens_page"), 303)
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+@page
+def revoke_token(token_id: int) -> BaseResponse:
+    """Revoke one of the user's tokens."""
+    tokens.revoke_token(user(), token_id)
+    return redirect(url_for("web.tokens_page"))
+
+
+# ---- organization -----------------------------------------------------------------------
+
+
+@bp.get("/org")
+@page
+def org_page() -> ResponseReturnValue:
+    """Usage for everyone; invites and users for admins."""
+    return render_org(invite=shown_once().get("invite"))
+
+
+def render_org(
+    invite: dict[str, Any] | None = None, error: str | None = None, status: int = 200
+) -> ResponseReturnValue:
+    """The organization page, with a new invite or an error when there is one."""
+    me = user()
+    users = accounts.list_users(me.organization_id) if me.is_admin else []
+    return render_template(
+        "org.html", org=me.organization, users=users, invite=invite, error=error, me=me
+    ), status
+
+
+@bp.post("/org/invites")
+@page
+def create_invite() -> ResponseReturnValue:
+    """Issue an invite code (admins), then show it once."""
+    me = user()
+    if not me.is_admin:
+        return render_org(error="only an organization admin can do this", status=403)
+    invite = accounts.create_invite(me.organization_id, created_by=me.id)
+    # Kept as text: the session holds plain values only.
+    expires = invite.expires_at.isoformat(timespec="seconds") + "Z"
+    show_once(
+        invite={
+            "code": invite.code,
+            "expires_at": expires,
+            "expires_text": display.when(invite.expires_at),
+        }
+    )
+    return redirect(url_for("web.org_page"), 303)
+
+
+@bp.post("/org/users/<int:user_id>/<any(activate, deactivate):action>")
+@page
+def set_active(user_id: int, action: str) -> ResponseReturnValue:
+    """Activate or deactivate a user of the organization (admins)."""
+    me = user()
+    if not me.is_admin:
+        return render_org(error="only an organization admin can do this", status=403)
+    try:
+        accounts.set_active(me, user_id, active=action == "activate")
+    except DomainError as exc:
+        return render_org(error=exc.message, status=domain_status(exc))
+    return redirect(url_for("web.org_page"))

@@ -13,12 +13,13 @@ export WORKERS ?= 1
 export WEB_THREADS ?= 8
 export INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: help run test lint format fuzz bench deps dev-deps requirements redis migrate clean
+.PHONY: help run test lint format fuzz bench screenshots deps dev-deps requirements redis migrate clean
 
 help:
 	@echo "make run    - install, migrate and serve Coffer on \$$PORT (default 5000)"
 	@echo "make test   - install and run the whole test suite"
 	@echo "make lint   - ruff check, ruff format --check and mypy"
+	@echo "make screenshots - run the browser tests, saving the pages they pass to docs/screenshots"
 	@echo "make requirements - pin requirements*.txt from requirements*.in again"
 	@echo "                    (PIP_COMPILE_ARGS=--upgrade, or --upgrade-package NAME, to move pins)"
 
@@ -80,6 +81,9 @@ fuzz: dev-deps
 bench: dev-deps
 	@echo "==> benchmarking Coffer on SQLite$${DATABASE_URL:+ and PostgreSQL}"
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench $(BENCH_ARGS)
+
+screenshots: dev-deps
+	@COFFER_SCREENSHOTS=$(CURDIR)/docs/screenshots PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q tests/test_web_browser.py $(PYTEST_ARGS)
 
 lint: dev-deps
 	@$(BIN)/ruff check .

@@ -188,3 +188,16 @@ def test_the_files_page_goes_to_older_and_back_to_newer_pages_by_cursor(auth: Au
     top, top_links = names_on(auth.client, back_links["Newer"])
     assert top == first
     assert set(top_links) == {"Older"}  # the newest page has nothing newer
+
+
+def test_the_organization_page_gives_usage_in_words_and_a_meter(auth: Auth) -> None:
+    """Usage reads as a person says it, beside a meter of the same figures."""
+    auth.register()
+    assert upload(auth, "half.txt", b"a" * (12 * 1024 * 1024 + 512 * 1024)).status_code == 201
+    with auth.client.get("/org") as page:
+        html = page.get_data(as_text=True)
+    assert "12.5 MiB of 1,000 MiB" in html
+    meter = re.search(r'<meter min="0" max="(\d+)" value="(\d+)"', html)
+    assert meter and meter.groups() == (str(1000 * 1024 * 1024), str(13107200))
+    with auth.client.get("/") as files_page:
+        assert '<td class="num">12.5 MiB</td>' in files_page.get_data(as_text=True)

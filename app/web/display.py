@@ -18,16 +18,18 @@ def size(count: int | None) -> str:
     for unit in UNITS:
         value /= 1024
         if value < 1024 or unit == UNITS[-1]:
-            return f"{value:,.1f} {unit}"
+            return f"{amount(value)} {unit}"
     raise AssertionError("unreachable")
 
 
-def mib(count: int | float) -> str:
-    """A number of MiB as the usage line writes it: 12.5, 1,000 (no .0 on whole numbers)."""
+def amount(count: int | float) -> str:
+    """A number to one decimal, as people write it: 12.5, 1,000 (no .0 on whole numbers)."""
     rounded = round(float(count), 1)
     return f"{rounded:,.0f}" if rounded == int(rounded) else f"{rounded:,.1f}"
 
 
-def when(moment: datetime | None) -> str:
-    """A UTC time to the minute, as the tables show it."""
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+def when(moment: datetime | None, zone: bool = True) -> str:
+    """A UTC time to the minute, as the tables show it (`zone`: say it is UTC)."""
+    if moment is None:
+        return "never"
+    return moment.strftime("%Y-%m-%d %H:%M" + (" UTC" if zone else ""))

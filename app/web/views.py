@@ -43,7 +43,7 @@ bp = Blueprint(
     static_url_path="/static",
 )
 bp.add_app_template_filter(display.size, "size")
-bp.add_app_template_filter(display.mib, "mib")
+bp.add_app_template_filter(display.amount, "amount")
 bp.add_app_template_filter(display.when, "when")
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from ..database import write_transaction
 from ..extensions import db
@@ -171,7 +172,8 @@ def authenticate(email: str, password: str) -> User:
 
 def load_active_user(user_id: int) -> User | None:
     """The user for a session, or None when missing or deactivated."""
-    user = db.session.get(User, user_id)
+    # With its organization in the same query: most requests read it (tenancy, /me).
+    user = db.session.get(User, user_id, options=[joinedload(User.organization)])
     if user is None or not user.is_active:
         return None
     return user

@@ -349,3 +349,25 @@ def test_a_link_needs_an_account_to_make_and_list(app: Flask, client: FlaskClien
     assert client.post(f"/api/files/{file_id}/links", json={}).status_code == 401
     assert client.get(f"/api/files/{file_id}/links").status_code == 401
     assert client.delete("/api/links/1").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("", ""),
+        ("https://files.example.com/", "https://files.example.com"),
+        ("http://10.0.0.2:8080/coffer", "http://10.0.0.2:8080/coffer"),
+    ],
+)
+def test_public_url_is_an_http_url_kept_without_its_trailing_slash(value: str, kept: str) -> None:
+    from app.config import load_config
+
+    assert load_config({"PUBLIC_URL": value})["PUBLIC_URL"] == kept
+
+
+@pytest.mark.parametrize("value", ["files.example.com", "ftp://files.example.com", "https://"])
+def test_a_public_url_that_is_no_http_url_stops_the_start(value: str) -> None:
+    from app.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="^PUBLIC_URL must be an http:// or https:// URL"):
+        load_config({"PUBLIC_URL": value})

@@ -160,6 +160,8 @@ class Config:
         # Insecure: true lets webhooks reach loopback, private and other internal
         # addresses (tests, and deployments whose receivers are all internal).
         self.WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+        # Seconds one webhook delivery attempt may take, connecting and answering together.
+        self.WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
         # Seconds to wait before each retry of a webhook delivery that failed; one retry
         # per number, then the delivery is marked failed.
         self.WEBHOOK_RETRY_SECONDS = env_int_list(

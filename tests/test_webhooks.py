@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -299,6 +302,89 @@ def test_a_deleted_endpoint_is_sent_nothing_more(
     assert hook.received == []
     assert auth.client.get("/api/org/webhooks").get_json() == {"webhooks": []}
     assert auth.client.get(f"/api/org/webhooks/{created['id']}/deliveries").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "app_overrides",
+    [{"WEBHOOK_ALLOW_PRIVATE": True, "WEBHOOK_RETRY_SECONDS": [0], "WEBHOOK_TIMEOUT_SECONDS": 1}],
+)
+def test_a_slow_receiver_times_out_and_is_retried(
+    app: Flask, auth: Auth, worker: Callable[[], None]
+) -> None:
+    auth.register()
+    with receiver([204], delay=3) as slow:
+        created = register_webhook(auth, slow.url, ["file.ready"]).get_json()
+        upload(auth, "notes.txt", b"hello\n")
+        worker()
+    recorded = deliveries(auth, created["id"])
+    assert [d["outcome"] for d in recorded] == ["failed", "retrying"]
+    for delivery in recorded:
+        assert delivery["error"] == "timed out after 1 s"
+        assert delivery["status_code"] is None
+        assert 900 <= delivery["duration_ms"] < 2500
+
+
+def certificates(folder: Path) -> tuple[Path, ssl.SSLContext]:
+    """A test CA (its PEM file) and a server context with a certificate it signed for the
+    name `localhost` only."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=Test CA",
+        "-keyout", "ca.key", "-out", "ca.pem",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
+    )  # fmt: skip
+    openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+        "-keyout", "leaf.key", "-out", "leaf.csr",
+    )  # fmt: skip
+    (folder / "leaf.ext").write_text("subjectAltName=DNS:localhost\n")
+    openssl(
+        "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "1", "-extfile", "leaf.ext", "-out", "leaf.pem",
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "leaf.pem", folder / "leaf.key")
+    return folder / "ca.pem", context
+
+
+@pytest.mark.parametrize(
+    "app_overrides", [{"WEBHOOK_ALLOW_PRIVATE": True, "WEBHOOK_RETRY_SECONDS": [0]}]
+)
+def test_https_goes_to_the_checked_address_and_verifies_the_name(
+    app: Flask,
+    auth: Auth,
+    worker: Callable[[], None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The connection goes to the address checked, yet TLS checks the certificate against
+    the URL's host name: `localhost` is delivered to, `127.0.0.1` (not the certificate's
+    name) and an untrusted CA are not."""
+    auth.register()
+    ca, context = certificates(tmp_path)
+    with receiver([204], tls=context, host="localhost") as secure:
+        by_name = register_webhook(auth, secure.url, ["file.ready"]).get_json()
+        by_address_url = secure.url.replace("localhost", "127.0.0.1")
+        by_address = register_webhook(auth, by_address_url, ["file.ready"]).get_json()
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+        upload(auth, "trusted.txt", b"hello\n")
+        worker()
+        assert len(secure.received) == 1
+        assert secure.received[0].headers["Host"] == urlsplit(secure.url).netloc
+        monkeypatch.delenv("SSL_CERT_FILE")
+        upload(auth, "untrusted.txt", b"hello\n")
+        worker()
+    assert len(secure.received) == 1
+    named = deliveries(auth, by_name["id"])
+    assert [(d["outcome"], d["status_code"]) for d in named][-1] == ("succeeded", 204)
+    assert "CERTIFICATE_VERIFY_FAILED" in named[0]["error"]  # the CA is no longer trusted
+    by_ip = deliveries(auth, by_address["id"])
+    assert all(d["status_code"] is None and "SSLError" in d["error"] for d in by_ip)
+    # While the CA was trusted, only the name stood in the way.
+    assert "hostname '127.0.0.1' doesn't match 'localhost'" in by_ip[-1]["error"]
 
 
 # ---- refusals ------------------------------------------------------------------------

@@ -43,8 +43,6 @@ FILE_DELETED = "file.deleted"
 EVENT_TYPES = (FILE_READY, FILE_FAILED, FILE_DELETED)
 SECRET_PREFIX = "whsec_"
 MAX_URL_LENGTH = 2048
-# The contract's limit on one attempt, connecting and answering together.
-TIMEOUT_SECONDS = 10.0
 # Attempts kept per endpoint in the answer of GET .../deliveries.
 RECENT_DELIVERIES = 100
 MAX_ERROR_LENGTH = 500
@@ -242,8 +240,8 @@ def emit(event_type: str, organization_id: int, file: dict[str, Any]) -> str | N
                 event,
                 job_id=f"webhook-{event['id']}-{hook.id}",
                 retry=retry_policy(),
-                # One attempt takes at most TIMEOUT_SECONDS; the rest is bookkeeping.
-                job_timeout=int(TIMEOUT_SECONDS) + 50,
+                # One attempt takes at most WEBHOOK_TIMEOUT_SECONDS; the rest is bookkeeping.
+                job_timeout=current_app.config["WEBHOOK_TIMEOUT_SECONDS"] + 50,
                 result_ttl=3600,
                 failure_ttl=7 * 24 * 3600,
             )
@@ -297,7 +295,8 @@ class Attempt:
 
 
 def send(hook: Webhook, event_id: str, body: bytes) -> Attempt:
-    """POST a signed event body to an endpoint, once: no redirect followed, 10 s at most.
+    """POST a signed event body to an endpoint, once: no redirect followed, and at most
+    WEBHOOK_TIMEOUT_SECONDS (10) for the whole attempt.
 
     The host is resolved and every address checked again here (DNS may have changed since
     registration), and the connection goes to an address just checked, never to a fresh
@@ -305,6 +304,8 @@ def send(hook: Webhook, event_id: str, body: bytes) -> Attempt:
     HTTPS still verifies the certificate against the URL's host name.
     """
     started = time.monotonic()
+    limit = float(current_app.config["WEBHOOK_TIMEOUT_SECONDS"])
+    timed_out = f"timed out after {limit:.0f} s"
     try:
         target = resolve_target(hook.url)
     except InvalidInput as exc:
@@ -318,9 +319,9 @@ def send(hook: Webhook, event_id: str, body: bytes) -> Attempt:
     }
     error = "the host has no address"
     for address in target.addresses:
-        remaining = TIMEOUT_SECONDS - (time.monotonic() - started)
+        remaining = limit - (time.monotonic() - started)
         if remaining <= 0:
-            error = f"timed out after {TIMEOUT_SECONDS:.0f} s"
+            error = timed_out
             break
         pool = connection_pool(target, address)
         try:
@@ -342,7 +343,7 @@ def send(hook: Webhook, event_id: str, body: bytes) -> Attempt:
             # Refused or unreachable: the host's next address may answer.
             error = f"could not connect to {address}: {connection_reason(exc)}"
         except Urllib3Timeout:
-            error = f"timed out after {TIMEOUT_SECONDS:.0f} s"
+            error = timed_out
             break
         except (HTTPError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"

@@ -3,7 +3,9 @@ request and answers with the statuses it is told to, in turn."""
 
 from __future__ import annotations
 
+import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,8 +36,15 @@ class Receiver:
 
 
 @contextmanager
-def receiver(statuses: list[int] | None = None, location: str | None = None) -> Iterator[Receiver]:
-    """A running receiver; `location` is sent with 3xx answers."""
+def receiver(
+    statuses: list[int] | None = None,
+    location: str | None = None,
+    delay: float = 0,
+    tls: ssl.SSLContext | None = None,
+    host: str = "127.0.0.1",
+) -> Iterator[Receiver]:
+    """A running receiver on 127.0.0.1: `location` is sent with 3xx answers, each answer
+    waits `delay` seconds, `tls` serves HTTPS, and `host` is the name its URL uses."""
     state = Receiver(statuses=list(statuses or [204]), location=location)
     lock = threading.Lock()
 
@@ -45,6 +54,7 @@ def receiver(statuses: list[int] | None = None, location: str | None = None) -> 
             with lock:
                 state.received.append(Received(self.path, dict(self.headers.items()), body))
                 status = state.answer()
+            time.sleep(delay)
             self.send_response(status)
             if state.location and 300 <= status < 400:
                 self.send_header("Location", state.location)
@@ -55,7 +65,10 @@ def receiver(statuses: list[int] | None = None, location: str | None = None) -> 
             """Quiet: the test reads what was received."""
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/coffer"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    scheme = "https" if tls is not None else "http"
+    state.url = f"{scheme}://{host}:{server.server_address[1]}/hooks/coffer"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -634,6 +634,7 @@ PATHS: dict[str, Any] = {
                     GetFile=link("getFile", file_id="$response.body#/file_id"),
                     DownloadFile=link("downloadFile", file_id="$response.body#/file_id"),
                     DeleteFile=link("deleteFile", file_id="$response.body#/file_id"),
+                    CreateShareLink=link("createShareLink", file_id="$response.body#/file_id"),
                 ),
                 "400": error(
                     "no `file` part, a name that is empty once cleaned, an empty file, part "

@@ -64,16 +64,18 @@ def deliveries(webhook_id: int) -> dict[str, Any]:
     rows = webhooks.recent_deliveries(current_user.organization_id, webhook_id)
     return schemas.DeliveryList(
         deliveries=[
-            schemas.Delivery(
-                event_id=row.event_id,  # type: ignore[arg-type]
-                type=row.event_type,  # type: ignore[arg-type]
-                attempt=row.attempt,
-                outcome=row.outcome,  # type: ignore[arg-type]
-                status_code=row.status_code,
-                error=row.error,
-                duration_ms=row.duration_ms or 0,
-                delivered_at=row.delivered_at,
-                next_attempt_at=row.next_attempt_at,
+            schemas.Delivery.model_validate(
+                {
+                    "event_id": row.event_id,
+                    "type": row.event_type,
+                    "attempt": row.attempt,
+                    "outcome": row.outcome,
+                    "status_code": row.status_code,
+                    "error": row.error,
+                    "duration_ms": row.duration_ms or 0,
+                    "delivered_at": row.delivered_at,
+                    "next_attempt_at": row.next_attempt_at,
+                }
             )
             for row in rows
         ]

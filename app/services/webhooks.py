@@ -23,6 +23,7 @@ from flask import current_app
 from redis.exceptions import RedisError
 from rq import Retry
 from sqlalchemy import delete
+from sqlalchemy.exc import SQLAlchemyError
 from urllib3.exceptions import HTTPError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
@@ -218,9 +219,15 @@ def emit(event_type: str, organization_id: int, file: dict[str, Any]) -> str | N
     Called after the change it tells of has committed. Every endpoint gets the same event
     id, and keeps it across its retries, so a receiver can drop what it already has.
     Returns the event id, or None when no endpoint takes the event. A Redis that is away
-    loses the event (logged): no file change waits on webhooks.
+    or a database that fails here loses the event (logged): no file change waits on webhooks.
     """
-    hooks = [hook for hook in list_webhooks(organization_id) if event_type in hook.event_types]
+    try:
+        hooks = [h for h in list_webhooks(organization_id) if event_type in h.event_types]
+    except SQLAlchemyError as exc:
+        # The change itself has committed: it stands, and only its webhooks are lost.
+        db.session.rollback()
+        log.error("could not read the webhooks for a %s event: %s", event_type, exc)
+        return None
     if not hooks:
         return None
     event = {

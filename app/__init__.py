@@ -49,12 +49,12 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount the HTTP blueprints, their `int` ids held to ASCII digits."""
     from .api import auth as auth_api
-    from .api import files, health, openapi, org, tokens, uploads
+    from .api import files, health, links, openapi, org, tokens, uploads, webhooks
     from .api.inputs import AsciiIntegerConverter
     from .web import bp as web
 
     app.url_map.converters["int"] = AsciiIntegerConverter
-    for module in (auth_api, org, tokens, files, uploads, health, openapi):
+    for module in (auth_api, org, webhooks, tokens, files, links, uploads, health, openapi):
         app.register_blueprint(module.bp)
     app.register_blueprint(web)
     app.teardown_request(discard_unkept_uploads)

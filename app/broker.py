@@ -9,6 +9,9 @@ from redis import Redis
 from rq import Queue
 
 QUEUE_NAME = "validation"
+# Webhook deliveries wait on a queue of their own, after validations: a slow receiver
+# (up to its 10 s timeout per attempt) never holds up a file's verdict.
+WEBHOOK_QUEUE_NAME = "webhooks"
 
 
 def connect(url: str) -> Redis:
@@ -33,3 +36,13 @@ def get_redis() -> Redis:
 def get_queue(connection: Redis | None = None) -> Queue:
     """The validation queue, on an explicit connection (RQ keeps no global one)."""
     return Queue(QUEUE_NAME, connection=connection or get_redis())
+
+
+def get_webhook_queue(connection: Redis | None = None) -> Queue:
+    """The queue of webhook deliveries."""
+    return Queue(WEBHOOK_QUEUE_NAME, connection=connection or get_redis())
+
+
+def worker_queues(connection: Redis | None = None) -> list[Queue]:
+    """The queues a worker serves, in the order it takes their jobs: validations first."""
+    return [get_queue(connection), get_webhook_queue(connection)]

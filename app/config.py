@@ -6,6 +6,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
@@ -150,6 +151,22 @@ class Config:
         self.REGISTER_LIMIT_PER_ADDRESS = os.environ.get(
             "REGISTER_LIMIT_PER_ADDRESS", "10 per hour"
         )
+        # Share links (/s/<secret>) fetched per client address: each one is a guess at a
+        # secret when it is not a download.
+        self.SHARE_LIMIT_PER_ADDRESS = os.environ.get("SHARE_LIMIT_PER_ADDRESS", "60 per minute")
+        # The address clients reach Coffer at (e.g. https://files.example.com), for the
+        # absolute URLs of share links; empty takes the request's own scheme and host.
+        self.PUBLIC_URL = os.environ.get("PUBLIC_URL", "").strip()
+        # Insecure: true lets webhooks reach loopback, private and other internal
+        # addresses (tests, and deployments whose receivers are all internal).
+        self.WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+        # Seconds one webhook delivery attempt may take, connecting and answering together.
+        self.WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
+        # Seconds to wait before each retry of a webhook delivery that failed; one retry
+        # per number, then the delivery is marked failed.
+        self.WEBHOOK_RETRY_SECONDS = env_int_list(
+            "WEBHOOK_RETRY_SECONDS", [10, 60, 600, 3600, 21600]
+        )
         # Number of proxies in front of Coffer whose X-Forwarded-For is trusted; 0
         # means the client address is the socket peer and the header is ignored.
         self.TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
@@ -238,6 +255,17 @@ def check_storage_settings(values: dict[str, object]) -> None:
         raise ConfigError(f"S3_PREFIX must not start with '/', not {prefix!r}")
 
 
+def check_public_url(values: dict[str, object]) -> None:
+    """Refuse a PUBLIC_URL that is not an http(s) URL; keep it without a trailing slash."""
+    url = str(values.get("PUBLIC_URL") or "").strip().rstrip("/")
+    parts = urlsplit(url)
+    if url and (parts.scheme not in ("http", "https") or not parts.netloc or parts.query):
+        raise ConfigError(
+            f"PUBLIC_URL must be an http:// or https:// URL, not {values['PUBLIC_URL']!r}"
+        )
+    values["PUBLIC_URL"] = url
+
+
 def load_config(overrides: dict[str, object] | None = None) -> dict[str, object]:
     """Build the configuration for APP_ENV as a plain dict, applying overrides last."""
     name = os.environ.get("APP_ENV", "development").strip().lower() or "development"
@@ -253,4 +281,5 @@ def load_config(overrides: dict[str, object] | None = None) -> dict[str, object]
     values["RATELIMIT_STORAGE_URI"] = values["REDIS_URL"]
     # Checked after the overrides, which may choose the backend.
     check_storage_settings(values)
+    check_public_url(values)
     return values

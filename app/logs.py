@@ -16,6 +16,10 @@ from flask import Flask, g, has_request_context
 REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     # API token secrets.
     (re.compile(r"coffer_[A-Za-z0-9_-]{16,}"), "coffer_[redacted]"),
+    # Webhook signing secrets.
+    (re.compile(r"whsec_[A-Za-z0-9_-]{16,}"), "whsec_[redacted]"),
+    # Share link secrets, in the path of /s/<secret> (the access log line names it).
+    (re.compile(r"/s/[A-Za-z0-9_-]{16,}"), "/s/[redacted]"),
     # bcrypt password hashes.
     (re.compile(r"\$2[abxy]\$\d{2}\$[./A-Za-z0-9]{53}"), "[redacted hash]"),
     # Authorization: Bearer <secret>.

@@ -1,5 +1,5 @@
-"""Typed SQLAlchemy models: organizations, users, invites, API tokens, files and resumable
-uploads."""
+"""Typed SQLAlchemy models: organizations, users, invites, API tokens, files, resumable
+uploads, share links and webhooks."""
 
 from __future__ import annotations
 
@@ -225,3 +225,88 @@ class ResumableUpload(Model):
     # One PATCH at a time on any host: the holder's token, until the time it lapses.
     lock_token: Mapped[str | None] = mapped_column(sa.String(32))
     locked_until: Mapped[datetime | None]
+
+
+class ShareLink(Model):
+    """A link that hands one ready file to anyone holding its secret, for a while.
+
+    Only the SHA-256 of the secret is stored: it is 256 random bits, so a fast hash is
+    as good as a slow one. Revoking a link deletes its row; deleting the file deletes its
+    links (ON DELETE CASCADE).
+    """
+
+    __tablename__ = "share_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    file_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("files.id", ondelete="CASCADE"), index=True
+    )
+    created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    secret_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    # None: no limit on the number of downloads.
+    max_downloads: Mapped[int | None]
+    # Raised by one conditional UPDATE per counted download (app/services/links.py).
+    downloads: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+class Webhook(Model):
+    """An organization's endpoint that is sent its file events, signed with `secret`.
+
+    The secret is stored as it is, not as a hash: each delivery is signed with it.
+    """
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(sa.String(2048))
+    # The event types sent, comma-separated (see app/services/webhooks.py EVENT_TYPES).
+    events: Mapped[str] = mapped_column(sa.String(200))
+    secret: Mapped[str] = mapped_column(sa.String(100))
+    created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def event_types(self) -> list[str]:
+        """The event types the endpoint is sent."""
+        return self.events.split(",") if self.events else []
+
+
+class DeliveryOutcome(enum.StrEnum):
+    """What became of one delivery attempt."""
+
+    SUCCEEDED = "succeeded"
+    RETRYING = "retrying"
+    FAILED = "failed"
+
+
+class WebhookDelivery(Model):
+    """One attempt to deliver one event to one endpoint."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # An endpoint's recent attempts, newest first.
+        sa.Index("ix_webhook_deliveries_webhook_id", "webhook_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(sa.ForeignKey("webhooks.id", ondelete="CASCADE"))
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[str] = mapped_column(sa.String(36))
+    event_type: Mapped[str] = mapped_column(sa.String(32))
+    attempt: Mapped[int]
+    outcome: Mapped[str] = mapped_column(sa.String(10))
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    duration_ms: Mapped[int | None]
+    delivered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime | None]

@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
 from app.models import FileStatus
-from app.services import content
+from app.services import content, webhooks
 from app.services import files as files_service
 from app.storage import extension_of, get_storage
 
@@ -41,14 +41,14 @@ def validate_file(file_id: str, organization_id: int) -> str:
     job = get_current_job()
     log.info("validation of file %s started", file_id, extra={"file_id": file_id})
     try:
-        status = _validate(file_id, organization_id)
+        status, moved = _validate(file_id, organization_id)
     except Exception as exc:
         # Whatever went wrong may pass (a busy database, a disk hiccup): RQ retries
         # the job with backoff, and only the last attempt gives up on the file.
         db.session.rollback()
         if job is None or not job.retries_left:
             # Out of retries: the job goes to RQ's failed registry, the file to failed.
-            files_service.move(
+            gave_up = files_service.move(
                 organization_id,
                 file_id,
                 FileStatus.FAILED,
@@ -56,6 +56,8 @@ def validate_file(file_id: str, organization_id: int) -> str:
                 error_message=give_up_message(exc),
             )
             log.error("validation of file %s gave up: %s", file_id, exc, extra={"file_id": file_id})
+            if gave_up:
+                announce(organization_id, file_id, FileStatus.FAILED)
         else:
             log.warning(
                 "validation of file %s will be retried: %s",
@@ -64,6 +66,9 @@ def validate_file(file_id: str, organization_id: int) -> str:
                 extra={"file_id": file_id},
             )
         raise
+    else:
+        if moved:
+            announce(organization_id, file_id, status)
     finally:
         db.session.remove()
     log.info(
@@ -86,20 +91,36 @@ def give_up_message(exc: BaseException) -> str:
     return f"validation could not complete: {reason}"
 
 
-def _validate(file_id: str, organization_id: int) -> str:
+def announce(organization_id: int, file_id: str, status: str) -> None:
+    """Send the webhooks of a verdict that has committed: `file.ready` or `file.failed`.
+
+    A verdict stands whatever becomes of its webhooks, so nothing here fails the job.
+    """
+    event = webhooks.FILE_READY if status == FileStatus.READY else webhooks.FILE_FAILED
+    try:
+        webhooks.file_event(organization_id, file_id, event)
+    except Exception:  # logged; the file's status is already recorded
+        db.session.rollback()
+        log.exception("could not send the %s webhooks of file %s", event, file_id)
+
+
+def _validate(file_id: str, organization_id: int) -> tuple[str, bool]:
+    """The file's final status, and whether this run is the one that recorded it."""
     claim = files_service.claim_for_validation(organization_id, file_id)
     if claim is None:
         # Deleted meanwhile, or a verdict already stands (this is a second run).
-        return files_service.status_of(organization_id, file_id) or "deleted"
+        return files_service.status_of(organization_id, file_id) or "deleted", False
     try:
         mime_type, sha256 = inspect(claim)
     except Invalid as exc:
-        files_service.move(organization_id, file_id, FileStatus.FAILED, error_message=str(exc))
-        return FileStatus.FAILED
+        moved = files_service.move(
+            organization_id, file_id, FileStatus.FAILED, error_message=str(exc)
+        )
+        return FileStatus.FAILED, moved
     status = files_service.record_verdict(
         organization_id, file_id, mime_type=mime_type, sha256=sha256, error_message=None
     )
-    return status or "deleted"
+    return status or "deleted", status is not None
 
 
 def inspect(row: files_service.Claim) -> tuple[str, str]:

@@ -22,7 +22,7 @@ from rq import SimpleWorker, Worker
 from rq.utils import now
 from rq.worker.base import BaseWorker
 
-from app.broker import get_queue, get_redis
+from app.broker import get_redis, worker_queues
 from app.extensions import db
 from app.services.queue import sweep_if_due
 
@@ -149,7 +149,7 @@ class Sweeper(threading.Thread):
 
 
 def run(app: Flask, *, burst: bool = False, fork: bool = False, name: str | None = None) -> bool:
-    """Run one RQ worker on the validation queue inside an app context.
+    """Run one RQ worker on the validation and webhook queues inside an app context.
 
     By default jobs run in the worker process itself: a fork per job costs about seven
     times the job's own CPU (each child re-imports libmagic and reconnects). A crash still
@@ -179,7 +179,7 @@ def run(app: Flask, *, burst: bool = False, fork: bool = False, name: str | None
                     sweep_if_due(connection, name or "burst", force=True)
                     db.session.remove()
                 worker = worker_class(
-                    [get_queue(connection)],
+                    worker_queues(connection),
                     connection=connection,
                     name=name,
                     # How often the forking worker refreshes a running job's heartbeat;

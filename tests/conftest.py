@@ -18,7 +18,7 @@ from sqlalchemy import text
 os.environ["APP_ENV"] = "testing"
 
 from app import create_app  # noqa: E402
-from app.broker import get_queue  # noqa: E402
+from app.broker import worker_queues  # noqa: E402
 from app.extensions import db as _db  # noqa: E402
 from tests.support.client import Auth  # noqa: E402
 from tests.support.config import app_config  # noqa: E402
@@ -28,7 +28,17 @@ from tests.support.processes import RedisServer, free_port  # noqa: E402
 from tests.support.s3 import SeaweedFS  # noqa: E402
 from tests.support.storage import STORAGE_BACKEND, check_storage_consistent  # noqa: E402
 
-TABLES = ("resumable_uploads", "files", "invites", "api_tokens", "users", "organizations")
+TABLES = (
+    "webhook_deliveries",
+    "webhooks",
+    "share_links",
+    "resumable_uploads",
+    "files",
+    "invites",
+    "api_tokens",
+    "users",
+    "organizations",
+)
 
 
 @pytest.fixture(scope="session")
@@ -190,7 +200,7 @@ def worker(app: Flask, redis: Redis) -> Callable[[], None]:
 
     def run() -> None:
         with app.app_context():
-            InProcessWorker([get_queue(redis)], connection=redis).work(
+            InProcessWorker(worker_queues(redis), connection=redis).work(
                 burst=True, with_scheduler=False, logging_level="WARNING"
             )
 

@@ -147,6 +147,34 @@ def test_no_secret_reaches_the_logs(app: Flask, auth: Auth, json_log: Captured) 
         assert secret and secret not in text
 
 
+def test_share_link_and_webhook_secrets_stay_out_of_the_logs(
+    app: Flask, auth: Auth, worker: Callable[[], None], json_log: Captured
+) -> None:
+    """A share link's secret is in the path of every /s/ request: the access line shows
+    `/s/[redacted]`; a webhook's signing secret appears nowhere either."""
+    auth.register()
+    file_id = auth.upload("notes.txt", b"notes\n").get_json()["file_id"]
+    worker()
+    url = auth.client.post(
+        f"/api/files/{file_id}/links", json={}, headers=auth.headers()
+    ).get_json()["url"]
+    secret = url.rsplit("/", 1)[1]
+    for path, statuses in ((f"/s/{secret}", (200, 302)), (f"/s/{secret}x", (404,))):
+        response = app.test_client().get(path)
+        response.close()
+        assert response.status_code in statuses
+    hook = auth.client.post(
+        "/api/org/webhooks",
+        json={"url": "https://93.184.215.14/hook", "events": ["file.ready"]},
+        headers=auth.headers(),
+    ).get_json()
+
+    paths = [line["path"] for line in json_log.access()]
+    assert paths.count("/s/[redacted]") == 2
+    for leaked in (secret, hook["secret"], hook["secret"].removeprefix("whsec_")):
+        assert leaked not in json_log.text
+
+
 @pytest.mark.parametrize("json_lines", [True, False], ids=["production", "development"])
 def test_secrets_inside_messages_are_redacted(json_lines: bool) -> None:
     """A message or traceback that happens to carry a secret is cleaned before writing."""

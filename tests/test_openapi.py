@@ -38,12 +38,13 @@ def documented_routes(doc: dict[str, Any]) -> dict[str, set[str]]:
 
 
 def app_routes(app: Flask) -> dict[str, set[str]]:
-    """The app's public routes (under /api, and the probes) -> their methods."""
+    """The app's public routes (under /api, share links under /s/, and the probes) -> their
+    methods."""
     routes: dict[str, set[str]] = {}
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
-        if not (rule.rule.startswith("/api") or rule.rule in {"/healthz", "/readyz"}):
+        if not (rule.rule.startswith(("/api", "/s/")) or rule.rule in {"/healthz", "/readyz"}):
             continue
         methods = set(rule.methods or ()) - IMPLICIT_METHODS
         routes.setdefault(openapi_path(rule.rule), set()).update(methods)
@@ -66,6 +67,9 @@ def concrete(path: str) -> str:
         "file_id": "00000000-0000-4000-8000-000000000000",
         "user_id": "999999",
         "token_id": "999999",
+        "link_id": "999999",
+        "webhook_id": "999999",
+        "secret": "no-such-secret",
     }
     return re.sub(r"\{([^}]+)\}", lambda m: values[m.group(1)], path)
 

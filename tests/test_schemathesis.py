@@ -290,6 +290,10 @@ def offset_stream(ctx: Any, value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
+# Whether a webhook URL's host resolves, and to public addresses only, no pattern can say:
+# a schema-valid URL may rightly get 400 url_not_allowed.
+WEBHOOK_URL_REFUSAL = "400"
+
 # Every check is on, with its default settings but for the answers above.
 schema = schemathesis.openapi.from_dict(
     document(),
@@ -304,6 +308,17 @@ schema = schemathesis.openapi.from_dict(
                             "expected-statuses": [
                                 *PositiveDataAcceptanceConfig().expected_statuses,
                                 RANGE_PAST_THE_END,
+                            ]
+                        }
+                    },
+                },
+                {
+                    "include-operation-id": "createWebhook",
+                    "checks": {
+                        "positive_data_acceptance": {
+                            "expected-statuses": [
+                                *PositiveDataAcceptanceConfig().expected_statuses,
+                                WEBHOOK_URL_REFUSAL,
                             ]
                         }
                     },
@@ -373,12 +388,15 @@ def test_api_conforms_to_its_document(
     served_identity.recover(case, response)
 
 
-# The operations the document links: uploads and tokens, and what is done with them next.
+# The operations the document links: uploads, share links and tokens, and what is done with
+# them next.
 LINKED_OPERATIONS = [
     "uploadFile",
     "getFile",
     "downloadFile",
     "deleteFile",
+    "createShareLink",
+    "revokeShareLink",
     "createToken",
     "revokeToken",
 ]
@@ -387,8 +405,9 @@ LINKED_OPERATIONS = [
 def test_linked_operations_conform_on_real_objects(
     served_identity: FuzzIdentity, live_server: LiveServer, worker: Callable[[], None]
 ) -> None:
-    """Following the document's links from real uploads and tokens: details, download (of a
-    validated file, and of one still pending), delete and revoke all answer as documented."""
+    """Following the document's links from real uploads and tokens: details, download and
+    share links (of a validated file, and of one still pending), delete and revoke all answer
+    as documented."""
     seen: set[tuple[str, int]] = set()
     uploads = itertools.count()
 
@@ -424,6 +443,8 @@ def test_linked_operations_conform_on_real_objects(
         ("GET /api/files/{file_id}/download", 200),
         ("GET /api/files/{file_id}/download", 409),
         ("DELETE /api/files/{file_id}", 204),
+        ("POST /api/files/{file_id}/links", 201),
+        ("POST /api/files/{file_id}/links", 409),
         ("POST /api/tokens", 201),
         ("DELETE /api/tokens/{token_id}", 204),
     } <= seen, sorted(seen)

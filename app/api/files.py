@@ -1,4 +1,5 @@
-"""File endpoints: upload, list, details, download, delete."""
+"""File endpoints: upload, list, details, download, delete; the download answer that share
+links give too."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from flask import Blueprint, Response, redirect, request, send_file
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from werkzeug.http import parse_range_header
+from werkzeug.wrappers import Response as BaseResponse
 
 from app.services.queue import enqueue_validation
 
@@ -96,7 +98,12 @@ def details(file_id: UUID) -> dict[str, Any]:
 @login_required
 def download(file_id: UUID) -> ResponseReturnValue:
     """The exact bytes of a ready file, as an attachment."""
-    row = files.get_ready_file(current_user.organization_id, str(file_id))
+    return file_response(files.get_ready_file(current_user.organization_id, str(file_id)))
+
+
+def file_response(row: File) -> BaseResponse:
+    """A ready file as every download answers it (this endpoint and share links alike): a
+    302 to a presigned URL when the backend gives one, else the attachment."""
     url = files.presigned_download(row)
     if url is not None:
         # The store serves the bytes itself; the signed URL expires, so it is not cached.

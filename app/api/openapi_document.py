@@ -220,6 +220,24 @@ FILE_ID = path_parameter(
 )
 
 
+LINK_ID = path_parameter(
+    "link_id",
+    {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+    "A share link of the caller's organization.",
+)
+WEBHOOK_ID = path_parameter(
+    "webhook_id",
+    {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+    "An endpoint of the caller's organization.",
+)
+SECRET = path_parameter(
+    "secret",
+    {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,100}$"},
+    "The secret at the end of a share link's `url`.",
+)
+E404_WEBHOOK = error("no such endpoint in the organization.", "not_found")
+
+
 def user_activation(action: str, active: bool) -> dict[str, Any]:
     """POST /api/org/users/{user_id}/activate or /deactivate."""
     responses: dict[str, Any] = {
@@ -313,6 +331,56 @@ E404_UPLOAD = tus_error(
     "file was deleted.",
     "not_found",
 )
+
+
+DOWNLOAD_ANSWERS: dict[str, Any] = {
+    "200": {
+        "description": "The bytes, as an attachment with the validated MIME type.",
+        "headers": {
+            "X-Request-ID": {"$ref": "#/components/headers/RequestId"},
+            "Content-Disposition": {
+                "required": True,
+                "schema": {"type": "string", "pattern": "^attachment;"},
+                "description": "`attachment` with the original name "
+                "(RFC 6266 `filename*` when not ASCII).",
+            },
+            "ETag": {"required": True, "schema": {"type": "string"}},
+            "X-Content-Type-Options": {
+                "required": True,
+                "schema": {"type": "string", "const": "nosniff"},
+            },
+        },
+        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    "206": {
+        "description": "The requested range.",
+        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    "302": {
+        "description": "With S3_PRESIGNED_DOWNLOADS: to a presigned URL of the store, valid "
+        "S3_PRESIGN_SECONDS, carrying the same Content-Disposition and Content-Type.",
+        "headers": {"Location": {"required": True, "schema": {"type": "string"}}},
+    },
+    "304": {"description": "Not modified (If-None-Match matched the ETag)."},
+}
+
+DOWNLOAD_HEADERS: list[dict[str, Any]] = [
+    {
+        "name": "Range",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "A byte range, e.g. `bytes=0-99`. One that cannot be "
+        "parsed is ignored (200, the whole file).",
+    },
+    {
+        "name": "If-None-Match",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "The ETag of a copy the client holds.",
+    },
+]
 
 
 PATHS: dict[str, Any] = {
@@ -434,6 +502,82 @@ PATHS: dict[str, Any] = {
     },
     "/api/org/users/{user_id}/deactivate": user_activation("deactivate", active=False),
     "/api/org/users/{user_id}/activate": user_activation("activate", active=True),
+    "/api/org/webhooks": {
+        "post": operation(
+            "createWebhook",
+            "Register an endpoint for file events (admin)",
+            "webhooks",
+            {
+                "201": with_links(
+                    response(
+                        "The endpoint with its signing secret, shown once.",
+                        ref(schemas.IssuedWebhook),
+                    ),
+                    DeleteWebhook=link("deleteWebhook", webhook_id="$response.body#/id"),
+                    ListDeliveries=link("listWebhookDeliveries", webhook_id="$response.body#/id"),
+                ),
+                "400": error(
+                    "the body is not a JSON object of the fields, the URL is not http(s), "
+                    "carries credentials, does not resolve, or its host is or resolves to a "
+                    "loopback, private, link-local or other internal address "
+                    "(`url_not_allowed`, unless WEBHOOK_ALLOW_PRIVATE), or a session write "
+                    "lacks its CSRF token.",
+                    *JSON_BODY_CODES,
+                    "url_not_allowed",
+                    "csrf_failed",
+                ),
+                "401": E401,
+                "403": E403_ADMIN,
+                "413": E413_JSON,
+            },
+            security=WRITE,
+            body=json_body(schemas.WebhookRequest),
+            description="Each event is POSTed to the URL as a WebhookEvent (see `webhooks` "
+            "in this document), signed with the secret.",
+        ),
+        "get": operation(
+            "listWebhooks",
+            "The organization's endpoints, never their secrets (admin)",
+            "webhooks",
+            {
+                "200": response("The endpoints.", ref(schemas.WebhookList)),
+                "401": E401,
+                "403": E403_ADMIN,
+            },
+            security=READ,
+        ),
+    },
+    "/api/org/webhooks/{webhook_id}": {
+        "delete": operation(
+            "deleteWebhook",
+            "Remove an endpoint; nothing more is sent to it (admin)",
+            "webhooks",
+            {
+                "204": response("Deleted."),
+                "400": E400_WRITE,
+                "401": E401,
+                "403": E403_ADMIN,
+                "404": E404_WEBHOOK,
+            },
+            security=WRITE,
+            parameters=[WEBHOOK_ID],
+        )
+    },
+    "/api/org/webhooks/{webhook_id}/deliveries": {
+        "get": operation(
+            "listWebhookDeliveries",
+            "An endpoint's last 100 delivery attempts, newest first (admin)",
+            "webhooks",
+            {
+                "200": response("The attempts.", ref(schemas.DeliveryList)),
+                "401": E401,
+                "403": E403_ADMIN,
+                "404": E404_WEBHOOK,
+            },
+            security=READ,
+            parameters=[WEBHOOK_ID],
+        )
+    },
     "/api/tokens": {
         "post": operation(
             "createToken",
@@ -490,6 +634,7 @@ PATHS: dict[str, Any] = {
                     GetFile=link("getFile", file_id="$response.body#/file_id"),
                     DownloadFile=link("downloadFile", file_id="$response.body#/file_id"),
                     DeleteFile=link("deleteFile", file_id="$response.body#/file_id"),
+                    CreateShareLink=link("createShareLink", file_id="$response.body#/file_id"),
                 ),
                 "400": error(
                     "no `file` part, a name that is empty once cleaned, an empty file, part "
@@ -578,29 +723,7 @@ PATHS: dict[str, Any] = {
             "The exact bytes of a ready file, as an attachment",
             "files",
             {
-                "200": {
-                    "description": "The bytes, as an attachment with the validated MIME type.",
-                    "headers": {
-                        "X-Request-ID": {"$ref": "#/components/headers/RequestId"},
-                        "Content-Disposition": {
-                            "required": True,
-                            "schema": {"type": "string", "pattern": "^attachment;"},
-                            "description": "`attachment` with the original name "
-                            "(RFC 6266 `filename*` when not ASCII).",
-                        },
-                        "ETag": {"required": True, "schema": {"type": "string"}},
-                        "X-Content-Type-Options": {
-                            "required": True,
-                            "schema": {"type": "string", "const": "nosniff"},
-                        },
-                    },
-                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
-                },
-                "206": {
-                    "description": "The requested range.",
-                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
-                },
-                "304": {"description": "Not modified (If-None-Match matched the ETag)."},
+                **DOWNLOAD_ANSWERS,
                 "401": E401,
                 "404": error("no such file in the organization.", "not_found"),
                 "409": response(
@@ -614,24 +737,99 @@ PATHS: dict[str, Any] = {
                 ),
             },
             security=READ,
-            parameters=[
-                FILE_ID,
-                {
-                    "name": "Range",
-                    "in": "header",
-                    "required": False,
-                    "schema": {"type": "string"},
-                    "description": "A byte range, e.g. `bytes=0-99`. One that cannot be "
-                    "parsed is ignored (200, the whole file).",
-                },
-                {
-                    "name": "If-None-Match",
-                    "in": "header",
-                    "required": False,
-                    "schema": {"type": "string"},
-                    "description": "The ETag of a copy the client holds.",
-                },
-            ],
+            parameters=[FILE_ID, *DOWNLOAD_HEADERS],
+        )
+    },
+    "/api/files/{file_id}/links": {
+        "post": operation(
+            "createShareLink",
+            "Make a share link to a ready file; its URL is shown once",
+            "links",
+            {
+                "201": with_links(
+                    response(
+                        "The link; `url` holds its secret and works without an account.",
+                        ref(schemas.IssuedShareLink),
+                    ),
+                    RevokeShareLink=link("revokeShareLink", link_id="$response.body#/id"),
+                ),
+                "400": error(
+                    "the body is not a JSON object of the fields (`expires_in` 60 to 2592000, "
+                    "`max_downloads` at least 1), or a session write lacks its CSRF token.",
+                    *JSON_BODY_CODES,
+                    "csrf_failed",
+                ),
+                "401": E401,
+                "404": error("no such file in the organization.", "not_found"),
+                "409": response(
+                    "`not_ready`: pending, processing or failed.", ref(schemas.NotReady)
+                ),
+                "413": E413_JSON,
+            },
+            security=WRITE,
+            parameters=[FILE_ID],
+            body={"required": False, "content": json_content(ref(schemas.ShareLinkRequest))},
+            description="No body at all takes every default, as `{}` does.",
+        ),
+        "get": operation(
+            "listShareLinks",
+            "A file's usable links (not expired, not used up), never their secrets",
+            "links",
+            {
+                "200": response("The links, oldest first.", ref(schemas.ShareLinkList)),
+                "401": E401,
+                "404": error("no such file in the organization.", "not_found"),
+            },
+            security=READ,
+            parameters=[FILE_ID],
+        ),
+    },
+    "/api/links/{link_id}": {
+        "delete": operation(
+            "revokeShareLink",
+            "Revoke a share link at once (its creator, the file's uploader or an admin)",
+            "links",
+            {
+                "204": response("Revoked."),
+                "400": E400_WRITE,
+                "401": E401,
+                "403": error(
+                    "neither the link's creator, the file's uploader nor an admin.", "forbidden"
+                ),
+                "404": error("no such link in the organization.", "not_found"),
+            },
+            security=WRITE,
+            parameters=[LINK_ID],
+        )
+    },
+    "/s/{secret}": {
+        "get": operation(
+            "downloadSharedFile",
+            "A shared file, without an account, as the download endpoint gives it",
+            "links",
+            {
+                **DOWNLOAD_ANSWERS,
+                "404": error(
+                    "alike for an unknown, expired, revoked or used up link, and for a file "
+                    "that was deleted.",
+                    "not_found",
+                ),
+                "410": error(
+                    "the file is ready but its bytes are missing from storage.", "file_missing"
+                ),
+                "416": error(
+                    "a well-formed Range entirely outside the file.", "range_not_satisfiable"
+                ),
+                "429": error(
+                    "too many requests from this address (SHARE_LIMIT_PER_ADDRESS); "
+                    "`Retry-After` says when to try again.",
+                    "rate_limited",
+                ),
+            },
+            security=PUBLIC,
+            parameters=[SECRET, *DOWNLOAD_HEADERS],
+            description="A 200, a 302 to the store, and a 206 whose range starts at byte 0 "
+            "each use one of the link's `max_downloads`; other ranges, 304 and HEAD do not.",
         )
     },
     "/api/uploads": {
@@ -844,6 +1042,36 @@ PATHS: dict[str, Any] = {
 }
 
 
+# What Coffer sends to a registered endpoint (OpenAPI 3.1 `webhooks`).
+WEBHOOKS: dict[str, Any] = {
+    "fileEvent": {
+        "post": {
+            "operationId": "fileEvent",
+            "summary": "A file became ready, failed validation, or was deleted",
+            "tags": ["webhooks"],
+            "description": "Sent by a worker after the change commits; retried on a non-2xx "
+            "answer, a timeout (10 s) or a connection error after WEBHOOK_RETRY_SECONDS (10 s, "
+            "1 min, 10 min, 1 h, 6 h), then given up. Redirects are not followed.",
+            "parameters": [
+                header_parameter(
+                    "Coffer-Event-Id",
+                    {"type": "string", "format": "uuid"},
+                    "The event's id, the same on every retry: drop an event you already have.",
+                ),
+                header_parameter(
+                    "Coffer-Signature",
+                    {"type": "string", "pattern": "^t=[0-9]+,v1=[0-9a-f]{64}$"},
+                    '`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>" keyed with '
+                    "the endpoint's secret>`.",
+                ),
+            ],
+            "requestBody": json_body(schemas.WebhookEvent),
+            "responses": {"2XX": {"description": "Received; anything else is retried."}},
+        }
+    }
+}
+
+
 @cache
 def _document() -> dict[str, Any]:
     return {
@@ -860,12 +1088,15 @@ def _document() -> dict[str, Any]:
         "tags": [
             {"name": "auth"},
             {"name": "organization"},
+            {"name": "webhooks"},
             {"name": "tokens"},
             {"name": "files"},
+            {"name": "links"},
             {"name": "uploads"},
             {"name": "operations"},
         ],
         "paths": PATHS,
+        "webhooks": WEBHOOKS,
         "components": {
             "schemas": component_schemas(),
             "securitySchemes": SECURITY_SCHEMES,

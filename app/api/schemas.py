@@ -31,8 +31,11 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from ..models import FileStatus, Role, isoformat
 from ..security import MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH
+from ..services import links as links_service
+from ..services import webhooks as webhooks_service
 from ..services.accounts import MAX_EMAIL_LENGTH, MAX_ORG_NAME_LENGTH
 from ..services.tokens import MAX_TOKEN_NAME_LENGTH, TOKEN_PREFIX
+from .inputs import MAX_ID
 
 # Input caps that are no domain rule, only a bound on what a request may make Coffer read.
 MAX_LOGIN_FIELD_LENGTH = 1024
@@ -218,6 +221,44 @@ def decimal_value(raw: str) -> int | None:
         return None
 
 
+@dataclass(frozen=True)
+class JsonInteger:
+    """A JSON body number that is a whole number within bounds: 60 and 60.0 alike, never
+    "60", true or 60.5."""
+
+    minimum: int
+    maximum: int
+
+    def parse(self, raw: Any) -> Any:
+        """The field's value (None stays None), or a PydanticCustomError invalid_field."""
+        if raw is None:
+            return None
+        value: int | None = None
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            value = raw
+        elif isinstance(raw, float) and raw.is_integer():
+            value = int(raw)
+        if value is None or not self.minimum <= value <= self.maximum:
+            raise PydanticCustomError(
+                "invalid_field",
+                "must be a whole number from {minimum} to {maximum}",
+                {"minimum": self.minimum, "maximum": self.maximum},
+            )
+        return value
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        """Run `parse` in place of pydantic's own integer parsing."""
+        return core_schema.no_info_before_validator_function(self.parse, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """An integer within the bounds."""
+        return {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}
+
+
 def file_status(raw: Any) -> Any:
     """A status parameter that names a FileStatus, or a PydanticCustomError."""
     if raw is None or raw in FileStatus._value2member_map_:
@@ -288,6 +329,42 @@ class TokenRequest(BaseModel):
     """POST /api/tokens."""
 
     name: Annotated[str, Text(max_length=MAX_TOKEN_NAME_LENGTH)]
+
+
+class ShareLinkRequest(BaseModel):
+    """POST /api/files/<file_id>/links; an empty body takes every default."""
+
+    expires_in: Annotated[
+        int,
+        JsonInteger(links_service.MIN_EXPIRES_IN, links_service.MAX_EXPIRES_IN),
+        Field(description="Seconds the link works for; 7 days when absent."),
+    ] = links_service.DEFAULT_EXPIRES_IN
+    max_downloads: Annotated[
+        int | None,
+        JsonInteger(1, MAX_ID),
+        Field(description="Downloads the link allows; no limit when absent or null."),
+    ] = None
+
+
+EventType = Literal["file.ready", "file.failed", "file.deleted"]
+
+
+class WebhookRequest(BaseModel):
+    """POST /api/org/webhooks."""
+
+    url: Annotated[
+        str,
+        Text(max_length=webhooks_service.MAX_URL_LENGTH),
+        Field(
+            json_schema_extra={"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s]+$", "format": "uri"},
+            description="An http:// or https:// URL whose host is and resolves only to public "
+            "addresses (else 400 `url_not_allowed`).",
+        ),
+    ]
+    events: Annotated[
+        list[EventType],
+        Field(min_length=1, max_length=10, description="The events to send; repeats count once."),
+    ]
 
 
 class FileListQuery(BaseModel):
@@ -515,6 +592,101 @@ class FileDetails(FileSummary):
     processed_at: Timestamp | None
 
 
+class IssuedShareLink(Answer):
+    """A new share link; `url` holds its secret and is shown this once."""
+
+    id: int
+    url: str = Field(
+        pattern="/s/[A-Za-z0-9_-]{43}$",
+        description="Absolute (PUBLIC_URL, else the request's host); anyone holding it can "
+        "download the file.",
+    )
+    expires_at: Timestamp
+    max_downloads: int | None
+
+
+class ShareLink(Answer):
+    """A usable share link, without its secret."""
+
+    id: int
+    created_at: Timestamp
+    expires_at: Timestamp
+    max_downloads: int | None
+    downloads: Count
+
+
+class ShareLinkList(Answer):
+    """A file's usable share links."""
+
+    links: list[ShareLink]
+
+
+class Webhook(Answer):
+    """An endpoint, without its secret."""
+
+    id: int
+    url: str
+    events: list[EventType]
+    created_at: Timestamp
+
+
+class IssuedWebhook(Webhook):
+    """A new endpoint with its signing secret."""
+
+    secret: str = Field(
+        pattern=f"^{webhooks_service.SECRET_PREFIX}[A-Za-z0-9_-]{{43}}$",
+        description="Signs every delivery (Coffer-Signature); shown this once.",
+    )
+
+
+class WebhookList(Answer):
+    """The organization's endpoints."""
+
+    webhooks: list[Webhook]
+
+
+class Delivery(Answer):
+    """One delivery attempt."""
+
+    event_id: UUID
+    type: EventType
+    attempt: int = Field(ge=1, description="1 for the first attempt, then one more per retry.")
+    outcome: Literal["succeeded", "retrying", "failed"] = Field(
+        description="`retrying`: another attempt is due at `next_attempt_at`; `failed`: no "
+        "retry is left."
+    )
+    status_code: int | None = Field(description="The receiver's status; null if none came.")
+    error: str | None = Field(description="Why no answer came (timeout, connection, refusal).")
+    duration_ms: Count
+    delivered_at: Timestamp = Field(description="When the attempt was made.")
+    next_attempt_at: Timestamp | None
+
+
+class DeliveryList(Answer):
+    """An endpoint's recent attempts, newest first."""
+
+    deliveries: list[Delivery]
+
+
+class WebhookEventData(Answer):
+    """What an event is about."""
+
+    file: FileDetails = Field(
+        description="As GET /api/files/<id> gives it; for file.deleted, as it was just "
+        "before the deletion."
+    )
+
+
+class WebhookEvent(Answer):
+    """The body of a webhook delivery, signed by Coffer-Signature."""
+
+    id: UUID = Field(description="Also in Coffer-Event-Id; the same on every retry.")
+    type: EventType
+    created_at: Timestamp
+    organization_id: int
+    data: WebhookEventData
+
+
 class Health(Answer):
     """Liveness."""
 
@@ -551,6 +723,8 @@ REQUESTS: tuple[type[BaseModel], ...] = (
     LoginRequest,
     TokenRequest,
     UploadRequest,
+    ShareLinkRequest,
+    WebhookRequest,
 )
 RESPONSES: tuple[type[BaseModel], ...] = (
     Error,
@@ -571,6 +745,15 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     FileSummary,
     FileList,
     FileDetails,
+    IssuedShareLink,
+    ShareLink,
+    ShareLinkList,
+    Webhook,
+    IssuedWebhook,
+    WebhookList,
+    Delivery,
+    DeliveryList,
+    WebhookEvent,
     Health,
     Readiness,
     OpenAPIDocument,

@@ -32,6 +32,7 @@ from ..extensions import db
 from ..models import File, FileStatus, Organization, User, utcnow
 from ..storage import Upload, get_storage
 from ..tenancy import get_scoped_or_404, in_organization, scoped
+from . import webhooks
 from .errors import Conflict, Gone, InvalidInput, NotAllowed, NotFound, QuotaExceeded, TooLarge
 
 log = logging.getLogger(__name__)
@@ -336,11 +337,15 @@ def delete_file(user: User, raw_id: str) -> None:
         row = get_file(user.organization_id, raw_id, for_update=True)
         if not (user.is_admin or row.uploaded_by == user.id):
             raise NotAllowed("forbidden", "only the uploader or an admin can delete this file")
+        # Read while the row exists: the file.deleted event tells what was deleted.
+        snapshot = webhooks.file_snapshot(row)
+        # Its share links go with it (ON DELETE CASCADE).
         session.delete(row)
         release_quota(row.organization_id, row.size if row.bytes_stored else 0, files=1)
     # After the commit: a crash here leaves bytes without a row, which
     # `manage.py storage check --fix` removes; never a row without bytes.
     get_storage().remove(row.file_path)
+    webhooks.emit(webhooks.FILE_DELETED, row.organization_id, snapshot)
 
 
 # ---- status moves --------------------------------------------------------------------

@@ -1,0 +1,162 @@
+"""Share links: a secret URL that hands one ready file to anyone, until it expires, is
+revoked, or has been downloaded `max_downloads` times."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, delete, or_, select, update
+
+from ..database import write_transaction
+from ..extensions import db
+from ..models import File, FileStatus, ShareLink, User, utcnow
+from ..security import digest, new_secret
+from ..tenancy import get_scoped_or_404, in_organization, scoped
+from . import files as files_service
+from .errors import NotAllowed, NotFound
+
+MIN_EXPIRES_IN = 60
+MAX_EXPIRES_IN = 30 * 24 * 3600
+DEFAULT_EXPIRES_IN = 7 * 24 * 3600
+# A secret from new_secret() is 43 characters; anything much longer is no secret of ours,
+# and is refused before it is hashed.
+MAX_SECRET_LENGTH = 100
+# One answer for every link that cannot be used, whatever the reason, so a caller learns
+# nothing about links that exist but are spent.
+GONE = "share link not found, expired or revoked"
+
+
+@dataclass(frozen=True)
+class IssuedLink:
+    """A new link with its secret, which is shown this once."""
+
+    link: ShareLink
+    secret: str
+
+
+def create_link(
+    user: User, raw_file_id: str, expires_in: int, max_downloads: int | None
+) -> IssuedLink:
+    """A link to one of the organization's ready files; Conflict `not_ready` otherwise."""
+    row = files_service.get_ready_file(user.organization_id, raw_file_id)
+    secret = new_secret()
+    now = utcnow()
+    link = ShareLink(
+        organization_id=user.organization_id,
+        file_id=row.id,
+        created_by=user.id,
+        secret_hash=digest(secret),
+        created_at=now,
+        expires_at=now + timedelta(seconds=expires_in),
+        max_downloads=max_downloads,
+        downloads=0,
+    )
+    with write_transaction() as session:
+        session.add(link)
+    return IssuedLink(link=link, secret=secret)
+
+
+def live(now: datetime) -> list[ColumnElement[bool]]:
+    """The conditions that keep a link usable at `now`: not expired, not used up."""
+    return [
+        ShareLink.expires_at > now,
+        or_(ShareLink.max_downloads.is_(None), ShareLink.downloads < ShareLink.max_downloads),
+    ]
+
+
+def list_links(organization_id: int, raw_file_id: str) -> list[ShareLink]:
+    """A file's usable links, oldest first; NotFound for a file of no such organization."""
+    row = files_service.get_file(organization_id, raw_file_id)
+    return list(
+        db.session.scalars(
+            scoped(ShareLink, organization_id)
+            .where(ShareLink.file_id == row.id, *live(utcnow()))
+            .order_by(ShareLink.id)
+        )
+    )
+
+
+def revoke_link(user: User, link_id: int) -> None:
+    """Delete a link: its creator, the file's uploader or an admin may; others get 403."""
+    with write_transaction() as session:
+        link = get_scoped_or_404(ShareLink, link_id, user.organization_id, what="share link")
+        uploader = session.scalar(
+            scoped(File, user.organization_id)
+            .with_only_columns(File.uploaded_by)
+            .where(File.id == link.file_id)
+        )
+        if not (user.is_admin or user.id in (link.created_by, uploader)):
+            raise NotAllowed(
+                "forbidden",
+                "only the link's creator, the file's uploader or an admin can revoke it",
+            )
+        session.execute(
+            delete(ShareLink).where(
+                in_organization(ShareLink, user.organization_id), ShareLink.id == link.id
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Shared:
+    """A usable link and the ready file it hands out."""
+
+    link_id: int
+    file: File
+
+
+def resolve(secret: str) -> Shared:
+    """The file a secret gives, or NotFound alike for an unknown, expired, used up or
+    revoked link and for a file that is gone or not ready."""
+    if not secret or len(secret) > MAX_SECRET_LENGTH:
+        raise NotFound("not_found", GONE)
+    # The secret is the one key here: it names a link of whichever organization made it.
+    link = db.session.scalars(
+        select(ShareLink).where(ShareLink.secret_hash == digest(secret), *live(utcnow()))
+    ).first()
+    if link is None:
+        raise NotFound("not_found", GONE)
+    # The file through the scoping helper, keyed on the link's own organization.
+    row = db.session.scalars(
+        scoped(File, link.organization_id).where(
+            File.id == link.file_id, File.status == FileStatus.READY
+        )
+    ).first()
+    if row is None:
+        raise NotFound("not_found", GONE)
+    return Shared(link_id=link.id, file=row)
+
+
+def counts_as_download(status: int, range_start: int | None) -> bool:
+    """Whether an answer to a share link uses one of its downloads.
+
+    The whole file (200), a redirect to it in the store (302), or a range that starts at
+    its first byte (206 from byte 0) count; further ranges of a download already counted,
+    304 (the client holds the file) and errors do not.
+    """
+    if status in (200, 302):
+        return True
+    return status == 206 and range_start == 0
+
+
+def count_download(shared: Shared) -> None:
+    """Use one of the link's downloads, or NotFound when none is left (or it lapsed).
+
+    One conditional UPDATE: two downloads racing for a link's last one cannot both have
+    it.
+    """
+    now = utcnow()
+    with write_transaction() as session:
+        result = session.execute(
+            update(ShareLink)
+            .where(
+                in_organization(ShareLink, shared.file.organization_id),
+                ShareLink.id == shared.link_id,
+                *live(now),
+            )
+            .values(downloads=ShareLink.downloads + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise NotFound("not_found", GONE)

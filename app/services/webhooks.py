@@ -1,0 +1,435 @@
+"""Webhooks: an organization's endpoints, the file events sent to them, signed, and
+every delivery attempt; URLs that lead inside the network are refused.
+
+The deliveries themselves run as RQ jobs (jobs/webhooks.py, named here by dotted path).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import urllib3
+from flask import current_app
+from redis.exceptions import RedisError
+from rq import Retry
+from sqlalchemy import delete
+from sqlalchemy.exc import SQLAlchemyError
+from urllib3.exceptions import HTTPError, NewConnectionError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+from ..broker import get_webhook_queue
+from ..database import write_transaction
+from ..extensions import db
+from ..models import DeliveryOutcome, File, User, Webhook, WebhookDelivery, isoformat, utcnow
+from ..security import new_secret
+from ..tenancy import get_scoped_or_404, in_organization, scoped
+from .errors import InvalidInput
+
+log = logging.getLogger(__name__)
+
+DELIVER = "jobs.webhooks.deliver"
+FILE_READY = "file.ready"
+FILE_FAILED = "file.failed"
+FILE_DELETED = "file.deleted"
+EVENT_TYPES = (FILE_READY, FILE_FAILED, FILE_DELETED)
+SECRET_PREFIX = "whsec_"
+MAX_URL_LENGTH = 2048
+# Attempts kept per endpoint in the answer of GET .../deliveries.
+RECENT_DELIVERIES = 100
+MAX_ERROR_LENGTH = 500
+USER_AGENT = "Coffer-Webhooks/1"
+
+
+# ---- endpoints -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedWebhook:
+    """A new endpoint with its signing secret, which is shown this once."""
+
+    webhook: Webhook
+    secret: str
+
+
+def create_webhook(user: User, url: str, events: list[str]) -> IssuedWebhook:
+    """Register an endpoint for the organization; 400 `url_not_allowed` for a URL that is
+    not http(s) or whose host is or resolves to an internal address."""
+    resolve_target(url)
+    chosen = [event for event in EVENT_TYPES if event in events]
+    secret = new_secret(SECRET_PREFIX)
+    hook = Webhook(
+        organization_id=user.organization_id,
+        url=url,
+        events=",".join(chosen),
+        secret=secret,
+        created_by=user.id,
+        created_at=utcnow(),
+    )
+    with write_transaction() as session:
+        session.add(hook)
+    return IssuedWebhook(webhook=hook, secret=secret)
+
+
+def list_webhooks(organization_id: int) -> list[Webhook]:
+    """The organization's endpoints, oldest first."""
+    return list(db.session.scalars(scoped(Webhook, organization_id).order_by(Webhook.id)))
+
+
+def delete_webhook(organization_id: int, webhook_id: int) -> None:
+    """Remove an endpoint and its delivery record; deliveries still queued are dropped."""
+    with write_transaction() as session:
+        hook = get_scoped_or_404(Webhook, webhook_id, organization_id, what="webhook")
+        session.execute(
+            delete(Webhook).where(in_organization(Webhook, organization_id), Webhook.id == hook.id)
+        )
+
+
+def recent_deliveries(organization_id: int, webhook_id: int) -> list[WebhookDelivery]:
+    """An endpoint's last RECENT_DELIVERIES attempts, newest first."""
+    hook = get_scoped_or_404(Webhook, webhook_id, organization_id, what="webhook")
+    return list(
+        db.session.scalars(
+            scoped(WebhookDelivery, organization_id)
+            .where(WebhookDelivery.webhook_id == hook.id)
+            .order_by(WebhookDelivery.id.desc())
+            .limit(RECENT_DELIVERIES)
+        )
+    )
+
+
+# ---- where a URL may lead ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a webhook URL leads: the addresses checked, and what to send them."""
+
+    scheme: str
+    host: str
+    port: int
+    # The Host header: the URL's host, with its port when it is not the scheme's default.
+    host_header: str
+    # Path and query, as the request line carries them.
+    path: str
+    addresses: tuple[str, ...]
+
+
+def refused(message: str) -> InvalidInput:
+    """The refusal of a webhook URL."""
+    return InvalidInput("url_not_allowed", message, field="url")
+
+
+def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether an address is on the public internet: not loopback, private, link-local,
+    multicast, reserved, unspecified, shared (CGNAT), documentation or the like.
+
+    An IPv6 address that carries an IPv4 one (IPv4-mapped, 6to4, Teredo, NAT64) is public
+    only if the IPv4 address inside is.
+    """
+    if isinstance(address, ipaddress.IPv6Address):
+        inner: ipaddress.IPv4Address | None = address.ipv4_mapped or address.sixtofour
+        if inner is None and address.teredo is not None:
+            inner = address.teredo[1]
+        if inner is None and address in NAT64:
+            inner = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if inner is not None and not is_public_address(inner):
+            return False
+    return address.is_global and not (
+        address.is_multicast or address.is_reserved or address.is_unspecified
+    )
+
+
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def resolve_target(url: str) -> Target:
+    """The URL's parts and every address its host resolves to, each checked; 400
+    `url_not_allowed` unless all are public (or WEBHOOK_ALLOW_PRIVATE is set)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise refused("the URL is not valid") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise refused("the URL must start with http:// or https://")
+    host = parts.hostname
+    if not host:
+        raise refused("the URL has no host")
+    if parts.username is not None or parts.password is not None:
+        raise refused("the URL must not carry a user name or password")
+    default_port = 443 if scheme == "https" else 80
+    port = port or default_port
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise refused(f"the host {host} does not resolve") from None
+    addresses = tuple(dict.fromkeys(str(info[4][0]) for info in found))
+    if not current_app.config["WEBHOOK_ALLOW_PRIVATE"]:
+        for address in addresses:
+            if not is_public_address(ipaddress.ip_address(address)):
+                raise refused(
+                    f"the host {host} is or resolves to {address}, which is not a public address"
+                )
+    shown_host = f"[{host}]" if ":" in host else host
+    host_header = shown_host if port == default_port else f"{shown_host}:{port}"
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(scheme, host, port, host_header, path, addresses)
+
+
+# ---- events --------------------------------------------------------------------------
+
+
+def file_snapshot(row: File) -> dict[str, Any]:
+    """A file's fields as GET /api/files/<id> gives them (app/api/schemas.py FileDetails
+    renders them), taken while the row exists."""
+    return {
+        "id": row.id,
+        "filename": row.filename,
+        "size": row.size,
+        "mime_type": row.mime_type,
+        "status": row.status,
+        "uploaded_at": row.uploaded_at,
+        "uploaded_by_email": row.uploader.email if row.uploader else None,
+        "sha256": row.sha256,
+        "error_message": row.error_message,
+        "processed_at": row.processed_at,
+    }
+
+
+def retry_policy() -> Retry:
+    """RQ's retry with the configured backoff (seconds before each retry)."""
+    intervals = current_app.config["WEBHOOK_RETRY_SECONDS"]
+    return Retry(max=len(intervals), interval=intervals)
+
+
+def emit(event_type: str, organization_id: int, file: dict[str, Any]) -> str | None:
+    """Queue one delivery of an event per endpoint of the organization that takes it.
+
+    Called after the change it tells of has committed. Every endpoint gets the same event
+    id, and keeps it across its retries, so a receiver can drop what it already has.
+    Returns the event id, or None when no endpoint takes the event. A Redis that is away
+    or a database that fails here loses the event (logged): no file change waits on webhooks.
+    """
+    try:
+        hooks = [h for h in list_webhooks(organization_id) if event_type in h.event_types]
+    except SQLAlchemyError as exc:
+        # The change itself has committed: it stands, and only its webhooks are lost.
+        db.session.rollback()
+        log.error("could not read the webhooks for a %s event: %s", event_type, exc)
+        return None
+    if not hooks:
+        return None
+    event = {
+        "id": str(uuid.uuid4()),
+        "type": event_type,
+        "created_at": isoformat(utcnow()),
+        "organization_id": organization_id,
+        "file": file,
+    }
+    queue = get_webhook_queue()
+    for hook in hooks:
+        try:
+            queue.enqueue(
+                DELIVER,
+                hook.id,
+                organization_id,
+                event,
+                job_id=f"webhook-{event['id']}-{hook.id}",
+                retry=retry_policy(),
+                # One attempt takes at most WEBHOOK_TIMEOUT_SECONDS; the rest is bookkeeping.
+                job_timeout=current_app.config["WEBHOOK_TIMEOUT_SECONDS"] + 50,
+                result_ttl=3600,
+                failure_ttl=7 * 24 * 3600,
+            )
+        except RedisError as exc:
+            log.warning(
+                "could not queue the %s event %s for webhook %s: %s",
+                event_type,
+                event["id"],
+                hook.id,
+                exc,
+            )
+    return str(event["id"])
+
+
+def file_event(organization_id: int, file_id: str, event_type: str) -> str | None:
+    """Emit `file.ready` or `file.failed` for a file whose new status has committed."""
+    row = db.session.scalars(scoped(File, organization_id).where(File.id == file_id)).first()
+    if row is None:  # deleted meanwhile: its file.deleted tells the rest
+        return None
+    return emit(event_type, organization_id, file_snapshot(row))
+
+
+# ---- delivery ------------------------------------------------------------------------
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """The Coffer-Signature header: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def webhook_for_delivery(organization_id: int, webhook_id: int) -> Webhook | None:
+    """The endpoint a queued delivery is for, or None once it was deleted."""
+    return db.session.scalars(
+        scoped(Webhook, organization_id).where(Webhook.id == webhook_id)
+    ).first()
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one POST to an endpoint came to."""
+
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def succeeded(self) -> bool:
+        """A 2xx answer, and nothing else, is a delivery."""
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def send(hook: Webhook, event_id: str, body: bytes) -> Attempt:
+    """POST a signed event body to an endpoint, once: no redirect followed, and at most
+    WEBHOOK_TIMEOUT_SECONDS (10) for the whole attempt.
+
+    The host is resolved and every address checked again here (DNS may have changed since
+    registration), and the connection goes to an address just checked, never to a fresh
+    lookup, so a name cannot pass the check and then resolve elsewhere (DNS rebinding).
+    HTTPS still verifies the certificate against the URL's host name.
+    """
+    started = time.monotonic()
+    limit = float(current_app.config["WEBHOOK_TIMEOUT_SECONDS"])
+    timed_out = f"timed out after {limit:.0f} s"
+    try:
+        target = resolve_target(hook.url)
+    except InvalidInput as exc:
+        return Attempt(None, f"url_not_allowed: {exc.message}", elapsed_ms(started))
+    headers = {
+        "Host": target.host_header,
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "Coffer-Event-Id": event_id,
+        "Coffer-Signature": signature(hook.secret, int(time.time()), body),
+    }
+    error = "the host has no address"
+    for address in target.addresses:
+        remaining = limit - (time.monotonic() - started)
+        if remaining <= 0:
+            error = timed_out
+            break
+        pool = connection_pool(target, address)
+        try:
+            response = pool.urlopen(
+                "POST",
+                target.path,
+                body=body,
+                headers=headers,
+                redirect=False,
+                retries=False,
+                timeout=urllib3.Timeout(total=remaining),
+                preload_content=False,
+                assert_same_host=False,
+            )
+            status = response.status
+            response.release_conn()
+            return Attempt(status, None, elapsed_ms(started))
+        except NewConnectionError as exc:
+            # Refused or unreachable: the host's next address may answer.
+            error = f"could not connect to {address}: {connection_reason(exc)}"
+        except Urllib3Timeout:
+            error = timed_out
+            break
+        except (HTTPError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            break
+        finally:
+            pool.close()
+    return Attempt(None, error[:MAX_ERROR_LENGTH], elapsed_ms(started))
+
+
+def connection_pool(target: Target, address: str) -> urllib3.HTTPConnectionPool:
+    """A one-request pool to this address; HTTPS checks the certificate for the URL's host."""
+    if target.scheme == "https":
+        return urllib3.HTTPSConnectionPool(
+            address,
+            target.port,
+            server_hostname=target.host,
+            assert_hostname=target.host,
+            cert_reqs="CERT_REQUIRED",
+            maxsize=1,
+        )
+    return urllib3.HTTPConnectionPool(address, target.port, maxsize=1)
+
+
+def connection_reason(exc: NewConnectionError) -> str:
+    """The operating system's words for a failed connection ("Connection refused", ...)."""
+    text = str(exc)
+    return text.rsplit(": ", 1)[-1] if ": " in text else text
+
+
+def elapsed_ms(started: float) -> int:
+    """Milliseconds since a time.monotonic() reading."""
+    return round((time.monotonic() - started) * 1000)
+
+
+def record_attempt(
+    hook: Webhook,
+    event_id: str,
+    event_type: str,
+    attempt_number: int,
+    attempt: Attempt,
+    retry_in: int | None,
+) -> DeliveryOutcome:
+    """Record one attempt and decide what it comes to: succeeded (a 2xx), retrying (another
+    attempt is due in `retry_in` seconds), or failed (no retry left).
+
+    The one place an attempt's outcome is decided.
+    """
+    now = utcnow()
+    if attempt.succeeded:
+        outcome, next_attempt_at = DeliveryOutcome.SUCCEEDED, None
+    elif retry_in is not None:
+        outcome, next_attempt_at = DeliveryOutcome.RETRYING, now + timedelta(seconds=retry_in)
+    else:
+        outcome, next_attempt_at = DeliveryOutcome.FAILED, None
+    with write_transaction() as session:
+        session.add(
+            WebhookDelivery(
+                webhook_id=hook.id,
+                organization_id=hook.organization_id,
+                event_id=event_id,
+                event_type=event_type,
+                attempt=attempt_number,
+                outcome=outcome,
+                status_code=attempt.status_code,
+                error=attempt.error,
+                duration_ms=attempt.duration_ms,
+                delivered_at=now,
+                next_attempt_at=next_attempt_at,
+            )
+        )
+    level = logging.INFO if outcome is DeliveryOutcome.SUCCEEDED else logging.WARNING
+    log.log(
+        level,
+        "webhook %s, event %s, attempt %d: %s (%s)",
+        hook.id,
+        event_id,
+        attempt_number,
+        outcome,
+        attempt.status_code if attempt.error is None else attempt.error,
+        extra={"webhook_id": hook.id, "event_id": event_id, "outcome": str(outcome)},
+    )
+    return outcome

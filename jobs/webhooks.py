@@ -1,0 +1,61 @@
+"""The webhook delivery job: one signed POST of an event to one endpoint per run, retried
+by RQ with backoff until it succeeds or the retries run out."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from rq import get_current_job
+
+from app.api.schemas import FileDetails
+from app.extensions import db
+from app.models import DeliveryOutcome
+from app.services import webhooks
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryFailed(Exception):
+    """The attempt did not succeed and another is due: RQ schedules it."""
+
+
+def event_body(event: dict[str, Any]) -> bytes:
+    """The JSON body of an event: its file rendered exactly as GET /api/files/<id> is."""
+    payload = {
+        "id": event["id"],
+        "type": event["type"],
+        "created_at": event["created_at"],
+        "organization_id": event["organization_id"],
+        "data": {"file": FileDetails.model_validate(event["file"]).body()},
+    }
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def deliver(webhook_id: int, organization_id: int, event: dict[str, Any]) -> str:
+    """Send one event to one endpoint and record the attempt; returns its outcome.
+
+    Raises DeliveryFailed while retries are left, so RQ runs the job again after the next
+    WEBHOOK_RETRY_SECONDS interval; the last failure is recorded as `failed` and returns,
+    keeping endpoints that are down out of RQ's failed-job registry.
+    """
+    job = get_current_job()
+    try:
+        hook = webhooks.webhook_for_delivery(organization_id, webhook_id)
+        if hook is None:
+            return "dropped"  # the endpoint was deleted
+        retries_left = job.retries_left if job is not None else None
+        intervals = (job.retry_intervals if job is not None else None) or []
+        # RQ counts retries down; the attempt's number counts up from 1.
+        attempt_number = len(intervals) - retries_left + 1 if retries_left is not None else 1
+        retry_in = job.get_retry_interval() if job is not None and job.retries_left else None
+        attempt = webhooks.send(hook, event["id"], event_body(event))
+        outcome = webhooks.record_attempt(
+            hook, event["id"], event["type"], attempt_number, attempt, retry_in
+        )
+    finally:
+        db.session.remove()
+    if outcome is DeliveryOutcome.RETRYING:
+        raise DeliveryFailed(f"webhook {webhook_id}: {attempt.error or attempt.status_code}")
+    return str(outcome)

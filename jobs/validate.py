@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 
 from rq import get_current_job
 from sqlalchemy.exc import OperationalError
 
+from app import metrics
 from app.extensions import db
 from app.models import FileStatus
 from app.services import content
@@ -40,13 +42,16 @@ def validate_file(file_id: str, organization_id: int) -> str:
     """
     job = get_current_job()
     log.info("validation of file %s started", file_id, extra={"file_id": file_id})
+    started = time.perf_counter()
     try:
-        status = _validate(file_id, organization_id)
+        status, verdict = _validate(file_id, organization_id)
     except Exception as exc:
+        retrying = job is not None and bool(job.retries_left)
+        metrics.count_validation("retry" if retrying else "failed", time.perf_counter() - started)
         # Whatever went wrong may pass (a busy database, a disk hiccup): RQ retries
         # the job with backoff, and only the last attempt gives up on the file.
         db.session.rollback()
-        if job is None or not job.retries_left:
+        if not retrying:
             # Out of retries: the job goes to RQ's failed registry, the file to failed.
             files_service.move(
                 organization_id,
@@ -66,6 +71,7 @@ def validate_file(file_id: str, organization_id: int) -> str:
         raise
     finally:
         db.session.remove()
+    metrics.count_validation(verdict, time.perf_counter() - started)
     log.info(
         "validation of file %s ended: %s",
         file_id,
@@ -86,20 +92,21 @@ def give_up_message(exc: BaseException) -> str:
     return f"validation could not complete: {reason}"
 
 
-def _validate(file_id: str, organization_id: int) -> str:
+def _validate(file_id: str, organization_id: int) -> tuple[str, str]:
+    """(the file's status, this run's verdict for the metrics: ready, failed or skipped)."""
     claim = files_service.claim_for_validation(organization_id, file_id)
     if claim is None:
         # Deleted meanwhile, or a verdict already stands (this is a second run).
-        return files_service.status_of(organization_id, file_id) or "deleted"
+        return files_service.status_of(organization_id, file_id) or "deleted", "skipped"
     try:
         mime_type, sha256 = inspect(claim)
     except Invalid as exc:
         files_service.move(organization_id, file_id, FileStatus.FAILED, error_message=str(exc))
-        return FileStatus.FAILED
+        return FileStatus.FAILED, "failed"
     status = files_service.record_verdict(
         organization_id, file_id, mime_type=mime_type, sha256=sha256, error_message=None
     )
-    return status or "deleted"
+    return (status or "deleted"), (status or "skipped")
 
 
 def inspect(row: files_service.Claim) -> tuple[str, str]:

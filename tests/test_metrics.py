@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 from sqlalchemy import update
 
@@ -23,6 +22,7 @@ from app.models import Organization
 from tests.support.client import Auth, bearer
 from tests.support.config import app_config
 from tests.support.database import run_sql
+from tests.support.metrics import Samples, names, parse, value
 from tests.support.pipeline import process_env, upload, upload_as
 from tests.support.processes import RedisServer, managed
 from tests.support.waiting import wait_for
@@ -30,29 +30,13 @@ from tests.support.waiting import wait_for
 TOKEN = "metrics-token-for-the-tests-0123456789"
 TUS = {"Tus-Resumable": "1.0.0"}
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
 
 def scrape(client: FlaskClient, **kwargs: Any) -> Samples:
-    """GET /metrics, parsed: (sample name, labels) -> value."""
+    """GET /metrics, parsed."""
     response = client.get("/metrics", **kwargs)
     assert response.status_code == 200, response.get_data(as_text=True)[:500]
     assert response.mimetype == "text/plain"
-    samples: Samples = {}
-    for family in text_string_to_metric_families(response.get_data(as_text=True)):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    """One sample's value; 0 when the series is not there (yet)."""
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def names(samples: Samples) -> set[str]:
-    """The sample names of a scrape."""
-    return {name for name, _ in samples}
+    return parse(response.get_data(as_text=True))
 
 
 def assert_not_found(response: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import authentication, broker, database, logs, middleware, session_store, storage
+from . import authentication, broker, database, logs, metrics, middleware, session_store, storage
 from .config import load_config
 from .errors import register_error_handlers
 from .extensions import db, limiter, migrate, server_session
@@ -44,6 +44,8 @@ def register_extensions(app: Flask) -> None:
     session_store.init_app(app)
     authentication.init_app(app)
     limiter.init_app(app)
+    # Before any blueprint: the process's metrics directory is set before anything counts.
+    metrics.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

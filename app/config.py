@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -170,6 +171,13 @@ class Config:
         # Number of proxies in front of Coffer whose X-Forwarded-For is trusted; 0
         # means the client address is the socket peer and the header is ignored.
         self.TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
+        # Client addresses (IPs or CIDR networks, comma-separated) allowed to read
+        # /metrics, as the app sees them (behind a proxy, with TRUSTED_PROXIES set); empty
+        # allows none. Others need METRICS_TOKEN as a bearer token, or get 404.
+        self.METRICS_ALLOW = os.environ.get("METRICS_ALLOW", "127.0.0.1")
+        # Empty: no token opens /metrics. Set it (16 characters or more) for a Prometheus
+        # that scrapes from another address.
+        self.METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
 
         # Largest JSON (non-upload) request body.
         self.MAX_CONTENT_LENGTH = MiB
@@ -266,6 +274,35 @@ def check_public_url(values: dict[str, object]) -> None:
     values["PUBLIC_URL"] = url
 
 
+# A METRICS_TOKEN shorter than this is refused: it would be guessable.
+METRICS_TOKEN_MIN_LENGTH = 16
+
+
+def metrics_networks(raw: object) -> tuple[IPv4Network | IPv6Network, ...]:
+    """METRICS_ALLOW read as networks (a bare address is a network of one)."""
+    parts = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+    networks = []
+    for part in parts:
+        text = str(part).strip()
+        if not text:
+            continue
+        try:
+            networks.append(ip_network(text, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"METRICS_ALLOW must list IP addresses or networks (CIDR), not {text!r}"
+            ) from None
+    return tuple(networks)
+
+
+def check_metrics_token(token: object) -> None:
+    """Refuse a METRICS_TOKEN too short to keep /metrics private."""
+    if token and len(str(token)) < METRICS_TOKEN_MIN_LENGTH:
+        raise ConfigError(
+            f"METRICS_TOKEN must be at least {METRICS_TOKEN_MIN_LENGTH} characters long"
+        )
+
+
 def load_config(overrides: dict[str, object] | None = None) -> dict[str, object]:
     """Build the configuration for APP_ENV as a plain dict, applying overrides last."""
     name = os.environ.get("APP_ENV", "development").strip().lower() or "development"
@@ -279,6 +316,8 @@ def load_config(overrides: dict[str, object] | None = None) -> dict[str, object]
     values["MAX_FILE_SIZE"] = int(values["MAX_FILE_SIZE_MB"]) * MiB
     values["PERMANENT_SESSION_LIFETIME"] = timedelta(days=values["SESSION_LIFETIME_DAYS"])
     values["RATELIMIT_STORAGE_URI"] = values["REDIS_URL"]
+    values["METRICS_NETWORKS"] = metrics_networks(values["METRICS_ALLOW"])
+    check_metrics_token(values["METRICS_TOKEN"])
     # Checked after the overrides, which may choose the backend.
     check_storage_settings(values)
     check_public_url(values)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from flask_wtf.csrf import CSRFError
 from pydantic import ValidationError
 from redis.exceptions import RedisError
@@ -79,7 +79,9 @@ class APIError(HTTPException):
 
 
 def json_error(status: int, code: str, message: str, /, **extra: Any) -> Response:
-    """Build the JSON error response."""
+    """Build the JSON error response; the request's metrics read its code (a refused
+    upload's reason)."""
+    g.error_code = code
     response = jsonify({"error": message, "code": code, **extra})
     response.status_code = status
     return response

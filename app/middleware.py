@@ -1,4 +1,5 @@
-"""Per-request plumbing: request ids, the access log line and security headers."""
+"""Per-request plumbing: request ids, the access log line, request metrics and security
+headers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import time
 import uuid
 
 from flask import Flask, Response, g, request
+
+from . import metrics
 
 log = logging.getLogger("coffer.access")
 
@@ -41,7 +44,12 @@ def finish_request(response: Response) -> Response:
     request_id = g.get("request_id") or uuid.uuid4().hex
     response.headers["X-Request-ID"] = request_id
     started = g.get("request_started")
-    duration_ms = round((time.perf_counter() - started) * 1000, 1) if started else None
+    elapsed = time.perf_counter() - started if started else None
+    duration_ms = round(elapsed * 1000, 1) if elapsed is not None else None
+    if elapsed is not None:
+        metrics.observe_request(
+            request.endpoint, response.status_code, elapsed, g.get("error_code")
+        )
     log.info(
         "%s %s %s %sms request_id=%s",
         request.method,

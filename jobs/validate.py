@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 
 from rq import get_current_job
 from sqlalchemy.exc import OperationalError
 
+from app import metrics
 from app.extensions import db
 from app.models import FileStatus
 from app.services import content, webhooks
@@ -40,13 +42,16 @@ def validate_file(file_id: str, organization_id: int) -> str:
     """
     job = get_current_job()
     log.info("validation of file %s started", file_id, extra={"file_id": file_id})
+    started = time.perf_counter()
     try:
-        status, moved = _validate(file_id, organization_id)
+        status, verdict = _validate(file_id, organization_id)
     except Exception as exc:
+        retrying = job is not None and bool(job.retries_left)
+        metrics.count_validation("retry" if retrying else "failed", time.perf_counter() - started)
         # Whatever went wrong may pass (a busy database, a disk hiccup): RQ retries
         # the job with backoff, and only the last attempt gives up on the file.
         db.session.rollback()
-        if job is None or not job.retries_left:
+        if not retrying:
             # Out of retries: the job goes to RQ's failed registry, the file to failed.
             gave_up = files_service.move(
                 organization_id,
@@ -67,10 +72,11 @@ def validate_file(file_id: str, organization_id: int) -> str:
             )
         raise
     else:
-        if moved:
+        if verdict != "skipped":
             announce(organization_id, file_id, status)
     finally:
         db.session.remove()
+    metrics.count_validation(verdict, time.perf_counter() - started)
     log.info(
         "validation of file %s ended: %s",
         file_id,
@@ -104,23 +110,24 @@ def announce(organization_id: int, file_id: str, status: str) -> None:
         log.exception("could not send the %s webhooks of file %s", event, file_id)
 
 
-def _validate(file_id: str, organization_id: int) -> tuple[str, bool]:
-    """The file's final status, and whether this run is the one that recorded it."""
+def _validate(file_id: str, organization_id: int) -> tuple[str, str]:
+    """The file's final status, and this run's verdict: ready or failed when this run
+    recorded it, skipped when it did not."""
     claim = files_service.claim_for_validation(organization_id, file_id)
     if claim is None:
         # Deleted meanwhile, or a verdict already stands (this is a second run).
-        return files_service.status_of(organization_id, file_id) or "deleted", False
+        return files_service.status_of(organization_id, file_id) or "deleted", "skipped"
     try:
         mime_type, sha256 = inspect(claim)
     except Invalid as exc:
         moved = files_service.move(
             organization_id, file_id, FileStatus.FAILED, error_message=str(exc)
         )
-        return FileStatus.FAILED, moved
+        return FileStatus.FAILED, "failed" if moved else "skipped"
     status = files_service.record_verdict(
         organization_id, file_id, mime_type=mime_type, sha256=sha256, error_message=None
     )
-    return status or "deleted", status is not None
+    return (status or "deleted"), (status or "skipped")
 
 
 def inspect(row: files_service.Claim) -> tuple[str, str]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from rq import get_current_job
 
+from app import metrics
 from app.api.schemas import FileDetails
 from app.extensions import db
 from app.models import DeliveryOutcome
@@ -56,6 +57,7 @@ def deliver(webhook_id: int, organization_id: int, event: dict[str, Any]) -> str
         )
     finally:
         db.session.remove()
+    metrics.count_webhook_delivery(outcome)
     if outcome is DeliveryOutcome.RETRYING:
         raise DeliveryFailed(f"webhook {webhook_id}: {attempt.error or attempt.status_code}")
     return str(outcome)

@@ -22,6 +22,7 @@ from rq import SimpleWorker, Worker
 from rq.utils import now
 from rq.worker.base import BaseWorker
 
+from app import metrics
 from app.broker import get_redis, worker_queues
 from app.extensions import db
 from app.services.queue import sweep_if_due
@@ -79,6 +80,17 @@ class InProcessWorker(QuietBookkeeping, SimpleWorker):
 
 class ForkingWorker(QuietBookkeeping, Worker):
     """Runs each job in a forked child process."""
+
+    def execute_job(self, job: Any, queue: Any) -> None:
+        """Run the job in a work horse; then fold the ended horse's metric files into the
+        archive, so a horse per job leaves no file behind (app/metrics.py)."""
+        try:
+            super().execute_job(job, queue)
+        finally:
+            try:
+                metrics.absorb_ended_processes()
+            except OSError as exc:  # the next scrape tries again
+                log.warning("could not fold the work horse's metrics: %s", exc)
 
 
 # prctl(2) option: the signal a process gets when its parent dies.

@@ -38,13 +38,16 @@ def documented_routes(doc: dict[str, Any]) -> dict[str, set[str]]:
 
 
 def app_routes(app: Flask) -> dict[str, set[str]]:
-    """The app's public routes (under /api, share links under /s/, and the probes) -> their
-    methods."""
+    """The app's public routes (under /api, share links under /s/, the probes and /metrics)
+    -> their methods."""
     routes: dict[str, set[str]] = {}
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
-        if not (rule.rule.startswith(("/api", "/s/")) or rule.rule in {"/healthz", "/readyz"}):
+        if not (
+            rule.rule.startswith(("/api", "/s/"))
+            or rule.rule in {"/healthz", "/readyz", "/metrics"}
+        ):
             continue
         methods = set(rule.methods or ()) - IMPLICIT_METHODS
         routes.setdefault(openapi_path(rule.rule), set()).update(methods)

@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.database import fresh_database
 from tests.support.deployment import Client, Deployment, process_env, supervisor
+from tests.support.metrics import scrape_url, value
 from tests.support.processes import RedisServer, free_port
 from tests.support.s3 import SeaweedFS, keys_in, uploads_in
 
@@ -23,6 +24,8 @@ FILES = 12
 KiB = 1024
 # What supervisord itself keeps in an instance folder while it runs (pid file, socket).
 SUPERVISOR_FILES = {"supervisord.pid", "supervisor.sock"}
+# Where a host's processes keep their numbers for /metrics (app/metrics.py).
+METRICS = "instance/metrics/"
 
 
 @pytest.fixture
@@ -113,6 +116,12 @@ def test_two_hosts_share_the_database_redis_and_one_bucket_and_nothing_else(
         by_first, by_second = validated_by(one.output()), validated_by(two.output())
         assert by_first | by_second == set(sent)
         assert by_first and by_second, "each host's worker validated some of the files"
+        # Each host's /metrics adds up its own processes: its worker's jobs, nothing of the
+        # other host's.
+        for deployment, validated in ((first, by_first), (second, by_second)):
+            numbers = scrape_url(deployment.base_url)
+            ready = value(numbers, "coffer_validation_jobs_total", verdict="ready")
+            assert ready == len(validated), deployment.base_url
 
         deleted = list(sent)[: FILES // 2]
         for file_id in deleted:
@@ -132,7 +141,9 @@ def test_two_hosts_share_the_database_redis_and_one_bucket_and_nothing_else(
         }
         assert uploads_in(s3_server.client(), bucket, prefix) == []
         for deployment in (first, second):
-            left = host_files(deployment)
+            # The host's own bookkeeping only: supervisord's files and the metric files of
+            # its processes.
+            left = {name for name in host_files(deployment) if not name.startswith(METRICS)}
             assert {Path(name).name for name in left} <= SUPERVISOR_FILES, left
         report = first.manage("storage", "check")
         assert report.returncode == 0, report.stdout + report.stderr

@@ -20,6 +20,7 @@ from app.broker import QUEUE_NAME
 from app.services.queue import job_id
 from tests.support.database import validation_blocked
 from tests.support.deployment import PASSWORD, Client, Deployment, supervisor
+from tests.support.metrics import scrape_url, value
 from tests.support.processes import command_line, process_table, processes_with
 from tests.support.waiting import wait_for
 
@@ -100,6 +101,13 @@ def test_supervisord_serves_coffer_and_stops_gracefully(deployment: Deployment) 
 
         wait_for(restarted, 90, "the killed programs to be restarted", 0.25)
         assert user.json("GET", "/api/auth/me")[0] == 200
+        # /metrics adds up every process of the host, and the numbers of the processes
+        # just killed stay counted: the upload the old web process took, the job a worker ran.
+        numbers = scrape_url(deployment.base_url)
+        assert value(numbers, "coffer_uploads_accepted_total", via="multipart") == 1
+        assert value(numbers, "coffer_validation_jobs_total", verdict="ready") == 1
+        assert value(numbers, "coffer_download_bytes_sent_total") == len(data)
+        assert value(numbers, "coffer_queue_jobs") == 0
 
         # A backlog, queued while the workers are stopped, gives them work at SIGTERM.
         assert "stopped" in sup.ctl("stop", "worker:*")
@@ -218,6 +226,10 @@ def test_supervisord_serves_coffer_and_stops_gracefully(deployment: Deployment) 
     with supervisor(deployment) as sup:
         for fid in backlog:
             user.wait_until(fid, "ready", timeout=120)
+        # A new start counts from zero: only the jobs of this run.
+        numbers = scrape_url(deployment.base_url)
+        assert value(numbers, "coffer_validation_jobs_total", verdict="ready") == len(waiting)
+        assert value(numbers, "coffer_uploads_accepted_total", via="multipart") == 0
         status, _, body = user.request("GET", f"/api/files/{file_in_hand}/download")
         assert status == 200 and body == backlog[file_in_hand]
         sup.terminate()

@@ -24,6 +24,7 @@ from app.extensions import db as _db
 from app.models import Webhook
 from jobs.worker import InProcessWorker
 from tests.support.client import Auth, bearer
+from tests.support.metrics import scrape, value
 from tests.support.receiver import Received, receiver
 
 EVENTS = ["file.ready", "file.failed", "file.deleted"]
@@ -221,6 +222,10 @@ def test_a_receiver_that_fails_twice_gets_the_event_on_the_third_attempt(
     assert recorded[0]["next_attempt_at"] is None
     for retried in recorded[1:]:
         assert retried["next_attempt_at"] > retried["delivered_at"]
+    counted = scrape(auth.client)
+    assert value(counted, "coffer_webhook_deliveries_total", outcome="retrying") == 2
+    assert value(counted, "coffer_webhook_deliveries_total", outcome="succeeded") == 1
+    assert value(counted, "coffer_webhook_deliveries_total", outcome="failed") == 0
 
 
 def test_a_receiver_that_never_succeeds_is_marked_failed(

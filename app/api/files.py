@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from app.services.queue import enqueue_validation
 
+from .. import metrics
 from ..errors import APIError
 from ..models import File, FileStatus
 from ..services import files
@@ -138,6 +139,9 @@ def attachment(row: File, reader: IO[bytes]) -> Response:
         response.close()  # a 416 is raised: the reader is not handed on
         raise
     response.headers["Cache-Control"] = "private, no-cache"
+    if request.method == "GET" and response.status_code in (200, 206):
+        # What the answer carries; a client that hangs up midway is counted in full.
+        metrics.count_bytes_sent(response.content_length or 0)
     return response
 
 

@@ -1030,6 +1030,29 @@ PATHS: dict[str, Any] = {
             security=PUBLIC,
         )
     },
+    "/metrics": {
+        "get": operation(
+            "metrics",
+            "Prometheus metrics of every web thread and worker process of this host",
+            "operations",
+            {
+                "200": {
+                    **response("The metrics, in Prometheus's text exposition format 0.0.4."),
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                "404": error(
+                    "the client's address is not in METRICS_ALLOW and it sent no "
+                    "`Authorization: Bearer <METRICS_TOKEN>`: the answer of an unknown path.",
+                    "not_found",
+                ),
+            },
+            security=PUBLIC,
+            description="Allowed from the addresses in `METRICS_ALLOW` (default `127.0.0.1`; "
+            "the client address after `TRUSTED_PROXIES`), or with `Authorization: Bearer "
+            "<METRICS_TOKEN>` when that setting is set. Any other request for it, whatever "
+            "its method, is answered `404` as an unknown path is.",
+        )
+    },
     "/api/openapi.json": {
         "get": operation(
             "openapi",

@@ -26,6 +26,7 @@ from sqlalchemy import (
     update,
 )
 
+from .. import metrics
 from ..config import MiB
 from ..database import write_transaction
 from ..extensions import db
@@ -180,6 +181,7 @@ def create_upload(user: User, file_id: str, display: str, upload: Upload) -> Fil
         # The row did not commit: the bytes must not stay behind without it.
         upload.abort()
         raise
+    metrics.count_upload_accepted("multipart")
     return File(**values)
 
 

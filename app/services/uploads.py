@@ -22,6 +22,7 @@ from flask import current_app
 from rehashes import PySha256
 from sqlalchemy import Table, delete, insert, or_, select, update
 
+from .. import metrics
 from ..database import write_transaction
 from ..extensions import db
 from ..models import File, FileStatus, Organization, ResumableUpload, User, utcnow
@@ -275,6 +276,7 @@ def _chunks(body: IO[bytes], body_length: int, hasher: Any) -> Iterator[bytes]:
         if not chunk:
             raise InvalidInput("incomplete_body", "the body ended before its Content-Length")
         hasher.update(chunk)
+        metrics.count_bytes_received("tus", len(chunk))
         left -= len(chunk)
         yield chunk
 
@@ -323,6 +325,7 @@ def _complete(upload_id: str, organization_id: int) -> None:
             )
         )
         session.execute(insert(cast(Table, File.__table__)), values)
+    metrics.count_upload_accepted("tus")
 
 
 # ---- termination and expiry ----------------------------------------------------------

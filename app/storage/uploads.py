@@ -12,6 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser, MultiPartParser
 from werkzeug.sansio.multipart import File as FilePart
 
+from .. import metrics
 from ..errors import APIError
 from . import get_storage
 from .base import Upload
@@ -55,6 +56,7 @@ class ReceivedFile:
 
     def write(self, data: bytes) -> int:
         """Pass a chunk on to the store."""
+        metrics.count_bytes_received("multipart", len(data))
         return self.upload.write(data)
 
     def seek(self, offset: int, whence: int = 0) -> int:

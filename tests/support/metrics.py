@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import urllib.request
+from typing import Any
 
+from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
 # (sample name, its labels) -> value
@@ -34,3 +36,11 @@ def scrape_url(base_url: str) -> Samples:
     with urllib.request.urlopen(f"{base_url}/metrics", timeout=30) as response:
         assert response.status == 200
         return parse(response.read().decode())
+
+
+def scrape(client: FlaskClient, **kwargs: Any) -> Samples:
+    """GET /metrics through a test client, parsed."""
+    response = client.get("/metrics", **kwargs)
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    assert response.mimetype == "text/plain"
+    return parse(response.get_data(as_text=True))

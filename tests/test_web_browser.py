@@ -375,3 +375,46 @@ def test_every_page_fits_a_phone_screen_and_signs_in_by_keyboard(
         assert wide <= 375
     finally:
         phone.close()
+
+
+def test_a_ready_file_is_shared_by_a_link_anyone_can_use_until_it_is_revoked(
+    site: Site, page: Page
+) -> None:
+    """Share on a ready row makes a link shown once with a copy button; a stranger
+    downloads the exact bytes with it; the page counts the download; Revoke ends it."""
+    sign_up(page, site, "ada@acme.test", "Acme")
+    data = b"quarterly figures\n" * 500
+    page.locator("#file-input").set_input_files(
+        [{"name": "report.txt", "mimeType": "text/plain", "buffer": data}]
+    )
+    expect(row(page, "report.txt").get_by_text("Ready")).to_be_visible(timeout=SLOW)
+    row(page, "report.txt").get_by_role("button", name="Share").click()
+    field = page.get_by_label("Share link")
+    expect(field).to_have_attribute("readonly", "")
+    url = field.input_value()
+    assert url.startswith(f"{site.url}/s/")
+    page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    screenshot(page, "share")
+
+    stranger = requests.get(url, timeout=10)  # no cookie, no token
+    assert stranger.status_code == 200 and stranger.content == data
+    page.reload()
+    expect(page.get_by_label("Share link")).to_have_count(0)  # shown once
+    links = page.locator("tbody tr")
+    expect(links).to_have_count(1)
+    expect(links.locator("td").nth(2)).to_have_text("1")
+    links.get_by_role("button", name="Revoke").click()
+    expect(page.get_by_text("No live links")).to_be_visible()
+    assert requests.get(url, timeout=10).status_code == 404
+
+
+def test_a_file_not_yet_ready_cannot_be_shared(site: Site, page: Page) -> None:
+    """Only ready rows offer Share."""
+    sign_up(page, site, "ada@acme.test", "Acme")
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + os.urandom(600)
+    page.locator("#file-input").set_input_files(
+        [{"name": "photo.txt", "mimeType": "text/plain", "buffer": png}]
+    )
+    expect(row(page, "photo.txt").get_by_text("Failed", exact=True)).to_be_visible(timeout=SLOW)
+    expect(row(page, "photo.txt").get_by_role("button", name="Share")).to_have_count(0)

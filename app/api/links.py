@@ -20,12 +20,6 @@ from .inputs import MAX_ID, parse_body
 bp = Blueprint("links", __name__)
 
 
-def public_url(secret: str) -> str:
-    """The absolute URL of a link: under PUBLIC_URL, else the request's own scheme and host."""
-    base = current_app.config["PUBLIC_URL"] or request.host_url.rstrip("/")
-    return f"{base}/s/{secret}"
-
-
 @bp.post("/api/files/<uuid:file_id>/links")
 @login_required
 def create(file_id: UUID) -> tuple[dict[str, Any], int]:
@@ -36,7 +30,7 @@ def create(file_id: UUID) -> tuple[dict[str, Any], int]:
     issued = links.create_link(current_user, str(file_id), body.expires_in, body.max_downloads)
     return schemas.IssuedShareLink(
         id=issued.link.id,
-        url=public_url(issued.secret),
+        url=links.link_url(issued.secret, request.host_url),
         expires_at=issued.link.expires_at,
         max_downloads=issued.link.max_downloads,
     ).body(), 201

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import ColumnElement, delete, or_, select, update
 
 from ..database import write_transaction
@@ -55,6 +56,12 @@ def create_link(
     with write_transaction() as session:
         session.add(link)
     return IssuedLink(link=link, secret=secret)
+
+
+def link_url(secret: str, request_base: str) -> str:
+    """A link's absolute URL: under PUBLIC_URL, else under the request's own scheme and host."""
+    base = current_app.config["PUBLIC_URL"] or request_base.rstrip("/")
+    return f"{base}/s/{secret}"
 
 
 def live(now: datetime) -> list[ColumnElement[bool]]:

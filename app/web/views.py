@@ -31,7 +31,7 @@ from ..errors import MESSAGES, InputRejected, describe_rejection, domain_status
 from ..extensions import csrf
 from ..limits import login_limits, register_limit
 from ..models import FileStatus, User
-from ..services import accounts, files, tokens
+from ..services import accounts, files, links, tokens, webhooks
 from ..services.errors import DomainError
 from . import display
 
@@ -334,18 +334,41 @@ def revoke_token(token_id: int) -> BaseResponse:
 @page
 def org_page() -> ResponseReturnValue:
     """Usage for everyone; invites and users for admins."""
-    return render_org(invite=shown_once().get("invite"))
+    once = shown_once()
+    return render_org(invite=once.get("invite"), new_webhook=once.get("webhook"))
 
 
 def render_org(
-    invite: dict[str, Any] | None = None, error: str | None = None, status: int = 200
+    invite: dict[str, Any] | None = None,
+    error: str | None = None,
+    status: int = 200,
+    new_webhook: dict[str, Any] | None = None,
+    webhook_error: str | None = None,
 ) -> ResponseReturnValue:
-    """The organization page, with a new invite or an error when there is one."""
+    """The organization page, with what was just made or went wrong, if anything."""
     me = user()
     users = accounts.list_users(me.organization_id) if me.is_admin else []
+    endpoints = []
+    if me.is_admin:
+        for hook in webhooks.list_webhooks(me.organization_id):
+            recent = webhooks.recent_deliveries(me.organization_id, hook.id)[:WEBHOOK_RECENT_SHOWN]
+            endpoints.append((hook, recent))
     return render_template(
-        "org.html", org=me.organization, users=users, invite=invite, error=error, me=me
+        "org.html",
+        org=me.organization,
+        users=users,
+        invite=invite,
+        error=error,
+        endpoints=endpoints,
+        events=webhooks.EVENT_TYPES,
+        new_webhook=new_webhook,
+        webhook_error=webhook_error,
+        me=me,
     ), status
+
+
+# Deliveries shown per endpoint on the page; the API lists more.
+WEBHOOK_RECENT_SHOWN = 10
 
 
 @bp.post("/org/invites")
@@ -380,3 +403,104 @@ def set_active(user_id: int, action: str) -> ResponseReturnValue:
     except DomainError as exc:
         return render_org(error=exc.message, status=domain_status(exc))
     return redirect(url_for("web.org_page"))
+
+
+# ---- share links ------------------------------------------------------------------------
+
+# The lifetimes the share form offers, in seconds.
+LINK_LIFETIMES = [
+    (3600, "1 hour"),
+    (24 * 3600, "1 day"),
+    (7 * 24 * 3600, "7 days"),
+    (30 * 24 * 3600, "30 days"),
+]
+
+
+@bp.get("/files/<uuid:file_id>/share")
+@page
+def share_page(file_id: Any, error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    """A file's live share links; a new one's URL is shown once."""
+    me = user()
+    row = files.get_file(me.organization_id, str(file_id))
+    listed = links.list_links(me.organization_id, row.id)
+    return render_template(
+        "share.html",
+        file=row,
+        links=listed,
+        issued=shown_once().get("link"),
+        lifetimes=LINK_LIFETIMES,
+        default_lifetime=links.DEFAULT_EXPIRES_IN,
+        error=error,
+        me=me,
+    ), status
+
+
+def whole_number(raw: str | None) -> int | str | None:
+    """A form's number as an int for the body's model; other text as is, for it to refuse."""
+    if raw is None or raw.strip() == "":
+        return None
+    return int(raw) if raw.strip().isdigit() else raw
+
+
+@bp.post("/files/<uuid:file_id>/share")
+@page
+def create_link(file_id: Any) -> ResponseReturnValue:
+    """Make a link to a ready file (the files page's Share button), then show it once."""
+    form = request.form
+    body_data: dict[str, Any] = {}
+    for name in ("expires_in", "max_downloads"):
+        number = whole_number(form.get(name))
+        if number is not None:
+            body_data[name] = number
+    try:
+        body = validated(schemas.ShareLinkRequest, body_data)
+        issued = links.create_link(user(), str(file_id), body.expires_in, body.max_downloads)
+    except InputRejected as exc:
+        return share_page(file_id, error=describe_rejection(exc)[1], status=400)
+    except DomainError as exc:
+        if exc.code == "not_found":
+            raise
+        return share_page(file_id, error=exc.message, status=domain_status(exc))
+    show_once(link={"url": links.link_url(issued.secret, request.host_url)})
+    return redirect(url_for("web.share_page", file_id=file_id), 303)
+
+
+@bp.post("/links/<int:link_id>/revoke")
+@page
+def revoke_link(link_id: int) -> BaseResponse:
+    """Revoke a link, then back to its file's links."""
+    links.revoke_link(user(), link_id)
+    return redirect(safe_next(request.form.get("next")), 303)
+
+
+# ---- webhooks ---------------------------------------------------------------------------
+
+
+@bp.post("/org/webhooks")
+@page
+def create_webhook() -> ResponseReturnValue:
+    """Register an endpoint (admins), then show its signing secret once."""
+    me = user()
+    if not me.is_admin:
+        return render_org(error="only an organization admin can do this", status=403)
+    data = {"url": request.form.get("url", ""), "events": request.form.getlist("events")}
+    try:
+        body = validated(schemas.WebhookRequest, data)
+        issued = webhooks.create_webhook(me, body.url, list(body.events))
+    except InputRejected as exc:
+        return render_org(webhook_error=describe_rejection(exc)[1], status=400)
+    except DomainError as exc:
+        return render_org(webhook_error=exc.message, status=domain_status(exc))
+    show_once(webhook={"url": issued.webhook.url, "secret": issued.secret})
+    return redirect(url_for("web.org_page") + "#webhooks", 303)
+
+
+@bp.post("/org/webhooks/<int:webhook_id>/delete")
+@page
+def delete_webhook(webhook_id: int) -> ResponseReturnValue:
+    """Remove an endpoint (admins)."""
+    me = user()
+    if not me.is_admin:
+        return render_org(error="only an organization admin can do this", status=403)
+    webhooks.delete_webhook(me.organization_id, webhook_id)
+    return redirect(url_for("web.org_page") + "#webhooks", 303)

@@ -98,6 +98,8 @@ def process_env(app: Flask, **extra: str) -> dict[str, str]:
             "MAX_FILE_SIZE_MB": str(config["MAX_FILE_SIZE_MB"]),
             "JOB_RETRY_INTERVALS": ",".join(str(s) for s in config["JOB_RETRY_INTERVALS"]),
             "BCRYPT_ROUNDS": str(config["BCRYPT_ROUNDS"]),
+            # Deliveries to a test's receiver on 127.0.0.1 need the same setting as the app.
+            "WEBHOOK_ALLOW_PRIVATE": "true" if config["WEBHOOK_ALLOW_PRIVATE"] else "false",
             "PYTHONUNBUFFERED": "1",
             **extra,
         }

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from playwright.sync_api import Browser, sync_playwright
 from redis import Redis
 from sqlalchemy import text
 
@@ -20,6 +21,7 @@ os.environ["APP_ENV"] = "testing"
 from app import create_app  # noqa: E402
 from app.broker import worker_queues  # noqa: E402
 from app.extensions import db as _db  # noqa: E402
+from tests.support.browser import CHROMIUM, Site, served  # noqa: E402
 from tests.support.client import Auth  # noqa: E402
 from tests.support.config import app_config  # noqa: E402
 from tests.support.database import fresh_database  # noqa: E402
@@ -230,3 +232,21 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             yield deployment
     finally:
         redis.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, for a module's browser tests."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"the browser tests need Chromium at {CHROMIUM}: apt-get install chromium")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def site(app: Flask, tmp_path: Path) -> Iterator[Site]:
+    """The test's app over HTTP, with a worker process beside it."""
+    with served(app, tmp_path) as running:
+        yield running

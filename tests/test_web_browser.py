@@ -10,17 +10,14 @@ from typing import Any
 
 import pytest
 import requests
-from flask import Flask
-from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from tests.support.browser import (
-    CHROMIUM,
     PASSWORD,
     ConsoleErrors,
     Site,
     new_context,
     screenshot,
-    served,
     sign_in,
     sign_up,
 )
@@ -32,28 +29,10 @@ MiB = 1024 * 1024
 SLOW = 30_000
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"the browser tests need Chromium at {CHROMIUM}: apt-get install chromium")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def app_overrides() -> dict[str, Any]:
     """A login limit within reach of one test."""
     return {"LOGIN_LIMIT_PER_EMAIL": "4 per minute"}
-
-
-@pytest.fixture
-def site(app: Flask, tmp_path: Path) -> Iterator[Site]:
-    """The app over HTTP with a worker process beside it."""
-    with served(app, tmp_path) as running:
-        yield running
 
 
 @pytest.fixture

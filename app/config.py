@@ -183,7 +183,8 @@ class Config:
         self.MAX_CONTENT_LENGTH = MiB
         self.MAX_FORM_PARTS = 100
 
-        self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, object] = {"pool_pre_ping": True}
+        # pool_pre_ping is set from the database URL in load_config.
+        self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, object] = {}
 
         self.SESSION_TYPE = "redis"
         self.SESSION_PERMANENT = True
@@ -316,6 +317,12 @@ def load_config(overrides: dict[str, object] | None = None) -> dict[str, object]
     values["MAX_FILE_SIZE"] = int(values["MAX_FILE_SIZE_MB"]) * MiB
     values["PERMANENT_SESSION_LIFETIME"] = timedelta(days=values["SESSION_LIFETIME_DAYS"])
     values["RATELIMIT_STORAGE_URI"] = values["REDIS_URL"]
+    # A ping before each pooled connection's checkout (a query per request) guards against a
+    # server that dropped the connection; a SQLite file has no server to drop it.
+    values["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        "pool_pre_ping": not str(values["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"),
+        **dict(values["SQLALCHEMY_ENGINE_OPTIONS"]),  # explicit options win
+    }
     values["METRICS_NETWORKS"] = metrics_networks(values["METRICS_ALLOW"])
     check_metrics_token(values["METRICS_TOKEN"])
     # Checked after the overrides, which may choose the backend.

@@ -21,13 +21,6 @@ __all__ = [
 
 def init_app(app: Flask) -> None:
     """Bind Flask-SQLAlchemy and set up the SQLite pragmas when SQLite is in use."""
-    uri = str(app.config["SQLALCHEMY_DATABASE_URI"])
-    if uri.startswith("sqlite"):
-        # A file has no server to drop a pooled connection: the ping before each checkout
-        # (a query per request) guards PostgreSQL connections only.
-        options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
-        options["pool_pre_ping"] = False
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":

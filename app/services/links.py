@@ -74,10 +74,14 @@ def live(now: datetime) -> list[ColumnElement[bool]]:
 
 def list_links(organization_id: int, raw_file_id: str) -> list[ShareLink]:
     """A file's usable links, oldest first; NotFound for a file of no such organization."""
-    row = files_service.get_file(organization_id, raw_file_id)
+    return links_of(files_service.get_file(organization_id, raw_file_id))
+
+
+def links_of(row: File) -> list[ShareLink]:
+    """The usable links of a file already read through the tenancy scope, oldest first."""
     return list(
         db.session.scalars(
-            scoped(ShareLink, organization_id)
+            scoped(ShareLink, row.organization_id)
             .where(ShareLink.file_id == row.id, *live(utcnow()))
             .order_by(ShareLink.id)
         )

@@ -94,15 +94,17 @@ def delete_webhook(organization_id: int, webhook_id: int) -> None:
         )
 
 
-def recent_deliveries(organization_id: int, webhook_id: int) -> list[WebhookDelivery]:
-    """An endpoint's last RECENT_DELIVERIES attempts, newest first."""
+def recent_deliveries(
+    organization_id: int, webhook_id: int, limit: int = RECENT_DELIVERIES
+) -> list[WebhookDelivery]:
+    """An endpoint's last `limit` attempts, newest first."""
     hook = get_scoped_or_404(Webhook, webhook_id, organization_id, what="webhook")
     return list(
         db.session.scalars(
             scoped(WebhookDelivery, organization_id)
             .where(WebhookDelivery.webhook_id == hook.id)
             .order_by(WebhookDelivery.id.desc())
-            .limit(RECENT_DELIVERIES)
+            .limit(limit)
         )
     )
 

@@ -109,12 +109,20 @@ def user() -> User:
 # ---- signing in and out -------------------------------------------------------------
 
 
+def sign_in_or_up_template() -> str:
+    """The form page of the sign-in or sign-up request being answered."""
+    return "register.html" if request.endpoint == "web.register" else "login.html"
+
+
 @bp.errorhandler(RateLimitExceeded)
 def rate_limited(exc: RateLimitExceeded) -> ResponseReturnValue:
     """Too many attempts: the form again, with the API's message as an alert."""
-    template = "register.html" if request.endpoint == "web.register" else "login.html"
     return render_template(
-        template, alert=MESSAGES[429], form=request.form, errors={}, next=request.args.get("next")
+        sign_in_or_up_template(),
+        alert=MESSAGES[429],
+        form=request.form,
+        errors={},
+        next=request.args.get("next"),
     ), 429
 
 
@@ -123,8 +131,9 @@ def csrf_failed(exc: CSRFError) -> ResponseReturnValue:
     """A form without its page's token (an old tab, another site): nothing done, say so."""
     alert = "the form expired; please try again"
     if request.endpoint in {"web.login", "web.register"}:
-        template = "register.html" if request.endpoint == "web.register" else "login.html"
-        return render_template(template, alert=alert, form={}, errors={}, next=None), 400
+        return render_template(
+            sign_in_or_up_template(), alert=alert, form={}, errors={}, next=None
+        ), 400
     back = request.referrer if safe_referrer() else url_for("web.files")
     return render_template("problem.html", alert=alert, back=back, me=user()), 400
 
@@ -351,7 +360,9 @@ def render_org(
     endpoints = []
     if me.is_admin:
         for hook in webhooks.list_webhooks(me.organization_id):
-            recent = webhooks.recent_deliveries(me.organization_id, hook.id)[:WEBHOOK_RECENT_SHOWN]
+            recent = webhooks.recent_deliveries(
+                me.organization_id, hook.id, limit=WEBHOOK_RECENT_SHOWN
+            )
             endpoints.append((hook, recent))
     return render_template(
         "org.html",
@@ -422,7 +433,7 @@ def share_page(file_id: Any, error: str | None = None, status: int = 200) -> Res
     """A file's live share links; a new one's URL is shown once."""
     me = user()
     row = files.get_file(me.organization_id, str(file_id))
-    listed = links.list_links(me.organization_id, row.id)
+    listed = links.links_of(row)
     return render_template(
         "share.html",
         file=row,

@@ -1,5 +1,5 @@
 // The files page: uploads with progress and cancel, live statuses, confirmed deletes.
-import { ResumableUpload } from "./tus.js";
+import { ResumableUpload, errorMessage } from "./tus.js";
 
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const dropzone = document.getElementById("dropzone");
@@ -12,14 +12,6 @@ const resumableAbove = Number(dropzone.dataset.resumableAbove);
 const CHUNK = 4 * 1024 * 1024;
 const POLL_MS = 1000;
 const UNFINISHED = new Set(["pending", "processing"]);
-
-function errorMessage(xhr) {
-  try {
-    const body = JSON.parse(xhr.responseText);
-    if (body.error) return body.error;
-  } catch { /* not JSON: waitress's own 413, say */ }
-  return xhr.status === 413 ? "the file is larger than the upload limit" : `the server answered ${xhr.status}`;
-}
 
 // One file being uploaded: a list item with its name, a progress bar and Cancel.
 class UploadItem {

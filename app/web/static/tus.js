@@ -26,12 +26,13 @@ function metadata(fields) {
   return Object.entries(fields).map(([key, value]) => `${key} ${encode(value)}`).join(",");
 }
 
-async function messageOf(status, text) {
+// The API's message of an answered request; waitress's own plain-text 413 has none.
+export function errorMessage(xhr) {
   try {
-    const body = JSON.parse(text);
+    const body = JSON.parse(xhr.responseText);
     if (body && body.error) return body.error;
   } catch { /* not JSON */ }
-  return `the server answered ${status}`;
+  return xhr.status === 413 ? "the file is larger than the upload limit" : `the server answered ${xhr.status}`;
 }
 
 // One XMLHttpRequest (fetch reports no upload progress); resolves to the request once answered.
@@ -110,8 +111,8 @@ export class ResumableUpload {
         const xhr = await request();
         if (succeeded(xhr)) return xhr;
         const retry = xhr.status === 409 || xhr.status === 423 || xhr.status === 429 || xhr.status >= 500;
-        if (!retry) throw new UploadError(await messageOf(xhr.status, xhr.responseText));
-        failure = await messageOf(xhr.status, xhr.responseText);
+        if (!retry) throw new UploadError(errorMessage(xhr));
+        failure = errorMessage(xhr);
       } catch (error) {
         if (error instanceof UploadError || error.name === "AbortError") throw error;
         failure = "connection lost";

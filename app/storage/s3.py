@@ -9,7 +9,9 @@ import io
 import logging
 import sys
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -38,6 +40,10 @@ log = logging.getLogger(__name__)
 # smaller than one part is sent by a single put_object at finish: one request, and no
 # multipart upload to clean up if the client goes away.
 PART_SIZE = 8 * 1024 * 1024
+# Parts on their way to the store at once, per upload: one is stored while the next
+# travels. The next part fills once fewer are in flight, so an upload holds at most
+# PARTS_IN_FLIGHT part buffers (the 1 GiB upload's memory target allows two).
+PARTS_IN_FLIGHT = 2
 # How much of an object a reader asks the connection for at a time.
 READ_BUFFER = 256 * 1024
 # A hung or unreachable store must answer within a bounded time (a 503), not hold a
@@ -118,15 +124,27 @@ def unavailable_on_error(action: str) -> Iterator[None]:
 
 
 class S3Upload(Upload):
-    """A multipart upload to the final key, begun once a first part fills (see PART_SIZE)."""
+    """A multipart upload to the final key, begun once a first part fills (see PART_SIZE).
+
+    Full parts go to the store from a small pool of sender threads while the request
+    thread fills the next one (see PARTS_IN_FLIGHT); each part is a bytearray handed to
+    boto3 as it is, and reused once its part is stored.
+    """
 
     def __init__(self, storage: S3Storage, key: str) -> None:
         self.key = key
         self.size = 0
         self._storage = storage
         self._object_key = storage.object_key(key)
-        self._buffer = bytearray()
+        # The part being filled: grows until the first part is full (a small file never
+        # holds more than its size), then is one of the reused part-sized buffers.
+        self._current = bytearray()
+        self._filled = 0
+        self._spare: list[bytearray] = []
         self._upload_id: str | None = None
+        self._numbers = 0
+        self._in_flight: deque[tuple[Future[str], int, bytearray]] = deque()
+        self._senders: ThreadPoolExecutor | None = None
         self._parts: list[dict[str, Any]] = []
         self._finished = False
 
@@ -137,41 +155,95 @@ class S3Upload(Upload):
 
     def write(self, data: bytes) -> int:
         self.size += len(data)
-        self._buffer += data
-        while len(self._buffer) >= PART_SIZE:
-            with memoryview(self._buffer) as view:
-                part = bytes(view[:PART_SIZE])  # one copy of the part, not two
-            del self._buffer[:PART_SIZE]
-            self._send_part(part)
+        with memoryview(data) as view:
+            start = 0
+            while start < len(view):
+                piece = view[start : start + PART_SIZE - self._filled]
+                if self._filled == len(self._current):
+                    self._current += piece
+                else:
+                    self._current[self._filled : self._filled + len(piece)] = piece
+                self._filled += len(piece)
+                start += len(piece)
+                if self._filled == PART_SIZE:
+                    self._send_full_part()
         return len(data)
 
-    def _send_part(self, body: bytes) -> None:
-        client, bucket = self._storage.client, self._storage.bucket
+    def _send_full_part(self) -> None:
+        """Hand the full part to a sender; take a free buffer for the next one."""
         if self._upload_id is None:
             with unavailable_on_error("begin an upload"):
-                created = client.create_multipart_upload(Bucket=bucket, Key=self._object_key)
+                created = self._storage.client.create_multipart_upload(
+                    Bucket=self._storage.bucket, Key=self._object_key
+                )
             self._upload_id = str(created["UploadId"])
-        number = len(self._parts) + 1
+            self._senders = ThreadPoolExecutor(PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
+        assert self._senders is not None
+        self._numbers += 1
+        part = self._current
+        sent = self._senders.submit(self._send_part, self._numbers, part)
+        self._in_flight.append((sent, self._numbers, part))
+        while len(self._in_flight) >= PARTS_IN_FLIGHT:
+            self._collect_oldest()
+        self._current = self._spare.pop() if self._spare else bytearray(PART_SIZE)
+        self._filled = 0
+
+    def _collect_oldest(self) -> None:
+        """Wait for the oldest part in flight; its buffer is free again once it is stored."""
+        sent, number, part = self._in_flight.popleft()
+        try:
+            etag = sent.result()
+        finally:
+            self._spare.append(part)
+        self._parts.append({"PartNumber": number, "ETag": etag})
+
+    def _send_part(self, number: int, body: bytearray) -> str:
+        # A bytearray goes out as it is: boto3 wraps bytes (not bytearray) in a BytesIO,
+        # then reads it back in small pieces to sign, checksum and send it.
         with unavailable_on_error("store an upload part"):
-            sent = client.upload_part(
-                Bucket=bucket,
+            sent = self._storage.client.upload_part(
+                Bucket=self._storage.bucket,
                 Key=self._object_key,
                 UploadId=self._upload_id,
                 PartNumber=number,
                 Body=body,
             )
-        self._parts.append({"PartNumber": number, "ETag": sent["ETag"]})
+        return str(sent["ETag"])
+
+    def _drain(self) -> None:
+        """Wait for every part in flight (the first failure is raised once all are done)."""
+        failure: Exception | None = None
+        while self._in_flight:
+            try:
+                self._collect_oldest()
+            except Exception as exc:  # noqa: BLE001 - raised below, after the rest
+                failure = failure or exc
+        if self._senders is not None:
+            self._senders.shutdown()
+            self._senders = None
+        if failure is not None:
+            raise failure
 
     def finish(self) -> None:
         """Send what is left: one put_object for a small file, else the last part and
         the completion that makes the object appear under its key."""
         client, bucket = self._storage.client, self._storage.bucket
+        del self._current[self._filled :]  # a reused buffer holds older bytes past the end
         if self._upload_id is None:
             with unavailable_on_error("store a file"):
-                client.put_object(Bucket=bucket, Key=self._object_key, Body=bytes(self._buffer))
+                client.put_object(Bucket=bucket, Key=self._object_key, Body=self._current)
         else:
-            if self._buffer:
-                self._send_part(bytes(self._buffer))
+            self._spare.clear()
+            if self._current:
+                self._numbers += 1
+                self._parts.append(
+                    {
+                        "PartNumber": self._numbers,
+                        "ETag": self._send_part(self._numbers, self._current),
+                    }
+                )
+            self._drain()
+            self._parts.sort(key=lambda part: int(part["PartNumber"]))
             with unavailable_on_error("complete an upload"):
                 client.complete_multipart_upload(
                     Bucket=bucket,
@@ -180,17 +252,27 @@ class S3Upload(Upload):
                     MultipartUpload={"Parts": self._parts},
                 )
             self._upload_id = None
-        self._buffer = bytearray()
+        self._release_buffers()
         self._finished = True
+
+    def _release_buffers(self) -> None:
+        self._current = bytearray()
+        self._filled = 0
+        self._spare.clear()
 
     def abort(self) -> None:
         """Abort the multipart upload, or delete the finished object.
 
-        A store that cannot be reached is logged, not raised: the caller's own error
-        (a 507, a failed commit) is the answer, and `storage check --fix` removes the
-        leftover later. A second call tries again.
+        Parts still in flight are waited for first: S3 may keep a part that arrives after
+        the abort. A store that cannot be reached is logged, not raised: the caller's own
+        error (a 507, a failed commit) is the answer, and `storage check --fix` removes
+        the leftover later. A second call tries again.
         """
-        self._buffer = bytearray()
+        self._release_buffers()
+        try:
+            self._drain()
+        except Exception:  # noqa: BLE001 - the upload is being thrown away anyway
+            log.debug("a part of %s failed before the abort", self.key)
         client, bucket = self._storage.client, self._storage.bucket
         try:
             if self._upload_id is not None:
@@ -428,26 +510,22 @@ class S3Storage(Storage):
             end += len(chunk)
             while len(buffer) >= PART_SIZE:
                 s3_upload = s3_upload or self._begin_multipart(key)
-                parts.append(
-                    self._send_part(key, s3_upload, len(parts) + 1, bytes(buffer[:PART_SIZE]))
-                )
+                parts.append(self._send_part(key, s3_upload, len(parts) + 1, buffer[:PART_SIZE]))
                 del buffer[:PART_SIZE]
         new: ResumableState = {"parts": parts, "upload_id": s3_upload, "tail": None}
         if final and s3_upload is None:
             # Smaller than a part: the object itself, in one request.
             with unavailable_on_error("store a file"):
-                self.client.put_object(
-                    Bucket=self.bucket, Key=self.object_key(key), Body=bytes(buffer)
-                )
+                self.client.put_object(Bucket=self.bucket, Key=self.object_key(key), Body=buffer)
             new["stored"] = True
         elif final and s3_upload is not None:
             if buffer:  # the last part may be short
-                parts.append(self._send_part(key, s3_upload, len(parts) + 1, bytes(buffer)))
+                parts.append(self._send_part(key, s3_upload, len(parts) + 1, buffer))
         elif buffer:
             tail_key = f"{RESUMABLE_DIR}/{upload_id}/{end}"
             with unavailable_on_error("store an upload's tail"):
                 self.client.put_object(
-                    Bucket=self.bucket, Key=self.object_key(tail_key), Body=bytes(buffer)
+                    Bucket=self.bucket, Key=self.object_key(tail_key), Body=buffer
                 )
             new["tail"] = {"key": tail_key, "size": len(buffer)}
         return new
@@ -469,8 +547,9 @@ class S3Storage(Storage):
             )
         return str(answer["UploadId"])
 
-    def _send_part(self, key: str, s3_upload: str, number: int, body: bytes) -> dict[str, Any]:
+    def _send_part(self, key: str, s3_upload: str, number: int, body: bytearray) -> dict[str, Any]:
         # A part sent again under its number (a PATCH retried) replaces the earlier one.
+        # A bytearray goes out as it is (see S3Upload._send_part).
         with unavailable_on_error("store a part of a file"):
             answer = self.client.upload_part(
                 Bucket=self.bucket,

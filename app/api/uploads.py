@@ -15,7 +15,7 @@ from flask_login import current_user, login_required
 from werkzeug.http import http_date
 
 from ..errors import APIError
-from ..services import uploads
+from ..services import files, uploads
 from ..services.queue import enqueue_validation
 from ..storage import display_name
 
@@ -120,7 +120,7 @@ def options() -> tuple[str, int, dict[str, str]]:
         {
             "Tus-Version": TUS_VERSION,
             "Tus-Extension": TUS_EXTENSIONS,
-            "Tus-Max-Size": str(uploads.max_size()),
+            "Tus-Max-Size": str(files.max_file_size()),
         },
     )
 

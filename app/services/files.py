@@ -141,6 +141,23 @@ def within_quota(organization_id: int) -> bool:
 
 # ---- upload --------------------------------------------------------------------------
 
+
+def max_file_size() -> int:
+    """The largest file in bytes (MAX_FILE_SIZE)."""
+    return int(current_app.config["MAX_FILE_SIZE"])
+
+
+def check_size(size: int, *, field: str) -> None:
+    """The size rule for a file however it arrives: not empty, not over MAX_FILE_SIZE."""
+    if size == 0:
+        raise InvalidInput("empty_file", "the file is empty", field=field)
+    if size > max_file_size():
+        raise TooLarge(
+            "file_too_large",
+            f"the file is larger than the limit of {current_app.config['MAX_FILE_SIZE_MB']} MB",
+        )
+
+
 _INSERT_FILE = insert(cast(Table, File.__table__))
 
 
@@ -152,13 +169,7 @@ def create_upload(user: User, file_id: str, display: str, upload: Upload) -> Fil
     """
     if not display:
         raise InvalidInput("invalid_filename", "the file name is empty", field="file")
-    if upload.size == 0:
-        raise InvalidInput("empty_file", "the file is empty", field="file")
-    if upload.size > current_app.config["MAX_FILE_SIZE"]:
-        raise TooLarge(
-            "file_too_large",
-            f"the file is larger than the limit of {current_app.config['MAX_FILE_SIZE_MB']} MB",
-        )
+    check_size(upload.size, field="file")
     try:
         upload.finish()
         with write_transaction() as session:

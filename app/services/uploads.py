@@ -29,7 +29,7 @@ from ..models import File, FileStatus, Organization, ResumableUpload, User, utcn
 from ..storage import get_storage, object_key
 from ..tenancy import scoped
 from .errors import Conflict, InvalidInput, NotFound, TooLarge
-from .files import fits_quota, quota_exceeded
+from .files import check_size, fits_quota, quota_exceeded
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +70,6 @@ def _expiry() -> datetime:
     return utcnow() + timedelta(hours=int(current_app.config["RESUMABLE_EXPIRY_HOURS"]))
 
 
-def max_size() -> int:
-    """The largest upload in bytes (Tus-Max-Size)."""
-    return int(current_app.config["MAX_FILE_SIZE"])
-
-
 # ---- creation ------------------------------------------------------------------------
 
 
@@ -83,13 +78,7 @@ def create(user: User, length: int, display: str, metadata: str) -> Progress:
     it does not fit with every other holding counted."""
     if not display:
         raise InvalidInput("invalid_filename", "the file name is empty", field="filename")
-    if length == 0:
-        raise InvalidInput("empty_file", "the file is empty", field="Upload-Length")
-    if length > max_size():
-        raise TooLarge(
-            "file_too_large",
-            f"the file is larger than the limit of {current_app.config['MAX_FILE_SIZE_MB']} MB",
-        )
+    check_size(length, field="Upload-Length")
     file_id = str(uuid.uuid4())
     values: dict[str, Any] = {
         "id": file_id,

@@ -12,7 +12,7 @@ from . import authentication, broker, database, logs, metrics, middleware, sessi
 from .config import load_config
 from .errors import register_error_handlers
 from .extensions import db, limiter, migrate, server_session
-from .storage.uploads import CofferRequest, discard_unkept_uploads
+from .multipart import CofferRequest, discard_unkept_uploads
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:

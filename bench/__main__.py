@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.config import MiB
-from app.storage.uploads import MULTIPART_OVERHEAD
+from app.multipart import MULTIPART_OVERHEAD
 from tests.support import ROOT
 from tests.support import VENV_BIN as BIN
 from tests.support.processes import RedisServer, free_port

@@ -17,8 +17,8 @@ from app.services.queue import enqueue_validation
 from .. import metrics
 from ..errors import APIError
 from ..models import File, FileStatus
+from ..multipart import keep, received_file
 from ..services import files
-from ..storage.uploads import keep, received_file
 from . import schemas
 from .inputs import parse_query
 

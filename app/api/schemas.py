@@ -393,7 +393,7 @@ class UploadRequest(BaseModel):
     """A cookie session may send its CSRF token as the form field `csrf_token` instead of the
     X-CSRF-Token header; other fields are ignored."""
 
-    # The upload is streamed to storage as it arrives (app/storage/uploads.py), not read
+    # The upload is streamed to storage as it arrives (app/multipart.py), not read
     # through this model; the model gives the multipart body its schema.
     file: Annotated[
         bytes,

@@ -12,7 +12,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from ..storage.uploads import upload_body_limit
+from ..multipart import upload_body_limit
 
 log = logging.getLogger("coffer.server")
 

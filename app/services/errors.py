@@ -1,7 +1,7 @@
 """The domain's own errors: what a rule refused and why, in no protocol's terms.
 
 The HTTP layer maps each class to a status (app/errors.py) and the CLI reports any of them
-as `Error: <message>` (app/cli/errors.py); services never speak of either.
+as `Error: <message>` (app/cli/operator.py); services never speak of either.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import threading
 from flask import Flask
 from waitress.server import create_server
 
-from app.storage.uploads import upload_body_limit
+from app.multipart import upload_body_limit
 
 
 def body_limit(app: Flask) -> int:

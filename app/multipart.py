@@ -1,4 +1,4 @@
-"""Upload bodies: the multipart file part streams into the storage backend as it arrives."""
+"""The request class: a multipart upload's file part streams into storage as it arrives."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser, MultiPartParser
 from werkzeug.sansio.multipart import File as FilePart
 
-from .. import metrics
-from ..errors import APIError
-from . import get_storage
-from .base import Upload
-from .names import display_name, object_key, sent_filename
+from . import metrics
+from .errors import APIError
+from .storage import get_storage
+from .storage.base import Upload
+from .storage.names import display_name, object_key, sent_filename
 
 # Room for the multipart framing around the file part (boundaries, part headers, a
 # csrf_token field); the file itself is held to MAX_FILE_SIZE exactly.

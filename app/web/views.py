@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Response,
-    current_app,
     g,
     redirect,
     render_template,
@@ -259,7 +258,7 @@ def files_page() -> ResponseReturnValue:
         status=query.status.value if query.status else "",
         statuses=[s.value for s in FileStatus],
         me=user(),
-        upload_limit=current_app.config["MAX_FILE_SIZE"],
+        upload_limit=files.max_file_size(),
         resumable_above=RESUMABLE_ABOVE,
     )
 
@@ -309,7 +308,12 @@ def tokens_page(error: str | None = None, status: int = 200) -> ResponseReturnVa
     issued = shown_once().get("token")
     listed = tokens.list_tokens(user())
     return render_template(
-        "tokens.html", tokens=listed, issued=issued, error=error, me=user()
+        "tokens.html",
+        tokens=listed,
+        issued=issued,
+        error=error,
+        me=user(),
+        name_limit=tokens.MAX_TOKEN_NAME_LENGTH,
     ), status
 
 

@@ -18,17 +18,17 @@ from sqlalchemy import text
 
 os.environ["APP_ENV"] = "testing"
 
-from app import create_app  # noqa: E402
-from app.broker import worker_queues  # noqa: E402
-from app.extensions import db as _db  # noqa: E402
-from tests.support.browser import CHROMIUM, Site, served  # noqa: E402
-from tests.support.client import Auth  # noqa: E402
-from tests.support.config import app_config  # noqa: E402
-from tests.support.database import fresh_database  # noqa: E402
-from tests.support.deployment import Deployment, process_env  # noqa: E402
-from tests.support.processes import RedisServer, free_port  # noqa: E402
-from tests.support.s3 import SeaweedFS  # noqa: E402
-from tests.support.storage import STORAGE_BACKEND, check_storage_consistent  # noqa: E402
+from app import create_app
+from app.broker import worker_queues
+from app.extensions import db as _db
+from tests.support.browser import CHROMIUM, Site, served
+from tests.support.client import Auth
+from tests.support.config import app_config
+from tests.support.database import fresh_database
+from tests.support.deployment import Deployment, process_env
+from tests.support.processes import RedisServer, free_port
+from tests.support.s3 import SeaweedFS
+from tests.support.storage import STORAGE_BACKEND, check_storage_consistent
 
 TABLES = (
     "webhook_deliveries",

@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy import update
 
 from app.models import Organization
-from tests.support.client import Auth, usage
+from tests.support.client import Auth, multipart, usage
 from tests.support.database import run_sql
 from tests.support.storage import stored_bytes, stored_objects
 
@@ -85,20 +85,9 @@ def upload_in_memory(auth: Auth, filename: str, data: bytes) -> int:
     The test client spools bodies over 500 KiB that it encodes itself to a temporary
     file it never closes.
     """
-    boundary = uuid.uuid4().hex
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-            f'filename="{filename}"\r\n\r\n'
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
+    body, content_type = multipart(filename, data)
     response = auth.client.post(
-        "/api/files/upload",
-        data=body,
-        headers=auth.headers(),
-        content_type=f"multipart/form-data; boundary={boundary}",
+        "/api/files/upload", data=body, headers=auth.headers(), content_type=content_type
     )
     return response.status_code
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import update
 
 from app.models import Organization
@@ -21,7 +20,7 @@ from app.services import storage_check
 from app.storage import EXTENSION_KEY, build, get_storage
 from app.storage.names import content_disposition
 from app.storage.s3 import PART_SIZE
-from tests.support.client import Auth
+from tests.support.client import Auth, multipart, usage
 from tests.support.database import run_sql
 from tests.support.s3 import SECRET_KEY, SeaweedFS, keys_in, uploads_in
 
@@ -119,12 +118,6 @@ def calls(app: Flask, operation: str) -> list[dict[str, Any]]:
     return seen
 
 
-def usage(client: FlaskClient) -> tuple[int, int]:
-    """(used_bytes, file_count) of the caller's organization."""
-    body = client.get("/api/org").get_json()
-    return body["used_bytes"], body["file_count"]
-
-
 def org_id(auth: Auth) -> int:
     """The caller's organization id."""
     return int(auth.client.get("/api/org").get_json()["id"])
@@ -133,7 +126,7 @@ def org_id(auth: Auth) -> int:
 def raw_upload(auth: Auth, filename: str, data: bytes) -> Any:
     """Upload with the multipart body built in memory (the test client spools bodies it
     encodes itself to a temporary file it never closes)."""
-    body, content_type = multipart_body(filename, data)
+    body, content_type = multipart(filename, data)
     return auth.client.post(
         "/api/files/upload", data=body, content_type=content_type, headers=auth.headers()
     )
@@ -299,18 +292,6 @@ class StopsTheStore(io.BytesIO):
         return super().readinto(buffer)
 
 
-def multipart_body(filename: str, data: bytes) -> tuple[bytes, str]:
-    """(body, content type) of a multipart upload of one file."""
-    boundary = uuid.uuid4().hex
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-        f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-    ).encode()
-    return head + data + f"\r\n--{boundary}--\r\n".encode(), (
-        f"multipart/form-data; boundary={boundary}"
-    )
-
-
 def test_the_store_stopped_during_an_upload_is_503_and_check_fix_cleans_up(
     app: Flask,
     auth: Auth,
@@ -323,7 +304,7 @@ def test_the_store_stopped_during_an_upload_is_503_and_check_fix_cleans_up(
     auth.register()
     parts = calls(app, "UploadPart")
     first_part_stored = stored(app, "UploadPart")
-    body, content_type = multipart_body("cut.bin", os.urandom(20 * MiB))
+    body, content_type = multipart("cut.bin", os.urandom(20 * MiB))
 
     def stop_once_a_part_is_stored() -> None:
         # Parts travel while the next one fills: stop the store only once one is in it.

@@ -228,13 +228,31 @@ def rows(settings: Settings) -> list[Row]:
             "",
             one("migrate_s", 1),
         ),
-        Row("GET /api/auth/me req/s, 4 clients", "", one("me_rps", 0)),
+        Row("GET /api/auth/me by cookie req/s, 4 clients", "", one("me_rps", 0)),
+        Row("GET /api/auth/me by token req/s, 4 clients", "", one("me_token_rps", 0)),
         Row("bare Flask route req/s, 4 clients, same server", "", one("bare_rps", 0)),
-        Row("/api/auth/me, share of the bare route's req/s", "", one("me_ratio", 2)),
         Row(
-            "CPU ms per request, /api/auth/me / bare route",
+            "/api/auth/me by cookie, share of the bare route's req/s",
+            ">= 0.50",
+            one("me_ratio", 2),
+            check("me_ratio", lambda v: v >= 0.5),
+        ),
+        Row(
+            "/api/auth/me by token, share of the bare route's req/s",
+            ">= 0.50",
+            one("me_token_ratio", 2),
+            check("me_token_ratio", lambda v: v >= 0.5),
+        ),
+        Row(
+            "CPU ms per request, /api/auth/me by cookie / by token / bare route",
             "",
-            pair("me_cpu_ms", "bare_cpu_ms", 2),
+            lambda f: (
+                MISSING
+                if f.get("me_cpu_ms") is None
+                else " / ".join(
+                    number(f.get(key), 2) for key in ("me_cpu_ms", "me_token_cpu_ms", "bare_cpu_ms")
+                )
+            ),
         ),
     ]
 

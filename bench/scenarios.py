@@ -539,38 +539,41 @@ def quota(run: Run, full: Client) -> Figures:
 
 
 def me(run: Run) -> Figures:
-    """Requests per second of GET /api/auth/me beside the floor's bare Flask route."""
+    """Requests per second of GET /api/auth/me by session cookie and by API token, beside
+    the floor's bare Flask route; the three take turns round by round."""
     settings = run.settings
     client, _ = register(run.port, "me")
+    # The token's own client: no cookie, only `Authorization: Bearer`.
+    by_token = Client(run.port, {"Authorization": f"Bearer {token_for(client, 'me')}"})
     floor_client = Client(run.floor.port)
     clients = 4
-    me_rounds: list[tuple[float, float]] = []
-    bare_rounds: list[tuple[float, float]] = []
-    run.log(f"GET /api/auth/me and the bare route, {clients} clients")
+    rounds: dict[str, list[tuple[float, float]]] = {"bare": [], "me": [], "me_token": []}
+    run.log(f"GET /api/auth/me by cookie and by token, and the bare route, {clients} clients")
     try:
         with run.profiler.record(run.label("me"), {"web": run.coffer.web_pid}):
             for _ in range(settings.repeats):
-                bare_rounds.append(
+                rounds["bare"].append(
                     throughput(floor_client, "/me", clients, settings.me_requests, run.floor.pid)
                 )
-                me_rounds.append(
-                    throughput(
-                        client, "/api/auth/me", clients, settings.me_requests, run.coffer.web_pid
+                for key, own in (("me", client), ("me_token", by_token)):
+                    rounds[key].append(
+                        throughput(
+                            own, "/api/auth/me", clients, settings.me_requests, run.coffer.web_pid
+                        )
                     )
-                )
     finally:
         client.close()
+        by_token.close()
         floor_client.close()
     # Best of the rounds: noise on a shared machine only ever slows a round down.
-    me_rps = max(rps for rps, _ in me_rounds)
-    bare_rps = max(rps for rps, _ in bare_rounds)
-    return {
-        "me_rps": me_rps,
-        "bare_rps": bare_rps,
-        "me_ratio": me_rps / bare_rps,
-        "me_cpu_ms": min(cpu for _, cpu in me_rounds),
-        "bare_cpu_ms": min(cpu for _, cpu in bare_rounds),
-    }
+    best = {key: max(rps for rps, _ in values) for key, values in rounds.items()}
+    figures: Figures = {}
+    for key, values in rounds.items():
+        figures[f"{key}_rps"] = best[key]
+        figures[f"{key}_cpu_ms"] = min(cpu for _, cpu in values)
+    figures["me_ratio"] = best["me"] / best["bare"]
+    figures["me_token_ratio"] = best["me_token"] / best["bare"]
+    return figures
 
 
 def warm_up(run: Run) -> None:
@@ -658,9 +661,9 @@ def resumable(run: Run) -> Figures:
 # ---- mixed load ----------------------------------------------------------------------
 
 
-def token_for(client: Client) -> str:
-    """A new API token of the client's user."""
-    body = json.dumps({"name": "load"}).encode()
+def token_for(client: Client, name: str = "load") -> str:
+    """A new API token of the client's user (POST /api/tokens, by its session)."""
+    body = json.dumps({"name": name}).encode()
     response = client.request("POST", "/api/tokens", body, {"Content-Type": "application/json"})
     if response.status != 201:
         raise BenchError(f"token creation answered {response.status}")

@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--huge-mb", type=int, help="the RSS upload, MiB (1024)")
     parser.add_argument("--repeats", type=int, help="timed rounds of the large upload (3)")
     parser.add_argument("--pipeline-files", type=int, help="small uploads per client count (500)")
-    parser.add_argument("--listing-files", type=int, help="files seeded for listing (100000)")
+    parser.add_argument("--listing-files", type=int, help="files seeded for listing (1000000)")
     parser.add_argument("--samples", type=int, help="timed requests per listing figure (200)")
     parser.add_argument(
         "--profile",

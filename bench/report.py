@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .scenarios import Settings
+from .scenarios import RARE_EVERY, RARE_STATUS, Settings
 
 Figures = dict[str, Any]
 MISSING = "-"
@@ -169,7 +169,21 @@ def rows(settings: Settings) -> list[Row]:
             ),
             check("list_cursor_offered", bool),
         ),
+        Row(
+            f"list {listed} files: ?status=ready first page p50 / p95, ms",
+            "p50 < 10",
+            pair("list_ready_p50", "list_ready_p95"),
+            check("list_ready_p50", lambda v: v < 10),
+        ),
+        Row(
+            f"list {listed} files: ?status={RARE_STATUS} (1 in {RARE_EVERY:,}) first page "
+            "p50 / p95, ms",
+            "p50 < 10",
+            pair("list_rare_p50", "list_rare_p95"),
+            check("list_rare_p50", lambda v: v < 10),
+        ),
         Row(f"list {listed} files: first page req/s, 4 clients", "", one("list_rps", 0)),
+        Row(f"list {listed} files: seeding (one INSERT ... SELECT), s", "", one("list_seed_s", 1)),
         Row(
             f"1 KiB upload p50, ms, org of {listed} files / empty org",
             "about equal",

@@ -19,8 +19,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import psutil
-from sqlalchemy import create_engine, insert, text, update
+from sqlalchemy import create_engine, select, text, update
 
+from tests.support.processes import free_port
 from tests.support.s3 import SeaweedFS
 from tests.support.traffic import mixed_traffic, unfinished
 
@@ -32,6 +33,57 @@ FINAL = {"ready", "failed"}
 PAGE_LIMIT = 20
 # Fixed, so every run seeds the same rows and the table holds the same figures.
 SEED = 20261123
+# The seeded files: the i-th newest is this much older than the newest, and one in
+# RARE_EVERY has the rare status the filtered listing is also timed with.
+SEED_STEP_US = 1_000_037
+RARE_EVERY = 1000
+RARE_STATUS = "failed"
+SEED_COLUMNS = (
+    "id, filename, file_path, size, mime_type, sha256, status, error_message, bytes_stored, "
+    "organization_id, uploaded_by, uploaded_at, processed_at"
+)
+# Ids: hex of a multiplicative hash of i first (so they spread over the key space like
+# uuid4s), the organization and i last (so they are unique).
+SEED_SQLITE = f"""
+INSERT INTO files ({SEED_COLUMNS})
+WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i < :last),
+seeded AS (
+    SELECT i,
+        printf('%08x-%04x-4%03x-8%03x-%012x', (i * 2654435761) % 4294967296, :org % 65536,
+               (i * 40503) % 4096, (i * 7919) % 4096, i) AS id,
+        printf('seed-%07d.txt', i) AS filename,
+        :newest_us - i * :step AS us
+    FROM seq
+)
+SELECT id, filename, :org || '/' || id || '/' || filename, 1024, 'text/plain',
+    printf('%064x', i),
+    CASE WHEN i % :every = :every - 1 THEN :rare ELSE 'ready' END,
+    CASE WHEN i % :every = :every - 1 THEN 'seeded failure' END,
+    1, :org, :user,
+    strftime('%Y-%m-%d %H:%M:%S', us / 1000000, 'unixepoch') || printf('.%06d', us % 1000000),
+    strftime('%Y-%m-%d %H:%M:%S', (us + 5000) / 1000000, 'unixepoch')
+        || printf('.%06d', (us + 5000) % 1000000)
+FROM seeded
+"""
+SEED_POSTGRESQL = f"""
+INSERT INTO files ({SEED_COLUMNS})
+SELECT id, filename, CAST(:org AS text) || '/' || id || '/' || filename, 1024, 'text/plain',
+    lpad(to_hex(i), 64, '0'),
+    CASE WHEN mod(i, :every) = :every - 1 THEN :rare ELSE 'ready' END,
+    CASE WHEN mod(i, :every) = :every - 1 THEN 'seeded failure' END,
+    true, :org, :user, ts, ts + interval '5 milliseconds'
+FROM (
+    SELECT i,
+        lpad(to_hex(mod(i * 2654435761, 4294967296)), 8, '0') || '-'
+            || lpad(to_hex(mod(CAST(:org AS bigint), 65536)), 4, '0') || '-4'
+            || lpad(to_hex(mod(i * 40503, 4096)), 3, '0') || '-8'
+            || lpad(to_hex(mod(i * 7919, 4096)), 3, '0') || '-'
+            || lpad(to_hex(i), 12, '0') AS id,
+        'seed-' || lpad(CAST(i AS text), 7, '0') || '.txt' AS filename,
+        CAST(:newest AS timestamp) - (i * :step) * interval '1 microsecond' AS ts
+    FROM generate_series(CAST(0 AS bigint), CAST(:last AS bigint)) AS i
+) AS seeded
+"""
 
 
 @dataclass(frozen=True)
@@ -44,7 +96,7 @@ class Settings:
     huge_repeats: int = 2
     pipeline_files: int = 500
     pipeline_clients: int = 4
-    listing_files: int = 100_000
+    listing_files: int = 1_000_000
     listing_samples: int = 200
     deep_page_samples: int = 50
     rps_requests: int = 250
@@ -378,46 +430,43 @@ def pipeline(run: Run, clients: int) -> Figures:
 # ---- listing a large organization ----------------------------------------------------
 
 
-def seed_files(
-    database_url: str, organization_id: int, user_id: int, count: int
-) -> list[tuple[datetime, str]]:
-    """Insert `count` ready 1 KiB file rows with one bulk INSERT, counters kept in step.
+def seed_files(database_url: str, organization_id: int, user_id: int, count: int) -> datetime:
+    """Insert `count` 1 KiB file rows with one bulk INSERT ... SELECT, counters kept in step.
 
-    The rows have no bytes on disk: listing never reads them. Returns (uploaded_at, id)
-    newest first, the order Coffer lists them in. PostgreSQL gets the ANALYZE its
-    autovacuum would run within a minute of such an insert.
+    The rows come from a generated series (a recursive CTE on SQLite, `generate_series` on
+    PostgreSQL), so a million of them never pass through Python. The i-th newest was uploaded
+    SEED_STEP_US * i microseconds before the newest, which this returns; one in RARE_EVERY is
+    `failed` (the rare status of the filtered listing), the rest `ready`. Ids are the same
+    every run for the same organization, spread over the key space like random ones. The rows
+    have no bytes on disk: listing never reads them. PostgreSQL then gets the VACUUM ANALYZE
+    its autovacuum would run within a minute of such an insert.
     """
-    from app.models import File, Organization
+    from app.models import Organization
 
-    rng = random.Random(SEED)
     # Older than anything the run uploads, so these are the organization's oldest files.
-    newest = utc_now() - timedelta(days=1)
-    rows = []
-    for index in range(count):
-        file_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        uploaded_at = newest - timedelta(microseconds=index * 1_000_037)
-        rows.append(
-            {
-                "id": file_id,
-                "filename": f"seed-{index:06d}.txt",
-                "file_path": f"{organization_id}/{file_id}/seed-{index:06d}.txt",
-                "size": 1024,
-                "mime_type": "text/plain",
-                "sha256": f"{rng.getrandbits(256):064x}",
-                "status": "ready",
-                "error_message": None,
-                "bytes_stored": True,
-                "organization_id": organization_id,
-                "uploaded_by": user_id,
-                "uploaded_at": uploaded_at,
-                "processed_at": uploaded_at + timedelta(milliseconds=5),
-            }
-        )
+    newest = (utc_now() - timedelta(days=1)).replace(microsecond=0)
+    params = {
+        "org": organization_id,
+        "user": user_id,
+        "last": count - 1,
+        "step": SEED_STEP_US,
+        "every": RARE_EVERY,
+        "rare": RARE_STATUS,
+    }
     engine = create_engine(driver_url(database_url))
+    postgresql = engine.dialect.name == "postgresql"
+    if postgresql:
+        statement = SEED_POSTGRESQL
+        params["newest"] = newest
+    else:
+        statement = SEED_SQLITE
+        params["newest_us"] = int((newest - datetime(1970, 1, 1)).total_seconds()) * 1_000_000
     organizations = Organization.__table__
     try:
         with engine.begin() as conn:
-            conn.execute(insert(File.__table__), rows)
+            inserted = conn.execute(text(statement), params).rowcount
+            if inserted != count:
+                raise BenchError(f"the seeding inserted {inserted} rows, not {count}")
             conn.execute(
                 update(organizations)
                 .where(organizations.c.id == organization_id)
@@ -426,12 +475,32 @@ def seed_files(
                     file_count=organizations.c.file_count + count,
                 )
             )
-        if engine.dialect.name == "postgresql":
+        if postgresql:
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text("ANALYZE files"))
+                conn.execute(text("VACUUM ANALYZE files"))
     finally:
         engine.dispose()
-    return [(row["uploaded_at"], row["id"]) for row in rows]
+    return newest
+
+
+def seeded_id(database_url: str, organization_id: int, uploaded_at: datetime) -> str:
+    """The id of the seeded file of this organization uploaded at `uploaded_at`."""
+    from app.models import File
+
+    files = File.__table__
+    engine = create_engine(driver_url(database_url))
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                select(files.c.id).where(
+                    files.c.organization_id == organization_id, files.c.uploaded_at == uploaded_at
+                )
+            ).scalar_one_or_none()
+    finally:
+        engine.dispose()
+    if found is None:
+        raise BenchError(f"no seeded file uploaded at {uploaded_at}")
+    return str(found)
 
 
 def listing(run: Run) -> tuple[Figures, Client]:
@@ -444,37 +513,55 @@ def listing(run: Run) -> tuple[Figures, Client]:
     settings = run.settings
     count = settings.listing_files
     client, identity = register(run.port, "listing")
-    run.log(f"listing: seeding {count} files")
+    run.log(f"listing: seeding {count:,} files")
     started = time.perf_counter()
-    rows = seed_files(run.database_url, identity["organization_id"], identity["user_id"], count)
+    organization_id = identity["organization_id"]
+    newest = seed_files(run.database_url, organization_id, identity["user_id"], count)
     seed_s = time.perf_counter() - started
+    run.log(f"listing: seeded in {seed_s:.1f} s")
+
+    def seeded_at(index: int) -> datetime:
+        return newest - timedelta(microseconds=index * SEED_STEP_US)
 
     pages = math.ceil(count / PAGE_LIMIT)
     deep_page = max(1, pages - 1)
     offset = (deep_page - 1) * PAGE_LIMIT
     first_path = f"/api/files?limit={PAGE_LIMIT}"
     page_path = f"/api/files?limit={PAGE_LIMIT}&page={deep_page}"
+    ready_path = f"/api/files?limit={PAGE_LIMIT}&status=ready"
+    rare_path = f"/api/files?limit={PAGE_LIMIT}&status={RARE_STATUS}"
     cursor_path = first_path
     if offset:
-        after_time, after_id = rows[offset - 1]
+        after_time = seeded_at(offset - 1)
+        after_id = seeded_id(run.database_url, organization_id, after_time)
         cursor = encode_cursor(SimpleNamespace(uploaded_at=after_time, id=after_id))  # type: ignore[arg-type]
         cursor_path = f"/api/files?limit={PAGE_LIMIT}&cursor={cursor}"
+    rare_count = count // RARE_EVERY
 
     first = client.json("GET", first_path)
     if first["total"] != count:
         raise BenchError(f"listing total is {first['total']}, not the {count} seeded")
     by_page = client.json("GET", page_path)
     by_cursor = client.json("GET", cursor_path)
-    expected_id = rows[offset][1]
+    expected_id = seeded_id(run.database_url, organization_id, seeded_at(offset))
     for name, body in (("page", by_page), ("cursor", by_cursor)):
         if not body["files"] or body["files"][0]["id"] != expected_id:
             raise BenchError(f"the page near the end by {name} does not start where expected")
+    for status, path, total in (
+        ("ready", ready_path, count - rare_count),
+        (RARE_STATUS, rare_path, rare_count),
+    ):
+        body = client.json("GET", path)
+        if body["total"] != total or any(f["status"] != status for f in body["files"]):
+            raise BenchError(f"?status={status} listed {body['total']} files, not {total}")
 
-    run.log(f"listing: timing first page, page {deep_page} and its cursor")
+    run.log(f"listing: timing first page, page {deep_page}, its cursor and ?status=")
     with run.profiler.record(run.label("listing"), {"web": run.coffer.web_pid}):
         first_ms = latencies(client, first_path, settings.listing_samples, budget=120)
         page_ms = latencies(client, page_path, settings.deep_page_samples, budget=120)
         cursor_ms = latencies(client, cursor_path, settings.listing_samples, budget=120)
+        ready_ms = latencies(client, ready_path, settings.listing_samples, budget=120)
+        rare_ms = latencies(client, rare_path, settings.listing_samples, budget=120)
         rps, _ = throughput(client, first_path, 4, settings.rps_requests)
     first_p50 = percentile(first_ms, 0.5)
     return {
@@ -490,6 +577,11 @@ def listing(run: Run) -> tuple[Figures, Client]:
         "list_page_ratio": percentile(page_ms, 0.5) / first_p50,
         "list_cursor_ratio": percentile(cursor_ms, 0.5) / first_p50,
         "list_cursor_offered": "next_cursor" in first and bool(first["next_cursor"]),
+        "list_ready_p50": percentile(ready_ms, 0.5),
+        "list_ready_p95": percentile(ready_ms, 0.95),
+        "list_rare_files": rare_count,
+        "list_rare_p50": percentile(rare_ms, 0.5),
+        "list_rare_p95": percentile(rare_ms, 0.95),
         "list_rps": rps,
     }, client
 

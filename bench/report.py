@@ -21,6 +21,9 @@ class Row:
     target: str
     cell: Callable[[Figures], str]
     met: Callable[[Figures], bool] | None = None
+    # Left out of the table when no database has its figures (the `threads` sweep's rows,
+    # which the default run does not measure).
+    optional: bool = False
 
 
 def number(value: Any, digits: int) -> str:
@@ -237,6 +240,7 @@ def rows(settings: Settings) -> list[Row]:
             one("load_final_after_s", 1),
             check("load_final_after_s", lambda v: v <= 60),
         ),
+        *threads_rows(settings),
         Row(
             f"storage migrate --to s3, {settings.migrate_files:,} files: seconds",
             "",
@@ -271,6 +275,38 @@ def rows(settings: Settings) -> list[Row]:
     ]
 
 
+def threads_rows(settings: Settings) -> list[Row]:
+    """One row per WEB_THREADS x WORKERS of the `threads` sweep (only when it ran)."""
+
+    def cell(key: str) -> Callable[[Figures], str]:
+        def text(f: Figures) -> str:
+            if f.get(f"{key}_rps") is None:
+                return MISSING
+            return (
+                f"{number(f[f'{key}_rps'], 0)} / {number(f.get(f'{key}_p99_ms'), 0)} / "
+                f"{number(f.get(f'{key}_errors'), 0)} / {number(f.get(f'{key}_final_after_s'), 1)}"
+            )
+
+        return text
+
+    found = []
+    for web_threads in settings.threads_web:
+        for workers in settings.threads_workers:
+            key = f"threads_{web_threads}x{workers}"
+            found.append(
+                Row(
+                    f"threads: WEB_THREADS={web_threads}, WORKERS={workers}, "
+                    f"{settings.load_clients} clients for {settings.threads_seconds:.0f} s: "
+                    "req/s / p99 ms / 5xx / all final s after",
+                    "5xx: 0",
+                    cell(key),
+                    check(f"{key}_errors", lambda v: v == 0),
+                    optional=True,
+                )
+            )
+    return found
+
+
 def render(settings: Settings, results: dict[str, Figures], header: list[str]) -> str:
     """The table as Markdown, preceded by the header lines; `ok`/`MISS` mark targets."""
     backends = list(results)
@@ -279,6 +315,8 @@ def render(settings: Settings, results: dict[str, Figures], header: list[str]) -
     lines.append("| figure | target | " + " | ".join(titles.get(b, b) for b in backends) + " |")
     lines.append("|---|---|" + "---|" * len(backends))
     for row in rows(settings):
+        if row.optional and all(row.cell(results[b]) == MISSING for b in backends):
+            continue
         cells = []
         for backend in backends:
             figures = results[backend]

@@ -103,8 +103,12 @@ class Settings:
     me_requests: int = 500
     quota_samples: int = 30
     web_threads: int = 8
-    load_clients: int = 16
+    load_clients: int = 32
     load_seconds: float = 60
+    # The `threads` sweep: the mixed load for a while per WEB_THREADS x WORKERS.
+    threads_seconds: float = 20
+    threads_web: tuple[int, ...] = (4, 8, 16)
+    threads_workers: tuple[int, ...] = (1, 2)
     migrate_files: int = 1000
 
 
@@ -133,6 +137,20 @@ class Run:
     def log(self, message: str) -> None:
         """A progress line on stderr (the table goes to stdout)."""
         print(f"==> [{self.backend}] {message}", file=sys.stderr, flush=True)
+
+    def restart(self, web_threads: int, workers: int) -> None:
+        """Stop Coffer and start it again on a new port with these WEB_THREADS and WORKERS
+        (same database, Redis and files)."""
+        port = free_port()
+        env = {
+            **self.coffer.env,
+            "WEB_THREADS": str(web_threads),
+            "WORKERS": str(workers),
+            "PORT": str(port),
+        }
+        self.coffer.stop()
+        self.coffer = Coffer(self.coffer.directory, env, port)
+        self.coffer.start()
 
 
 @dataclass(frozen=True)
@@ -762,19 +780,16 @@ def token_for(client: Client, name: str = "load") -> str:
     return str(response.json()["token"])
 
 
-def load(run: Run) -> Figures:
-    """Many clients of mixed traffic for a while: errors, p99 latency, time to settle."""
-    settings = run.settings
+def mixed_load(run: Run, clients: int, seconds: float, label: str) -> Figures:
+    """`clients` threads of mixed traffic for `seconds` in two new organizations, by token,
+    then the wait until every upload is final; figures keyed without a prefix."""
     tokens = []
-    for name in ("load-a", "load-b"):
+    for name in (f"{label}-a", f"{label}-b"):
         client, _ = register(run.port, name)
         tokens.append(token_for(client))
         client.close()
-    run.log(f"{settings.load_clients} clients of mixed traffic for {settings.load_seconds:.0f} s")
-    with run.profiler.record(run.label("load"), {"web": run.coffer.web_pid}):
-        traffic = mixed_traffic(
-            run.port, tokens, settings.load_clients, seconds=settings.load_seconds
-        )
+    with run.profiler.record(run.label(label), {"web": run.coffer.web_pid}):
+        traffic = mixed_traffic(run.port, tokens, clients, seconds=seconds)
     ended = time.monotonic()
     while unfinished(run.port, tokens):
         if time.monotonic() - ended > 300:
@@ -782,13 +797,37 @@ def load(run: Run) -> Figures:
         time.sleep(0.2)
     latencies = sorted(traffic.latencies())
     return {
-        "load_requests": len(traffic.answers),
-        "load_rps": len(traffic.answers) / settings.load_seconds,
-        "load_errors": len(traffic.server_errors()),
-        "load_p50_ms": percentile(latencies, 0.5) * 1000,
-        "load_p99_ms": percentile(latencies, 0.99) * 1000,
-        "load_final_after_s": time.monotonic() - ended,
+        "requests": len(traffic.answers),
+        "rps": len(traffic.answers) / seconds,
+        "errors": len(traffic.server_errors()),
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "final_after_s": time.monotonic() - ended,
     }
+
+
+def load(run: Run) -> Figures:
+    """Many clients of mixed traffic for a while: errors, p99 latency, time to settle."""
+    settings = run.settings
+    run.log(f"{settings.load_clients} clients of mixed traffic for {settings.load_seconds:.0f} s")
+    figures = mixed_load(run, settings.load_clients, settings.load_seconds, "load")
+    return {f"load_{key}": value for key, value in figures.items()}
+
+
+def threads(run: Run) -> Figures:
+    """The mixed load, briefly, under each WEB_THREADS x WORKERS of the sweep: Coffer is
+    started again (same database and Redis) for each; it is left on the last one."""
+    settings = run.settings
+    figures: Figures = {}
+    for web_threads in settings.threads_web:
+        for workers in settings.threads_workers:
+            run.log(f"threads: WEB_THREADS={web_threads}, WORKERS={workers}")
+            run.restart(web_threads, workers)
+            key = f"threads_{web_threads}x{workers}"
+            label = f"threads-{web_threads}x{workers}"
+            measured = mixed_load(run, settings.load_clients, settings.threads_seconds, label)
+            figures.update({f"{key}_{name}": value for name, value in measured.items()})
+    return figures
 
 
 # ---- storage migrate -----------------------------------------------------------------
@@ -866,4 +905,7 @@ def run_all(run: Run, only: set[str]) -> tuple[Figures, list[str]]:
         attempt("load", lambda: load(run))
     if "migrate" in only:
         attempt("migrate", lambda: migrate(run))
+    # Last: it starts Coffer again under other settings.
+    if "threads" in only:
+        attempt("threads", lambda: threads(run))
     return figures, errors

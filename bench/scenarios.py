@@ -501,6 +501,34 @@ def seed_files(database_url: str, organization_id: int, user_id: int, count: int
     return newest
 
 
+def unseed_files(database_url: str, organization_id: int, newest: datetime, count: int) -> None:
+    """Delete the files `seed_files` inserted (all uploaded at `newest` or before), counters
+    kept in step: they have no bytes, which `storage migrate` would find missing."""
+    from app.models import File, Organization
+
+    files, organizations = File.__table__, Organization.__table__
+    engine = create_engine(driver_url(database_url))
+    try:
+        with engine.begin() as conn:
+            deleted = conn.execute(
+                files.delete().where(
+                    files.c.organization_id == organization_id, files.c.uploaded_at <= newest
+                )
+            ).rowcount
+            if deleted != count:
+                raise BenchError(f"{deleted} seeded files deleted, not {count}")
+            conn.execute(
+                update(organizations)
+                .where(organizations.c.id == organization_id)
+                .values(
+                    used_bytes=organizations.c.used_bytes - 1024 * count,
+                    file_count=organizations.c.file_count - count,
+                )
+            )
+    finally:
+        engine.dispose()
+
+
 def seeded_id(database_url: str, organization_id: int, uploaded_at: datetime) -> str:
     """The id of the seeded file of this organization uploaded at `uploaded_at`."""
     from app.models import File
@@ -521,10 +549,11 @@ def seeded_id(database_url: str, organization_id: int, uploaded_at: datetime) ->
     return str(found)
 
 
-def listing(run: Run) -> tuple[Figures, Client]:
+def listing(run: Run) -> tuple[Figures, Client, Callable[[], None]]:
     """First page and a page near the end (by page and by cursor) of a seeded organization.
 
-    Returns the figures and a client of that organization for the quota scenario.
+    Returns the figures, a client of that organization for the quota scenario, and what
+    deletes the seeded files once it has run.
     """
     from app.services.files import encode_cursor
 
@@ -582,26 +611,30 @@ def listing(run: Run) -> tuple[Figures, Client]:
         rare_ms = latencies(client, rare_path, settings.listing_samples, budget=120)
         rps, _ = throughput(client, first_path, 4, settings.rps_requests)
     first_p50 = percentile(first_ms, 0.5)
-    return {
-        "list_files": count,
-        "list_seed_s": seed_s,
-        "list_deep_page": deep_page,
-        "list_first_p50": first_p50,
-        "list_first_p95": percentile(first_ms, 0.95),
-        "list_page_p50": percentile(page_ms, 0.5),
-        "list_page_p95": percentile(page_ms, 0.95),
-        "list_cursor_p50": percentile(cursor_ms, 0.5),
-        "list_cursor_p95": percentile(cursor_ms, 0.95),
-        "list_page_ratio": percentile(page_ms, 0.5) / first_p50,
-        "list_cursor_ratio": percentile(cursor_ms, 0.5) / first_p50,
-        "list_cursor_offered": "next_cursor" in first and bool(first["next_cursor"]),
-        "list_ready_p50": percentile(ready_ms, 0.5),
-        "list_ready_p95": percentile(ready_ms, 0.95),
-        "list_rare_files": rare_count,
-        "list_rare_p50": percentile(rare_ms, 0.5),
-        "list_rare_p95": percentile(rare_ms, 0.95),
-        "list_rps": rps,
-    }, client
+    return (
+        {
+            "list_files": count,
+            "list_seed_s": seed_s,
+            "list_deep_page": deep_page,
+            "list_first_p50": first_p50,
+            "list_first_p95": percentile(first_ms, 0.95),
+            "list_page_p50": percentile(page_ms, 0.5),
+            "list_page_p95": percentile(page_ms, 0.95),
+            "list_cursor_p50": percentile(cursor_ms, 0.5),
+            "list_cursor_p95": percentile(cursor_ms, 0.95),
+            "list_page_ratio": percentile(page_ms, 0.5) / first_p50,
+            "list_cursor_ratio": percentile(cursor_ms, 0.5) / first_p50,
+            "list_cursor_offered": "next_cursor" in first and bool(first["next_cursor"]),
+            "list_ready_p50": percentile(ready_ms, 0.5),
+            "list_ready_p95": percentile(ready_ms, 0.95),
+            "list_rare_files": rare_count,
+            "list_rare_p50": percentile(rare_ms, 0.5),
+            "list_rare_p95": percentile(rare_ms, 0.95),
+            "list_rps": rps,
+        },
+        client,
+        lambda: unseed_files(run.database_url, organization_id, newest, count),
+    )
 
 
 # ---- quota and usage do not grow with the files table --------------------------------
@@ -886,17 +919,27 @@ def run_all(run: Run, only: set[str]) -> tuple[Figures, list[str]]:
         attempt("pipeline 1", lambda: pipeline(run, 1))
         attempt("pipeline 4", lambda: pipeline(run, run.settings.pipeline_clients))
     if "listing" in only:
-        holder: list[Client] = []
+        holder: list[tuple[Client, Callable[[], None]]] = []
 
         def listed() -> Figures:
-            result, client = listing(run)
-            holder.append(client)
+            result, client, unseed = listing(run)
+            holder.append((client, unseed))
             return result
 
         attempt("listing", listed)
         if holder:
-            attempt("quota", lambda: quota(run, holder[0]))
-            holder[0].close()
+            client, unseed = holder[0]
+            attempt("quota", lambda: quota(run, client))
+            client.close()
+
+            def cleared() -> Figures:
+                started = time.perf_counter()
+                unseed()
+                seconds = time.perf_counter() - started
+                run.log(f"listing: seeded files deleted in {seconds:.1f} s")
+                return {"list_unseed_s": seconds}
+
+            attempt("listing cleanup", cleared)
     if "me" in only:
         attempt("me", lambda: me(run))
     if "resumable" in only:

@@ -19,8 +19,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import psutil
-from sqlalchemy import create_engine, insert, text, update
+from sqlalchemy import create_engine, select, text, update
 
+from tests.support.processes import free_port
 from tests.support.s3 import SeaweedFS
 from tests.support.traffic import mixed_traffic, unfinished
 
@@ -32,6 +33,57 @@ FINAL = {"ready", "failed"}
 PAGE_LIMIT = 20
 # Fixed, so every run seeds the same rows and the table holds the same figures.
 SEED = 20261123
+# The seeded files: the i-th newest is this much older than the newest, and one in
+# RARE_EVERY has the rare status the filtered listing is also timed with.
+SEED_STEP_US = 1_000_037
+RARE_EVERY = 1000
+RARE_STATUS = "failed"
+SEED_COLUMNS = (
+    "id, filename, file_path, size, mime_type, sha256, status, error_message, bytes_stored, "
+    "organization_id, uploaded_by, uploaded_at, processed_at"
+)
+# Ids: hex of a multiplicative hash of i first (so they spread over the key space like
+# uuid4s), the organization and i last (so they are unique).
+SEED_SQLITE = f"""
+INSERT INTO files ({SEED_COLUMNS})
+WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i < :last),
+seeded AS (
+    SELECT i,
+        printf('%08x-%04x-4%03x-8%03x-%012x', (i * 2654435761) % 4294967296, :org % 65536,
+               (i * 40503) % 4096, (i * 7919) % 4096, i) AS id,
+        printf('seed-%07d.txt', i) AS filename,
+        :newest_us - i * :step AS us
+    FROM seq
+)
+SELECT id, filename, :org || '/' || id || '/' || filename, 1024, 'text/plain',
+    printf('%064x', i),
+    CASE WHEN i % :every = :every - 1 THEN :rare ELSE 'ready' END,
+    CASE WHEN i % :every = :every - 1 THEN 'seeded failure' END,
+    1, :org, :user,
+    strftime('%Y-%m-%d %H:%M:%S', us / 1000000, 'unixepoch') || printf('.%06d', us % 1000000),
+    strftime('%Y-%m-%d %H:%M:%S', (us + 5000) / 1000000, 'unixepoch')
+        || printf('.%06d', (us + 5000) % 1000000)
+FROM seeded
+"""
+SEED_POSTGRESQL = f"""
+INSERT INTO files ({SEED_COLUMNS})
+SELECT id, filename, CAST(:org AS text) || '/' || id || '/' || filename, 1024, 'text/plain',
+    lpad(to_hex(i), 64, '0'),
+    CASE WHEN mod(i, :every) = :every - 1 THEN :rare ELSE 'ready' END,
+    CASE WHEN mod(i, :every) = :every - 1 THEN 'seeded failure' END,
+    true, :org, :user, ts, ts + interval '5 milliseconds'
+FROM (
+    SELECT i,
+        lpad(to_hex(mod(i * 2654435761, 4294967296)), 8, '0') || '-'
+            || lpad(to_hex(mod(CAST(:org AS bigint), 65536)), 4, '0') || '-4'
+            || lpad(to_hex(mod(i * 40503, 4096)), 3, '0') || '-8'
+            || lpad(to_hex(mod(i * 7919, 4096)), 3, '0') || '-'
+            || lpad(to_hex(i), 12, '0') AS id,
+        'seed-' || lpad(CAST(i AS text), 7, '0') || '.txt' AS filename,
+        CAST(:newest AS timestamp) - (i * :step) * interval '1 microsecond' AS ts
+    FROM generate_series(CAST(0 AS bigint), CAST(:last AS bigint)) AS i
+) AS seeded
+"""
 
 
 @dataclass(frozen=True)
@@ -44,15 +96,19 @@ class Settings:
     huge_repeats: int = 2
     pipeline_files: int = 500
     pipeline_clients: int = 4
-    listing_files: int = 100_000
+    listing_files: int = 1_000_000
     listing_samples: int = 200
     deep_page_samples: int = 50
     rps_requests: int = 250
     me_requests: int = 500
     quota_samples: int = 30
     web_threads: int = 8
-    load_clients: int = 16
+    load_clients: int = 32
     load_seconds: float = 60
+    # The `threads` sweep: the mixed load for a while per WEB_THREADS x WORKERS.
+    threads_seconds: float = 20
+    threads_web: tuple[int, ...] = (4, 8, 16)
+    threads_workers: tuple[int, ...] = (1, 2)
     migrate_files: int = 1000
 
 
@@ -81,6 +137,20 @@ class Run:
     def log(self, message: str) -> None:
         """A progress line on stderr (the table goes to stdout)."""
         print(f"==> [{self.backend}] {message}", file=sys.stderr, flush=True)
+
+    def restart(self, web_threads: int, workers: int) -> None:
+        """Stop Coffer and start it again on a new port with these WEB_THREADS and WORKERS
+        (same database, Redis and files)."""
+        port = free_port()
+        env = {
+            **self.coffer.env,
+            "WEB_THREADS": str(web_threads),
+            "WORKERS": str(workers),
+            "PORT": str(port),
+        }
+        self.coffer.stop()
+        self.coffer = Coffer(self.coffer.directory, env, port)
+        self.coffer.start()
 
 
 @dataclass(frozen=True)
@@ -378,46 +448,43 @@ def pipeline(run: Run, clients: int) -> Figures:
 # ---- listing a large organization ----------------------------------------------------
 
 
-def seed_files(
-    database_url: str, organization_id: int, user_id: int, count: int
-) -> list[tuple[datetime, str]]:
-    """Insert `count` ready 1 KiB file rows with one bulk INSERT, counters kept in step.
+def seed_files(database_url: str, organization_id: int, user_id: int, count: int) -> datetime:
+    """Insert `count` 1 KiB file rows with one bulk INSERT ... SELECT, counters kept in step.
 
-    The rows have no bytes on disk: listing never reads them. Returns (uploaded_at, id)
-    newest first, the order Coffer lists them in. PostgreSQL gets the ANALYZE its
-    autovacuum would run within a minute of such an insert.
+    The rows come from a generated series (a recursive CTE on SQLite, `generate_series` on
+    PostgreSQL), so a million of them never pass through Python. The i-th newest was uploaded
+    SEED_STEP_US * i microseconds before the newest, which this returns; one in RARE_EVERY is
+    `failed` (the rare status of the filtered listing), the rest `ready`. Ids are the same
+    every run for the same organization, spread over the key space like random ones. The rows
+    have no bytes on disk: listing never reads them. PostgreSQL then gets the VACUUM ANALYZE
+    its autovacuum would run within a minute of such an insert.
     """
-    from app.models import File, Organization
+    from app.models import Organization
 
-    rng = random.Random(SEED)
     # Older than anything the run uploads, so these are the organization's oldest files.
-    newest = utc_now() - timedelta(days=1)
-    rows = []
-    for index in range(count):
-        file_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        uploaded_at = newest - timedelta(microseconds=index * 1_000_037)
-        rows.append(
-            {
-                "id": file_id,
-                "filename": f"seed-{index:06d}.txt",
-                "file_path": f"{organization_id}/{file_id}/seed-{index:06d}.txt",
-                "size": 1024,
-                "mime_type": "text/plain",
-                "sha256": f"{rng.getrandbits(256):064x}",
-                "status": "ready",
-                "error_message": None,
-                "bytes_stored": True,
-                "organization_id": organization_id,
-                "uploaded_by": user_id,
-                "uploaded_at": uploaded_at,
-                "processed_at": uploaded_at + timedelta(milliseconds=5),
-            }
-        )
+    newest = (utc_now() - timedelta(days=1)).replace(microsecond=0)
+    params = {
+        "org": organization_id,
+        "user": user_id,
+        "last": count - 1,
+        "step": SEED_STEP_US,
+        "every": RARE_EVERY,
+        "rare": RARE_STATUS,
+    }
     engine = create_engine(driver_url(database_url))
+    postgresql = engine.dialect.name == "postgresql"
+    if postgresql:
+        statement = SEED_POSTGRESQL
+        params["newest"] = newest
+    else:
+        statement = SEED_SQLITE
+        params["newest_us"] = int((newest - datetime(1970, 1, 1)).total_seconds()) * 1_000_000
     organizations = Organization.__table__
     try:
         with engine.begin() as conn:
-            conn.execute(insert(File.__table__), rows)
+            inserted = conn.execute(text(statement), params).rowcount
+            if inserted != count:
+                raise BenchError(f"the seeding inserted {inserted} rows, not {count}")
             conn.execute(
                 update(organizations)
                 .where(organizations.c.id == organization_id)
@@ -426,72 +493,148 @@ def seed_files(
                     file_count=organizations.c.file_count + count,
                 )
             )
-        if engine.dialect.name == "postgresql":
+        if postgresql:
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text("ANALYZE files"))
+                conn.execute(text("VACUUM ANALYZE files"))
     finally:
         engine.dispose()
-    return [(row["uploaded_at"], row["id"]) for row in rows]
+    return newest
 
 
-def listing(run: Run) -> tuple[Figures, Client]:
+def unseed_files(database_url: str, organization_id: int, newest: datetime, count: int) -> None:
+    """Delete the files `seed_files` inserted (all uploaded at `newest` or before), counters
+    kept in step: they have no bytes, which `storage migrate` would find missing."""
+    from app.models import File, Organization
+
+    files, organizations = File.__table__, Organization.__table__
+    engine = create_engine(driver_url(database_url))
+    try:
+        with engine.begin() as conn:
+            deleted = conn.execute(
+                files.delete().where(
+                    files.c.organization_id == organization_id, files.c.uploaded_at <= newest
+                )
+            ).rowcount
+            if deleted != count:
+                raise BenchError(f"{deleted} seeded files deleted, not {count}")
+            conn.execute(
+                update(organizations)
+                .where(organizations.c.id == organization_id)
+                .values(
+                    used_bytes=organizations.c.used_bytes - 1024 * count,
+                    file_count=organizations.c.file_count - count,
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def seeded_id(database_url: str, organization_id: int, uploaded_at: datetime) -> str:
+    """The id of the seeded file of this organization uploaded at `uploaded_at`."""
+    from app.models import File
+
+    files = File.__table__
+    engine = create_engine(driver_url(database_url))
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                select(files.c.id).where(
+                    files.c.organization_id == organization_id, files.c.uploaded_at == uploaded_at
+                )
+            ).scalar_one_or_none()
+    finally:
+        engine.dispose()
+    if found is None:
+        raise BenchError(f"no seeded file uploaded at {uploaded_at}")
+    return str(found)
+
+
+def listing(run: Run) -> tuple[Figures, Client, Callable[[], None]]:
     """First page and a page near the end (by page and by cursor) of a seeded organization.
 
-    Returns the figures and a client of that organization for the quota scenario.
+    Returns the figures, a client of that organization for the quota scenario, and what
+    deletes the seeded files once it has run.
     """
     from app.services.files import encode_cursor
 
     settings = run.settings
     count = settings.listing_files
     client, identity = register(run.port, "listing")
-    run.log(f"listing: seeding {count} files")
+    run.log(f"listing: seeding {count:,} files")
     started = time.perf_counter()
-    rows = seed_files(run.database_url, identity["organization_id"], identity["user_id"], count)
+    organization_id = identity["organization_id"]
+    newest = seed_files(run.database_url, organization_id, identity["user_id"], count)
     seed_s = time.perf_counter() - started
+    run.log(f"listing: seeded in {seed_s:.1f} s")
+
+    def seeded_at(index: int) -> datetime:
+        return newest - timedelta(microseconds=index * SEED_STEP_US)
 
     pages = math.ceil(count / PAGE_LIMIT)
     deep_page = max(1, pages - 1)
     offset = (deep_page - 1) * PAGE_LIMIT
     first_path = f"/api/files?limit={PAGE_LIMIT}"
     page_path = f"/api/files?limit={PAGE_LIMIT}&page={deep_page}"
+    ready_path = f"/api/files?limit={PAGE_LIMIT}&status=ready"
+    rare_path = f"/api/files?limit={PAGE_LIMIT}&status={RARE_STATUS}"
     cursor_path = first_path
     if offset:
-        after_time, after_id = rows[offset - 1]
+        after_time = seeded_at(offset - 1)
+        after_id = seeded_id(run.database_url, organization_id, after_time)
         cursor = encode_cursor(SimpleNamespace(uploaded_at=after_time, id=after_id))  # type: ignore[arg-type]
         cursor_path = f"/api/files?limit={PAGE_LIMIT}&cursor={cursor}"
+    rare_count = count // RARE_EVERY
 
     first = client.json("GET", first_path)
     if first["total"] != count:
         raise BenchError(f"listing total is {first['total']}, not the {count} seeded")
     by_page = client.json("GET", page_path)
     by_cursor = client.json("GET", cursor_path)
-    expected_id = rows[offset][1]
+    expected_id = seeded_id(run.database_url, organization_id, seeded_at(offset))
     for name, body in (("page", by_page), ("cursor", by_cursor)):
         if not body["files"] or body["files"][0]["id"] != expected_id:
             raise BenchError(f"the page near the end by {name} does not start where expected")
+    for status, path, total in (
+        ("ready", ready_path, count - rare_count),
+        (RARE_STATUS, rare_path, rare_count),
+    ):
+        body = client.json("GET", path)
+        if body["total"] != total or any(f["status"] != status for f in body["files"]):
+            raise BenchError(f"?status={status} listed {body['total']} files, not {total}")
 
-    run.log(f"listing: timing first page, page {deep_page} and its cursor")
+    run.log(f"listing: timing first page, page {deep_page}, its cursor and ?status=")
     with run.profiler.record(run.label("listing"), {"web": run.coffer.web_pid}):
         first_ms = latencies(client, first_path, settings.listing_samples, budget=120)
         page_ms = latencies(client, page_path, settings.deep_page_samples, budget=120)
         cursor_ms = latencies(client, cursor_path, settings.listing_samples, budget=120)
+        ready_ms = latencies(client, ready_path, settings.listing_samples, budget=120)
+        rare_ms = latencies(client, rare_path, settings.listing_samples, budget=120)
         rps, _ = throughput(client, first_path, 4, settings.rps_requests)
     first_p50 = percentile(first_ms, 0.5)
-    return {
-        "list_files": count,
-        "list_seed_s": seed_s,
-        "list_deep_page": deep_page,
-        "list_first_p50": first_p50,
-        "list_first_p95": percentile(first_ms, 0.95),
-        "list_page_p50": percentile(page_ms, 0.5),
-        "list_page_p95": percentile(page_ms, 0.95),
-        "list_cursor_p50": percentile(cursor_ms, 0.5),
-        "list_cursor_p95": percentile(cursor_ms, 0.95),
-        "list_page_ratio": percentile(page_ms, 0.5) / first_p50,
-        "list_cursor_ratio": percentile(cursor_ms, 0.5) / first_p50,
-        "list_cursor_offered": "next_cursor" in first and bool(first["next_cursor"]),
-        "list_rps": rps,
-    }, client
+    return (
+        {
+            "list_files": count,
+            "list_seed_s": seed_s,
+            "list_deep_page": deep_page,
+            "list_first_p50": first_p50,
+            "list_first_p95": percentile(first_ms, 0.95),
+            "list_page_p50": percentile(page_ms, 0.5),
+            "list_page_p95": percentile(page_ms, 0.95),
+            "list_cursor_p50": percentile(cursor_ms, 0.5),
+            "list_cursor_p95": percentile(cursor_ms, 0.95),
+            "list_page_ratio": percentile(page_ms, 0.5) / first_p50,
+            "list_cursor_ratio": percentile(cursor_ms, 0.5) / first_p50,
+            "list_cursor_offered": "next_cursor" in first and bool(first["next_cursor"]),
+            "list_ready_p50": percentile(ready_ms, 0.5),
+            "list_ready_p95": percentile(ready_ms, 0.95),
+            "list_rare_files": rare_count,
+            "list_rare_p50": percentile(rare_ms, 0.5),
+            "list_rare_p95": percentile(rare_ms, 0.95),
+            "list_rps": rps,
+        },
+        client,
+        lambda: unseed_files(run.database_url, organization_id, newest, count),
+    )
 
 
 # ---- quota and usage do not grow with the files table --------------------------------
@@ -539,38 +682,41 @@ def quota(run: Run, full: Client) -> Figures:
 
 
 def me(run: Run) -> Figures:
-    """Requests per second of GET /api/auth/me beside the floor's bare Flask route."""
+    """Requests per second of GET /api/auth/me by session cookie and by API token, beside
+    the floor's bare Flask route; the three take turns round by round."""
     settings = run.settings
     client, _ = register(run.port, "me")
+    # The token's own client: no cookie, only `Authorization: Bearer`.
+    by_token = Client(run.port, {"Authorization": f"Bearer {token_for(client, 'me')}"})
     floor_client = Client(run.floor.port)
     clients = 4
-    me_rounds: list[tuple[float, float]] = []
-    bare_rounds: list[tuple[float, float]] = []
-    run.log(f"GET /api/auth/me and the bare route, {clients} clients")
+    rounds: dict[str, list[tuple[float, float]]] = {"bare": [], "me": [], "me_token": []}
+    run.log(f"GET /api/auth/me by cookie and by token, and the bare route, {clients} clients")
     try:
         with run.profiler.record(run.label("me"), {"web": run.coffer.web_pid}):
             for _ in range(settings.repeats):
-                bare_rounds.append(
+                rounds["bare"].append(
                     throughput(floor_client, "/me", clients, settings.me_requests, run.floor.pid)
                 )
-                me_rounds.append(
-                    throughput(
-                        client, "/api/auth/me", clients, settings.me_requests, run.coffer.web_pid
+                for key, own in (("me", client), ("me_token", by_token)):
+                    rounds[key].append(
+                        throughput(
+                            own, "/api/auth/me", clients, settings.me_requests, run.coffer.web_pid
+                        )
                     )
-                )
     finally:
         client.close()
+        by_token.close()
         floor_client.close()
     # Best of the rounds: noise on a shared machine only ever slows a round down.
-    me_rps = max(rps for rps, _ in me_rounds)
-    bare_rps = max(rps for rps, _ in bare_rounds)
-    return {
-        "me_rps": me_rps,
-        "bare_rps": bare_rps,
-        "me_ratio": me_rps / bare_rps,
-        "me_cpu_ms": min(cpu for _, cpu in me_rounds),
-        "bare_cpu_ms": min(cpu for _, cpu in bare_rounds),
-    }
+    best = {key: max(rps for rps, _ in values) for key, values in rounds.items()}
+    figures: Figures = {}
+    for key, values in rounds.items():
+        figures[f"{key}_rps"] = best[key]
+        figures[f"{key}_cpu_ms"] = min(cpu for _, cpu in values)
+    figures["me_ratio"] = best["me"] / best["bare"]
+    figures["me_token_ratio"] = best["me_token"] / best["bare"]
+    return figures
 
 
 def warm_up(run: Run) -> None:
@@ -658,28 +804,25 @@ def resumable(run: Run) -> Figures:
 # ---- mixed load ----------------------------------------------------------------------
 
 
-def token_for(client: Client) -> str:
-    """A new API token of the client's user."""
-    body = json.dumps({"name": "load"}).encode()
+def token_for(client: Client, name: str = "load") -> str:
+    """A new API token of the client's user (POST /api/tokens, by its session)."""
+    body = json.dumps({"name": name}).encode()
     response = client.request("POST", "/api/tokens", body, {"Content-Type": "application/json"})
     if response.status != 201:
         raise BenchError(f"token creation answered {response.status}")
     return str(response.json()["token"])
 
 
-def load(run: Run) -> Figures:
-    """Many clients of mixed traffic for a while: errors, p99 latency, time to settle."""
-    settings = run.settings
+def mixed_load(run: Run, clients: int, seconds: float, label: str) -> Figures:
+    """`clients` threads of mixed traffic for `seconds` in two new organizations, by token,
+    then the wait until every upload is final; figures keyed without a prefix."""
     tokens = []
-    for name in ("load-a", "load-b"):
+    for name in (f"{label}-a", f"{label}-b"):
         client, _ = register(run.port, name)
         tokens.append(token_for(client))
         client.close()
-    run.log(f"{settings.load_clients} clients of mixed traffic for {settings.load_seconds:.0f} s")
-    with run.profiler.record(run.label("load"), {"web": run.coffer.web_pid}):
-        traffic = mixed_traffic(
-            run.port, tokens, settings.load_clients, seconds=settings.load_seconds
-        )
+    with run.profiler.record(run.label(label), {"web": run.coffer.web_pid}):
+        traffic = mixed_traffic(run.port, tokens, clients, seconds=seconds)
     ended = time.monotonic()
     while unfinished(run.port, tokens):
         if time.monotonic() - ended > 300:
@@ -687,13 +830,37 @@ def load(run: Run) -> Figures:
         time.sleep(0.2)
     latencies = sorted(traffic.latencies())
     return {
-        "load_requests": len(traffic.answers),
-        "load_rps": len(traffic.answers) / settings.load_seconds,
-        "load_errors": len(traffic.server_errors()),
-        "load_p50_ms": percentile(latencies, 0.5) * 1000,
-        "load_p99_ms": percentile(latencies, 0.99) * 1000,
-        "load_final_after_s": time.monotonic() - ended,
+        "requests": len(traffic.answers),
+        "rps": len(traffic.answers) / seconds,
+        "errors": len(traffic.server_errors()),
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "final_after_s": time.monotonic() - ended,
     }
+
+
+def load(run: Run) -> Figures:
+    """Many clients of mixed traffic for a while: errors, p99 latency, time to settle."""
+    settings = run.settings
+    run.log(f"{settings.load_clients} clients of mixed traffic for {settings.load_seconds:.0f} s")
+    figures = mixed_load(run, settings.load_clients, settings.load_seconds, "load")
+    return {f"load_{key}": value for key, value in figures.items()}
+
+
+def threads(run: Run) -> Figures:
+    """The mixed load, briefly, under each WEB_THREADS x WORKERS of the sweep: Coffer is
+    started again (same database and Redis) for each; it is left on the last one."""
+    settings = run.settings
+    figures: Figures = {}
+    for web_threads in settings.threads_web:
+        for workers in settings.threads_workers:
+            run.log(f"threads: WEB_THREADS={web_threads}, WORKERS={workers}")
+            run.restart(web_threads, workers)
+            key = f"threads_{web_threads}x{workers}"
+            label = f"threads-{web_threads}x{workers}"
+            measured = mixed_load(run, settings.load_clients, settings.threads_seconds, label)
+            figures.update({f"{key}_{name}": value for name, value in measured.items()})
+    return figures
 
 
 # ---- storage migrate -----------------------------------------------------------------
@@ -752,17 +919,27 @@ def run_all(run: Run, only: set[str]) -> tuple[Figures, list[str]]:
         attempt("pipeline 1", lambda: pipeline(run, 1))
         attempt("pipeline 4", lambda: pipeline(run, run.settings.pipeline_clients))
     if "listing" in only:
-        holder: list[Client] = []
+        holder: list[tuple[Client, Callable[[], None]]] = []
 
         def listed() -> Figures:
-            result, client = listing(run)
-            holder.append(client)
+            result, client, unseed = listing(run)
+            holder.append((client, unseed))
             return result
 
         attempt("listing", listed)
         if holder:
-            attempt("quota", lambda: quota(run, holder[0]))
-            holder[0].close()
+            client, unseed = holder[0]
+            attempt("quota", lambda: quota(run, client))
+            client.close()
+
+            def cleared() -> Figures:
+                started = time.perf_counter()
+                unseed()
+                seconds = time.perf_counter() - started
+                run.log(f"listing: seeded files deleted in {seconds:.1f} s")
+                return {"list_unseed_s": seconds}
+
+            attempt("listing cleanup", cleared)
     if "me" in only:
         attempt("me", lambda: me(run))
     if "resumable" in only:
@@ -771,4 +948,7 @@ def run_all(run: Run, only: set[str]) -> tuple[Figures, list[str]]:
         attempt("load", lambda: load(run))
     if "migrate" in only:
         attempt("migrate", lambda: migrate(run))
+    # Last: it starts Coffer again under other settings.
+    if "threads" in only:
+        attempt("threads", lambda: threads(run))
     return figures, errors

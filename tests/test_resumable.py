@@ -38,7 +38,9 @@ from tests.support.storage import (
     STORAGE_BACKEND,
     check_storage_consistent,
     pending_uploads,
+    replace_stored_bytes,
     stored_bytes,
+    stored_key,
     stored_objects,
 )
 
@@ -147,6 +149,24 @@ def test_a_tus_client_cut_off_and_resumed_by_another_gives_the_exact_bytes(
     download.close()
     assert received == data
     assert not pending_uploads(app)
+
+
+def test_bytes_changed_in_storage_before_validation_fail_the_file(
+    app: Flask, client: FlaskClient, headers: dict[str, str], worker: Callable[[], None]
+) -> None:
+    """The job hashes what is stored and compares it with the SHA-256 taken as the bytes
+    arrived: bytes of the same length changed in the store meanwhile fail the file."""
+    data = b"what was sent\n" * 1000
+    url = create(client, headers, len(data), "sent.txt").headers["Location"]
+    assert patch(client, headers, url, 0, data).status_code == 204
+    file_id = url.rsplit("/", 1)[-1]
+    replace_stored_bytes(app, stored_key(app, file_id), data.replace(b"sent", b"kept"))
+    worker()
+    details = client.get(f"/api/files/{file_id}", headers=headers).get_json()
+    assert details["status"] == "failed"
+    assert details["error_message"].startswith("the stored bytes differ from those uploaded")
+    assert hashlib.sha256(data).hexdigest() in details["error_message"]
+    assert client.get(f"/api/files/{file_id}/download", headers=headers).status_code == 409
 
 
 def test_raw_requests_create_with_upload_then_patch_then_head(

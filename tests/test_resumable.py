@@ -8,10 +8,12 @@ import base64
 import hashlib
 import io
 import os
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,20 @@ def patch(client: FlaskClient, headers: dict[str, str], url: str, offset: int, d
             "Content-Type": "application/offset+octet-stream",
         },
     )
+
+
+# RFC 9110's IMF-fixdate, the one form an HTTP date is sent in.
+HTTP_DATE = re.compile(
+    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT"
+)
+
+
+def expiry(response: Any) -> datetime:
+    """An answer's Upload-Expires, which must be an HTTP date."""
+    sent = response.headers["Upload-Expires"]
+    assert HTTP_DATE.fullmatch(sent), sent
+    return parsedate_to_datetime(sent)
 
 
 def org(client: FlaskClient, headers: dict[str, str]) -> dict[str, Any]:
@@ -188,20 +204,43 @@ def test_raw_requests_create_with_upload_then_patch_then_head(
     assert created.status_code == 201, created.get_json()
     assert created.headers["Tus-Resumable"] == "1.0.0"
     assert created.headers["Upload-Offset"] == "100"
-    assert "GMT" in created.headers["Upload-Expires"]
+    window = timedelta(hours=app.config["RESUMABLE_EXPIRY_HOURS"])
+    assert expiry(created) == pytest.approx(datetime.now(UTC) + window, abs=timedelta(minutes=1))
     url = created.headers["Location"]
     assert url.startswith("/api/uploads/")
     usage = org(client, headers)
     assert (usage["reserved_bytes"], usage["used_bytes"], usage["file_count"]) == (len(data), 0, 0)
     head = client.head(url, headers=headers)
     assert head.status_code == 200
+    assert head.headers["Upload-Offset"] == "100"
     assert head.headers["Upload-Length"] == str(len(data))
     assert head.headers["Upload-Metadata"] == metadata("notes.txt") + ",kind dGV4dA=="
-    done = patch(client, headers, url, 100, data[100:])
+    assert head.headers["Upload-Expires"] == created.headers["Upload-Expires"]
+
+    # As if the last PATCH were a day less an hour ago: HEAD tells the hour left, and the
+    # next PATCH moves the expiry a whole window on from now.
+    with app.app_context():
+        _db.session.execute(
+            text("UPDATE resumable_uploads SET expires_at = :soon"),
+            {"soon": utcnow() + timedelta(hours=1)},
+        )
+        _db.session.commit()
+    soon = expiry(client.head(url, headers=headers))
+    assert soon == pytest.approx(datetime.now(UTC) + timedelta(hours=1), abs=timedelta(minutes=1))
+    middle = patch(client, headers, url, 100, data[100:200])
+    assert (middle.status_code, middle.headers["Upload-Offset"]) == (204, "200")
+    head = client.head(url, headers=headers)
+    assert head.headers["Upload-Offset"] == "200"
+    assert head.headers["Upload-Expires"] == middle.headers["Upload-Expires"]
+    assert expiry(head) == pytest.approx(datetime.now(UTC) + window, abs=timedelta(minutes=1))
+    assert expiry(head) > soon
+
+    done = patch(client, headers, url, 200, data[200:])
     assert done.status_code == 204
     assert done.headers["Upload-Offset"] == str(len(data))
     again = client.head(url, headers=headers)
     assert again.headers["Upload-Offset"] == again.headers["Upload-Length"] == str(len(data))
+    assert "Upload-Expires" not in again.headers  # a finished upload does not expire
     usage = org(client, headers)
     assert (usage["reserved_bytes"], usage["used_bytes"], usage["file_count"]) == (0, len(data), 1)
     file_id = url.rsplit("/", 1)[-1]

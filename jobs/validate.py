@@ -131,7 +131,8 @@ def _validate(file_id: str, organization_id: int) -> tuple[str, str]:
 
 
 def inspect(row: files_service.Claim) -> tuple[str, str]:
-    """Check the stored bytes against the row; returns (mime_type, sha256) or raises."""
+    """Check the stored bytes against the row (their size, the SHA-256 recorded as they
+    arrived when there is one, their type); returns (mime_type, sha256) or raises."""
     storage = get_storage()
     try:
         handle = storage.open(row.file_path)
@@ -148,10 +149,17 @@ def inspect(row: files_service.Claim) -> tuple[str, str]:
             size += len(chunk)
     if size != row.size:
         raise Invalid(f"the stored file has {size} bytes but {row.size} were uploaded")
+    sha256 = digest.hexdigest()
+    if row.sha256 is not None and sha256 != row.sha256:
+        # The hash of a resumable upload was taken as its bytes arrived: the store changed them.
+        raise Invalid(
+            f"the stored bytes differ from those uploaded (sha256 {sha256}, "
+            f"{row.sha256} when the last byte arrived)"
+        )
     # libmagic reads no further than its bytes_max (7 MiB) into a file, so its verdict
     # on the head read here is the one it gives on the whole file.
     detected = magic.from_buffer(head, mime=True)
     mime_type, problem = content.resolve(extension_of(row.filename), detected)
     if problem:
         raise Invalid(problem)
-    return mime_type, digest.hexdigest()
+    return mime_type, sha256

@@ -389,6 +389,8 @@ class Claim:
     file_path: str
     size: int
     filename: str
+    # The digest recorded as the bytes arrived (a resumable upload's), or None.
+    sha256: str | None
 
 
 def claim_for_validation(organization_id: int, file_id: str) -> Claim | None:
@@ -401,7 +403,7 @@ def claim_for_validation(organization_id: int, file_id: str) -> Claim | None:
         file_id,
         FileStatus.PROCESSING,
         {},
-        returning=(File.file_path, File.size, File.filename),
+        returning=(File.file_path, File.size, File.filename, File.sha256),
     )
     return Claim(*moved[1]) if moved is not None else None
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+from urllib.parse import urlsplit
 
 from flask import Flask
 from waitress.server import create_server
@@ -65,3 +67,20 @@ class LiveServer:
             self.server.close()
         self.thread.join(timeout=10)
         assert not self.thread.is_alive(), "waitress did not stop"
+
+
+def send_cut_off(url: str, sent: bytes) -> bytes:
+    """Send the start of a request on a new connection, then end the connection as a client
+    that drops would; returns what the server sent before closing its end (b"" for nothing).
+
+    Only the sending half is closed, so that the server's close can be waited for.
+    """
+    where = urlsplit(url)
+    assert where.hostname is not None and where.port is not None
+    with socket.create_connection((where.hostname, where.port), timeout=30) as conn:
+        conn.sendall(sent)
+        conn.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    return received

@@ -34,6 +34,15 @@ def stored_bytes(flask_app: Flask, key: str) -> bytes:
         return handle.read()
 
 
+def replace_stored_bytes(flask_app: Flask, key: str, data: bytes) -> None:
+    """Put other bytes under a key through the app's backend, as a store that changed or
+    corrupted an object would leave it."""
+    with flask_app.app_context():
+        upload = get_storage().begin_upload(key)
+        upload.write(data)
+        upload.finish()
+
+
 def stored_key(flask_app: Flask, file_id: str) -> str:
     """The key of a file's bytes (its per-file folder holds exactly one object)."""
     (key,) = [key for key in stored_objects(flask_app) if key.split("/")[1:2] == [file_id]]

@@ -8,10 +8,20 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import authentication, broker, database, logs, metrics, middleware, session_store, storage
+from . import (
+    authentication,
+    broker,
+    database,
+    limits,
+    logs,
+    metrics,
+    middleware,
+    session_store,
+    storage,
+)
 from .config import load_config
 from .errors import register_error_handlers
-from .extensions import db, limiter, migrate, server_session
+from .extensions import db, migrate, server_session
 from .multipart import CofferRequest, discard_unkept_uploads
 
 
@@ -43,7 +53,7 @@ def register_extensions(app: Flask) -> None:
     server_session.init_app(app)
     session_store.init_app(app)
     authentication.init_app(app)
-    limiter.init_app(app)
+    limits.init_app(app)
     # Before any blueprint: the process's metrics directory is set before anything counts.
     metrics.init_app(app)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from flask import current_app, request
+from flask import Flask, current_app, request
 from flask_limiter.util import get_remote_address
 
 from .extensions import limiter
@@ -55,3 +55,33 @@ def register_limit(view: F) -> F:
         key_func=get_remote_address,
     )
     return cast(F, limit(view))
+
+
+def limits_outside_views() -> bool:
+    """Whether any limit is checked before the view rather than by a decorated view:
+    application, default, blueprint or meta limits, hints, or an in-memory fallback."""
+    manager = limiter.limit_manager
+    return bool(
+        manager._application_limits
+        or manager._default_limits
+        or manager._blueprint_limits
+        or manager._endpoint_hints
+        or limiter._meta_limits
+        or limiter._in_memory_fallback_enabled
+    )
+
+
+def check_limits_before_view() -> None:
+    """Flask-Limiter's before-request check, run only when it has a limit to check."""
+    # Decorated views check their own limits when called; for every other request the
+    # check resolves nothing, at a cost that is a good part of a small request's.
+    if limits_outside_views():
+        limiter._check_request_limit()
+
+
+def init_app(app: Flask) -> None:
+    """Bind the limiter, with its before-request check only where a limit needs it."""
+    limiter.init_app(app)
+    hooks = app.before_request_funcs.setdefault(None, [])
+    if limiter._check_request_limit in hooks:
+        hooks[hooks.index(limiter._check_request_limit)] = check_limits_before_view

@@ -33,14 +33,29 @@ def start_request() -> None:
     g.request_id = supplied if REQUEST_ID_RE.match(supplied) else uuid.uuid4().hex
 
 
+HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+# The headers as (name, lower-cased name, value), made once.
+_HEADERS = tuple((name, name.lower(), value) for name, value in SECURITY_HEADERS.items())
+_HEADERS_WITH_HSTS = (*_HEADERS, (HSTS[0], HSTS[0].lower(), HSTS[1]))
+
+
+def add_security_headers(response: Response, hsts: bool) -> None:
+    """Add each security header (and HSTS if asked) the view did not set itself."""
+    headers = response.headers
+    # One pass over the answer's headers, not a search of them per header.
+    present = {name.lower() for name, _ in headers}
+    headers.extend(
+        [
+            (name, value)
+            for name, lower, value in (_HEADERS_WITH_HSTS if hsts else _HEADERS)
+            if lower not in present
+        ]
+    )
+
+
 def finish_request(response: Response) -> Response:
     """Add the security headers and request id, and log one line for the request."""
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    if request.is_secure or _production():
-        response.headers.setdefault(
-            "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
-        )
+    add_security_headers(response, hsts=request.is_secure or _production())
     request_id = g.get("request_id") or uuid.uuid4().hex
     response.headers["X-Request-ID"] = request_id
     started = g.get("request_started")

@@ -19,6 +19,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+# The name_key column's length (migration 0005): NFKC and case folding can make a name
+# up to 18 times longer, so names are checked against it as well as their own limit.
+MAX_NAME_KEY_LENGTH = 400
+
+
 def name_key_of(name: str) -> str:
     """The form organization names are compared in: NFKC, case-folded, for every script.
 
@@ -59,7 +64,7 @@ class Organization(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(100))
     # name_key_of(name), kept by the validator below; unique, so names never clash.
-    name_key: Mapped[str] = mapped_column(sa.String(400))
+    name_key: Mapped[str] = mapped_column(sa.String(MAX_NAME_KEY_LENGTH))
     storage_quota_mb: Mapped[int] = mapped_column(sa.BigInteger)
     # Kept in step with the files table in the same transaction as every change to
     # it, so quota checks and usage figures never sum the table.

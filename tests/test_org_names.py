@@ -3,17 +3,21 @@ on SQLite and PostgreSQL alike; the migration that made it so refuses existing c
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 
 from app import create_app
 from app.extensions import db as _db
-from tests.support.client import Auth
+from app.models import MAX_NAME_KEY_LENGTH, Organization, User, name_key_of
+from app.services.accounts import MAX_ORG_NAME_LENGTH
+from tests.support.client import Auth, form_token
 from tests.support.database import fresh_database
 from tests.support.processes import RedisServer
 
@@ -46,6 +50,63 @@ def test_names_that_differ_only_in_case_or_form_are_one_organization(
 def test_names_that_only_look_alike_stay_two_organizations(auth: Auth) -> None:
     assert auth.register("a@one.test", "Acme").status_code == 201
     assert auth.another().register("b@two.test", "Acme Two").status_code == 201
+
+
+# U+FDFA, one character, is 18 once NFKC-normalized: a name within its own length limit
+# whose compared form would not fit the name_key column.
+EXPANDING = "\ufdfa"
+TOO_LONG_ONCE_NORMALIZED = EXPANDING * MAX_ORG_NAME_LENGTH
+
+
+def accounts_in(app: Flask) -> tuple[int, int]:
+    """(organizations, users) in the database."""
+    with app.app_context():
+        organizations, users = (
+            _db.session.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in (Organization, User)
+        )
+        _db.session.remove()
+    return organizations, users
+
+
+def test_a_name_too_long_once_normalized_is_refused_by_name_and_creates_nothing(
+    app: Flask, auth: Auth
+) -> None:
+    assert len(name_key_of(TOO_LONG_ONCE_NORMALIZED)) > MAX_NAME_KEY_LENGTH
+    response = auth.register("admin@long.test", TOO_LONG_ONCE_NORMALIZED)
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["code"] == "invalid_field"
+    assert body["field"] == "organization_name"
+    assert str(MAX_NAME_KEY_LENGTH) in body["error"]
+    assert accounts_in(app) == (0, 0)
+
+    # The longest that fits is one organization like any other.
+    fitting = EXPANDING * (MAX_NAME_KEY_LENGTH // len(name_key_of(EXPANDING)))
+    assert auth.another().register("admin@fits.test", fitting).status_code == 201
+    assert accounts_in(app) == (1, 1)
+
+
+def test_the_sign_up_page_shows_a_name_too_long_once_normalized_beside_its_field(
+    app: Flask, auth: Auth
+) -> None:
+    client = auth.client
+    form: dict[str, Any] = {
+        "email": "admin@long.test",
+        "password": Auth.password,
+        "organization_name": TOO_LONG_ONCE_NORMALIZED,
+        "csrf_token": form_token(client, "/register"),
+    }
+    response = client.post("/register", data=form)
+    assert response.status_code == 400
+    assert response.mimetype == "text/html"
+    page = html.unescape(response.get_data(as_text=True))
+    assert 'id="organization_name-error"' in page
+    assert f"at most {MAX_NAME_KEY_LENGTH} characters" in page
+    assert 'value="admin@long.test"' in page  # what was typed stays for a second try
+    assert accounts_in(app) == (0, 0)
+    # Nobody was signed in by the refused form.
+    assert client.get("/api/auth/me").status_code == 401
 
 
 @pytest.fixture

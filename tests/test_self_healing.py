@@ -4,6 +4,8 @@ file reaches its verdict with no operator, and session calls answer 503 meanwhil
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 from rq.suspension import suspend
 
+from jobs.worker import run as run_worker
 from tests.support.client import Auth, bearer
 from tests.support.pipeline import (
     all_final,
@@ -32,6 +35,17 @@ SWEEP_SECONDS = 5
 def app_overrides(own_redis: RedisServer) -> dict[str, Any]:
     """The app talks to the test's own Redis and sweeps every few seconds."""
     return {"REDIS_URL": own_redis.url, "SWEEP_SECONDS": SWEEP_SECONDS}
+
+
+def hung_redis_bound(app: Flask) -> float:
+    """How long a request may wait on a Redis that never answers: three times the longest
+    socket timeout of Coffer's clients (the app's, app/broker.py; the rate limiter's,
+    app/config.py), and a few seconds."""
+    socket_timeout = max(
+        app.extensions["redis"].connection_pool.connection_kwargs["socket_timeout"],
+        app.config["RATELIMIT_STORAGE_OPTIONS"]["socket_timeout"],
+    )
+    return 3 * socket_timeout + 5
 
 
 def statuses(client: FlaskClient, token: str) -> dict[str, str]:
@@ -194,4 +208,60 @@ def test_two_sweepers_on_two_instances_never_validate_a_file_into_a_wrong_state(
     assert details["status"] == "failed"
     assert "image/png" in details["error_message"]
     assert_all_ready(script, token, {f: d for f, d in sent.items() if f != wrong[0]})
+    assert_nothing_lost(app)
+
+
+@pytest.mark.slow
+def test_a_redis_that_hangs_answers_503_within_a_bound_then_recovers_by_itself(
+    app: Flask, auth: Auth, own_redis: RedisServer
+) -> None:
+    """Redis accepts connections and never answers: session calls 503 in bounded time,
+    token calls work; once it carries on, the same session, sign-in and uploads work."""
+    auth.register()
+    token = auth.token()
+    script = app.test_client()  # a token, no cookie
+    visitor = app.test_client()
+    bound = hung_redis_bound(app)
+
+    # Each call on a thread, so a call that hangs fails the test rather than stalling it;
+    # the pool outlives the freeze, so its threads end once Redis carries on.
+    with ThreadPoolExecutor(max_workers=1) as pool, own_redis.hung():
+
+        def within_bound(call: Any) -> Any:
+            try:
+                return pool.submit(call).result(timeout=bound)
+            except FutureTimeout:
+                raise AssertionError(f"no answer within {bound}s: a hang") from None
+
+        session_calls = {
+            "me": lambda: auth.client.get("/api/auth/me"),
+            "login": lambda: visitor.post(
+                "/api/auth/login", json={"email": "admin@acme.test", "password": auth.password}
+            ),
+        }
+        for name, call in session_calls.items():
+            response = within_bound(call)
+            assert response.status_code == 503, (name, response.data)
+            assert response.get_json()["code"] == "service_unavailable", name
+
+        listing = within_bound(lambda: script.get("/api/files", headers=bearer(token)))
+        assert listing.status_code == 200
+        during = text_bytes(4 * KiB, seed=400)
+        uploaded = within_bound(lambda: upload_as(script, token, "during.txt", during))
+        assert uploaded.status_code == 201, uploaded.get_json()
+        assert uploaded.get_json()["status"] == "pending"
+
+    # Redis carries on with its data: the same cookie is signed in, no restart needed.
+    assert auth.client.get("/api/auth/me").status_code == 200
+    assert auth.login().status_code == 200
+    after = text_bytes(4 * KiB, seed=401)
+    later = upload_as(script, token, "after.txt", after)
+    assert later.status_code == 201
+    # A worker's run sweeps first: it queues the upload whose job may not have reached Redis.
+    run_worker(app, burst=True)
+    assert_all_ready(
+        script,
+        token,
+        {uploaded.get_json()["file_id"]: during, later.get_json()["file_id"]: after},
+    )
     assert_nothing_lost(app)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.support.client import Auth, bearer
+from tests.support.client import Auth, bearer, form_token
 from tests.support.pipeline import upload
 
 PAGES = ["/", "/tokens", "/org"]
@@ -18,14 +18,6 @@ PAGES = ["/", "/tokens", "/org"]
 def app_overrides() -> dict[str, Any]:
     """A login limit within reach of one test."""
     return {"LOGIN_LIMIT_PER_EMAIL": "3 per minute"}
-
-
-def form_token(client: FlaskClient, path: str) -> str:
-    """The CSRF token a page's forms carry."""
-    with client.get(path) as page:
-        found = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
-    assert found, f"{path} has no form token"
-    return found.group(1)
 
 
 def sign_in(

@@ -29,7 +29,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import PydanticCustomError, core_schema
 
-from ..models import FileStatus, Role, isoformat
+from ..models import MAX_NAME_KEY_LENGTH, FileStatus, Role, isoformat
 from ..security import MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH
 from ..services import links as links_service
 from ..services import webhooks as webhooks_service
@@ -304,9 +304,9 @@ class RegisterRequest(BaseModel):
         str,
         Text(max_length=MAX_ORG_NAME_LENGTH),
         Field(
-            description=f"At most {MAX_ORG_NAME_LENGTH} characters once trimmed; compared "
-            "case-insensitively. Creates the organization when new; joining an existing one "
-            "needs `invite_code`.",
+            description=f"At most {MAX_ORG_NAME_LENGTH} characters once trimmed, and "
+            f"{MAX_NAME_KEY_LENGTH} once NFKC case-folded; compared in that form. Creates "
+            "the organization when new; joining an existing one needs `invite_code`.",
         ),
     ]
     invite_code: Annotated[

@@ -14,7 +14,15 @@ from sqlalchemy.orm import joinedload
 
 from ..database import write_transaction
 from ..extensions import db
-from ..models import Invite, Organization, Role, User, name_key_of, utcnow
+from ..models import (
+    MAX_NAME_KEY_LENGTH,
+    Invite,
+    Organization,
+    Role,
+    User,
+    name_key_of,
+    utcnow,
+)
 from ..security import (
     MAX_PASSWORD_BYTES,
     MIN_PASSWORD_LENGTH,
@@ -57,11 +65,20 @@ def validate_password(password: str) -> None:
 
 
 def validate_organization_name(name: str, label: str = "organization_name") -> None:
-    """Enforce the organization name's length; `label` names it in the message."""
+    """Enforce the organization name's length, and its compared form's; `label` names it."""
     if len(name) > MAX_ORG_NAME_LENGTH:
         raise InvalidInput(
             "invalid_field",
             f"{label} must be at most {MAX_ORG_NAME_LENGTH} characters",
+            field="organization_name",
+        )
+    # A few characters expand many times under NFKC (U+FDFA into 18): the compared form
+    # must fit its column too, or the insert fails on PostgreSQL.
+    if len(name_key_of(name)) > MAX_NAME_KEY_LENGTH:
+        raise InvalidInput(
+            "invalid_field",
+            f"{label} is too long once normalized for comparison (NFKC, case-folded): "
+            f"at most {MAX_NAME_KEY_LENGTH} characters",
             field="organization_name",
         )
 

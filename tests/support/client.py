@@ -4,6 +4,7 @@ organization, and multipart bodies built by hand."""
 from __future__ import annotations
 
 import io
+import re
 import uuid
 from typing import Any
 
@@ -83,6 +84,14 @@ class Auth:
     def another(self) -> Auth:
         """An Auth with a fresh client (its own cookies) on the same app."""
         return Auth(self.app, self.app.test_client())
+
+
+def form_token(client: FlaskClient, path: str) -> str:
+    """The CSRF token a page's forms carry."""
+    with client.get(path) as page:
+        found = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
+    assert found, f"{path} has no form token"
+    return found.group(1)
 
 
 def usage(user: Auth | FlaskClient, headers: dict[str, str] | None = None) -> tuple[int, int]:

@@ -93,6 +93,17 @@ class RedisServer:
         stop_process(self.process, timeout=10)
         self.process = None
 
+    @contextlib.contextmanager
+    def hung(self) -> Iterator[None]:
+        """The server frozen (SIGSTOP): it accepts connections and never answers, like a
+        Redis host that hangs; it carries on (SIGCONT) afterwards, its data intact."""
+        assert self.process is not None, "the server is not running"
+        self.process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self.process.send_signal(signal.SIGCONT)
+
 
 def answers(client: Redis) -> bool:
     """Whether a Redis server answers PING."""

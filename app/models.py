@@ -19,6 +19,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+# Column widths that are also input limits: the services validate against these.
+MAX_ORG_NAME_LENGTH = 100
+MAX_TOKEN_NAME_LENGTH = 100
 # The name_key column's length (migration 0005): NFKC and case folding can make a name
 # up to 18 times longer, so names are checked against it as well as their own limit.
 MAX_NAME_KEY_LENGTH = 400
@@ -62,7 +65,7 @@ class Organization(Model):
     __table_args__ = (sa.Index("uq_organizations_name_key", "name_key", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(100))
+    name: Mapped[str] = mapped_column(sa.String(MAX_ORG_NAME_LENGTH))
     # name_key_of(name), kept by the validator below; unique, so names never clash.
     name_key: Mapped[str] = mapped_column(sa.String(MAX_NAME_KEY_LENGTH))
     storage_quota_mb: Mapped[int] = mapped_column(sa.BigInteger)
@@ -150,7 +153,7 @@ class ApiToken(Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(sa.String(100))
+    name: Mapped[str] = mapped_column(sa.String(MAX_TOKEN_NAME_LENGTH))
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]

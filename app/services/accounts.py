@@ -23,6 +23,9 @@ from ..models import (
     name_key_of,
     utcnow,
 )
+from ..models import (
+    MAX_ORG_NAME_LENGTH as MAX_ORG_NAME_LENGTH,  # the rule, also read by the API schemas
+)
 from ..security import (
     MAX_PASSWORD_BYTES,
     MIN_PASSWORD_LENGTH,
@@ -37,7 +40,6 @@ from .errors import AccountDisabled, Conflict, InvalidCredentials, InvalidInput
 # Deliberately simple: one @, no spaces, a dot in the domain. Delivery is the real test.
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_EMAIL_LENGTH = 254
-MAX_ORG_NAME_LENGTH = 100
 
 
 def normalize_email(raw: str) -> str:

@@ -11,12 +11,12 @@ from sqlalchemy.orm import joinedload
 
 from ..database import write_transaction
 from ..extensions import db
+from ..models import MAX_TOKEN_NAME_LENGTH as MAX_TOKEN_NAME_LENGTH  # the rule, re-exported
 from ..models import ApiToken, User, utcnow
 from ..security import digest, new_secret
 from .errors import NotFound
 
 TOKEN_PREFIX = "coffer_"
-MAX_TOKEN_NAME_LENGTH = 100
 # last_used_at is refreshed at most this often, so reads do not all become writes.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 

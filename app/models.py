@@ -76,6 +76,12 @@ class Organization(Model):
     # from its creation; kept in the same transactions as the resumable_uploads rows.
     reserved_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     file_count: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    # Rows of the files table per status, kept by the database's own triggers (migration
+    # 0008) in the transaction of every insert, delete and status change: never written here.
+    files_pending: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    files_processing: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    files_ready: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    files_failed: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     users: Mapped[list[User]] = relationship(back_populates="organization")

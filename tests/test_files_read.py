@@ -130,6 +130,44 @@ def test_list_of_an_empty_organization(app: Flask, auth: Auth) -> None:
     assert body["next_cursor"] is None
 
 
+def totals_by_status(auth: Auth) -> dict[str, int]:
+    """Each status's `total` as `?status=` gives it; asserts it equals the rows listed."""
+    rows = listing(auth, "?limit=100")["files"]
+    totals = {}
+    for status in ("pending", "processing", "ready", "failed"):
+        body = listing(auth, f"?status={status}&limit=100")
+        assert body["total"] == len(body["files"]) == sum(f["status"] == status for f in rows)
+        totals[status] = body["total"]
+    return totals
+
+
+def test_status_totals_follow_every_upload_move_and_delete(
+    app: Flask, auth: Auth, outsider: Auth, worker: Callable[[], None]
+) -> None:
+    auth.register()
+    upload(outsider, "theirs.txt", b"another tenant's file\n")
+    ok = upload(auth, "ok.txt", b"plain text\n")
+    fake = upload(auth, "fake.png", b"not an image at all\n")
+    upload(auth, "two.txt", b"more text\n")
+    assert totals_by_status(auth) == {"pending": 3, "processing": 0, "ready": 0, "failed": 0}
+
+    worker()
+    assert totals_by_status(auth) == {"pending": 0, "processing": 0, "ready": 2, "failed": 1}
+    assert totals_by_status(outsider)["ready"] == 1
+
+    later = upload(auth, "later.txt", b"later\n")
+    # A status changed by hand (an operator's SQL) counts as well as the job's moves.
+    run_sql(app, update(File).where(File.id == later).values(status="processing"))
+    assert totals_by_status(auth) == {"pending": 0, "processing": 1, "ready": 2, "failed": 1}
+
+    for file_id in (ok, fake):
+        assert (
+            auth.client.delete(f"/api/files/{file_id}", headers=auth.headers()).status_code == 204
+        )
+    assert totals_by_status(auth) == {"pending": 0, "processing": 1, "ready": 1, "failed": 0}
+    assert totals_by_status(outsider) == {"pending": 0, "processing": 0, "ready": 1, "failed": 0}
+
+
 def test_list_filters_by_status(app: Flask, auth: Auth, worker: Callable[[], None]) -> None:
     auth.register()
     ready = upload(auth, "ok.txt", b"plain text\n")

@@ -60,15 +60,18 @@ def register_limit(view: F) -> F:
 def limits_outside_views() -> bool:
     """Whether any limit is checked before the view rather than by a decorated view:
     application, default, blueprint or meta limits, hints, or an in-memory fallback."""
+    # These are Flask-Limiter's private attributes (4.1): one it no longer has counts as a
+    # limit, so an upgrade that renames them checks every request again, never none.
     manager = limiter.limit_manager
-    return bool(
-        manager._application_limits
-        or manager._default_limits
-        or manager._blueprint_limits
-        or manager._endpoint_hints
-        or limiter._meta_limits
-        or limiter._in_memory_fallback_enabled
+    held = (
+        (manager, "_application_limits"),
+        (manager, "_default_limits"),
+        (manager, "_blueprint_limits"),
+        (manager, "_endpoint_hints"),
+        (limiter, "_meta_limits"),
+        (limiter, "_in_memory_fallback_enabled"),
     )
+    return any(getattr(owner, name, True) for owner, name in held)
 
 
 def check_limits_before_view() -> None:

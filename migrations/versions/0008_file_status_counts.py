@@ -36,10 +36,12 @@ def changes(sign, row):
     )
 
 
-def both():
-    """The counters moved from OLD's status to NEW's (SQLite)."""
+def both(cast=""):
+    """The counters moved from OLD's status to NEW's (a comparison is 0 or 1 on SQLite;
+    PostgreSQL casts it)."""
     return ",\n        ".join(
-        f"{column(s)} = {column(s)} - (OLD.status = '{s}') + (NEW.status = '{s}')" for s in STATUSES
+        f"{column(s)} = {column(s)} - (OLD.status = '{s}'){cast} + (NEW.status = '{s}'){cast}"
+        for s in STATUSES
     )
 
 
@@ -81,28 +83,10 @@ def apply(sign, table):
     )
 
 
-def apply_moves():
-    """The counters moved for each row whose status changed in one UPDATE statement."""
-    sets = ", ".join(
-        f"{column(s)} = o.{column(s)} - c.{column(s)}_left + c.{column(s)}_came" for s in STATUSES
-    )
-    counts = ", ".join(
-        f"count(*) FILTER (WHERE was.status = '{s}') AS {column(s)}_left, "
-        f"count(*) FILTER (WHERE became.status = '{s}') AS {column(s)}_came"
-        for s in STATUSES
-    )
-    return (
-        f"UPDATE organizations o SET {sets} FROM (SELECT became.organization_id, {counts} "
-        "FROM old_rows was JOIN new_rows became ON became.id = was.id "
-        "WHERE was.status <> became.status GROUP BY became.organization_id) c "
-        "WHERE o.id = c.organization_id;"
-    )
-
-
-# Statement-level triggers with transition tables: a bulk insert counts once per statement,
-# not once per row (a row trigger would write the organization's row a million times).
-# PostgreSQL allows no column list on such triggers, so an UPDATE trigger compares old and
-# new rows itself; a statement that leaves every status alone changes no counter.
+# Inserts and deletes count once per statement, from its transition table: a bulk insert
+# would otherwise write the organization's row once per row (a million row versions). A
+# status move is one row at a time in Coffer, so it has a row trigger, which PostgreSQL
+# skips without calling it when the status stays (its WHEN clause).
 POSTGRESQL_FUNCTIONS = (
     f"""CREATE FUNCTION files_count_insert() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
@@ -116,7 +100,9 @@ POSTGRESQL_FUNCTIONS = (
     END $$""",
     f"""CREATE FUNCTION files_count_update() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-      {apply_moves()}
+      UPDATE organizations SET
+        {both("::int")}
+      WHERE id = NEW.organization_id;
       RETURN NULL;
     END $$""",
 )
@@ -127,9 +113,8 @@ POSTGRESQL_TRIGGERS = (
     "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION files_count_insert()",
     "CREATE TRIGGER files_count_delete AFTER DELETE ON files "
     "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION files_count_delete()",
-    "CREATE TRIGGER files_count_update AFTER UPDATE ON files "
-    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
-    "FOR EACH STATEMENT EXECUTE FUNCTION files_count_update()",
+    "CREATE TRIGGER files_count_update AFTER UPDATE OF status ON files FOR EACH ROW "
+    "WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION files_count_update()",
 )
 
 

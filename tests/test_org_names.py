@@ -13,12 +13,11 @@ from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, func, select, text
 
-from app import create_app
 from app.extensions import db as _db
 from app.models import MAX_NAME_KEY_LENGTH, Organization, User, name_key_of
 from app.services.accounts import MAX_ORG_NAME_LENGTH
 from tests.support.client import Auth, form_token
-from tests.support.database import fresh_database
+from tests.support.database import migrated_to
 from tests.support.processes import RedisServer
 
 BEFORE_NAME_KEYS = "0004_files_status_index"
@@ -114,20 +113,8 @@ def database_before_name_keys(
     tmp_path: Path, redis_server: RedisServer
 ) -> Iterator[tuple[Flask, str]]:
     """A scratch database migrated up to the revision before organization name keys."""
-    with fresh_database(tmp_path, "coffer_names") as url:
-        app = create_app(
-            {
-                "SQLALCHEMY_DATABASE_URI": url,
-                "REDIS_URL": redis_server.url,
-                "INSTANCE_PATH": str(tmp_path / "instance"),
-            }
-        )
-        with app.app_context():
-            upgrade(revision=BEFORE_NAME_KEYS)
-            _db.engine.dispose()
-        yield app, url
-        with app.app_context():
-            _db.engine.dispose()
+    with migrated_to(tmp_path, "coffer_names", BEFORE_NAME_KEYS, redis_server.url) as made:
+        yield made
 
 
 def insert_organizations(url: str, *names: str) -> None:

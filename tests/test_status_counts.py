@@ -12,9 +12,8 @@ from flask import Flask
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, text
 
-from app import create_app
 from app.extensions import db as _db
-from tests.support.database import fresh_database
+from tests.support.database import migrated_to
 from tests.support.processes import RedisServer
 
 BEFORE_STATUS_COUNTS = "0007_share_links_webhooks"
@@ -26,20 +25,8 @@ def database_before_counts(
     tmp_path: Path, redis_server: RedisServer
 ) -> Iterator[tuple[Flask, str]]:
     """A scratch database migrated up to the revision before the status counters."""
-    with fresh_database(tmp_path, "coffer_counts") as url:
-        app = create_app(
-            {
-                "SQLALCHEMY_DATABASE_URI": url,
-                "REDIS_URL": redis_server.url,
-                "INSTANCE_PATH": str(tmp_path / "instance"),
-            }
-        )
-        with app.app_context():
-            upgrade(revision=BEFORE_STATUS_COUNTS)
-            _db.engine.dispose()
-        yield app, url
-        with app.app_context():
-            _db.engine.dispose()
+    with migrated_to(tmp_path, "coffer_counts", BEFORE_STATUS_COUNTS, redis_server.url) as made:
+        yield made
 
 
 def run(url: str, *statements: str) -> list[tuple[int, ...]]:

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 
+from app import create_app
 from app.config import database_url as config_database_url
 from app.extensions import db as _db
 
@@ -29,6 +31,28 @@ def fresh_database(directory: Path, prefix: str) -> Iterator[str]:
     server_url = make_url(config_database_url(Path("/nonexistent")))
     with scratch_database(server_url, prefix) as url:
         yield url
+
+
+@contextlib.contextmanager
+def migrated_to(
+    directory: Path, prefix: str, revision: str, redis_url: str
+) -> Iterator[tuple[Flask, str]]:
+    """An app on a scratch database migrated up to `revision` only, and the database's
+    URL: the migrations after it are the test's to run."""
+    with fresh_database(directory, prefix) as url:
+        app = create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": url,
+                "REDIS_URL": redis_url,
+                "INSTANCE_PATH": str(directory / "instance"),
+            }
+        )
+        with app.app_context():
+            upgrade(revision=revision)
+            _db.engine.dispose()
+        yield app, url
+        with app.app_context():
+            _db.engine.dispose()
 
 
 @contextlib.contextmanager

@@ -54,6 +54,10 @@ def test_an_endpoint_added_in_the_page_gets_signed_events_and_the_page_lists_the
         expect(endpoint).to_contain_text("No deliveries yet")
 
         page.get_by_role("link", name="Files").click()
+        # The page's script listens for chosen files once it has run: wait for it, as
+        # sign_up() does, or the choice can come before anyone listens.
+        expect(page.get_by_role("heading", name="Files", exact=True)).to_be_visible()
+        page.wait_for_load_state()
         page.locator("#file-input").set_input_files(
             [{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello\n" * 50}]
         )

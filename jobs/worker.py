@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from datetime import timedelta
@@ -25,6 +22,7 @@ from rq.worker.base import BaseWorker
 from app import metrics
 from app.broker import get_redis, worker_queues
 from app.extensions import db
+from app.libc import libc
 from app.services.queue import sweep_if_due
 
 log = logging.getLogger(__name__)
@@ -104,10 +102,10 @@ def die_with_parent(parent_pid: int) -> None:
     OOM kill, `kill -9`) leaves its scheduler running with nobody to stop it. Linux only:
     elsewhere supervisord's killasgroup is the only cover.
     """
-    if not sys.platform.startswith("linux"):
+    library = libc()
+    if library is None:
         return
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    library.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os.kill(os.getpid(), signal.SIGTERM)
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import functools
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -15,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from ..libc import libc
 from .base import (
     RESUMABLE_DIR,
     ResumableState,
@@ -44,17 +43,13 @@ SYNC_FILE_RANGE_WRITE = 2
 
 @functools.cache
 def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    """libc's sync_file_range on Linux (Python's os has none), else None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        function = libc.sync_file_range
-    except (OSError, AttributeError):
+    """libc's sync_file_range on Linux, else None."""
+    function = getattr(libc(), "sync_file_range", None)
+    if function is None:
         return None
     function.argtypes = (ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint)
     function.restype = ctypes.c_int
-    return function
+    return function  # type: ignore[no-any-return]
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:

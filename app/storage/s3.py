@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import functools
 import io
 import logging
-import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -21,6 +18,7 @@ import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..libc import libc
 from .base import (
     RESUMABLE_DIR,
     ResumableState,
@@ -72,13 +70,11 @@ def large_buffers_return_to_the_system() -> None:
     shrink, and the web process keeps the memory of every part it ever held. Fixing the
     threshold at 1 MiB keeps it small. Linux with glibc only; elsewhere a no-op.
     """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(M_MMAP_THRESHOLD, 1024 * 1024)
-    except (OSError, AttributeError):
+    mallopt = getattr(libc(), "mallopt", None)
+    if mallopt is None:
         log.debug("mallopt is not available; part buffers use the default allocator")
+        return
+    mallopt(M_MMAP_THRESHOLD, 1024 * 1024)
 
 
 @functools.cache
@@ -143,7 +139,7 @@ class S3Upload(Upload):
         self._spare: list[bytearray] = []
         self._upload_id: str | None = None
         self._numbers = 0
-        self._in_flight: deque[tuple[Future[str], int, bytearray]] = deque()
+        self._in_flight: deque[tuple[Future[dict[str, Any]], bytearray]] = deque()
         self._senders: ThreadPoolExecutor | None = None
         self._parts: list[dict[str, Any]] = []
         self._finished = False
@@ -172,17 +168,15 @@ class S3Upload(Upload):
     def _send_full_part(self) -> None:
         """Hand the full part to a sender; take a free buffer for the next one."""
         if self._upload_id is None:
-            with unavailable_on_error("begin an upload"):
-                created = self._storage.client.create_multipart_upload(
-                    Bucket=self._storage.bucket, Key=self._object_key
-                )
-            self._upload_id = str(created["UploadId"])
+            self._upload_id = self._storage._begin_multipart(self.key)
             self._senders = ThreadPoolExecutor(PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
         assert self._senders is not None
         self._numbers += 1
         part = self._current
-        sent = self._senders.submit(self._send_part, self._numbers, part)
-        self._in_flight.append((sent, self._numbers, part))
+        sent = self._senders.submit(
+            self._storage._send_part, self.key, self._upload_id, self._numbers, part
+        )
+        self._in_flight.append((sent, part))
         while len(self._in_flight) >= PARTS_IN_FLIGHT:
             self._collect_oldest()
         self._current = self._spare.pop() if self._spare else bytearray(PART_SIZE)
@@ -190,25 +184,11 @@ class S3Upload(Upload):
 
     def _collect_oldest(self) -> None:
         """Wait for the oldest part in flight; its buffer is free again once it is stored."""
-        sent, number, part = self._in_flight.popleft()
+        sent, part = self._in_flight.popleft()
         try:
-            etag = sent.result()
+            self._parts.append(sent.result())
         finally:
             self._spare.append(part)
-        self._parts.append({"PartNumber": number, "ETag": etag})
-
-    def _send_part(self, number: int, body: bytearray) -> str:
-        # A bytearray goes out as it is: boto3 wraps bytes (not bytearray) in a BytesIO,
-        # then reads it back in small pieces to sign, checksum and send it.
-        with unavailable_on_error("store an upload part"):
-            sent = self._storage.client.upload_part(
-                Bucket=self._storage.bucket,
-                Key=self._object_key,
-                UploadId=self._upload_id,
-                PartNumber=number,
-                Body=body,
-            )
-        return str(sent["ETag"])
 
     def _drain(self) -> None:
         """Wait for every part in flight (the first failure is raised once all are done)."""
@@ -237,10 +217,9 @@ class S3Upload(Upload):
             if self._current:
                 self._numbers += 1
                 self._parts.append(
-                    {
-                        "PartNumber": self._numbers,
-                        "ETag": self._send_part(self._numbers, self._current),
-                    }
+                    self._storage._send_part(
+                        self.key, self._upload_id, self._numbers, self._current
+                    )
                 )
             self._drain()
             self._parts.sort(key=lambda part: int(part["PartNumber"]))
@@ -549,7 +528,8 @@ class S3Storage(Storage):
 
     def _send_part(self, key: str, s3_upload: str, number: int, body: bytearray) -> dict[str, Any]:
         # A part sent again under its number (a PATCH retried) replaces the earlier one.
-        # A bytearray goes out as it is (see S3Upload._send_part).
+        # A bytearray goes out as it is: boto3 wraps bytes (not bytearray) in a BytesIO,
+        # then reads it back in small pieces to sign, checksum and send it.
         with unavailable_on_error("store a part of a file"):
             answer = self.client.upload_part(
                 Bucket=self.bucket,

@@ -459,7 +459,6 @@ def seed_files(database_url: str, organization_id: int, user_id: int, count: int
     have no bytes on disk: listing never reads them. PostgreSQL then gets the VACUUM ANALYZE
     its autovacuum would run within a minute of such an insert.
     """
-    from app.models import Organization
 
     # Older than anything the run uploads, so these are the organization's oldest files.
     newest = (utc_now() - timedelta(days=1)).replace(microsecond=0)
@@ -479,20 +478,12 @@ def seed_files(database_url: str, organization_id: int, user_id: int, count: int
     else:
         statement = SEED_SQLITE
         params["newest_us"] = int((newest - datetime(1970, 1, 1)).total_seconds()) * 1_000_000
-    organizations = Organization.__table__
     try:
         with engine.begin() as conn:
             inserted = conn.execute(text(statement), params).rowcount
             if inserted != count:
                 raise BenchError(f"the seeding inserted {inserted} rows, not {count}")
-            conn.execute(
-                update(organizations)
-                .where(organizations.c.id == organization_id)
-                .values(
-                    used_bytes=organizations.c.used_bytes + 1024 * count,
-                    file_count=organizations.c.file_count + count,
-                )
-            )
+            conn.execute(counted(organization_id, count))
         if postgresql:
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("VACUUM ANALYZE files"))
@@ -501,12 +492,28 @@ def seed_files(database_url: str, organization_id: int, user_id: int, count: int
     return newest
 
 
+def counted(organization_id: int, files: int) -> Any:
+    """The organization's usage counters moved by `files` seeded files of 1 KiB (negative:
+    taken away), as Coffer keeps them for uploads and deletes."""
+    from app.models import Organization
+
+    organizations = Organization.__table__
+    return (
+        update(organizations)
+        .where(organizations.c.id == organization_id)
+        .values(
+            used_bytes=organizations.c.used_bytes + 1024 * files,
+            file_count=organizations.c.file_count + files,
+        )
+    )
+
+
 def unseed_files(database_url: str, organization_id: int, newest: datetime, count: int) -> None:
     """Delete the files `seed_files` inserted (all uploaded at `newest` or before), counters
     kept in step: they have no bytes, which `storage migrate` would find missing."""
-    from app.models import File, Organization
+    from app.models import File
 
-    files, organizations = File.__table__, Organization.__table__
+    files = File.__table__
     engine = create_engine(driver_url(database_url))
     try:
         with engine.begin() as conn:
@@ -517,14 +524,7 @@ def unseed_files(database_url: str, organization_id: int, newest: datetime, coun
             ).rowcount
             if deleted != count:
                 raise BenchError(f"{deleted} seeded files deleted, not {count}")
-            conn.execute(
-                update(organizations)
-                .where(organizations.c.id == organization_id)
-                .values(
-                    used_bytes=organizations.c.used_bytes - 1024 * count,
-                    file_count=organizations.c.file_count - count,
-                )
-            )
+            conn.execute(counted(organization_id, -count))
     finally:
         engine.dispose()
 

@@ -24,7 +24,7 @@ from app.extensions import db as _db
 from tests.support.browser import CHROMIUM, Site, served
 from tests.support.client import Auth
 from tests.support.config import app_config
-from tests.support.database import fresh_database
+from tests.support.database import fresh_database, migrated_app
 from tests.support.deployment import Deployment, process_env
 from tests.support.processes import RedisServer, free_port
 from tests.support.s3 import SeaweedFS
@@ -114,18 +114,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def migrated_database(database_url: str, redis_server: RedisServer, tmp_path_factory) -> str:
     """The run's database with every migration applied, once."""
-    from flask_migrate import upgrade
-
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "REDIS_URL": redis_server.url,
-            "INSTANCE_PATH": str(tmp_path_factory.mktemp("instance")),
-        }
-    )
-    with app.app_context():
-        upgrade()
-        _db.engine.dispose()
+    migrated_app(database_url, redis_server.url, tmp_path_factory.mktemp("instance"))
     return database_url
 
 

@@ -33,6 +33,17 @@ def fresh_database(directory: Path, prefix: str) -> Iterator[str]:
         yield url
 
 
+def migrated_app(url: str, redis_url: str, instance: Path, revision: str = "head") -> Flask:
+    """An app on the database at `url`, with the migrations applied up to `revision`."""
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis_url, "INSTANCE_PATH": str(instance)}
+    )
+    with app.app_context():
+        upgrade(revision=revision)
+        _db.engine.dispose()
+    return app
+
+
 @contextlib.contextmanager
 def migrated_to(
     directory: Path, prefix: str, revision: str, redis_url: str
@@ -40,16 +51,7 @@ def migrated_to(
     """An app on a scratch database migrated up to `revision` only, and the database's
     URL: the migrations after it are the test's to run."""
     with fresh_database(directory, prefix) as url:
-        app = create_app(
-            {
-                "SQLALCHEMY_DATABASE_URI": url,
-                "REDIS_URL": redis_url,
-                "INSTANCE_PATH": str(directory / "instance"),
-            }
-        )
-        with app.app_context():
-            upgrade(revision=revision)
-            _db.engine.dispose()
+        app = migrated_app(url, redis_url, directory / "instance", revision)
         yield app, url
         with app.app_context():
             _db.engine.dispose()

@@ -18,6 +18,8 @@ from typing import Any
 from flask import Flask
 from waitress import serve
 
+from app.cli.serve import RECV_BYTES
+
 CHUNK = 1024 * 1024
 LOOPBACK = "127.0.0.1"
 
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         threads=args.threads,
         max_request_body_size=args.max_request_body_size,
+        recv_bytes=RECV_BYTES,
         ident="coffer-floor",
         clear_untrusted_proxy_headers=True,
     )

@@ -214,7 +214,7 @@ def append(
         )
     if row.completed_at is not None:
         return _progress(row)  # nothing left to send
-    upload_id, key, length = row.id, row.file_path, row.length
+    upload_id, key, length, metadata = row.id, row.file_path, row.length, row.upload_metadata
     old_state: dict[str, Any] = json.loads(row.storage_state)
     hasher = PySha256.deserialize(row.hash_state)
     token = _lock(upload_id, offset)
@@ -231,6 +231,7 @@ def append(
             )
         else:
             state = old_state
+        expires_at = _expiry()
         with write_transaction() as session:
             # The bytes, the backend's state and the hash move together, or not at all.
             accepted = session.execute(
@@ -240,7 +241,7 @@ def append(
                     offset=new_offset,
                     storage_state=json.dumps(state),
                     hash_state=bytes(hasher.serialize()),
-                    expires_at=_expiry(),
+                    expires_at=expires_at,
                     lock_token=None,
                     locked_until=None,
                 )
@@ -254,7 +255,9 @@ def append(
     get_storage().release_resumable(upload_id, old_state, state)
     if new_offset == length:
         _complete(upload_id, organization_id)
-    return progress(organization_id, upload_id)
+        return progress(organization_id, upload_id)  # read again: is its file there?
+    # Known without reading the row again: this request wrote each of these values.
+    return Progress(upload_id, organization_id, length, new_offset, metadata, expires_at, False)
 
 
 def _chunks(body: IO[bytes], body_length: int, hasher: Any) -> Iterator[bytes]:

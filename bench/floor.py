@@ -18,7 +18,7 @@ from typing import Any
 from flask import Flask
 from waitress import serve
 
-from app.cli.serve import RECV_BYTES
+from app.cli.serve import WAITRESS_SETTINGS
 
 CHUNK = 1024 * 1024
 LOOPBACK = "127.0.0.1"
@@ -92,9 +92,8 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         threads=args.threads,
         max_request_body_size=args.max_request_body_size,
-        recv_bytes=RECV_BYTES,
         ident="coffer-floor",
-        clear_untrusted_proxy_headers=True,
+        **WAITRESS_SETTINGS,
     )
 
 

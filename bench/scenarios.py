@@ -751,7 +751,9 @@ def resumable(run: Run) -> Figures:
     try:
         for attempt in range(settings.huge_repeats):
             run.log(f"resumable {settings.huge_mb} MiB, {attempt + 1} of {settings.huge_repeats}")
-            profiled = run.profiler.record(run.label("resumable"), {"web": run.coffer.web_pid})
+            profiled = run.profiler.record(
+                run.label(f"resumable-{attempt + 1}"), {"web": run.coffer.web_pid}
+            )
             with profiled, PeakRSS(run.coffer.web_pid) as rss:
                 started = time.perf_counter()
                 created = client.request(

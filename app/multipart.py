@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import IO, Any
 
+import python_multipart
 from flask import Request, current_app, g
 from flask_login import current_user
-from werkzeug.datastructures import Headers
+from werkzeug.datastructures import FileStorage, Headers
 from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.formparser import FormDataParser, MultiPartParser
-from werkzeug.sansio.multipart import File as FilePart
+from werkzeug.formparser import FormDataParser
+from werkzeug.http import parse_options_header
 
 from . import metrics
 from .errors import APIError
@@ -22,8 +23,10 @@ from .storage.names import display_name, object_key, sent_filename
 # csrf_token field); the file itself is held to MAX_FILE_SIZE exactly.
 MULTIPART_OVERHEAD = 64 * 1024
 # How much of an upload the multipart parser reads at a time: fewer parser turns per byte
-# than werkzeug's 64 KiB (docs/PERFORMANCE.md); above the 500 KB form-field limit it refuses.
+# than werkzeug's 64 KiB (docs/PERFORMANCE.md).
 PARSE_CHUNK = 256 * 1024
+# Headers of one part: clients send two or three.
+MAX_PART_HEADERS = 32
 UPLOAD_ENDPOINT = "files.upload"
 # The endpoints whose bodies are a file's bytes, and may be as large as a file.
 UPLOAD_ENDPOINTS = frozenset({UPLOAD_ENDPOINT, "uploads.create", "uploads.append"})
@@ -70,16 +73,150 @@ class ReceivedFile:
         """Closing is the request's teardown's business (finish or abort)."""
 
 
-class UploadMultiPartParser(MultiPartParser):
-    """werkzeug's multipart parser, handing each file part's headers to the stream."""
+class StreamingMultipart:
+    """A multipart/form-data body parsed by python-multipart, file parts streamed to storage.
 
-    def start_file_streaming(self, event: FilePart, total_content_length: int | None) -> IO[bytes]:
-        g.coffer_part_headers = event.headers
-        return super().start_file_streaming(event, total_content_length)
+    Replaces werkzeug's parser on the upload path: werkzeug copies every chunk three times
+    in Python (docs/PERFORMANCE.md), python-multipart hands slices of the chunk it was
+    given. Field values, part headers and the parts' count keep werkzeug's limits.
+    """
+
+    def __init__(self, form_parser: FormDataParser, content_length: int | None) -> None:
+        self._form_parser = form_parser
+        self._content_length = content_length
+        self.fields: list[tuple[str, str]] = []
+        self.files: list[tuple[str, FileStorage]] = []
+        self.ended = False
+        self._parts = 0
+        self._header_bytes = 0
+        self._header_name = bytearray()
+        self._header_value = bytearray()
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._part: Headers | None = None
+        self._name = ""
+        self._filename: str | None = None
+        self._field: list[bytes] = []
+        self._field_size = 0
+        self._stream: IO[bytes] | None = None
+
+    def parse(self, stream: IO[bytes], boundary: bytes) -> None:
+        """Feed the whole body through the parser; ValueError when it is not well formed."""
+        limit = self._form_parser.max_form_memory_size
+        parser = python_multipart.MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._on_part_begin,
+                "on_header_field": self._on_header_field,
+                "on_header_value": self._on_header_value,
+                "on_header_end": self._on_header_end,
+                "on_headers_finished": self._on_headers_finished,
+                "on_part_data": self._on_part_data,
+                "on_part_end": self._on_part_end,
+                "on_end": self._on_end,
+            },
+            # Its own header limits (4 KiB a line, 8 lines) would refuse long file names as a
+            # malformed body; Coffer's form-memory limit answers 413 (_count_header_bytes).
+            # python-multipart checks a line as it scans a chunk, Coffer when the chunk's
+            # callbacks arrive: its limit sits a chunk above, so Coffer's is met first.
+            max_header_count=MAX_PART_HEADERS,
+            max_header_size=(limit or MULTIPART_OVERHEAD) + PARSE_CHUNK,
+        )
+        while chunk := stream.read(PARSE_CHUNK):
+            parser.write(chunk)
+        if not self.ended:
+            raise ValueError("the multipart body ends before its closing boundary")
+
+    def _on_part_begin(self) -> None:
+        self._parts += 1
+        limit = self._form_parser.max_form_parts
+        if limit is not None and self._parts > limit:
+            raise APIError(400, "too_many_parts", f"the form has more than {limit} parts")
+        self._headers = []
+        self._header_bytes = 0
+        self._header_name.clear()
+        self._header_value.clear()
+
+    def _count_header_bytes(self, size: int) -> None:
+        self._header_bytes += size
+        limit = self._form_parser.max_form_memory_size
+        if limit is not None and self._header_bytes > limit:
+            raise RequestEntityTooLarge()
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count_header_bytes(end - start)
+        self._header_name += data[start:end]
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._count_header_bytes(end - start)
+        self._header_value += data[start:end]
+
+    def _on_header_end(self) -> None:
+        self._headers.append((bytes(self._header_name), bytes(self._header_value)))
+        self._header_name.clear()
+        self._header_value.clear()
+
+    def _on_headers_finished(self) -> None:
+        try:
+            headers = Headers(
+                [
+                    (name.decode().strip(" \t"), value.decode().strip(" \t"))
+                    for name, value in self._headers
+                ]
+            )
+        except UnicodeDecodeError:
+            raise APIError(
+                400, "invalid_part_header", "a part's headers are not UTF-8 text"
+            ) from None
+        disposition = headers.get("Content-Disposition")
+        if disposition is None:
+            raise ValueError("a part has no Content-Disposition header")
+        _kind, options = parse_options_header(disposition)
+        self._part = headers
+        self._name = options.get("name", "")
+        self._filename = options.get("filename")
+        if self._filename is None:
+            self._field = []
+            self._field_size = 0
+            self._stream = None
+            return
+        g.coffer_part_headers = headers
+        self._stream = self._form_parser.stream_factory(
+            total_content_length=self._content_length,
+            content_type=headers.get("Content-Type"),
+            filename=self._filename,
+            content_length=0,
+        )
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        chunk = data if start == 0 and end == len(data) else data[start:end]
+        if self._stream is not None:
+            self._stream.write(chunk)
+            return
+        self._field_size += len(chunk)
+        limit = self._form_parser.max_form_memory_size
+        if limit is not None and self._field_size > limit:
+            raise RequestEntityTooLarge()
+        self._field.append(chunk)
+
+    def _on_part_end(self) -> None:
+        headers = self._part if self._part is not None else Headers()
+        if self._stream is None:
+            self.fields.append((self._name, b"".join(self._field).decode("utf-8", "replace")))
+        else:
+            self.files.append(
+                (
+                    self._name,
+                    FileStorage(self._stream, self._filename, self._name, headers=headers),
+                )
+            )
+            self._stream = None
+
+    def _on_end(self) -> None:
+        self.ended = True
 
 
 class UploadFormParser(FormDataParser):
-    """werkzeug's form parser, reading multipart bodies in larger chunks."""
+    """werkzeug's form parser, with multipart bodies parsed by StreamingMultipart."""
 
     def _parse_multipart(
         self,
@@ -88,49 +225,12 @@ class UploadFormParser(FormDataParser):
         content_length: int | None,
         options: dict[str, str],
     ) -> Any:
-        # Same as werkzeug's own, which offers no way to set the parser's buffer size.
-        parser = UploadMultiPartParser(
-            stream_factory=self.stream_factory,
-            max_form_memory_size=self.max_form_memory_size,
-            max_form_parts=self.max_form_parts,
-            cls=self.cls,
-            buffer_size=PARSE_CHUNK,
-        )
         boundary = options.get("boundary", "").encode("ascii")
         if not boundary:
             raise ValueError("Missing boundary")
-        try:
-            form, files = parser.parse(stream, boundary, content_length)
-        except UnicodeDecodeError:
-            # werkzeug would drop the whole form silently, answered as a missing file.
-            raise APIError(
-                400, "invalid_part_header", "a part's headers are not UTF-8 text"
-            ) from None
-        except RequestEntityTooLarge as exc:
-            if _too_many_parts(exc):
-                raise APIError(
-                    400,
-                    "too_many_parts",
-                    f"the form has more than {self.max_form_parts} parts",
-                ) from None
-            raise
-        return stream, form, files
-
-
-def _too_many_parts(exc: RequestEntityTooLarge) -> bool:
-    """Whether werkzeug's decoder raised this for its parts limit.
-
-    werkzeug raises the same exception for the body limit, a field over the form-memory
-    limit and too many parts; only the last is the client's form, not its size, so it is
-    told apart by the decoder's own count in the frame that raised it.
-    """
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    decoder = tb.tb_frame.f_locals.get("self") if tb is not None else None
-    parts = getattr(decoder, "_parts_decoded", None)
-    limit = getattr(decoder, "max_parts", None)
-    return parts is not None and limit is not None and parts > limit
+        body = StreamingMultipart(self, content_length)
+        body.parse(stream, boundary)
+        return stream, self.cls(body.fields), self.cls(body.files)
 
 
 class CofferRequest(Request):

@@ -3,7 +3,7 @@ organization, and multipart bodies built by hand."""
 
 from __future__ import annotations
 
-import io
+import mimetypes
 import re
 import uuid
 from typing import Any
@@ -73,12 +73,18 @@ class Auth:
         return response.get_json()["token"]
 
     def upload(self, filename: str, data: bytes, headers: dict[str, str] | None = None) -> Any:
-        """POST /api/files/upload as multipart field `file` (cookie + CSRF by default)."""
+        """POST /api/files/upload as multipart field `file` (cookie + CSRF by default).
+
+        The body is framed as browsers, curl and requests frame it; Flask's test client
+        leaves out an empty part's blank line, which the upload parser reads as malformed.
+        """
+        content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        body, header = multipart(filename, data, content_type)
         return self.client.post(
             "/api/files/upload",
-            data={"file": (io.BytesIO(data), filename)},
+            data=body,
             headers=self.headers() if headers is None else headers,
-            content_type="multipart/form-data",
+            content_type=header,
         )
 
     def another(self) -> Auth:

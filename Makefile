@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 -include .env
 export PORT ?= 5000
 export WORKERS ?= 1
-export WEB_THREADS ?= 8
+export WEB_THREADS ?= 4
 export INSTANCE_PATH ?= $(CURDIR)/instance
 
 .PHONY: help run test lint format fuzz bench screenshots deps dev-deps requirements redis migrate clean

@@ -13,6 +13,9 @@ from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
+# Request threads of the web process: the `threads` sweep of `make bench` served two cores
+# best with 4 (docs/PERFORMANCE.md).
+DEFAULT_WEB_THREADS = 4
 
 load_dotenv(BASE_DIR / ".env")
 
@@ -123,7 +126,7 @@ class Config:
         self.SESSION_LIFETIME_DAYS = env_int("SESSION_LIFETIME_DAYS", 7, minimum=1)
         self.BCRYPT_ROUNDS = env_int("BCRYPT_ROUNDS", 12, minimum=4)
         self.PORT = env_int("PORT", 5000, minimum=1)
-        self.WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1)
+        self.WEB_THREADS = env_int("WEB_THREADS", DEFAULT_WEB_THREADS, minimum=1)
         self.DELETE_FAILED_FILES = env_bool("DELETE_FAILED_FILES", False)
         self.JOB_TIMEOUT = env_int("JOB_TIMEOUT", 600, minimum=1)
         # Seconds to wait before each retry of a validation that hit a transient error.

@@ -15,7 +15,7 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.config import MiB
+from app.config import DEFAULT_WEB_THREADS, MiB
 from app.multipart import MULTIPART_OVERHEAD
 from tests.support import ROOT
 from tests.support import VENV_BIN as BIN
@@ -102,7 +102,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     }
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     # The same thread count `make run` gives waitress, for Coffer and the floor alike.
-    return replace(settings, web_threads=int(os.environ.get("WEB_THREADS") or 8))
+    return replace(settings, web_threads=int(os.environ.get("WEB_THREADS") or DEFAULT_WEB_THREADS))
 
 
 def max_file_mb(settings: Settings) -> int:

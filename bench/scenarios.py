@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 from sqlalchemy import create_engine, select, text, update
 
+from app.config import DEFAULT_WEB_THREADS
 from tests.support.processes import free_port
 from tests.support.s3 import SeaweedFS
 from tests.support.traffic import mixed_traffic, unfinished
@@ -102,7 +103,7 @@ class Settings:
     rps_requests: int = 250
     me_requests: int = 500
     quota_samples: int = 30
-    web_threads: int = 8
+    web_threads: int = DEFAULT_WEB_THREADS
     load_clients: int = 32
     load_seconds: float = 60
     # The `threads` sweep: the mixed load for a while per WEB_THREADS x WORKERS.

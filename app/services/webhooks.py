@@ -223,15 +223,25 @@ def emit(event_type: str, organization_id: int, file: dict[str, Any]) -> str | N
     Returns the event id, or None when no endpoint takes the event. A Redis that is away
     or a database that fails here loses the event (logged): no file change waits on webhooks.
     """
+    hooks = _hooks_taking(event_type, organization_id)
+    return _queue(event_type, organization_id, file, hooks) if hooks else None
+
+
+def _hooks_taking(event_type: str, organization_id: int) -> list[Webhook]:
+    """The organization's endpoints that take this event; none when they cannot be read."""
     try:
-        hooks = [h for h in list_webhooks(organization_id) if event_type in h.event_types]
+        return [h for h in list_webhooks(organization_id) if event_type in h.event_types]
     except SQLAlchemyError as exc:
         # The change itself has committed: it stands, and only its webhooks are lost.
         db.session.rollback()
         log.error("could not read the webhooks for a %s event: %s", event_type, exc)
-        return None
-    if not hooks:
-        return None
+        return []
+
+
+def _queue(
+    event_type: str, organization_id: int, file: dict[str, Any], hooks: list[Webhook]
+) -> str:
+    """Queue the event's delivery to each of `hooks`; its id."""
     event = {
         "id": str(uuid.uuid4()),
         "type": event_type,
@@ -267,10 +277,15 @@ def emit(event_type: str, organization_id: int, file: dict[str, Any]) -> str | N
 
 def file_event(organization_id: int, file_id: str, event_type: str) -> str | None:
     """Emit `file.ready` or `file.failed` for a file whose new status has committed."""
+    # The endpoints first: most organizations have none, and then the file (and its
+    # uploader, a second query) is never read.
+    hooks = _hooks_taking(event_type, organization_id)
+    if not hooks:
+        return None
     row = db.session.scalars(scoped(File, organization_id).where(File.id == file_id)).first()
     if row is None:  # deleted meanwhile: its file.deleted tells the rest
         return None
-    return emit(event_type, organization_id, file_snapshot(row))
+    return _queue(event_type, organization_id, file_snapshot(row), hooks)
 
 
 # ---- delivery ------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.broker import get_queue
+from app.multipart import PARSE_CHUNK
 from app.services.queue import job_id
 from tests.support.client import Auth, part_frame, usage
 from tests.support.storage import pending_uploads, stored_bytes, stored_objects
@@ -86,6 +88,31 @@ def test_upload_answers_201_pending_before_validation(app: Flask, auth: Auth, re
     assert stored_files(app) == [stored]
     assert stored_bytes(app, stored) == b"hello coffer\n"
     assert usage(auth.client) == (13, 1)
+
+
+def test_bytes_like_the_boundary_across_the_parsers_reads_are_stored_exactly(
+    app: Flask, auth: Auth
+) -> None:
+    """The start of the body's own delimiter inside the file, cut across the edges where
+    the parser reads the next piece of the body, is data: stored byte for byte."""
+    auth.register()
+    boundary = uuid.uuid4().hex
+    head, tail = part_frame(b'form-data; name="file"; filename="edges.bin"', boundary)
+    almost = (b"\r\n--" + boundary.encode())[:-1]
+    data = bytearray(random.Random(7).randbytes(3 * PARSE_CHUNK))
+    for edge, cut in ((1, 1), (2, len(almost) // 2), (3, len(almost) - 1)):
+        start = edge * PARSE_CHUNK - len(head) - cut  # `cut` bytes before the read edge
+        data[start : start + len(almost)] = almost
+    response = auth.client.post(
+        "/api/files/upload",
+        data=head + bytes(data) + tail,
+        headers=auth.headers(),
+        content_type=f"multipart/form-data; boundary={boundary}",
+    )
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["size"] == len(data)
+    (key,) = stored_files(app)
+    assert stored_bytes(app, key) == bytes(data)
 
 
 def test_upload_without_a_file_part_is_400_no_file(app: Flask, auth: Auth) -> None:

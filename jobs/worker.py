@@ -118,6 +118,10 @@ def stop_was_requested(worker: BaseWorker) -> bool:
     )
 
 
+# RQ's own lines at INFO are four a job (taken, completed, OK, result kept), repeating the
+# job's own two at a cost the worker feels (docs/PERFORMANCE.md); its warnings and errors
+# still show.
+RQ_LOG_LEVEL = "WARNING"
 # Waits between attempts to reach Redis again: doubling from one second, at most 5 s.
 RECONNECT_FIRST_SECONDS = 1.0
 RECONNECT_MAX_SECONDS = 5.0
@@ -200,8 +204,14 @@ def run(app: Flask, *, burst: bool = False, fork: bool = False, name: str | None
                 if sweeper is None and not burst:
                     sweeper = Sweeper(app, connection, worker.name)
                     sweeper.start()
+                log.info(
+                    "worker %s listening on %s",
+                    worker.name,
+                    ", ".join(queue.name for queue in worker.queues),
+                )
                 worked = (
-                    worker.work(burst=burst, with_scheduler=True, logging_level="INFO") or worked
+                    worker.work(burst=burst, with_scheduler=True, logging_level=RQ_LOG_LEVEL)
+                    or worked
                 )
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 log.error("Redis is unreachable (%s); trying again in %.0f s", exc, wait)

@@ -16,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import logs
+from jobs.worker import run as run_worker
 from tests.support.client import Auth
 
 ACCESS_FIELDS = {"request_id", "method", "path", "status", "duration_ms"}
@@ -220,6 +221,28 @@ def test_job_start_end_and_failure_are_logged_with_the_file_id(
         assert messages.index(f"validation of file {file_id} started") < messages.index(
             ended[0]["message"]
         )
+
+
+def test_the_worker_tells_each_job_once_and_says_what_it_listens_on(
+    app: Flask, auth: Auth, json_log: Captured
+) -> None:
+    """`manage.py worker`'s log: one line naming its queues, the job's own start and end,
+    and none of RQ's per-job lines repeating them."""
+    assert auth.register().status_code == 201
+    file_id = auth.upload("notes.txt", b"plain text notes\n").get_json()["file_id"]
+
+    run_worker(app, burst=True)
+
+    # What an operator sees at the shipped level (the capture also keeps DEBUG lines).
+    messages = [r["message"] for r in json_log.records() if r["level"] != "debug"]
+    listening = [m for m in messages if "listening on" in m]
+    assert len(listening) == 1 and listening[0].endswith(" listening on validation, webhooks")
+    about_the_job = [m for m in messages if file_id in m]
+    assert about_the_job == [
+        f"validation of file {file_id} started",
+        f"validation of file {file_id} ended: ready",
+    ]
+    assert not [m for m in messages if "Job OK" in m or "Successfully completed" in m]
 
 
 def test_an_unexpected_error_is_logged_with_the_request_id_the_client_saw(

@@ -40,6 +40,8 @@ class QuietBookkeeping:
     """
 
     HEARTBEAT_EVERY = timedelta(seconds=1)
+    # RQ's "result is kept for N seconds" line after every job.
+    log_result_lifespan = False
     # RQ's own wait between attempts to reach Redis while dequeueing doubles up to this
     # (RQ's default is a minute): work resumes within seconds of Redis coming back.
     max_connection_wait_time = 5.0
@@ -70,6 +72,35 @@ class QuietBookkeeping:
         if pipeline is None and state == self._state:
             return
         super().set_state(state, pipeline)  # type: ignore[misc]
+
+
+class PerJobLines(logging.Filter):
+    """Leaves out RQ's INFO lines for each job (taken, completed, OK), which repeat the
+    job's own "started" and "ended" at a cost the worker feels (docs/PERFORMANCE.md).
+
+    Matched by RQ's message templates: a template RQ changes shows again, nothing worse.
+    RQ's other lines (start, suspension, warm shutdown, warnings, errors) all stay.
+    """
+
+    TEMPLATES = frozenset(
+        {
+            "Worker %s: %s: %s",
+            "Worker %s: %s: %s (%s)",
+            "Successfully completed job %s in %ss on worker %s",
+            "Successfully completed %s job in %ss on worker %s",
+        }
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a per-job INFO line."""
+        return not (record.levelno == logging.INFO and record.msg in self.TEMPLATES)
+
+
+def quiet_rq_job_lines() -> None:
+    """Put PerJobLines on RQ's worker logger, once."""
+    rq_log = logging.getLogger("rq.worker")
+    if not any(isinstance(existing, PerJobLines) for existing in rq_log.filters):
+        rq_log.addFilter(PerJobLines())
 
 
 class InProcessWorker(QuietBookkeeping, SimpleWorker):
@@ -118,10 +149,6 @@ def stop_was_requested(worker: BaseWorker) -> bool:
     )
 
 
-# RQ's own lines at INFO are four a job (taken, completed, OK, result kept), repeating the
-# job's own two at a cost the worker feels (docs/PERFORMANCE.md); its warnings and errors
-# still show.
-RQ_LOG_LEVEL = "WARNING"
 # Waits between attempts to reach Redis again: doubling from one second, at most 5 s.
 RECONNECT_FIRST_SECONDS = 1.0
 RECONNECT_MAX_SECONDS = 5.0
@@ -177,6 +204,7 @@ def run(app: Flask, *, burst: bool = False, fork: bool = False, name: str | None
     worker_class = ForkingWorker if fork else InProcessWorker
     worker_pid = os.getpid()
     os.register_at_fork(after_in_child=lambda: die_with_parent(worker_pid))
+    quiet_rq_job_lines()
     with app.app_context():
         connection = get_redis()
         # Jobs open their own database connections; none may be shared across fork.
@@ -204,14 +232,8 @@ def run(app: Flask, *, burst: bool = False, fork: bool = False, name: str | None
                 if sweeper is None and not burst:
                     sweeper = Sweeper(app, connection, worker.name)
                     sweeper.start()
-                log.info(
-                    "worker %s listening on %s",
-                    worker.name,
-                    ", ".join(queue.name for queue in worker.queues),
-                )
                 worked = (
-                    worker.work(burst=burst, with_scheduler=True, logging_level=RQ_LOG_LEVEL)
-                    or worked
+                    worker.work(burst=burst, with_scheduler=True, logging_level="INFO") or worked
                 )
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 log.error("Redis is unreachable (%s); trying again in %.0f s", exc, wait)

@@ -6,6 +6,7 @@ without a row, no row without bytes, and each organization's usage equal to its 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import hashlib
@@ -32,6 +33,7 @@ from app.database import WriterLock, writer_lock
 from app.extensions import db as _db
 from app.models import File
 from app.services.queue import job_id
+from app.storage import local as local_storage
 from app.storage.local import LocalStorage, LocalUpload
 from tests.support.client import Auth, bearer, multipart, tokens_of_two_organizations, usage
 from tests.support.database import file_rows_refused, validation_blocked
@@ -218,6 +220,12 @@ class FullDiskFile:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
 
+    def __enter__(self) -> FullDiskFile:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._real.close()
+
 
 def mount_tmpfs(folder: Path, size: int) -> bool:
     """Mount a tmpfs of `size` bytes on folder; False where this machine forbids it."""
@@ -254,6 +262,15 @@ class TestFullDisk:
                 self._file = FullDiskFile(self._file, DISK_BYTES)  # type: ignore[assignment]
 
             monkeypatch.setattr(LocalUpload, "__init__", init)
+            real_open = open
+
+            def open_resumable(path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+                handle = real_open(path, mode, *args, **kwargs)
+                if mode != "a+b":  # only a resumable upload's appended file
+                    return handle
+                return FullDiskFile(handle, DISK_BYTES - os.path.getsize(path))
+
+            monkeypatch.setattr(local_storage, "open", open_resumable, raising=False)
         try:
             # A full local disk: this test is about the local backend whatever the run's.
             yield {"STORAGE_BACKEND": "local", "UPLOAD_FOLDER": str(uploads)}
@@ -291,6 +308,50 @@ class TestFullDisk:
         download.close()
         assert usage(auth.client) == (len(small), 1)
         assert_nothing_lost(app)
+
+    def test_a_patch_that_fills_the_disk_answers_507_and_the_upload_stays_where_it_was(
+        self, app: Flask, auth: Auth
+    ) -> None:
+        """ENOSPC mid-PATCH: a JSON 507, the offset of the last whole PATCH, bytes intact."""
+        auth.register()
+        tus = {**bearer(auth.token()), "Tus-Resumable": "1.0.0"}
+        data = text_bytes(384 * KiB, seed=6)
+        name = "filename " + base64.b64encode(b"a.txt").decode()
+        created = auth.client.post(
+            "/api/uploads",
+            headers={**tus, "Upload-Length": str(len(data)), "Upload-Metadata": name},
+        )
+        assert created.status_code == 201
+        url = created.headers["Location"]
+
+        def patch(start: int, end: int) -> Any:
+            return auth.client.patch(
+                url,
+                data=data[start:end],
+                headers={
+                    **tus,
+                    "Upload-Offset": str(start),
+                    "Content-Type": "application/offset+octet-stream",
+                },
+            )
+
+        assert patch(0, 128 * KiB).status_code == 204
+        response = patch(128 * KiB, len(data))  # 384 KiB cannot fit in 256 KiB
+        assert response.status_code == 507
+        assert response.get_json()["code"] == "insufficient_storage"
+        head = auth.client.head(url, headers=tus)
+        assert head.headers["Upload-Offset"] == str(128 * KiB)
+
+        # The client goes on from the server's offset: what the failed PATCH wrote is gone.
+        assert patch(128 * KiB, 192 * KiB).status_code == 204
+        stored = Path(app.config["UPLOAD_FOLDER"], ".resumable", url.rsplit("/", 1)[-1])
+        assert stored.read_bytes() == data[: 192 * KiB]
+        assert auth.client.get("/api/org", headers=tus).get_json()["reserved_bytes"] == len(data)
+
+        assert auth.client.delete(url, headers=tus).status_code == 204
+        assert not stored.exists()
+        assert auth.client.get("/api/org", headers=tus).get_json()["reserved_bytes"] == 0
+        assert usage(auth.client) == (0, 0)
 
 
 # ---- 5. two workers and eight web threads at once --------------------------------------

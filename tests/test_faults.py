@@ -6,7 +6,6 @@ without a row, no row without bytes, and each organization's usage equal to its 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
 import hashlib
@@ -33,6 +32,7 @@ from app.database import WriterLock, writer_lock
 from app.extensions import db as _db
 from app.models import File
 from app.services.queue import job_id
+from app.storage import get_storage
 from app.storage import local as local_storage
 from app.storage.local import LocalStorage, LocalUpload
 from tests.support.client import Auth, bearer, multipart, tokens_of_two_organizations, usage
@@ -50,6 +50,8 @@ from tests.support.pipeline import (
 from tests.support.processes import RedisServer, free_port, managed
 from tests.support.storage import pending_uploads, stored_objects
 from tests.support.traffic import call, served
+from tests.support.tus import TUS, create
+from tests.support.tus import patch as tus_patch
 from tests.support.waiting import wait_for
 
 KiB = 1024
@@ -314,26 +316,14 @@ class TestFullDisk:
     ) -> None:
         """ENOSPC mid-PATCH: a JSON 507, the offset of the last whole PATCH, bytes intact."""
         auth.register()
-        tus = {**bearer(auth.token()), "Tus-Resumable": "1.0.0"}
+        tus = {**TUS, **bearer(auth.token())}
         data = text_bytes(384 * KiB, seed=6)
-        name = "filename " + base64.b64encode(b"a.txt").decode()
-        created = auth.client.post(
-            "/api/uploads",
-            headers={**tus, "Upload-Length": str(len(data)), "Upload-Metadata": name},
-        )
+        created = create(auth.client, tus, len(data))
         assert created.status_code == 201
         url = created.headers["Location"]
 
         def patch(start: int, end: int) -> Any:
-            return auth.client.patch(
-                url,
-                data=data[start:end],
-                headers={
-                    **tus,
-                    "Upload-Offset": str(start),
-                    "Content-Type": "application/offset+octet-stream",
-                },
-            )
+            return tus_patch(auth.client, tus, url, start, data[start:end])
 
         assert patch(0, 128 * KiB).status_code == 204
         response = patch(128 * KiB, len(data))  # 384 KiB cannot fit in 256 KiB
@@ -344,7 +334,10 @@ class TestFullDisk:
 
         # The client goes on from the server's offset: what the failed PATCH wrote is gone.
         assert patch(128 * KiB, 192 * KiB).status_code == 204
-        stored = Path(app.config["UPLOAD_FOLDER"], ".resumable", url.rsplit("/", 1)[-1])
+        with app.app_context():
+            storage = get_storage()
+        assert isinstance(storage, LocalStorage)
+        stored = storage.resumable_path(url.rsplit("/", 1)[-1])
         assert stored.read_bytes() == data[: 192 * KiB]
         assert auth.client.get("/api/org", headers=tus).get_json()["reserved_bytes"] == len(data)
 

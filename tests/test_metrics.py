@@ -4,7 +4,6 @@ queue read from Redis at scrape time, and a scrape that survives Redis going awa
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,21 +23,16 @@ from tests.support.database import run_sql
 from tests.support.metrics import names, scrape, value
 from tests.support.pipeline import process_env, upload, upload_as
 from tests.support.processes import RedisServer, managed
+from tests.support.tus import TUS, metadata
 from tests.support.waiting import wait_for
 
 TOKEN = "metrics-token-for-the-tests-0123456789"
-TUS = {"Tus-Resumable": "1.0.0"}
 
 
 def assert_not_found(response: Any) -> None:
     """The answer of a path that does not exist."""
     assert response.status_code == 404
     assert response.get_json() == {"error": "no such endpoint or object", "code": "not_found"}
-
-
-def metadata(name: str) -> str:
-    """Upload-Metadata carrying a file name, as tus encodes it."""
-    return "filename " + base64.b64encode(name.encode()).decode()
 
 
 # ---- requests ------------------------------------------------------------------------

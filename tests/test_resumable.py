@@ -4,7 +4,6 @@ an upload resumed on another instance on a real S3 server."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import os
@@ -46,40 +45,14 @@ from tests.support.storage import (
     stored_key,
     stored_objects,
 )
+from tests.support.tus import TUS, create, metadata, patch
 
 MiB = 1024 * 1024
-TUS = {"Tus-Resumable": "1.0.0"}
-
-
-def metadata(name: str) -> str:
-    """Upload-Metadata carrying a file name, as tus encodes it."""
-    return "filename " + base64.b64encode(name.encode()).decode()
 
 
 def bearer(token: str) -> dict[str, str]:
     """Headers of a tus request by API token."""
     return {**TUS, "Authorization": f"Bearer {token}"}
-
-
-def create(client: FlaskClient, headers: dict[str, str], length: int, name: str = "a.txt") -> Any:
-    """POST /api/uploads."""
-    return client.post(
-        "/api/uploads",
-        headers={**headers, "Upload-Length": str(length), "Upload-Metadata": metadata(name)},
-    )
-
-
-def patch(client: FlaskClient, headers: dict[str, str], url: str, offset: int, data: bytes) -> Any:
-    """PATCH bytes at an offset."""
-    return client.patch(
-        url,
-        data=data,
-        headers={
-            **headers,
-            "Upload-Offset": str(offset),
-            "Content-Type": "application/offset+octet-stream",
-        },
-    )
 
 
 # RFC 9110's IMF-fixdate, the one form an HTTP date is sent in.

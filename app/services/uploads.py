@@ -261,16 +261,18 @@ def append(
 
 
 def _chunks(body: IO[bytes], body_length: int, hasher: Any) -> Iterator[bytes]:
-    """The body in chunks, hashed as they pass; it must hold exactly `body_length` bytes."""
+    """The body in chunks, each hashed once the store has taken it; it must hold exactly
+    `body_length` bytes, and the hash covers them all once the chunks are exhausted."""
     left = body_length
     while left > 0:
         chunk = body.read(min(READ_CHUNK, left))
         if not chunk:
             raise InvalidInput("incomplete_body", "the body ended before its Content-Length")
-        hasher.update(chunk)
         metrics.count_bytes_received("tus", len(chunk))
         left -= len(chunk)
         yield chunk
+        # After the store's write: on local the disk writes this chunk back meanwhile.
+        hasher.update(chunk)
 
 
 def _complete(upload_id: str, organization_id: int) -> None:

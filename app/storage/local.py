@@ -203,7 +203,10 @@ class LocalStorage(Storage):
         final: bool,
     ) -> ResumableState:
         """Append to UPLOAD_FOLDER/.resumable/<id>, cut back to `offset` first (a PATCH that
-        failed after writing left bytes the row does not count), then fsync."""
+        failed after writing left bytes the row does not count), then fsync.
+
+        Each chunk's writeback starts as soon as it is written, so the disk works while the
+        next chunk is read and hashed and the fsync waits for the last chunk only."""
         path = self.resumable_path(upload_id)
         with no_space_is_full():
             self.resumable_dir.mkdir(parents=True, exist_ok=True)
@@ -214,9 +217,12 @@ class LocalStorage(Storage):
                     raise StorageUnavailable(f"the bytes of upload {upload_id} are missing")
                 handle.truncate(offset)
                 handle.seek(offset)
+                position = offset
                 for chunk in chunks:
                     handle.write(chunk)
-                handle.flush()
+                    handle.flush()
+                    start_writeback(handle.fileno(), position, len(chunk))
+                    position += len(chunk)
                 os.fsync(handle.fileno())
         return state
 

@@ -205,8 +205,8 @@ class LocalStorage(Storage):
         """Append to UPLOAD_FOLDER/.resumable/<id>, cut back to `offset` first (a PATCH that
         failed after writing left bytes the row does not count), then fsync.
 
-        Each chunk's writeback starts as soon as it is written, so the disk works while the
-        next chunk is read and hashed and the fsync waits for the last chunk only."""
+        Each chunk's writeback starts as soon as it is written, while the next chunk is read
+        and hashed (docs/PERFORMANCE.md has what that gains and what the fsync still costs)."""
         path = self.resumable_path(upload_id)
         with no_space_is_full():
             self.resumable_dir.mkdir(parents=True, exist_ok=True)

@@ -122,7 +122,7 @@ def attachment(row: File, reader: IO[bytes]) -> Response:
     """
     response = send_file(
         reader,
-        mimetype=row.mime_type or "application/octet-stream",
+        mimetype=files.content_type(row),
         as_attachment=True,
         download_name=row.filename,
         conditional=False,

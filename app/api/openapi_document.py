@@ -828,8 +828,8 @@ PATHS: dict[str, Any] = {
             },
             security=PUBLIC,
             parameters=[SECRET, *DOWNLOAD_HEADERS],
-            description="A 200, a 302 to the store, and a 206 whose range starts at byte 0 "
-            "each use one of the link's `max_downloads`; other ranges, 304 and HEAD do not.",
+            description="Every answer that sends bytes (200, 302 to the store, 206 of any "
+            "range) uses one of the link's `max_downloads`; 304 and HEAD do not.",
         )
     },
     "/api/uploads": {

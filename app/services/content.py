@@ -104,3 +104,54 @@ def resolve(extension: str, detected: str) -> tuple[str, str | None]:
     if agrees(expected, detected):
         return expected, None
     return detected, f"content is {detected} but .{extension} expects {expected}"
+
+
+# Types a browser runs, renders as a document or applies as a style when a page of Coffer's
+# origin names the bytes (a <script src>, a stylesheet, a frame, an XSLT): uploaded bytes of
+# these types are served as opaque octets, so `nosniff` makes the browser refuse them.
+# JavaScript's MIME types are WHATWG's list (mimesniff, "JavaScript MIME type").
+JAVASCRIPT_TYPES = frozenset(
+    {
+        "application/ecmascript",
+        "application/javascript",
+        "application/x-ecmascript",
+        "application/x-javascript",
+        "text/ecmascript",
+        "text/javascript",
+        "text/javascript1.0",
+        "text/javascript1.1",
+        "text/javascript1.2",
+        "text/javascript1.3",
+        "text/javascript1.4",
+        "text/javascript1.5",
+        "text/jscript",
+        "text/livescript",
+        "text/x-ecmascript",
+        "text/x-javascript",
+    }
+)
+ACTIVE_TYPES = JAVASCRIPT_TYPES | {
+    "text/html",
+    "text/css",
+    "text/xml",
+    "text/xsl",
+    "application/xml",
+    "application/xhtml+xml",
+    "image/svg+xml",
+    "application/wasm",
+    "application/x-shockwave-flash",
+    "text/x-component",
+    "multipart/x-mixed-replace",
+}
+OPAQUE = "application/octet-stream"
+
+
+def served_type(mime_type: str | None) -> str:
+    """The Content-Type a stored file's bytes are served with: its validated type, unless
+    a browser could run or render that type in Coffer's origin."""
+    if not mime_type:
+        return OPAQUE
+    essence = mime_type.split(";", 1)[0].strip().lower()
+    if essence in ACTIVE_TYPES or essence.endswith(("+xml", "/xml")) or "script" in essence:
+        return OPAQUE
+    return mime_type

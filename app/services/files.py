@@ -33,6 +33,7 @@ from ..models import File, FileStatus, Organization, User, utcnow
 from ..storage import Upload, get_storage
 from ..tenancy import get_scoped_or_404, in_organization, scoped
 from . import webhooks
+from .content import served_type
 from .errors import Conflict, Gone, InvalidInput, NotAllowed, NotFound, QuotaExceeded, TooLarge
 
 log = logging.getLogger(__name__)
@@ -228,11 +229,14 @@ def get_ready_file(organization_id: int, raw_id: str) -> File:
     return row
 
 
+def content_type(row: File) -> str:
+    """The Content-Type a ready file's bytes are served with (active types made opaque)."""
+    return served_type(row.mime_type)
+
+
 def presigned_download(row: File) -> str | None:
     """A URL the store serves a ready file's bytes at itself, when the backend gives one."""
-    return get_storage().download_url(
-        row.file_path, row.filename, row.mime_type or "application/octet-stream"
-    )
+    return get_storage().download_url(row.file_path, row.filename, content_type(row))
 
 
 def open_bytes(row: File) -> IO[bytes]:

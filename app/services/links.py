@@ -139,16 +139,14 @@ def resolve(secret: str) -> Shared:
     return Shared(link_id=link.id, file=row)
 
 
-def counts_as_download(status: int, range_start: int | None) -> bool:
+def counts_as_download(status: int) -> bool:
     """Whether an answer to a share link uses one of its downloads.
 
-    The whole file (200), a redirect to it in the store (302), or a range that starts at
-    its first byte (206 from byte 0) count; further ranges of a download already counted,
-    304 (the client holds the file) and errors do not.
+    Every answer that sends any of the file's bytes does: the whole file (200), a redirect
+    to it in the store (302) and any range (206), so a limited link never sends more than
+    its limit of answers with bytes. A 304 (the client holds the file) and errors do not.
     """
-    if status in (200, 302):
-        return True
-    return status == 206 and range_start == 0
+    return status in (200, 206, 302)
 
 
 def count_download(shared: Shared) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from pydantic import ValidationError
 from redis.exceptions import RedisError
@@ -87,15 +87,34 @@ def json_error(status: int, code: str, message: str, /, **extra: Any) -> Respons
     return response
 
 
+UNAVAILABLE_MESSAGE = (
+    "the service is temporarily unavailable (its session store cannot be reached); "
+    "try again shortly"
+)
+# Seconds a client is asked to wait before trying again while Redis is away.
+UNAVAILABLE_RETRY_SECONDS = 15
+
+
 def redis_unavailable() -> Response:
-    """Sessions, login limits and the queue live in Redis: without it, a clean 503."""
+    """Sessions, login limits and the queue live in Redis: without it, a clean 503 (a page
+    for the web app's pages, JSON for everything else)."""
     db.session.rollback()
-    return json_error(
-        503,
-        "service_unavailable",
-        "the service is temporarily unavailable (its session store cannot be reached); "
-        "try again shortly",
-    )
+    if request.blueprint == "web":
+        # Rendered without the session: base.html's CSRF token would need the store.
+        response = Response(
+            render_template(
+                "unavailable.html",
+                retry=UNAVAILABLE_RETRY_SECONDS,
+                # The page asked for, as a path of this site (never `//host`).
+                again="/" + request.path.lstrip("/"),
+            ),
+            503,
+            mimetype="text/html",
+        )
+    else:
+        response = json_error(503, "service_unavailable", UNAVAILABLE_MESSAGE)
+    response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_SECONDS)
+    return response
 
 
 def handle_redis_error(exc: RedisError) -> Response:

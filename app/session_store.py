@@ -47,7 +47,8 @@ class TolerantSessions:
 def refuse_without_session_store() -> None:
     """Raise the Redis error a request met opening its session, inside the view stage."""
     error = request.environ.get(STORE_ERROR)
-    if error is not None:
+    # Static files need no session: the stylesheet of the page that says Redis is away loads.
+    if error is not None and not (request.endpoint or "").endswith("static"):
         raise error
 
 

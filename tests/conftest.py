@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from redis import Redis
 from sqlalchemy import text
 
@@ -21,7 +21,7 @@ os.environ["APP_ENV"] = "testing"
 from app import create_app
 from app.broker import worker_queues
 from app.extensions import db as _db
-from tests.support.browser import CHROMIUM, Site, served
+from tests.support.browser import CHROMIUM, ConsoleErrors, Site, new_context, served
 from tests.support.client import Auth
 from tests.support.config import app_config
 from tests.support.database import fresh_database, migrated_app
@@ -239,3 +239,25 @@ def site(app: Flask, tmp_path: Path) -> Iterator[Site]:
     """The test's app over HTTP, with a worker process beside it."""
     with served(app, tmp_path) as running:
         yield running
+
+
+@pytest.fixture
+def errors() -> Iterator[ConsoleErrors]:
+    """The test's console errors: there must be none on any page."""
+    seen = ConsoleErrors()
+    yield seen
+    assert seen.seen == []
+
+
+@pytest.fixture
+def context(browser: Browser, errors: ConsoleErrors) -> Iterator[BrowserContext]:
+    """A fresh browser profile."""
+    profile = new_context(browser, errors)
+    yield profile
+    profile.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    """A tab of that profile."""
+    return context.new_page()

@@ -173,7 +173,7 @@ def test_file_a_little_over_the_limit_is_413(app: Flask, auth: Auth) -> None:
     assert response.status_code == 413
     body = response.get_json()
     assert body["code"] == "file_too_large"
-    assert "1 MB" in body["error"]
+    assert "1 MiB" in body["error"]
     assert_nothing_kept(app, auth)
 
 

@@ -98,7 +98,7 @@ def test_the_old_command_names_still_work(
 
     assert run(runner, "create-org", "Globex", "--quota-mb", "5").exit_code == 0
     assert organization(app, "Globex") is not None
-    assert "quota of 'Globex' set to 7 MB" in run(runner, "set-quota", "globex", "7").output
+    assert "quota of 'Globex' set to 7 MiB" in run(runner, "set-quota", "globex", "7").output
     created = run(
         runner,
         "create-user",
@@ -130,7 +130,7 @@ def test_create_org(app: Flask, runner: FlaskCliRunner) -> None:
     assert result.exit_code == 0
     initech = organization(app, "Initech")
     assert initech is not None and initech.storage_quota_mb == 5
-    assert "quota of 5 MB" in result.output
+    assert "quota of 5 MiB" in result.output
 
     duplicate = run(runner, "orgs", "create", "GLOBEX")
     assert duplicate.exit_code == 1
@@ -247,7 +247,7 @@ def test_set_quota(runner: FlaskCliRunner, client: FlaskClient, auth: Auth) -> N
 
     result = run(runner, "orgs", "set-quota", "acme", "0")
     assert result.exit_code == 0, result.output
-    assert "quota of 'Acme' set to 0 MB" in result.output
+    assert "quota of 'Acme' set to 0 MiB" in result.output
     assert "usage is over the new quota" in result.output
     assert client.get("/api/org").get_json()["storage_quota_mb"] == 0
     assert auth.upload("more.txt", b"more\n").status_code == 507

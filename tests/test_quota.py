@@ -83,7 +83,7 @@ def test_upload_filling_the_quota_exactly_is_accepted(app: Flask, auth: Auth) ->
     assert over.status_code == 507
     body = over.get_json()
     assert body["code"] == "quota_exceeded"
-    assert str(MiB) in body["error"]
+    assert "(1 B)" in body["error"] and "1 MiB of 1 MiB used" in body["error"], body["error"]
     assert usage(auth) == (MiB, 4)
     assert sorted(stored_sizes(app)) == [quarter] * 4
 

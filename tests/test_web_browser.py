@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,28 +32,6 @@ SLOW = 30_000
 def app_overrides() -> dict[str, Any]:
     """A login limit within reach of one test."""
     return {"LOGIN_LIMIT_PER_EMAIL": "4 per minute"}
-
-
-@pytest.fixture
-def errors() -> Iterator[ConsoleErrors]:
-    """The test's console errors: there must be none on any page."""
-    seen = ConsoleErrors()
-    yield seen
-    assert seen.seen == []
-
-
-@pytest.fixture
-def context(browser: Browser, errors: ConsoleErrors) -> Iterator[BrowserContext]:
-    """A fresh browser profile."""
-    profile = new_context(browser, errors)
-    yield profile
-    profile.close()
-
-
-@pytest.fixture
-def page(context: BrowserContext) -> Page:
-    """A tab of that profile."""
-    return context.new_page()
 
 
 def row(page: Page, filename: str) -> Any:

@@ -15,8 +15,8 @@ group = AppGroup("orgs", help="Organizations: create, set quotas, issue invites.
 
 
 def megabytes(size: int) -> str:
-    """A byte count in MB with one decimal."""
-    return f"{size / MiB:.1f} MB"
+    """A byte count in MiB with one decimal."""
+    return f"{size / MiB:.1f} MiB"
 
 
 @group.command("create")
@@ -25,14 +25,14 @@ def megabytes(size: int) -> str:
     "--quota-mb",
     type=click.IntRange(min=0),
     default=None,
-    help="Storage quota in MB.  [default: $STORAGE_QUOTA_MB]",
+    help="Storage quota in MiB.  [default: $STORAGE_QUOTA_MB]",
 )
 @reports_domain_errors
 def create(name: str, quota_mb: int | None) -> None:
     """Create the organization NAME."""
     org = admin.create_organization(name, quota_mb)
     click.echo(
-        f"created organization {org.id} {org.name!r} with a quota of {org.storage_quota_mb} MB"
+        f"created organization {org.id} {org.name!r} with a quota of {org.storage_quota_mb} MiB"
     )
 
 
@@ -41,10 +41,11 @@ def create(name: str, quota_mb: int | None) -> None:
 @click.argument("mb", type=click.IntRange(min=0))
 @reports_domain_errors
 def set_quota(org: str, mb: int) -> None:
-    """Set the storage quota of organization ORG to MB megabytes."""
+    """Set the storage quota of organization ORG to MB mebibytes (MiB)."""
     organization = admin.set_quota(org, mb)
     click.echo(
-        f"quota of {organization.name!r} set to {mb} MB ({megabytes(organization.used_bytes)} used)"
+        f"quota of {organization.name!r} set to {mb} MiB "
+        f"({megabytes(organization.used_bytes)} used)"
     )
     if not fits_quota(organization.used_bytes, organization.reserved_bytes, mb):
         click.echo(

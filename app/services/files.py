@@ -25,7 +25,7 @@ from sqlalchemy import (
     update,
 )
 
-from .. import metrics
+from .. import metrics, units
 from ..config import MiB
 from ..database import write_transaction
 from ..extensions import db
@@ -108,17 +108,19 @@ def reserve_quota(organization_id: int, size: int) -> None:
 
 
 def quota_exceeded(organization_id: int, size: int) -> QuotaExceeded:
-    """The refusal of `size` more bytes, with the organization's usage in its message."""
+    """The refusal of `size` more bytes: the organization's usage in binary units, and what to
+    do about it."""
     org = db.session.get(Organization, organization_id, populate_existing=True)
     quota = org.storage_quota_mb * MiB if org else 0
     used = org.used_bytes if org else 0
     reserved = org.reserved_bytes if org else 0
-    held = f"{used} of {quota} bytes used" + (
-        f", {reserved} held by unfinished uploads" if reserved else ""
+    held = f"{units.size(used)} of {units.size(quota)} used" + (
+        f", {units.size(reserved)} held by unfinished uploads" if reserved else ""
     )
     return QuotaExceeded(
         "quota_exceeded",
-        f"this file ({size} bytes) does not fit in the organization's storage quota ({held})",
+        f"this file ({units.size(size)}) does not fit in the organization's storage quota "
+        f"({held}); delete files or ask an admin to raise the quota",
     )
 
 
@@ -161,7 +163,7 @@ def check_size(size: int, *, field: str) -> None:
     if size > max_file_size():
         raise TooLarge(
             "file_too_large",
-            f"the file is larger than the limit of {current_app.config['MAX_FILE_SIZE_MB']} MB",
+            f"the file is larger than the limit of {units.size(max_file_size())}",
         )
 
 

@@ -4,28 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-UNITS = ("KiB", "MiB", "GiB", "TiB")
-MiB = 1024 * 1024
+from ..units import amount, size
 
-
-def size(count: int | None) -> str:
-    """A byte count in human units: 512 B, 1.5 KiB, 12.5 MiB."""
-    if count is None:
-        return ""
-    if count < 1024:
-        return f"{count} B"
-    value = float(count)
-    for unit in UNITS:
-        value /= 1024
-        if value < 1024 or unit == UNITS[-1]:
-            return f"{amount(value)} {unit}"
-    raise AssertionError("unreachable")
-
-
-def amount(count: int | float) -> str:
-    """A number to one decimal, as people write it: 12.5, 1,000 (no .0 on whole numbers)."""
-    rounded = round(float(count), 1)
-    return f"{rounded:,.0f}" if rounded == int(rounded) else f"{rounded:,.1f}"
+__all__ = ["amount", "size", "when"]
 
 
 def when(moment: datetime | None, zone: bool = True) -> str:

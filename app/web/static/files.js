@@ -1,5 +1,5 @@
 // The files page: uploads with progress and cancel, live statuses, confirmed deletes.
-import { ResumableUpload, errorMessage } from "./tus.js";
+import { ResumableUpload, UploadError, errorMessage } from "./tus.js";
 
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const dropzone = document.getElementById("dropzone");
@@ -68,6 +68,32 @@ class UploadItem {
   }
 }
 
+// The session is over (signed out elsewhere, expired, or the account deactivated): say so
+// once, with the way back to the sign-in page, and stop showing the user as signed in.
+function sessionEnded() {
+  if (document.getElementById("session-ended")) return;
+  const back = `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
+  const notice = document.createElement("p");
+  notice.id = "session-ended";
+  notice.className = "alert";
+  notice.setAttribute("role", "alert");
+  const link = document.createElement("a");
+  link.href = back;
+  link.textContent = "Sign in again";
+  notice.append("Your session has ended. ", link, " to keep working.");
+  document.getElementById("main").prepend(notice);
+  const who = document.querySelector("header .who");
+  if (who) {
+    const signIn = document.createElement("a");
+    signIn.href = back;
+    signIn.textContent = "Sign in";
+    who.replaceChildren(signIn);
+  }
+  document.querySelector('header nav[aria-label="Main"]')?.remove();
+}
+
+const SESSION_ENDED = "your session has ended; sign in again and upload the file once more";
+
 // A small file: one multipart request, as the API takes it.
 function uploadWhole(item) {
   const xhr = new XMLHttpRequest();
@@ -76,7 +102,14 @@ function uploadWhole(item) {
   xhr.open("POST", "/api/files/upload");
   xhr.setRequestHeader("X-CSRF-Token", csrf);
   xhr.upload.onprogress = (event) => item.show(event.loaded, event.total);
-  xhr.onload = () => (xhr.status === 201 ? item.done() : item.failed(errorMessage(xhr)));
+  xhr.onload = () => {
+    if (xhr.status === 201) return item.done();
+    if (xhr.status === 401) {
+      sessionEnded();
+      return item.failed(SESSION_ENDED);
+    }
+    return item.failed(errorMessage(xhr));
+  };
   xhr.onerror = () => item.failed("connection lost; try again");
   xhr.onabort = () => item.cancelled();
   item.cancelButton.onclick = () => xhr.abort();
@@ -95,7 +128,14 @@ function uploadResumable(item) {
   item.cancelButton.onclick = () => upload.cancel();
   upload.start().then(
     () => item.done(),
-    (error) => (error.name === "AbortError" ? item.cancelled() : item.failed(error.message)),
+    (error) => {
+      if (error.name === "AbortError") return item.cancelled();
+      if (error instanceof UploadError && error.status === 401) {
+        sessionEnded();
+        return item.failed(SESSION_ENDED);
+      }
+      return item.failed(error.message);
+    },
   );
 }
 
@@ -148,7 +188,8 @@ async function refreshRows() {
   } catch {
     return schedule(); // offline for a moment: try again on the next beat
   }
-  if (response.redirected || !response.ok) return; // signed out: the next navigation says so
+  if (response.redirected || response.status === 401) return sessionEnded();
+  if (!response.ok) return schedule(); // a passing failure: try again on the next beat
   const fresh = document.createElement("tbody");
   fresh.innerHTML = await response.text();
   const ids = (body) => [...body.rows].map((row) => row.dataset.fileId).join(" ");

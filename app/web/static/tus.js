@@ -7,7 +7,18 @@ const TUS = "1.0.0";
 // one repeats until the upload goes through or is cancelled.
 const RETRY_DELAYS = [1, 2, 4, 8, 15];
 
-export class UploadError extends Error {}
+// Answers worth trying again: a busy upload, a rate limit, a server that is restarting or
+// away for a moment. Any other answer (4xx, and 507: the quota is full) will not change by
+// itself, so the upload stops and says what the server said.
+const TRANSIENT = new Set([409, 423, 429, 500, 502, 503, 504]);
+
+// An upload that cannot go on; `status` is the server's answer (0 when there was none).
+export class UploadError extends Error {
+  constructor(message, status = 0) {
+    super(message);
+    this.status = status;
+  }
+}
 
 function sleep(seconds, signal) {
   return new Promise((resolve) => {
@@ -98,11 +109,11 @@ export class ResumableUpload {
       this.offset = Number(xhr.getResponseHeader("Upload-Offset"));
       return;
     }
-    throw new UploadError(xhr.status === 404 ? "the upload expired or was removed" : `the server answered ${xhr.status}`);
+    throw new UploadError(xhr.status === 404 ? "the upload expired or was removed" : errorMessage(xhr), xhr.status);
   }
 
-  // Run one request until it succeeds: a dropped connection, a busy upload (409, 423), a
-  // rate limit or a server error waits and tries again; any other answer ends the upload.
+  // Run one request until it succeeds: a dropped connection or a transient answer (see
+  // TRANSIENT) waits and tries again; any other answer ends the upload.
   // `moved` (after a failure) says the server already holds more than this request sent.
   async retrying(request, succeeded, moved = null) {
     for (let attempt = 0; ; attempt += 1) {
@@ -110,8 +121,7 @@ export class ResumableUpload {
       try {
         const xhr = await request();
         if (succeeded(xhr)) return xhr;
-        const retry = xhr.status === 409 || xhr.status === 423 || xhr.status === 429 || xhr.status >= 500;
-        if (!retry) throw new UploadError(errorMessage(xhr));
+        if (!TRANSIENT.has(xhr.status)) throw new UploadError(errorMessage(xhr), xhr.status);
         failure = errorMessage(xhr);
       } catch (error) {
         if (error instanceof UploadError || error.name === "AbortError") throw error;

@@ -19,6 +19,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+# SQLite AUTOINCREMENT (migration 0009) for every table with an integer id: the id of a
+# deleted row is never given to a new one, so nothing queued or kept under an old id (a
+# webhook retry, a revoked token's or link's id) can name another row. PostgreSQL's
+# sequences never go back anyway.
+NEVER_REUSED: dict[str, object] = {"sqlite_autoincrement": True}
+
 # Column widths that are also input limits: the services validate against these.
 MAX_ORG_NAME_LENGTH = 100
 MAX_TOKEN_NAME_LENGTH = 100
@@ -62,7 +68,7 @@ class Organization(Model):
     """A tenant: owns users, invites and files, and has a storage quota."""
 
     __tablename__ = "organizations"
-    __table_args__ = (sa.Index("uq_organizations_name_key", "name_key", unique=True),)
+    __table_args__ = (sa.Index("uq_organizations_name_key", "name_key", unique=True), NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(MAX_ORG_NAME_LENGTH))
@@ -96,6 +102,7 @@ class User(Model):
     """A person who logs in; belongs to exactly one organization."""
 
     __tablename__ = "users"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Stored lower-cased, so the unique index compares case-insensitively.
@@ -138,6 +145,7 @@ class Invite(Model):
     """A single-use, expiring code that lets one person join an organization."""
 
     __tablename__ = "invites"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(
@@ -156,6 +164,7 @@ class ApiToken(Model):
     """A bearer token for scripts; only the SHA-256 of the secret is stored."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -250,6 +259,7 @@ class ShareLink(Model):
     """
 
     __tablename__ = "share_links"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(
@@ -275,6 +285,7 @@ class Webhook(Model):
     """
 
     __tablename__ = "webhooks"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(
@@ -308,6 +319,7 @@ class WebhookDelivery(Model):
     __table_args__ = (
         # An endpoint's recent attempts, newest first.
         sa.Index("ix_webhook_deliveries_webhook_id", "webhook_id", "id"),
+        NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

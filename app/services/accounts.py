@@ -32,6 +32,7 @@ from ..security import (
     check_password,
     digest,
     hash_password,
+    is_common_password,
     new_secret,
 )
 from ..tenancy import get_scoped_or_404, in_organization, scoped
@@ -51,11 +52,19 @@ def normalize_email(raw: str) -> str:
 
 
 def validate_password(password: str) -> None:
-    """Enforce the password rules: at least 8 characters, at most 72 bytes."""
+    """Enforce the password rules wherever a password is set: at least 10 characters
+    and not one of the 10,000 most common (400 weak_password), at most 72 bytes in UTF-8
+    (400 invalid_password)."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(
-            "invalid_password",
+            "weak_password",
             f"password must be at least {MIN_PASSWORD_LENGTH} characters",
+            field="password",
+        )
+    if is_common_password(password):
+        raise InvalidInput(
+            "weak_password",
+            "password is one of the 10,000 most common passwords; choose another",
             field="password",
         )
     if len(password.encode()) > MAX_PASSWORD_BYTES:

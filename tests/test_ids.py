@@ -19,6 +19,7 @@ from tests.support.database import migrated_to
 from tests.support.processes import RedisServer
 
 BEFORE_AUTOINCREMENT = "0008_file_status_counts"
+AUTOINCREMENT = "0009_sqlite_autoincrement"
 
 
 def test_a_revoked_tokens_id_is_never_given_again(app: Flask, auth: Auth) -> None:
@@ -147,7 +148,7 @@ def test_the_migration_keeps_every_row_index_and_trigger_and_ids_are_never_reuse
     assert before["organizations"][0][3] == 1  # the 0008 trigger counted the ready file
 
     with app.app_context():
-        upgrade()
+        upgrade(revision=AUTOINCREMENT)
         _db.engine.dispose()
 
     assert {table: run(url, query) for table, query in CONTENTS.items()} == before

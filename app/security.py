@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from functools import cache
+from pathlib import Path
 
 import bcrypt
 from flask import current_app
@@ -11,10 +13,28 @@ from flask import current_app
 # bcrypt only reads the first 72 bytes of a password; longer ones are refused at
 # registration rather than silently truncated.
 MAX_PASSWORD_BYTES = 72
-MIN_PASSWORD_LENGTH = 8
+MIN_PASSWORD_LENGTH = 10
+
+# The 10,000 most common passwords, most common first, lower-cased: the first 10,000 lines
+# of Royce Williams's list of the 20,000 most common passwords in the Have I Been Pwned data
+# (https://gist.github.com/roycewilliams/226886fd01572964e1431ac8afc999ce), as Django 5.2.20
+# ships it, lower-cased and deduplicated, in django/contrib/auth/common-passwords.txt.gz.
+COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent / "data" / "common-passwords.txt"
 
 # A hash per cost factor, checked against when there is no user, for even timing.
 _dummy_hashes: dict[int, bytes] = {}
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The common passwords, lower-cased; read once per process."""
+    return frozenset(COMMON_PASSWORDS_FILE.read_text(encoding="utf-8").splitlines())
+
+
+def is_common_password(password: str) -> bool:
+    """Whether a password is one of the 10,000 most common, whatever its case."""
+    # The list is lower-cased: "Password" and "PASSWORD" are as common as "password".
+    return password.lower() in common_passwords()
 
 
 def hash_password(password: str) -> str:

@@ -34,8 +34,17 @@ def event_body(event: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
-def deliver(webhook_id: int, organization_id: int, event: dict[str, Any]) -> str:
+def deliver(
+    webhook_id: int,
+    organization_id: int,
+    event: dict[str, Any],
+    webhook_created_at: str | None = None,
+) -> str:
     """Send one event to one endpoint and record the attempt; returns its outcome.
+
+    `webhook_created_at` names the endpoint the delivery was queued for (jobs queued by an
+    older Coffer have none): a retry whose endpoint was deleted is dropped, even when a
+    new endpoint has its id.
 
     Raises DeliveryFailed while retries are left, so RQ runs the job again after the next
     WEBHOOK_RETRY_SECONDS interval; the last failure is recorded as `failed` and returns,
@@ -43,7 +52,9 @@ def deliver(webhook_id: int, organization_id: int, event: dict[str, Any]) -> str
     """
     job = get_current_job()
     try:
-        hook = webhooks.webhook_for_delivery(organization_id, webhook_id)
+        hook = webhooks.webhook_for_delivery(
+            organization_id, webhook_id, webhook_created_at, event["created_at"]
+        )
         if hook is None:
             return "dropped"  # the endpoint was deleted
         retries_left = job.retries_left if job is not None else None

@@ -240,11 +240,31 @@ def test_register_with_an_invalid_email_is_400_naming_email(auth: Auth, email: s
     assert_error(auth.register(email, "Acme"), 400, "invalid_email", field="email")
 
 
-def test_register_with_a_password_shorter_than_8_is_400(auth: Auth, db: Any) -> None:
-    response = auth.register("admin@acme.test", "Acme", password="1234567")
-    assert_error(response, 400, "invalid_password", field="password")
+def test_register_with_a_password_shorter_than_10_is_400_weak_password(auth: Auth, db: Any) -> None:
+    response = auth.register("admin@acme.test", "Acme", password="x7#kq9!mz")
+    assert_error(response, 400, "weak_password", field="password")
+    assert "at least 10 characters" in response.get_json()["error"]
     assert user_count(db) == 0
-    assert auth.register("admin@acme.test", "Acme", password="12345678").status_code == 201
+    assert auth.register("admin@acme.test", "Acme", password="x7#kq9!mz2").status_code == 201
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        "password",
+        "1234567890",
+        "qwertyuiop",
+        "QwertyUIOP",  # compared whatever the case
+        "PASSWORD123",
+        "1q2w3e4r5t",
+    ],
+)
+def test_register_with_one_of_the_10000_most_common_passwords_is_400_weak_password(
+    auth: Auth, db: Any, password: str
+) -> None:
+    response = auth.register("admin@acme.test", "Acme", password=password)
+    assert_error(response, 400, "weak_password", field="password")
+    assert user_count(db) == 0
 
 
 def test_register_with_a_password_over_72_bytes_is_400(auth: Auth) -> None:

@@ -180,7 +180,8 @@ def test_create_user_who_can_then_log_in(
 
     for args, stdin, message in (
         (["nobody@x.test", "--org", "Nowhere"], PASSWORD, "no organization named 'Nowhere'"),
-        (["short@globex.test", "--org", "Globex"], "short", "at least 8 characters"),
+        (["short@globex.test", "--org", "Globex"], "x7#kq9!mz", "at least 10 characters"),
+        (["common@globex.test", "--org", "Globex"], "Password123", "most common passwords"),
         (["ALICE@globex.test", "--org", "Globex"], PASSWORD, "already exists"),
         (["not-an-email", "--org", "Globex"], PASSWORD, "not a valid address"),
         (["empty@globex.test", "--org", "Globex"], "", "no password on standard input"),

@@ -10,17 +10,25 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskCliRunner
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, func, select, text
 
 from app.extensions import db as _db
-from app.models import MAX_NAME_KEY_LENGTH, Organization, User, name_key_of
+from app.models import (
+    MAX_NAME_KEY_LENGTH,
+    Organization,
+    User,
+    name_key_of,
+    name_skeleton_hash_of,
+)
 from app.services.accounts import MAX_ORG_NAME_LENGTH
 from tests.support.client import Auth, form_token
 from tests.support.database import migrated_to
 from tests.support.processes import RedisServer
 
 BEFORE_NAME_KEYS = "0004_files_status_index"
+BEFORE_SKELETONS = "0009_sqlite_autoincrement"
 
 
 @pytest.mark.parametrize(
@@ -155,3 +163,93 @@ def test_the_migration_refuses_names_that_now_clash_and_names_them(
         keys = dict(_db.session.execute(text("SELECT name, name_key FROM organizations")).all())
         _db.session.remove()
     assert keys == {"straße": "strasse", "Strasse Two": "strasse two", "Other": "other"}
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("OrgA", "Οrgᴀ"),  # a Greek capital Omicron, a Latin small capital A
+        ("Acme", "Асmе"),  # Cyrillic а, с, е
+        ("Google", "Gооgle"),  # Cyrillic о
+        ("Рара", "Papa"),  # all Cyrillic, and all Latin
+    ],
+)
+def test_a_name_that_only_looks_like_a_taken_one_is_refused_as_a_taken_name_is(
+    app: Flask, auth: Auth, first: str, second: str
+) -> None:
+    assert name_key_of(first) != name_key_of(second)
+    assert auth.register("admin@one.test", first).status_code == 201
+    refused = auth.another().register("someone@two.test", second)
+    assert refused.status_code == 409
+    assert refused.get_json()["code"] == "invite_required"
+    assert first in refused.get_json()["error"]
+    # Not even with an invite to the real one: its people join it by its own name.
+    invite = auth.invite()
+    assert auth.another().register("b@two.test", second, invite_code=invite).status_code == 409
+    assert accounts_in(app) == (1, 1)
+    joined = auth.another().register("b@two.test", first, invite_code=invite)
+    assert joined.status_code == 201
+
+
+def test_manage_py_refuses_an_organization_that_looks_like_another(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    assert runner.invoke(args=["orgs", "create", "Acme"]).exit_code == 0
+    result = runner.invoke(args=["orgs", "create", "Асmе"])
+    assert result.exit_code == 1
+    assert "'Acme' already exists" in result.output and "looks like it" in result.output
+    assert accounts_in(app) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("Acme", "Acme Two"), ("Café", "Cafe"), ("Orga", "Orgb"), ("Мир", "Мира")],
+)
+def test_names_that_look_different_stay_two_organizations(
+    auth: Auth, first: str, second: str
+) -> None:
+    assert auth.register("a@one.test", first).status_code == 201
+    assert auth.another().register("b@two.test", second).status_code == 201
+
+
+@pytest.fixture
+def database_before_skeletons(
+    tmp_path: Path, redis_server: RedisServer
+) -> Iterator[tuple[Flask, str]]:
+    """A scratch database migrated up to the revision before name skeletons."""
+    with migrated_to(tmp_path, "coffer_alike", BEFORE_SKELETONS, redis_server.url) as made:
+        yield made
+
+
+def test_the_migration_keeps_names_that_already_look_alike_and_guards_them_after(
+    database_before_skeletons: tuple[Flask, str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    app, url = database_before_skeletons
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for name in ("OrgA", "Οrgᴀ", "Other"):
+            connection.execute(
+                text(
+                    "INSERT INTO organizations (name, name_key, storage_quota_mb, created_at) "
+                    "VALUES (:name, :key, 10, CURRENT_TIMESTAMP)"
+                ),
+                {"name": name, "key": name_key_of(name)},
+            )
+    engine.dispose()
+    with app.app_context():
+        upgrade()
+        rows = _db.session.execute(
+            text("SELECT id, name, name_skeleton FROM organizations ORDER BY id")
+        ).all()
+        _db.session.remove()
+    assert [(row[0], row[1]) for row in rows] == [(1, "OrgA"), (2, "Οrgᴀ"), (3, "Other")]
+    assert rows[0][2] == name_skeleton_hash_of("OrgA") and rows[1][2] is None
+    assert rows[2][2] == name_skeleton_hash_of("Other")
+    # `manage.py db upgrade` logs the warning to standard error.
+    assert "'Οrgᴀ' (id 2) looks like 'OrgA' (id 1)" in capfd.readouterr().err
+
+    # The oldest of the two still guards the name.
+    with app.app_context():
+        refused = Auth(app, app.test_client()).register("x@three.test", "0rgA")
+        assert refused.status_code == 409
+        _db.engine.dispose()

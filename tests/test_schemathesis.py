@@ -32,7 +32,7 @@ from schemathesis.config import PositiveDataAcceptanceConfig
 from schemathesis.config._checks import NegativeDataRejectionConfig
 
 from app.api.openapi_document import document
-from app.security import MAX_PASSWORD_BYTES
+from app.security import MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH, is_common_password
 from tests.support.live import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -268,9 +268,15 @@ def utf8_cut(text: str) -> str:
     return text.encode()[:MAX_PASSWORD_BYTES].decode(errors="ignore")
 
 
-# The document's `format: password` (register) is text of at most 72 bytes of UTF-8, which no
-# JSON Schema keyword can say; cut from at least 8 characters, at least 17 are left.
-schemathesis.openapi.format("password", st.text(min_size=8).map(utf8_cut))
+# The document's `format: password` (register) is text of at most 72 bytes of UTF-8 and not
+# one of the 10,000 most common passwords, which no JSON Schema keyword can say; cut from at
+# least 10 characters, at least 18 are left.
+schemathesis.openapi.format(
+    "password",
+    st.text(min_size=MIN_PASSWORD_LENGTH)
+    .map(utf8_cut)
+    .filter(lambda password: not is_common_password(password)),
+)
 
 # A well-formed Range that starts past the end of the file is rightly 416 (RFC 9110 15.5.17);
 # whether it does depends on the file's size, which no schema of the header can know.

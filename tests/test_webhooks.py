@@ -17,13 +17,14 @@ from urllib.parse import urlsplit
 import pytest
 from flask import Flask
 from redis import Redis
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.broker import worker_queues
 from app.extensions import db as _db
 from app.models import Webhook
 from jobs.worker import InProcessWorker
 from tests.support.client import Auth, bearer
+from tests.support.database import run_sql
 from tests.support.metrics import scrape, value
 from tests.support.receiver import Received, receiver
 
@@ -515,3 +516,72 @@ def test_webhooks_need_an_account(app: Flask, client: Any) -> None:
     assert client.get("/api/org/webhooks").status_code == 401
     assert client.delete("/api/org/webhooks/1").status_code == 401
     assert client.get("/api/org/webhooks/1/deliveries").status_code == 401
+
+
+def queue_scheduled_retries(redis: Redis) -> int:
+    """Put every retry RQ has scheduled on its queue now, as the scheduler will once it is
+    due; how many there were."""
+    moved = 0
+    for queue in worker_queues(redis):
+        registry = queue.scheduled_job_registry
+        for job_id in registry.get_job_ids():
+            registry.requeue(job_id)
+            moved += 1
+    return moved
+
+
+def delete_webhook(auth: Auth, webhook_id: int) -> None:
+    """DELETE /api/org/webhooks/<id> as the logged-in admin."""
+    deleted = auth.client.delete(f"/api/org/webhooks/{webhook_id}", headers=auth.headers())
+    assert deleted.status_code == 204
+
+
+@pytest.mark.parametrize(
+    "app_overrides", [{"WEBHOOK_ALLOW_PRIVATE": True, "WEBHOOK_RETRY_SECONDS": [3600]}]
+)
+def test_a_deleted_endpoints_queued_retry_is_dropped_and_its_id_not_given_again(
+    app: Flask, auth: Auth, redis: Redis, worker: Callable[[], None]
+) -> None:
+    """The first attempt fails and a retry waits; the endpoint is deleted and another
+    registered: the new one has an id of its own and is sent nothing of the old one's."""
+    auth.register()
+    with receiver([500]) as old, receiver([204]) as new:
+        first = register_webhook(auth, old.url, ["file.ready"]).get_json()
+        upload(auth, "notes.txt", b"hello\n")
+        worker()
+        assert len(old.received) == 1
+        delete_webhook(auth, first["id"])
+        second = register_webhook(auth, new.url, ["file.ready"]).get_json()
+        assert second["id"] != first["id"]
+        assert queue_scheduled_retries(redis) == 1
+        worker()
+    assert len(old.received) == 1
+    assert new.received == []
+    assert deliveries(auth, second["id"]) == []
+
+
+@pytest.mark.parametrize(
+    "app_overrides", [{"WEBHOOK_ALLOW_PRIVATE": True, "WEBHOOK_RETRY_SECONDS": [3600]}]
+)
+def test_an_endpoint_given_a_deleted_ones_id_is_not_sent_its_retries(
+    app: Flask, auth: Auth, redis: Redis, worker: Callable[[], None]
+) -> None:
+    """Should an endpoint still come to have the id of a deleted one (a database restored
+    from a backup, a SQLite database from before ids were kept), a retry queued for the old
+    endpoint is not sent to it, nor signed with its secret."""
+    auth.register()
+    with receiver([500]) as old, receiver([204]) as new:
+        first = register_webhook(auth, old.url, ["file.ready"]).get_json()
+        upload(auth, "notes.txt", b"hello\n")
+        worker()
+        delete_webhook(auth, first["id"])
+        second = register_webhook(auth, new.url, ["file.ready"]).get_json()
+        run_sql(app, update(Webhook).where(Webhook.id == second["id"]).values(id=first["id"]))
+        assert queue_scheduled_retries(redis) == 1
+        worker()
+        # The endpoint under that id still gets its own events.
+        upload(auth, "more.txt", b"more\n")
+        worker()
+    assert len(old.received) == 1
+    assert len(new.received) == 1
+    assert json.loads(new.received[0].body)["data"]["file"]["filename"] == "more.txt"

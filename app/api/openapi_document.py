@@ -395,10 +395,12 @@ PATHS: dict[str, Any] = {
                 ),
                 "400": error(
                     "the body is not a JSON object of the fields, the email is malformed, the "
-                    "password is shorter than 8 characters or longer than 72 bytes, or the "
+                    "password is shorter than 10 characters or one of the 10,000 most common "
+                    "(weak_password) or longer than 72 bytes (invalid_password), or the "
                     "invite code is wrong, used or expired.",
                     *JSON_BODY_CODES,
                     "invalid_email",
+                    "weak_password",
                     "invalid_password",
                     "invite_invalid",
                 ),

@@ -276,8 +276,9 @@ def file_status(raw: Any) -> Any:
 class RegisterRequest(BaseModel):
     """POST /api/auth/register."""
 
-    # accounts.register checks the address (400 invalid_email) and the password's length
-    # (400 invalid_password); the schema states those rules too, from the same constants.
+    # accounts.register checks the address (400 invalid_email) and the password (400
+    # weak_password, invalid_password); the schema states those rules too, from the same
+    # constants.
     email: Annotated[
         str,
         Text(),
@@ -297,7 +298,8 @@ class RegisterRequest(BaseModel):
                 "format": "password",
             },
             description=f"{MIN_PASSWORD_LENGTH} characters at least, {MAX_PASSWORD_BYTES} "
-            "bytes of UTF-8 at most; any text.",
+            "bytes of UTF-8 at most, and not one of the 10,000 most common passwords "
+            "(compared case-insensitively); any text.",
         ),
     ]
     organization_name: Annotated[

@@ -21,6 +21,7 @@ from ..models import (
     Role,
     User,
     name_key_of,
+    name_skeleton_hash_of,
     utcnow,
 )
 from ..models import (
@@ -32,6 +33,7 @@ from ..security import (
     check_password,
     digest,
     hash_password,
+    is_common_password,
     new_secret,
 )
 from ..tenancy import get_scoped_or_404, in_organization, scoped
@@ -51,11 +53,19 @@ def normalize_email(raw: str) -> str:
 
 
 def validate_password(password: str) -> None:
-    """Enforce the password rules: at least 8 characters, at most 72 bytes."""
+    """Enforce the password rules wherever a password is set: at least 10 characters
+    and not one of the 10,000 most common (400 weak_password), at most 72 bytes in UTF-8
+    (400 invalid_password)."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(
-            "invalid_password",
+            "weak_password",
             f"password must be at least {MIN_PASSWORD_LENGTH} characters",
+            field="password",
+        )
+    if is_common_password(password):
+        raise InvalidInput(
+            "weak_password",
+            "password is one of the 10,000 most common passwords; choose another",
             field="password",
         )
     if len(password.encode()) > MAX_PASSWORD_BYTES:
@@ -89,6 +99,13 @@ def find_organization(name: str) -> Organization | None:
     """The organization with this name, compared as the unique index compares names."""
     return db.session.scalars(
         select(Organization).where(Organization.name_key == name_key_of(name))
+    ).first()
+
+
+def find_lookalike(name: str) -> Organization | None:
+    """An organization whose name looks like this one (the same confusable skeleton)."""
+    return db.session.scalars(
+        select(Organization).where(Organization.name_skeleton == name_skeleton_hash_of(name))
     ).first()
 
 
@@ -128,6 +145,14 @@ def _create_account(
         if email_taken(email):
             raise Conflict("email_taken", "an account with this email already exists")
         org = find_organization(organization_name)
+        if org is None and (lookalike := find_lookalike(organization_name)) is not None:
+            # Refused like a taken name: one organization must not pass for another. Its
+            # people join it by its own name.
+            raise Conflict(
+                "invite_required",
+                f"an organization named {lookalike.name!r} exists, which this name looks like; "
+                "joining it needs its name and an invite code from its admin",
+            )
         if org is None:
             if invite_code:
                 raise InvalidInput("invite_invalid", "the invite code is not valid")

@@ -50,6 +50,13 @@ def create_organization(name: str, quota_mb: int | None = None) -> Organization:
                 raise Conflict(
                     "organization_exists", f"an organization named {existing.name!r} already exists"
                 )
+            lookalike = accounts.find_lookalike(name)
+            if lookalike is not None:
+                raise Conflict(
+                    "organization_exists",
+                    f"an organization named {lookalike.name!r} already exists, and "
+                    f"{name!r} looks like it",
+                )
             org = Organization(name=name, storage_quota_mb=quota_mb)
             session.add(org)
     except IntegrityError:

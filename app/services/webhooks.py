@@ -257,6 +257,8 @@ def _queue(
                 hook.id,
                 organization_id,
                 event,
+                # Names this endpoint, not just its id: see webhook_for_delivery.
+                isoformat(hook.created_at),
                 job_id=f"webhook-{event['id']}-{hook.id}",
                 retry=retry_policy(),
                 # One attempt takes at most WEBHOOK_TIMEOUT_SECONDS; the rest is bookkeeping.
@@ -297,11 +299,26 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
-def webhook_for_delivery(organization_id: int, webhook_id: int) -> Webhook | None:
-    """The endpoint a queued delivery is for, or None once it was deleted."""
-    return db.session.scalars(
+def webhook_for_delivery(
+    organization_id: int, webhook_id: int, created_at: str | None, event_created_at: str
+) -> Webhook | None:
+    """The endpoint a queued delivery is for, or None once it was deleted.
+
+    An endpoint that has the id but not the creation time the delivery was queued with is
+    another one that got a deleted endpoint's id (SQLite before migration 0009, a restored
+    backup): it is never sent the old endpoint's events, nor signs them with its secret.
+    """
+    hook = db.session.scalars(
         scoped(Webhook, organization_id).where(Webhook.id == webhook_id)
     ).first()
+    if hook is None:
+        return None
+    created = isoformat(hook.created_at) or ""
+    if created_at is None:
+        # Queued before deliveries named their endpoint's creation time: the endpoint
+        # must at least be older than the event.
+        return hook if created <= event_created_at else None
+    return hook if created == created_at else None
 
 
 @dataclass(frozen=True)

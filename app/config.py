@@ -174,6 +174,12 @@ class Config:
         # Number of proxies in front of Coffer whose X-Forwarded-For is trusted; 0
         # means the client address is the socket peer and the header is ignored.
         self.TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
+        # Connections one client address may hold open; more are closed as they arrive
+        # (0: no cap). Behind a trusted proxy every connection comes from the proxy, which
+        # must cap each client itself (docs/DEPLOY.md), so the default there is no cap.
+        self.CONNECTIONS_PER_ADDRESS = env_int(
+            "CONNECTIONS_PER_ADDRESS", 0 if self.TRUSTED_PROXIES else 50
+        )
         # Client addresses (IPs or CIDR networks, comma-separated) allowed to read
         # /metrics, as the app sees them (behind a proxy, with TRUSTED_PROXIES set); empty
         # allows none. Others need METRICS_TOKEN as a bearer token, or get 404.
@@ -187,10 +193,6 @@ class Config:
         self.JSON_BODY_LIMIT_KB = env_int("JSON_BODY_LIMIT_KB", 1024, minimum=1)
         # Connections the web process holds open at once, from every client together.
         self.CONNECTION_LIMIT = env_int("CONNECTION_LIMIT", 1000, minimum=10)
-        # Connections one client address may hold open; more are closed as they arrive.
-        # Behind a reverse proxy every connection comes from the proxy: raise it above
-        # the proxy's own number of upstream connections (docs/DEPLOY.md), or 0 for none.
-        self.CONNECTIONS_PER_ADDRESS = env_int("CONNECTIONS_PER_ADDRESS", 50)
         # Seconds a connection gets from its first byte (or from being opened) to the end
         # of a request's headers; slower ones (slowloris) are closed.
         self.REQUEST_HEADER_TIMEOUT_SECONDS = env_int(

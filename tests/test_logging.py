@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -325,3 +327,52 @@ def test_redaction_takes_linear_time_and_still_redacts() -> None:
     assert "hunter2" not in cleaned
     assert "postgresql://coffer:[redacted]@db:5432/coffer" in cleaned
     assert logs.redact("9redis://:pw-secret@cache:6379/0") == "9redis://:[redacted]@cache:6379/0"
+
+
+def test_a_stalled_log_stream_does_not_stall_the_code_that_logs() -> None:
+    """With the log stream a pipe nobody reads for a while (a full pipe to a stuck log
+    collector), a request thread's log call returns at once, and another thread's too;
+    every line is written, redacted, once the reader catches up."""
+    read_end, write_end = os.pipe()
+    stream = os.fdopen(write_end, "w", encoding="utf-8")
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.extend(iter_pipe(read_end)), daemon=True)
+    root = logging.getLogger()
+    level = root.level
+    handler = logs.configure(json_lines=True, level=logging.INFO, stream=stream)
+    log = logging.getLogger("coffer.test")
+    # More than a pipe holds (64 KiB on Linux): whoever writes it waits for a reader.
+    big = "x" * 200_000
+    try:
+        calls = [
+            threading.Thread(target=log.warning, args=("big line %s", big), daemon=True),
+            threading.Thread(
+                target=log.warning,
+                args=("after it: postgresql://coffer:hunter2@db/coffer",),
+                daemon=True,
+            ),
+        ]
+        for call in calls:
+            call.start()
+            call.join(timeout=5)
+        assert not any(call.is_alive() for call in calls), "a log call waited on the stream"
+    finally:
+        # The reader catches up (also when a log call is stuck, so that the test ends).
+        reader.start()
+        handler.flush()
+        root.removeHandler(handler)
+        handler.close()
+        root.setLevel(level)
+        stream.close()
+        reader.join(timeout=10)
+    lines = b"".join(received).decode().splitlines()
+    messages = [json.loads(line)["message"] for line in lines]
+    assert len(messages) == 2 and messages[0] == f"big line {big}"
+    assert messages[1] == "after it: postgresql://coffer:[redacted]@db/coffer"
+
+
+def iter_pipe(fd: int) -> Iterator[bytes]:
+    """Everything read from a pipe until its writer closes it; closes the read end."""
+    with os.fdopen(fd, "rb") as pipe:
+        while chunk := pipe.read1(65536):
+            yield chunk

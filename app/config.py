@@ -174,6 +174,12 @@ class Config:
         # Number of proxies in front of Coffer whose X-Forwarded-For is trusted; 0
         # means the client address is the socket peer and the header is ignored.
         self.TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
+        # Connections one client address may hold open; more are closed as they arrive
+        # (0: no cap). Behind a trusted proxy every connection comes from the proxy, which
+        # must cap each client itself (docs/DEPLOY.md), so the default there is no cap.
+        self.CONNECTIONS_PER_ADDRESS = env_int(
+            "CONNECTIONS_PER_ADDRESS", 0 if self.TRUSTED_PROXIES else 50
+        )
         # Client addresses (IPs or CIDR networks, comma-separated) allowed to read
         # /metrics, as the app sees them (behind a proxy, with TRUSTED_PROXIES set); empty
         # allows none. Others need METRICS_TOKEN as a bearer token, or get 404.
@@ -182,8 +188,21 @@ class Config:
         # that scrapes from another address.
         self.METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
 
-        # Largest JSON (non-upload) request body.
-        self.MAX_CONTENT_LENGTH = MiB
+        # Largest request body of anything but an upload (JSON, forms), in KiB: waitress
+        # refuses a longer declared or chunked body with 413 before reading past it.
+        self.JSON_BODY_LIMIT_KB = env_int("JSON_BODY_LIMIT_KB", 1024, minimum=1)
+        # Connections the web process holds open at once, from every client together.
+        self.CONNECTION_LIMIT = env_int("CONNECTION_LIMIT", 1000, minimum=10)
+        # Seconds a connection gets from its first byte (or from being opened) to the end
+        # of a request's headers; slower ones (slowloris) are closed.
+        self.REQUEST_HEADER_TIMEOUT_SECONDS = env_int(
+            "REQUEST_HEADER_TIMEOUT_SECONDS", 10, minimum=1
+        )
+        # Seconds a connection may sit without sending or receiving a byte while no
+        # request of it is being handled (an idle keep-alive, a stalled body).
+        self.CONNECTION_IDLE_TIMEOUT_SECONDS = env_int(
+            "CONNECTION_IDLE_TIMEOUT_SECONDS", 30, minimum=1
+        )
         self.MAX_FORM_PARTS = 100
 
         # pool_pre_ping is set from the database URL in load_config.
@@ -318,6 +337,8 @@ def load_config(overrides: dict[str, object] | None = None) -> dict[str, object]
         values.update(overrides)
     # Derived settings follow whatever the overrides changed.
     values["MAX_FILE_SIZE"] = int(values["MAX_FILE_SIZE_MB"]) * MiB
+    # Flask's own check of non-upload bodies, the same limit waitress applies.
+    values["MAX_CONTENT_LENGTH"] = int(values["JSON_BODY_LIMIT_KB"]) * 1024
     values["PERMANENT_SESSION_LIFETIME"] = timedelta(days=values["SESSION_LIFETIME_DAYS"])
     values["RATELIMIT_STORAGE_URI"] = values["REDIS_URL"]
     # A ping before each pooled connection's checkout (a query per request) guards against a

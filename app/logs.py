@@ -1,9 +1,17 @@
-"""Logging: plain lines in development, JSON lines in production; secrets kept out."""
+"""Logging: plain lines in development, JSON lines in production; secrets kept out.
+
+Records are queued by the thread that logs them and formatted, redacted and written by
+one listener thread, so a request never waits on another's log line.
+"""
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import logging.handlers
+import os
+import queue
 import re
 import sys
 from datetime import UTC, datetime
@@ -13,6 +21,9 @@ from flask import Flask, g, has_request_context
 
 # Secrets that must never reach a log line, whatever logged them (an exception's text
 # may carry SQL parameters, a URL may carry a password). Each is replaced in place.
+# Every pattern runs in time linear in the text (tests/test_logging.py feeds each one
+# 100,000-character adversarial strings): a pattern may only start a match where its
+# first repeated class cannot also have matched one character earlier, or at a literal.
 REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     # API token secrets.
     (re.compile(r"coffer_[A-Za-z0-9_-]{16,}"), "coffer_[redacted]"),
@@ -24,8 +35,13 @@ REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\$2[abxy]\$\d{2}\$[./A-Za-z0-9]{53}"), "[redacted hash]"),
     # Authorization: Bearer <secret>.
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
-    # Passwords inside URLs: scheme://user:password@host.
-    (re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@", re.IGNORECASE), r"\1[redacted]@"),
+    # Passwords inside URLs: scheme://user:password@host. The look-behind lets a match
+    # start only at the beginning of a run of scheme characters: started at every one of
+    # them, a long run without "://" costs time quadratic in its length.
+    (
+        re.compile(r"(?<![a-z0-9+.-])([a-z0-9+.-]++://[^:/@\s]*+:)[^@\s/]++@", re.IGNORECASE),
+        r"\1[redacted]@",
+    ),
     # password=..., "secret_key": "...", csrf_token=... and the like.
     (
         re.compile(
@@ -90,21 +106,139 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(data, default=lambda value: redact(str(value)))
 
 
+# Records waiting for the listener; past this many (the stream is not keeping up) new
+# ones are counted and dropped rather than held in memory or waited for.
+QUEUE_SIZE = 10_000
+
+
+class _Listener(logging.handlers.QueueListener):
+    """The thread that writes queued records, through its owner's `write`."""
+
+    def __init__(self, owner: QueueingHandler) -> None:
+        super().__init__(owner.queue)
+        self.owner = owner
+
+    def handle(self, record: logging.LogRecord) -> None:
+        """Write one record."""
+        self.owner.write(record)
+
+    def enqueue_sentinel(self) -> None:
+        """Wait for room: the queue may be full when the listener is asked to stop."""
+        self.queue.put(self._sentinel)  # type: ignore[attr-defined]
+
+    @property
+    def running(self) -> bool:
+        """Whether the thread runs (it does not survive a fork)."""
+        return self._thread is not None
+
+    def forget_thread(self) -> None:
+        """After a fork: the parent's thread is not this process's."""
+        self._thread = None
+
+
+class QueueingHandler(logging.handlers.QueueHandler):
+    """Hands each record to a listener thread that formats, redacts and writes it.
+
+    Only the filter (the request id, read from the request's context) and the message's
+    arguments are rendered on the logging thread: the rest of the work is the listener's.
+    """
+
+    def __init__(self, target: logging.Handler) -> None:
+        super().__init__(queue.Queue(QUEUE_SIZE))
+        self.target = target
+        self.dropped = 0
+        self.direct = False
+        self.listener = _Listener(self)
+        self.listener.start()
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        """A copy with the message rendered now (its arguments may change once the call
+        returns); the traceback stays for the listener to format."""
+        prepared = copy.copy(record)
+        prepared.msg = record.getMessage()
+        prepared.args = None
+        return prepared
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        """Queue the record, or count it as dropped when the queue is full."""
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue the record; in a forked child (RQ's work horse) write it directly."""
+        if self.direct:
+            self.target.handle(record)
+        else:
+            super().emit(record)
+
+    def write(self, record: logging.LogRecord) -> None:
+        """Format, redact and write one record (the listener thread's work)."""
+        dropped, self.dropped = self.dropped, 0
+        if dropped:
+            self.target.handle(
+                logging.makeLogRecord(
+                    {
+                        "name": __name__,
+                        "levelno": logging.WARNING,
+                        "levelname": "WARNING",
+                        "msg": f"{dropped} log record(s) dropped: the log stream fell behind",
+                    }
+                )
+            )
+        self.target.handle(record)
+
+    def flush(self) -> None:
+        """Wait until every record queued so far is written."""
+        if self.listener.running:
+            self.queue.join()  # type: ignore[attr-defined]
+        self.target.flush()
+
+    def close(self) -> None:
+        """Write what is queued, then stop the listener."""
+        if self.listener.running:
+            self.listener.stop()
+        self.target.flush()
+        super().close()
+
+    def after_fork_in_child(self) -> None:
+        """The listener thread does not survive a fork, and a work horse ends with
+        os._exit (nothing queued would be written): write directly from here on."""
+        self.listener.forget_thread()
+        self.direct = True
+
+
+_installed: list[QueueingHandler] = []
+
+
+def _after_fork_in_child() -> None:
+    for handler in _installed:
+        handler.after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def configure(
     json_lines: bool, level: int = logging.INFO, stream: IO[str] | None = None
 ) -> logging.Handler:
     """Send Coffer's and RQ's logs to `stream` (stderr) in the chosen format.
 
-    Returns the installed handler; calling again replaces it.
+    Returns the installed handler (its flush() waits until what was logged is written);
+    calling again replaces it.
     """
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JSONFormatter() if json_lines else PlainFormatter())
+    target = logging.StreamHandler(stream or sys.stderr)
+    target.setFormatter(JSONFormatter() if json_lines else PlainFormatter())
+    handler = QueueingHandler(target)
     handler.addFilter(RequestIdFilter())
     handler._coffer = True  # type: ignore[attr-defined]
     root = logging.getLogger()
     for existing in list(root.handlers):
         if getattr(existing, "_coffer", False):
             root.removeHandler(existing)
+            existing.close()
+    _installed[:] = [handler]
     root.addHandler(handler)
     root.setLevel(level)
     return handler

@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--directory", type=Path, required=True)
     args = parser.parse_args(argv)
     args.directory.mkdir(parents=True, exist_ok=True)
-    # The same arguments `manage.py serve` hands waitress, bar the app and the ident.
+    # The same arguments `manage.py serve` hands waitress, bar the app, the ident and the
+    # per-request and per-address limits of app/server.py (none of which a floor upload meets).
     serve(
         make_app(args.directory),
         host=LOOPBACK,

@@ -6,7 +6,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,10 +30,13 @@ class Captured:
 
     def __init__(self) -> None:
         self.stream = io.StringIO()
+        self.handler: logging.Handler | None = None
 
     @property
     def text(self) -> str:
-        """Everything written so far."""
+        """Everything logged so far (written by the handler's thread: waited for)."""
+        if self.handler is not None:
+            self.handler.flush()
         return self.stream.getvalue()
 
     def records(self) -> list[dict[str, Any]]:
@@ -50,10 +56,12 @@ def capture(json_lines: bool) -> Iterator[Captured]:
     root = logging.getLogger()
     level = root.level
     handler = logs.configure(json_lines=json_lines, level=logging.DEBUG, stream=captured.stream)
+    captured.handler = handler
     try:
         yield captured
     finally:
         root.removeHandler(handler)
+        handler.close()
         root.setLevel(level)
 
 
@@ -261,3 +269,110 @@ def test_an_unexpected_error_is_logged_with_the_request_id_the_client_saw(
     assert "the disk caught fire" in error["exc"]
     (access,) = json_log.access()
     assert (access["request_id"], access["status"]) == (request_id, 500)
+
+
+# Runs of the characters each pattern repeats, and of the pieces it looks for, long
+# enough that a pattern quadratic in them would take minutes (the URL one did).
+ADVERSARIAL_LENGTH = 100_000
+ADVERSARIAL_PIECES = (
+    "a",
+    "a:",
+    "a.b+c-9",
+    "://",
+    "a://",
+    "a://b:",
+    "x://u:p",
+    ":",
+    "@",
+    "/",
+    "coffer_",
+    "whsec_",
+    "/s/",
+    "$2b$12$",
+    "bearer ",
+    "Bearer\t",
+    "password",
+    "password=",
+    'password="',
+    "password='",
+    "secret: ",
+    '"token":',
+)
+
+
+def adversarial_texts() -> Iterator[str]:
+    """For each piece: the piece repeated, the piece before a long run of plain letters,
+    and the piece after one, each ADVERSARIAL_LENGTH characters long."""
+    for piece in ADVERSARIAL_PIECES:
+        yield (piece * (ADVERSARIAL_LENGTH // len(piece) + 1))[:ADVERSARIAL_LENGTH]
+        yield piece + "a" * (ADVERSARIAL_LENGTH - len(piece))
+        yield "a" * (ADVERSARIAL_LENGTH - len(piece)) + piece
+        yield "x://u:" + piece * ((ADVERSARIAL_LENGTH - 6) // len(piece))
+
+
+def test_redaction_takes_linear_time_and_still_redacts() -> None:
+    """Every redaction pattern gets through 100,000-character adversarial texts in well
+    under a second (the URL pattern took about a minute), and still redacts a password
+    inside a URL however long the text around it."""
+    for text in adversarial_texts():
+        started = time.perf_counter()
+        logs.redact(text)
+        elapsed = time.perf_counter() - started
+        assert elapsed < 0.25, (text[:40], elapsed)
+
+    padding = "a" * ADVERSARIAL_LENGTH
+    started = time.perf_counter()
+    cleaned = logs.redact(f"/{padding} postgresql://coffer:hunter2@db:5432/coffer {padding}")
+    assert time.perf_counter() - started < 0.25
+    assert "hunter2" not in cleaned
+    assert "postgresql://coffer:[redacted]@db:5432/coffer" in cleaned
+    assert logs.redact("9redis://:pw-secret@cache:6379/0") == "9redis://:[redacted]@cache:6379/0"
+
+
+def test_a_stalled_log_stream_does_not_stall_the_code_that_logs() -> None:
+    """With the log stream a pipe nobody reads for a while (a full pipe to a stuck log
+    collector), a request thread's log call returns at once, and another thread's too;
+    every line is written, redacted, once the reader catches up."""
+    read_end, write_end = os.pipe()
+    stream = os.fdopen(write_end, "w", encoding="utf-8")
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.extend(iter_pipe(read_end)), daemon=True)
+    root = logging.getLogger()
+    level = root.level
+    handler = logs.configure(json_lines=True, level=logging.INFO, stream=stream)
+    log = logging.getLogger("coffer.test")
+    # More than a pipe holds (64 KiB on Linux): whoever writes it waits for a reader.
+    big = "x" * 200_000
+    try:
+        calls = [
+            threading.Thread(target=log.warning, args=("big line %s", big), daemon=True),
+            threading.Thread(
+                target=log.warning,
+                args=("after it: postgresql://coffer:hunter2@db/coffer",),
+                daemon=True,
+            ),
+        ]
+        for call in calls:
+            call.start()
+            call.join(timeout=5)
+        assert not any(call.is_alive() for call in calls), "a log call waited on the stream"
+    finally:
+        # The reader catches up (also when a log call is stuck, so that the test ends).
+        reader.start()
+        handler.flush()
+        root.removeHandler(handler)
+        handler.close()
+        root.setLevel(level)
+        stream.close()
+        reader.join(timeout=10)
+    lines = b"".join(received).decode().splitlines()
+    messages = [json.loads(line)["message"] for line in lines]
+    assert len(messages) == 2 and messages[0] == f"big line {big}"
+    assert messages[1] == "after it: postgresql://coffer:[redacted]@db/coffer"
+
+
+def iter_pipe(fd: int) -> Iterator[bytes]:
+    """Everything read from a pipe until its writer closes it; closes the read end."""
+    with os.fdopen(fd, "rb") as pipe:
+        while chunk := pipe.read1(65536):
+            yield chunk

@@ -12,8 +12,6 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from ..multipart import upload_body_limit
-
 log = logging.getLogger("coffer.server")
 
 # How often the server loop looks for a stop request while idle.
@@ -22,11 +20,14 @@ POLL_SECONDS = 0.2
 # to the request's body buffer, a temp file past 512 KiB, at four system calls an append,
 # so an 8 KiB read costs the main thread about as much as parsing an upload does.
 RECV_BYTES = 256 * 1024
-# waitress's settings beside the host, port, threads and body limit; the bench's floor
-# server takes them too, so it is measured under the same server.
+# waitress's settings beside the host, port, threads and the limits of app/server.py
+# (which come from the app's configuration); the bench's floor server takes them too, so
+# it is measured under the same server.
 WAITRESS_SETTINGS: dict[str, Any] = {
     "recv_bytes": RECV_BYTES,
     "clear_untrusted_proxy_headers": True,
+    # select() cannot watch descriptors past 1024; poll() has no such limit.
+    "asyncore_use_poll": True,
 }
 
 
@@ -78,18 +79,12 @@ def run_server(app: Flask, *, host: str, port: int, threads: int, shutdown_timeo
     """
     # Imported here: only this command needs waitress.
     from waitress import wasyncore
-    from waitress.server import create_server
 
-    server: Any = create_server(
-        app,
-        host=host,
-        port=port,
-        threads=threads,
-        # A declared body over the upload limit is refused before it is read.
-        max_request_body_size=upload_body_limit(),
-        ident="coffer",
-        **WAITRESS_SETTINGS,
-    )
+    from ..server import build_server
+
+    # Bodies refused by endpoint before they are read, connections capped per address,
+    # headers with a deadline (app/server.py).
+    server: Any = build_server(app, host=host, port=port, threads=threads, **WAITRESS_SETTINGS)
     stop = threading.Event()
 
     def request_stop(_signum: int, _frame: Any) -> None:

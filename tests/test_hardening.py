@@ -1,0 +1,104 @@
+"""Hardening: ids that cannot exist are 404 on every route, odd `_method` parameters do not
+break the pages, /readyz keeps its details for the operators, webhook addresses and lookups
+are bounded, the SQLite files are private, a webhook retry is one warning line, and share
+URLs never take a forged Host in production."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from flask import Flask
+from werkzeug.routing import IntegerConverter, Rule
+
+from tests.support.client import Auth
+
+# Ids that no table can hold: past SQLite's 64-bit integers, and the bounds below 1.
+HUGE_IDS = (2**63, 2**64)
+OUT_OF_RANGE_IDS = (*HUGE_IDS, 0, -1)
+
+
+# ---- ids that cannot exist ------------------------------------------------------------
+
+
+def id_rules(app: Flask) -> list[Rule]:
+    """Every route of the app that takes an integer from its path."""
+    return [
+        rule
+        for rule in app.url_map.iter_rules()
+        if any(isinstance(c, IntegerConverter) for c in (rule._converters or {}).values())
+    ]
+
+
+def path_with(rule: Rule, number: int) -> str:
+    """The rule's path with `number` for each integer and a plausible value for the rest."""
+    path = rule.rule
+    for name, converter in rule._converters.items():
+        if isinstance(converter, IntegerConverter):
+            value = str(number)
+        elif type(converter).__name__ == "UUIDConverter":
+            value = str(uuid.uuid4())
+        elif type(converter).__name__ == "AnyConverter":
+            value = converter.regex.split("|")[0].strip("(?:)")
+        else:
+            value = "x"
+        path = path.replace(f"<{converter_text(rule, name)}>", value)
+    return path
+
+
+def converter_text(rule: Rule, name: str) -> str:
+    """The `converter(args):name` text of one argument in the rule's pattern."""
+    start = rule.rule.index(f":{name}>")
+    return rule.rule[rule.rule.rindex("<", 0, start) + 1 : start + len(name) + 1]
+
+
+def test_every_route_with_an_id_is_404_for_an_id_that_cannot_exist(app: Flask, auth: Auth) -> None:
+    """Signed in as an admin, with the CSRF token, every method of every route with an id:
+    404 for ids of 2**63, 2**64, 0 and -1, never a 500 (SQLite overflows past 2**63 - 1)."""
+    auth.register()
+    rules = id_rules(app)
+    # The pages' revoke, activate and delete forms, and the API's id routes.
+    assert {r.endpoint for r in rules} >= {
+        "web.revoke_token",
+        "web.set_active",
+        "web.revoke_link",
+        "web.delete_webhook",
+        "tokens.revoke",
+        "links.revoke",
+        "webhooks.delete",
+        "webhooks.deliveries",
+    }, sorted(r.endpoint for r in rules)
+    answers = {}
+    for rule in rules:
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            for number in OUT_OF_RANGE_IDS:
+                path = path_with(rule, number)
+                response = auth.client.open(path, method=method, headers=auth.headers())
+                answers[(method, path)] = response.status_code
+                assert response.mimetype == "application/json", (method, path)
+                assert response.get_json()["code"] == "not_found", (method, path)
+    assert set(answers.values()) == {404}, answers
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "_method=POST",
+        "_method=DELETE",
+        "_method=",
+        "_external=1&_scheme=javascript",
+        "_anchor=x",
+        "status=ready&_method=PUT",
+    ],
+)
+def test_odd_url_parameters_leave_the_files_page_working(auth: Auth, query: str) -> None:
+    """url_for reads `_method`, `_scheme` and the like as instructions; the files page takes
+    only its own parameters into the URL its script refreshes the rows from."""
+    auth.register()
+    response = auth.client.get(f"/?{query}")
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    page = response.get_data(as_text=True)
+    expected = '"/files/rows?status=ready"' if "status=ready" in query else '"/files/rows"'
+    assert f"data-rows-url={expected}" in page
+    rows = auth.client.get(f"/files/rows?{query}")
+    assert rows.status_code == 200

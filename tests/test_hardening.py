@@ -6,12 +6,15 @@ URLs never take a forged Host in production."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
 from werkzeug.routing import IntegerConverter, Rule
 
 from tests.support.client import Auth
+from tests.support.processes import RedisServer
 
 # Ids that no table can hold: past SQLite's 64-bit integers, and the bounds below 1.
 HUGE_IDS = (2**63, 2**64)
@@ -102,3 +105,42 @@ def test_odd_url_parameters_leave_the_files_page_working(auth: Auth, query: str)
     assert f"data-rows-url={expected}" in page
     rows = auth.client.get(f"/files/rows?{query}")
     assert rows.status_code == 200
+
+
+# ---- /readyz --------------------------------------------------------------------------
+
+METRICS_TOKEN = "readyz-operator-token-0123456789"
+
+
+class TestReadinessDetails:
+    """/readyz names a failing dependency's host and port only to the operators."""
+
+    @pytest.fixture
+    def app_overrides(self, own_redis: RedisServer) -> dict[str, Any]:
+        """The app talks to the test's own Redis, which the test stops."""
+        return {"REDIS_URL": own_redis.url, "METRICS_TOKEN": METRICS_TOKEN}
+
+    def test_only_allowed_clients_see_where_a_failing_check_points(
+        self, app: Flask, own_redis: RedisServer
+    ) -> None:
+        port = str(urlsplit(own_redis.url).port)
+        outsider = app.test_client()
+        outsider.environ_base["REMOTE_ADDR"] = "203.0.113.9"
+        operator = app.test_client()  # 127.0.0.1, the default METRICS_ALLOW
+        own_redis.stop()
+
+        seen = outsider.get("/readyz")
+        assert seen.status_code == 503
+        assert seen.get_json() == {
+            "status": "unavailable",
+            "checks": {"database": "ok", "redis": "unavailable", "storage": "ok"},
+        }
+        assert port not in seen.get_data(as_text=True)
+
+        for response in (
+            operator.get("/readyz"),
+            outsider.get("/readyz", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}),
+        ):
+            assert response.status_code == 503
+            detail = response.get_json()["checks"]["redis"]
+            assert detail.startswith("error: ") and port in detail

@@ -164,6 +164,9 @@ class Config:
         # Insecure: true lets webhooks reach loopback, private and other internal
         # addresses (tests, and deployments whose receivers are all internal).
         self.WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+        # Seconds the DNS lookup of a webhook's host may take, at registration and at each
+        # delivery; longer is refused (url_not_allowed) or a failed attempt.
+        self.WEBHOOK_RESOLVE_SECONDS = env_int("WEBHOOK_RESOLVE_SECONDS", 5, minimum=1)
         # Seconds one webhook delivery attempt may take, connecting and answering together.
         self.WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
         # Seconds to wait before each retry of a webhook delivery that failed; one retry

@@ -5,7 +5,10 @@ URLs never take a forged Host in production."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,6 +16,7 @@ import pytest
 from flask import Flask
 from werkzeug.routing import IntegerConverter, Rule
 
+from app.services import webhooks
 from tests.support.client import Auth
 from tests.support.processes import RedisServer
 
@@ -144,3 +148,78 @@ class TestReadinessDetails:
             assert response.status_code == 503
             detail = response.get_json()["checks"]["redis"]
             assert detail.startswith("error: ") and port in detail
+
+
+# ---- webhook addresses and lookups ------------------------------------------------------
+
+
+def register_webhook(auth: Auth, url: str) -> Any:
+    """POST /api/org/webhooks for file.ready as the signed-in admin."""
+    return auth.client.post(
+        "/api/org/webhooks", json={"url": url, "events": ["file.ready"]}, headers=auth.headers()
+    )
+
+
+NOT_GLOBAL_URLS = [
+    "http://192.0.0.8/hook",
+    "http://192.0.0.9/hook",
+    "http://192.0.0.10/hook",
+    "http://[fec0::1]/hook",
+    "http://[fed0::8]:8443/hook",
+    "http://93.184.215.14:0/hook",
+]
+
+
+@pytest.mark.parametrize("url", NOT_GLOBAL_URLS)
+def test_addresses_that_are_not_global_and_port_0_are_refused(auth: Auth, url: str) -> None:
+    auth.register()
+    response = register_webhook(auth, url)
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["code"] == "url_not_allowed"
+    assert auth.client.get("/api/org/webhooks").get_json() == {"webhooks": []}
+
+
+def test_a_global_address_is_still_accepted(auth: Auth) -> None:
+    auth.register()
+    for url in ("https://93.184.215.14:8443/hooks", "http://[2606:4700:4700::1111]/x"):
+        response = register_webhook(auth, url)
+        assert response.status_code == 201, response.get_json()
+
+
+def test_an_address_that_is_not_global_is_refused_at_delivery(
+    app: Flask, auth: Auth, worker: Callable[[], None]
+) -> None:
+    """Registered while internal addresses were allowed; once not, nothing is sent."""
+    auth.register()
+    app.config["WEBHOOK_ALLOW_PRIVATE"] = True
+    created = register_webhook(auth, "http://192.0.0.8/hook").get_json()
+    app.config["WEBHOOK_ALLOW_PRIVATE"] = False
+    assert auth.upload("notes.txt", b"hello\n").status_code == 201
+    worker()
+    recorded = auth.client.get(f"/api/org/webhooks/{created['id']}/deliveries").get_json()
+    errors = [d["error"] for d in recorded["deliveries"]]
+    assert errors and all(e.startswith("url_not_allowed: ") and "192.0.0.8" in e for e in errors)
+
+
+def test_a_lookup_that_hangs_is_given_up_after_its_bound() -> None:
+    """The bound the webhook lookups run under, with a real call that does not return until
+    the test lets it: the caller gets TimeoutError while the call still hangs.
+
+    (A DNS server that hangs cannot be set up for getaddrinfo inside the test process.)
+    """
+    release = threading.Event()
+    hung = threading.Event()
+
+    def lookup(host: str) -> list[str]:
+        hung.set()
+        release.wait(60)
+        return [host]
+
+    try:
+        with pytest.raises(TimeoutError, match="no answer in 0.2 s"):
+            webhooks.bounded(lookup, 0.2, "slow.example")
+        assert hung.is_set() and not release.is_set()
+        # Lookups that answer go through as before.
+        assert webhooks.bounded(socket.getaddrinfo, 5, "127.0.0.1", 80)[0][4][0] == "127.0.0.1"
+    finally:
+        release.set()

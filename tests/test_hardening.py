@@ -9,6 +9,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,8 +17,12 @@ import pytest
 from flask import Flask
 from werkzeug.routing import IntegerConverter, Rule
 
+from app import create_app
+from app.extensions import db as _db
 from app.services import webhooks
 from tests.support.client import Auth
+from tests.support.config import app_config
+from tests.support.database import migrated_app
 from tests.support.processes import RedisServer
 
 # Ids that no table can hold: past SQLite's 64-bit integers, and the bounds below 1.
@@ -223,3 +228,29 @@ def test_a_lookup_that_hangs_is_given_up_after_its_bound() -> None:
         assert webhooks.bounded(socket.getaddrinfo, 5, "127.0.0.1", 80)[0][4][0] == "127.0.0.1"
     finally:
         release.set()
+
+
+# ---- the SQLite files -----------------------------------------------------------------
+
+
+def test_the_sqlite_database_and_its_wal_are_private(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A fresh SQLite database, migrated and written to (an account, a webhook secret): the
+    database, its -wal and its -shm are 0600, whatever the process's umask lets through."""
+    database = tmp_path / "data" / "coffer.db"
+    database.parent.mkdir()
+    url = f"sqlite:///{database}"
+    migrated_app(url, redis_server.url, tmp_path / "instance")
+    served = create_app(app_config(url, redis_server.url, tmp_path, WEBHOOK_ALLOW_PRIVATE=True))
+    try:
+        writer = Auth(served, served.test_client())
+        assert writer.register().status_code == 201
+        assert register_webhook(writer, "http://127.0.0.1:9/hook").status_code == 201
+        files = [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
+        assert {f.name: oct(f.stat().st_mode & 0o777) for f in files} == {
+            f.name: "0o600" for f in files
+        }
+    finally:
+        with served.app_context():
+            _db.engine.dispose()

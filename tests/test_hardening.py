@@ -5,6 +5,7 @@ URLs never take a forged Host in production."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import uuid
@@ -24,6 +25,7 @@ from tests.support.client import Auth
 from tests.support.config import app_config
 from tests.support.database import migrated_app
 from tests.support.processes import RedisServer
+from tests.support.receiver import receiver
 
 # Ids that no table can hold: past SQLite's 64-bit integers, and the bounds below 1.
 HUGE_IDS = (2**63, 2**64)
@@ -254,3 +256,30 @@ def test_the_sqlite_database_and_its_wal_are_private(
     finally:
         with served.app_context():
             _db.engine.dispose()
+
+
+# ---- webhook retries in the worker's log ----------------------------------------------
+
+
+def test_a_webhook_retry_is_one_warning_line_without_a_traceback(
+    app: Flask, auth: Auth, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker's entry point, as `manage.py worker --burst` runs it: the failed attempt
+    is one WARNING line; no ERROR line and no traceback, since the retry is due later."""
+    from jobs.worker import run
+
+    app.config["WEBHOOK_ALLOW_PRIVATE"] = True
+    auth.register()
+    with receiver([500]) as hook:
+        assert register_webhook(auth, hook.url).status_code == 201
+        assert auth.upload("notes.txt", b"hello\n").status_code == 201
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            run(app, burst=True)
+    assert len(hook.received) == 1
+    attempts = [r for r in caplog.records if r.name == "app.services.webhooks"]
+    assert [
+        (r.levelname, r.getMessage().endswith("attempt 1: retrying (500)")) for r in attempts
+    ] == [("WARNING", True)]
+    assert [r.getMessage()[:200] for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert not any(r.exc_info or "Traceback" in r.getMessage() for r in caplog.records)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -21,9 +23,11 @@ from werkzeug.routing import IntegerConverter, Rule
 from app import create_app
 from app.extensions import db as _db
 from app.services import webhooks
-from tests.support.client import Auth
+from tests.support import ROOT
+from tests.support.client import Auth, bearer, multipart
 from tests.support.config import app_config
 from tests.support.database import migrated_app
+from tests.support.deployment import Deployment
 from tests.support.processes import RedisServer
 from tests.support.receiver import receiver
 
@@ -283,3 +287,61 @@ def test_a_webhook_retry_is_one_warning_line_without_a_traceback(
     ] == [("WARNING", True)]
     assert [r.getMessage()[:200] for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert not any(r.exc_info or "Traceback" in r.getMessage() for r in caplog.records)
+
+
+# ---- PUBLIC_URL in production ---------------------------------------------------------
+
+
+def test_production_refuses_to_start_without_public_url(deployment: Deployment) -> None:
+    """`manage.py serve` with APP_ENV=production and no PUBLIC_URL: a one-line reason and a
+    non-zero exit, before anything listens."""
+    env = {k: v for k, v in deployment.env.items() if k != "PUBLIC_URL"}
+    started = subprocess.run(
+        [sys.executable, "manage.py", "serve"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode == 2, started.stderr[-500:]
+    assert "error: PUBLIC_URL must be set when APP_ENV=production" in started.stderr
+
+
+def test_production_share_urls_use_public_url_whatever_the_host_header(
+    app: Flask,
+    auth: Auth,
+    worker: Callable[[], None],
+    monkeypatch: pytest.MonkeyPatch,
+    migrated_database: str,
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    auth.register()
+    token = auth.token()
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "production-test-secret-" + "x" * 40)
+    monkeypatch.setenv("PUBLIC_URL", "https://files.example.com")
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    # The same storage as `app`, whose worker validates the upload.
+    same_storage = {k: app.config[k] for k in ("UPLOAD_FOLDER", "S3_PREFIX")}
+    prod = create_app(app_config(migrated_database, redis_server.url, tmp_path, **same_storage))
+    try:
+        forged = prod.test_client()
+        headers = {**bearer(token), "Host": "evil.example"}
+        body, content_type = multipart("notes.txt", b"hello\n", "text/plain")
+        uploaded = forged.post(
+            "/api/files/upload", data=body, content_type=content_type, headers=headers
+        )
+        assert uploaded.status_code == 201, uploaded.get_json()
+        worker()
+        file_id = uploaded.get_json()["file_id"]
+        made = forged.post(f"/api/files/{file_id}/links", json={}, headers=headers)
+        assert made.status_code == 201, made.get_json()
+        assert made.get_json()["url"].startswith("https://files.example.com/s/")
+    finally:
+        with prod.app_context():
+            _db.engine.dispose()
+        root.handlers[:] = handlers
+        root.setLevel(level)

@@ -159,11 +159,15 @@ class Config:
         # secret when it is not a download.
         self.SHARE_LIMIT_PER_ADDRESS = os.environ.get("SHARE_LIMIT_PER_ADDRESS", "60 per minute")
         # The address clients reach Coffer at (e.g. https://files.example.com), for the
-        # absolute URLs of share links; empty takes the request's own scheme and host.
+        # absolute URLs of share links. Required in production; empty elsewhere takes the
+        # request's own scheme and host.
         self.PUBLIC_URL = os.environ.get("PUBLIC_URL", "").strip()
         # Insecure: true lets webhooks reach loopback, private and other internal
         # addresses (tests, and deployments whose receivers are all internal).
         self.WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+        # Seconds the DNS lookup of a webhook's host may take, at registration and at each
+        # delivery; longer is refused (url_not_allowed) or a failed attempt.
+        self.WEBHOOK_RESOLVE_SECONDS = env_int("WEBHOOK_RESOLVE_SECONDS", 5, minimum=1)
         # Seconds one webhook delivery attempt may take, connecting and answering together.
         self.WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
         # Seconds to wait before each retry of a webhook delivery that failed; one retry
@@ -287,7 +291,8 @@ def check_storage_settings(values: dict[str, object]) -> None:
 
 
 def check_public_url(values: dict[str, object]) -> None:
-    """Refuse a PUBLIC_URL that is not an http(s) URL; keep it without a trailing slash."""
+    """Refuse a PUBLIC_URL that is not an http(s) URL, or none in production; keep it
+    without a trailing slash."""
     url = str(values.get("PUBLIC_URL") or "").strip().rstrip("/")
     parts = urlsplit(url)
     if url and (parts.scheme not in ("http", "https") or not parts.netloc or parts.query):
@@ -295,6 +300,13 @@ def check_public_url(values: dict[str, object]) -> None:
             f"PUBLIC_URL must be an http:// or https:// URL, not {values['PUBLIC_URL']!r}"
         )
     values["PUBLIC_URL"] = url
+    if not url and values.get("APP_ENV") == "production":
+        # Without it a share link's URL takes the request's Host header, which a client
+        # (or a proxy passing it on) chooses: links could point anywhere.
+        raise ConfigError(
+            "PUBLIC_URL must be set when APP_ENV=production: the address clients reach "
+            "Coffer at, e.g. https://files.example.com, for the URLs of share links"
+        )
 
 
 # A METRICS_TOKEN shorter than this is refused: it would be guessable.

@@ -22,6 +22,29 @@ class DeliveryFailed(Exception):
     """The attempt did not succeed and another is due: RQ schedules it."""
 
 
+# RQ's line for any exception a job raised, logged at ERROR with the whole traceback.
+RQ_JOB_EXCEPTION = "Worker %s: job %s: exception raised while executing (%s)\n%s"
+
+
+class RetryLines(logging.Filter):
+    """Leaves out RQ's ERROR line and traceback for a delivery that will be retried: the
+    attempt was already logged as one WARNING line (app/services/webhooks.py record_attempt),
+    and an endpoint that is down is no error of Coffer's. Other job exceptions stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for RQ's exception line of a DeliveryFailed."""
+        if record.msg != RQ_JOB_EXCEPTION or not isinstance(record.args, tuple):
+            return True
+        if len(record.args) != 4:
+            return True
+        function, trace = record.args[2], str(record.args[3]).rstrip()
+        last_line = trace.rsplit("\n", 1)[-1]
+        return not (
+            function == webhooks.DELIVER
+            and last_line.startswith(f"{__name__}.{DeliveryFailed.__name__}:")
+        )
+
+
 def event_body(event: dict[str, Any]) -> bytes:
     """The JSON body of an event: its file rendered exactly as GET /api/files/<id> is."""
     payload = {

@@ -24,6 +24,7 @@ from app.broker import get_redis, worker_queues
 from app.extensions import db
 from app.libc import libc
 from app.services.queue import sweep_if_due
+from jobs.webhooks import RetryLines
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +98,11 @@ class PerJobLines(logging.Filter):
 
 
 def quiet_rq_job_lines() -> None:
-    """Put PerJobLines on RQ's worker logger, once."""
+    """Put PerJobLines and the webhooks' RetryLines on RQ's worker logger, once."""
     rq_log = logging.getLogger("rq.worker")
-    if not any(isinstance(existing, PerJobLines) for existing in rq_log.filters):
-        rq_log.addFilter(PerJobLines())
+    for line_filter in (PerJobLines, RetryLines):
+        if not any(isinstance(existing, line_filter) for existing in rq_log.filters):
+            rq_log.addFilter(line_filter())
 
 
 class InProcessWorker(QuietBookkeeping, SimpleWorker):

@@ -545,6 +545,7 @@ def production_app(
     """
     monkeypatch.setenv("APP_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "production-test-secret-" + "x" * 40)
+    monkeypatch.setenv("PUBLIC_URL", "https://files.example.com")
     monkeypatch.delenv("SESSION_COOKIE_SECURE", raising=False)
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level

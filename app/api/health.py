@@ -7,12 +7,16 @@ from typing import Any
 from flask import Blueprint
 from sqlalchemy import text
 
+from .. import metrics
 from ..broker import get_redis
 from ..extensions import db
 from ..storage import get_storage
 from . import schemas
 
 bp = Blueprint("health", __name__)
+
+# What a failed check says to a client outside METRICS_ALLOW without METRICS_TOKEN.
+UNAVAILABLE = "unavailable"
 
 
 @bp.get("/healthz")
@@ -23,7 +27,8 @@ def healthz() -> dict[str, Any]:
 
 @bp.get("/readyz")
 def readyz() -> tuple[dict[str, Any], int]:
-    """The database, Redis and the storage backend all answer."""
+    """The database, Redis and the storage backend all answer; a failed check's error is
+    told only to clients /metrics is open to, others read `unavailable`."""
     checks: dict[str, str] = {}
     try:
         db.session.execute(text("SELECT 1"))
@@ -42,6 +47,9 @@ def readyz() -> tuple[dict[str, Any], int]:
     except Exception as exc:  # noqa: BLE001
         checks["storage"] = f"error: {type(exc).__name__}: {str(exc)[:200]}"
     ready = all(v == "ok" for v in checks.values())
+    if not ready and not metrics.allowed():
+        # Error messages name hosts and ports: only the operators /metrics is open to see them.
+        checks = {name: "ok" if v == "ok" else UNAVAILABLE for name, v in checks.items()}
     answer = schemas.Readiness(
         status="ready" if ready else "unavailable",
         checks=schemas.ReadinessChecks.model_validate(checks),

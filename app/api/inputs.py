@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 
 from flask import request
 from pydantic import BaseModel, ValidationError
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, Map
 
 from ..errors import APIError, InputRejected
 
@@ -60,3 +60,11 @@ class AsciiIntegerConverter(IntegerConverter):
     """werkzeug's `int` URL converter held to ASCII digits (its `\\d+` takes "٣" too)."""
 
     regex = r"[0-9]+"
+
+
+class IdConverter(AsciiIntegerConverter):
+    """A database id in a URL (`<id:name>`): 1 to MAX_ID in ASCII digits; any other number
+    matches no route, so an id that cannot exist is a 404 before the database sees it."""
+
+    def __init__(self, map: Map) -> None:
+        super().__init__(map, min=1, max=MAX_ID)

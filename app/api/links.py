@@ -15,7 +15,7 @@ from ..extensions import limiter
 from ..services import links
 from . import schemas
 from .files import file_response
-from .inputs import MAX_ID, parse_body
+from .inputs import parse_body
 
 bp = Blueprint("links", __name__)
 
@@ -45,7 +45,7 @@ def index(file_id: UUID) -> dict[str, Any]:
 
 
 # Ids past the 32-bit id column match no route (404) rather than overflow the database.
-@bp.delete(f"/api/links/<int(max={MAX_ID}):link_id>")
+@bp.delete("/api/links/<id:link_id>")
 @login_required
 def revoke(link_id: int) -> tuple[str, int]:
     """Revoke a link at once."""

@@ -10,7 +10,6 @@ from flask_login import current_user, login_required
 from ..authentication import admin_required
 from ..services import accounts
 from . import schemas
-from .inputs import MAX_ID
 
 bp = Blueprint("org", __name__, url_prefix="/api/org")
 
@@ -41,7 +40,7 @@ def users() -> dict[str, Any]:
 
 
 # Ids past the 32-bit id columns match no route (404) rather than overflow the database.
-@bp.post(f"/users/<int(max={MAX_ID}):user_id>/deactivate")
+@bp.post("/users/<id:user_id>/deactivate")
 @login_required
 @admin_required
 def deactivate(user_id: int) -> dict[str, Any]:
@@ -50,7 +49,7 @@ def deactivate(user_id: int) -> dict[str, Any]:
     return schemas.UserActivation.model_validate(user).body()
 
 
-@bp.post(f"/users/<int(max={MAX_ID}):user_id>/activate")
+@bp.post("/users/<id:user_id>/activate")
 @login_required
 @admin_required
 def activate(user_id: int) -> dict[str, Any]:

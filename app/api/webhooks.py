@@ -12,7 +12,7 @@ from ..authentication import admin_required
 from ..models import Webhook
 from ..services import webhooks
 from . import schemas
-from .inputs import MAX_ID, parse_body
+from .inputs import parse_body
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/org/webhooks")
 
@@ -47,7 +47,7 @@ def index() -> dict[str, Any]:
 
 
 # Ids past the 32-bit id column match no route (404) rather than overflow the database.
-@bp.delete(f"/<int(max={MAX_ID}):webhook_id>")
+@bp.delete("/<id:webhook_id>")
 @login_required
 @admin_required
 def delete(webhook_id: int) -> tuple[str, int]:
@@ -56,7 +56,7 @@ def delete(webhook_id: int) -> tuple[str, int]:
     return "", 204
 
 
-@bp.get(f"/<int(max={MAX_ID}):webhook_id>/deliveries")
+@bp.get("/<id:webhook_id>/deliveries")
 @login_required
 @admin_required
 def deliveries(webhook_id: int) -> dict[str, Any]:

@@ -1,10 +1,13 @@
-"""SQLite set-up: foreign keys, WAL, a busy timeout, and BEGIN IMMEDIATE for writers."""
+"""SQLite set-up: private files, foreign keys, WAL, a busy timeout, and BEGIN IMMEDIATE
+for writers."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -34,8 +37,31 @@ def _enable_wal(cursor: sqlite3.Cursor) -> None:
             time.sleep(0.05)
 
 
+# The database holds webhook secrets and password hashes: owner only, like the uploads.
+FILE_MODE = 0o600
+
+
+def make_private(engine: Engine) -> None:
+    """Create the database file readable by its owner only, or make an existing one so,
+    with its -wal and -shm (SQLite gives those the database file's own mode)."""
+    name = engine.url.database or ""
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            if file.stat().st_mode & 0o777 != FILE_MODE:
+                file.chmod(FILE_MODE)
+        except FileNotFoundError:
+            continue
+
+
 def configure(engine: Engine) -> None:
-    """Foreign keys on, WAL, a busy timeout, and transactions Coffer begins itself."""
+    """The files private; foreign keys on, WAL, a busy timeout, and transactions Coffer
+    begins itself."""
+    make_private(engine)
 
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:

@@ -225,9 +225,22 @@ def logout() -> BaseResponse:
 # ---- files ------------------------------------------------------------------------------
 
 
+# The query parameters the file listing reads; no others are passed on.
+LISTING_PARAMETERS = ("status", "cursor", "direction")
+
+
+def listing_arguments() -> dict[str, Any]:
+    """The listing's own parameters of the query string, none empty.
+
+    Only these go into the rows URL: url_for takes `_method`, `_external`, `_scheme` and
+    `_anchor` as instructions, so a query string passed whole could break or bend the link.
+    """
+    return {k: v for k, v in request.args.items() if k in LISTING_PARAMETERS and v}
+
+
 def listing() -> tuple[files.Page, schemas.FileListQuery, bool]:
     """The page of files the query string asks for, and whether it is the newer direction."""
-    args = {k: v for k, v in request.args.items() if k in {"status", "cursor"} and v}
+    args = {k: v for k, v in listing_arguments().items() if k != "direction"}
     try:
         query = validated(schemas.FileListQuery, {**args, "limit": PAGE_SIZE})
     except InputRejected:
@@ -255,6 +268,7 @@ def files_page() -> ResponseReturnValue:
     return render_template(
         "files.html",
         page=result,
+        rows_url=url_for("web.file_rows", **listing_arguments()),
         status=query.status.value if query.status else "",
         statuses=[s.value for s in FileStatus],
         me=user(),
@@ -332,7 +346,7 @@ def create_token() -> ResponseReturnValue:
     return redirect(url_for("web.tokens_page"), 303)
 
 
-@bp.post("/tokens/<int:token_id>/revoke")
+@bp.post("/tokens/<id:token_id>/revoke")
 @page
 def revoke_token(token_id: int) -> BaseResponse:
     """Revoke one of the user's tokens."""
@@ -406,7 +420,7 @@ def create_invite() -> ResponseReturnValue:
     return redirect(url_for("web.org_page"), 303)
 
 
-@bp.post("/org/users/<int:user_id>/<any(activate, deactivate):action>")
+@bp.post("/org/users/<id:user_id>/<any(activate, deactivate):action>")
 @page
 def set_active(user_id: int, action: str) -> ResponseReturnValue:
     """Activate or deactivate a user of the organization (admins)."""
@@ -480,7 +494,7 @@ def create_link(file_id: Any) -> ResponseReturnValue:
     return redirect(url_for("web.share_page", file_id=file_id), 303)
 
 
-@bp.post("/links/<int:link_id>/revoke")
+@bp.post("/links/<id:link_id>/revoke")
 @page
 def revoke_link(link_id: int) -> BaseResponse:
     """Revoke a link, then back to its file's links."""
@@ -510,7 +524,7 @@ def create_webhook() -> ResponseReturnValue:
     return redirect(url_for("web.org_page") + "#webhooks", 303)
 
 
-@bp.post("/org/webhooks/<int:webhook_id>/delete")
+@bp.post("/org/webhooks/<id:webhook_id>/delete")
 @page
 def delete_webhook(webhook_id: int) -> ResponseReturnValue:
     """Remove an endpoint (admins)."""

@@ -91,6 +91,8 @@ def process_env(directory: Path, database: str, redis_url: str, port: int) -> di
         "INSTANCE_PATH": str(directory / "instance"),
         "UPLOAD_FOLDER": str(directory / "uploads"),
         "PORT": str(port),
+        # Production refuses to start without it.
+        "PUBLIC_URL": f"http://127.0.0.1:{port}",
         "WORKERS": "2",
         "WEB_THREADS": "3",
         "BCRYPT_ROUNDS": "4",

@@ -6,11 +6,12 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import Flask, Request, current_app, g, request, session
+from flask import Flask, Request, g, request, session
 from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from wtforms import ValidationError
 
+from . import session_store
 from .errors import APIError
 from .extensions import csrf, login_manager
 from .models import User
@@ -61,7 +62,7 @@ def start_session(user: User) -> str:
     session[SESSION_GENERATION_FIELD] = user.session_generation
     # The pre-login session id (possibly planted by someone else) is never the
     # authenticated one.
-    current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
+    session_store.regenerate(session)
     return str(generate_csrf())
 
 

@@ -124,6 +124,8 @@ class Config:
         self.OPEN_JOIN = env_bool("OPEN_JOIN", False)
         self.INVITE_TTL_HOURS = env_int("INVITE_TTL_HOURS", 72, minimum=1)
         self.SESSION_LIFETIME_DAYS = env_int("SESSION_LIFETIME_DAYS", 7, minimum=1)
+        # Signed-in sessions one user may hold at once; a login past it ends the oldest.
+        self.SESSION_MAX_PER_USER = env_int("SESSION_MAX_PER_USER", 10, minimum=1)
         self.BCRYPT_ROUNDS = env_int("BCRYPT_ROUNDS", 12, minimum=4)
         self.PORT = env_int("PORT", 5000, minimum=1)
         self.WEB_THREADS = env_int("WEB_THREADS", DEFAULT_WEB_THREADS, minimum=1)

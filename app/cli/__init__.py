@@ -7,6 +7,7 @@ import copy
 import click
 from flask import Flask
 
+from .database import copy as database_copy
 from .jobs import group as jobs_group
 from .orgs import group as orgs_group
 from .orgs import seed_data
@@ -47,3 +48,8 @@ def init_app(app: Flask) -> None:
         app.cli.add_command(command)
     for old_name, (group, name) in OLD_NAMES.items():
         app.cli.add_command(hidden_alias(group.commands[name]), old_name)
+    # `db copy` joins Flask-Migrate's `db` group (registered before this, in create_app)
+    # beside `db upgrade`, where an operator looks for it.
+    migrations = app.cli.commands["db"]
+    assert isinstance(migrations, click.Group)
+    migrations.add_command(database_copy)

@@ -45,14 +45,9 @@ from tests.support.storage import (
     stored_key,
     stored_objects,
 )
-from tests.support.tus import TUS, create, metadata, patch
+from tests.support.tus import TUS, bearer, create, metadata, patch
 
 MiB = 1024 * 1024
-
-
-def bearer(token: str) -> dict[str, str]:
-    """Headers of a tus request by API token."""
-    return {**TUS, "Authorization": f"Bearer {token}"}
 
 
 # RFC 9110's IMF-fixdate, the one form an HTTP date is sent in.

@@ -291,8 +291,8 @@ TUS_RESUMABLE = header_parameter(
 UPLOAD_ID = path_parameter(
     "file_id",
     {"type": "string", "format": "uuid"},
-    "An upload of the caller's organization, from the Location of its creation; the file "
-    "it becomes has the same id.",
+    "An upload the caller started (or, for an admin, any of the organization's), from the "
+    "Location of its creation; the file it becomes has the same id.",
 )
 NUMBER = {"type": "string", "pattern": "^[0-9]{1,15}$"}
 TUS_HEADERS: dict[str, Schema] = {
@@ -327,8 +327,9 @@ E412_TUS = tus_error(
     "no Tus-Resumable: 1.0.0 (the answer names it in Tus-Version).", "unsupported_version"
 )
 E404_UPLOAD = tus_error(
-    "no such upload in the organization, or it expired, was terminated, or finished and its "
-    "file was deleted.",
+    "no such upload in the organization, or one the caller may not see (a member sees only "
+    "their own; an admin, every one of the organization), or it expired, was terminated, or "
+    "finished and its file was deleted.",
     "not_found",
 )
 
@@ -854,6 +855,21 @@ PATHS: dict[str, Any] = {
             },
             security=PUBLIC,
         ),
+        "get": operation(
+            "listUploads",
+            "Unfinished resumable uploads: an admin's organization's all, a member's own",
+            "uploads",
+            {
+                "200": response(
+                    "Unfinished, unexpired uploads, newest first.",
+                    ref(schemas.UnfinishedUploadList),
+                ),
+                "401": E401,
+            },
+            security=READ,
+            description="A JSON listing, not a tus request: it needs no Tus-Resumable. An "
+            "admin may terminate any of them; only its uploader may send its bytes.",
+        ),
         "post": operation(
             "createUpload",
             "Begin a resumable upload; its whole length is held against the quota",
@@ -961,6 +977,11 @@ PATHS: dict[str, Any] = {
                     "csrf_failed",
                 ),
                 "401": E401,
+                "403": tus_error(
+                    "an admin's PATCH to an upload another user started: only its uploader "
+                    "sends its bytes.",
+                    "forbidden",
+                ),
                 "404": E404_UPLOAD,
                 "409": tus_error(
                     "Upload-Offset is not the server's (HEAD for it), or another PATCH holds "
@@ -995,7 +1016,8 @@ PATHS: dict[str, Any] = {
         ),
         "delete": operation(
             "terminateUpload",
-            "Remove an unfinished upload; its bytes go and its holding is freed",
+            "Remove an unfinished upload (its uploader or an admin); its bytes go and its "
+            "holding is freed",
             "uploads",
             {
                 "204": tus_response("Terminated."),

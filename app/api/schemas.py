@@ -228,6 +228,8 @@ class JsonInteger:
 
     minimum: int
     maximum: int
+    # Whether JSON null is a value of the field (its schema then says so too).
+    nullable: bool = False
 
     def parse(self, raw: Any) -> Any:
         """The field's value (None stays None), or a PydanticCustomError invalid_field."""
@@ -255,8 +257,9 @@ class JsonInteger:
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        """An integer within the bounds."""
-        return {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}
+        """An integer within the bounds, or null when the field takes it."""
+        kind: str | list[str] = ["integer", "null"] if self.nullable else "integer"
+        return {"type": kind, "minimum": self.minimum, "maximum": self.maximum}
 
 
 def file_status(raw: Any) -> Any:
@@ -343,7 +346,7 @@ class ShareLinkRequest(BaseModel):
     ] = links_service.DEFAULT_EXPIRES_IN
     max_downloads: Annotated[
         int | None,
-        JsonInteger(1, MAX_ID),
+        JsonInteger(1, MAX_ID, nullable=True),
         Field(description="Downloads the link allows; no limit when absent or null."),
     ] = None
 
@@ -617,6 +620,27 @@ class ShareLink(Answer):
     downloads: Count
 
 
+class UnfinishedUpload(Answer):
+    """A resumable upload still receiving bytes."""
+
+    id: UUID = Field(description="Its URL is /api/uploads/<id>; the file it becomes has this id.")
+    filename: str
+    uploader: str | None = Field(description="The uploader's email; null if they were removed.")
+    offset: Count = Field(description="The bytes received so far.")
+    length: int = Field(ge=1, description="Its Upload-Length.")
+    expires_at: Timestamp = Field(
+        description="When it expires unless more bytes arrive (RESUMABLE_EXPIRY_HOURS after "
+        "the last PATCH that wrote some)."
+    )
+    created_at: Timestamp
+
+
+class UnfinishedUploadList(Answer):
+    """The unfinished uploads the caller may see, newest first."""
+
+    uploads: list[UnfinishedUpload]
+
+
 class ShareLinkList(Answer):
     """A file's usable share links."""
 
@@ -750,6 +774,8 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     IssuedShareLink,
     ShareLink,
     ShareLinkList,
+    UnfinishedUpload,
+    UnfinishedUploadList,
     Webhook,
     IssuedWebhook,
     WebhookList,

@@ -18,6 +18,7 @@ from ..errors import APIError
 from ..services import files, uploads
 from ..services.queue import enqueue_validation
 from ..storage import display_name
+from . import schemas
 
 bp = Blueprint("uploads", __name__, url_prefix="/api/uploads")
 
@@ -125,6 +126,17 @@ def options() -> tuple[str, int, dict[str, str]]:
     )
 
 
+@bp.route("", methods=["GET"], provide_automatic_options=False)
+@login_required
+def index() -> dict[str, Any]:
+    """The unfinished uploads the caller may see, newest first: an admin's organization's
+    all, a member's own. A JSON listing, not a tus request: no Tus-Resumable needed."""
+    listed = uploads.list_unfinished(current_user)
+    return schemas.UnfinishedUploadList(
+        uploads=[schemas.UnfinishedUpload.model_validate(item) for item in listed]
+    ).body()
+
+
 @bp.route("", methods=["POST"], provide_automatic_options=False)
 @login_required
 @tus_request
@@ -135,9 +147,7 @@ def create() -> tuple[str, int, dict[str, str]]:
     state = uploads.create(current_user, length, sent_filename(metadata), metadata)
     headers = {"Location": f"{PATH_PREFIX}/{state.id}"}
     if request.mimetype == OFFSET_CONTENT_TYPE:
-        state = uploads.append(
-            current_user.organization_id, state.id, 0, request.stream, body_length()
-        )
+        state = uploads.append(current_user, state.id, 0, request.stream, body_length())
         if state.completed:
             enqueue_validation(state.id, state.organization_id)
     headers.update(progress_headers(state))
@@ -151,7 +161,7 @@ def create() -> tuple[str, int, dict[str, str]]:
 @tus_request
 def head(file_id: str) -> tuple[str, int, dict[str, str]]:
     """Where an upload stands; a finished one answers its whole length while its file exists."""
-    state = uploads.progress(current_user.organization_id, file_id)
+    state = uploads.progress(current_user, file_id)
     headers = progress_headers(state)
     headers["Upload-Length"] = str(state.length)
     headers["Cache-Control"] = "no-store"
@@ -170,9 +180,7 @@ def append(file_id: str) -> tuple[str, int, dict[str, str]]:
             415, "unsupported_media_type", f"send the bytes as Content-Type: {OFFSET_CONTENT_TYPE}"
         )
     offset = header_number("Upload-Offset")
-    state = uploads.append(
-        current_user.organization_id, file_id, offset, request.stream, body_length()
-    )
+    state = uploads.append(current_user, file_id, offset, request.stream, body_length())
     if state.completed:
         enqueue_validation(state.id, state.organization_id)
     return "", 204, progress_headers(state)
@@ -182,6 +190,7 @@ def append(file_id: str) -> tuple[str, int, dict[str, str]]:
 @login_required
 @tus_request
 def terminate(file_id: str) -> tuple[str, int]:
-    """Remove an unfinished upload, its bytes and its holding."""
-    uploads.terminate(current_user.organization_id, file_id)
+    """Remove an unfinished upload (its uploader's or, by an admin, anyone's), its bytes and
+    its holding."""
+    uploads.terminate(current_user, file_id)
     return "", 204

@@ -1,6 +1,10 @@
 """Resumable uploads (tus): creation with the quota held, one PATCH at a time on any host,
 the last byte making the file, termination and expiry.
 
+An upload belongs to its uploader: only they send its bytes. Its uploader and the
+organization's admins see it (HEAD, the listing) and may terminate it; to anyone else it
+does not exist (404, as another organization's upload).
+
 The SHA-256 is computed as the bytes arrive and kept between requests as a serialized
 hasher: `rehashes` (RustCrypto's SHA-256 with a stable, serializable state; `rehash`
 copies OpenSSL's internal structs and refuses OpenSSL 3). The finished file's row gets the
@@ -27,8 +31,8 @@ from ..database import write_transaction
 from ..extensions import db
 from ..models import File, FileStatus, Organization, ResumableUpload, User, utcnow
 from ..storage import get_storage, object_key
-from ..tenancy import scoped
-from .errors import Conflict, InvalidInput, NotFound, TooLarge
+from ..tenancy import in_organization, scoped
+from .errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
 from .files import check_size, fits_quota, quota_exceeded
 
 log = logging.getLogger(__name__)
@@ -141,11 +145,75 @@ def _find(organization_id: int, raw_id: str) -> ResumableUpload:
     return row
 
 
-def progress(organization_id: int, raw_id: str) -> Progress:
-    """Where one of the organization's uploads stands (HEAD)."""
-    row = _find(organization_id, raw_id)
+def may_see(user: User, uploaded_by: int | None) -> bool:
+    """Whether the user may see (and terminate) an upload: its uploader or an admin."""
+    return user.is_admin or (uploaded_by is not None and uploaded_by == user.id)
+
+
+def _visible(user: User, raw_id: str) -> ResumableUpload:
+    """A live upload the user may see; NotFound for anyone else's, as for another
+    organization's, so a member learns nothing of a colleague's uploads."""
+    row = _find(user.organization_id, raw_id)
+    if not may_see(user, row.uploaded_by):
+        raise NotFound("not_found", "upload not found")
+    return row
+
+
+def _writable(user: User, raw_id: str) -> ResumableUpload:
+    """A live upload of the user's own: NotAllowed for an admin's look at someone else's
+    (the bytes, and the file they make, would be credited to its uploader)."""
+    row = _visible(user, raw_id)
+    if row.uploaded_by != user.id:
+        raise NotAllowed("forbidden", "only the uploader may send bytes to this upload")
+    return row
+
+
+def progress(user: User, raw_id: str) -> Progress:
+    """Where an upload the user may see stands (HEAD)."""
+    row = _visible(user, raw_id)
     db.session.rollback()
     return _progress(row)
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """An unfinished upload as listed."""
+
+    id: str
+    filename: str
+    uploader: str | None
+    offset: int
+    length: int
+    expires_at: datetime
+    created_at: datetime
+
+
+def list_unfinished(user: User) -> list[Unfinished]:
+    """The unfinished, unexpired uploads the user may see, newest first: every one of the
+    organization's for an admin, their own for a member."""
+    query = (
+        select(
+            ResumableUpload.id,
+            ResumableUpload.filename,
+            User.email,
+            ResumableUpload.offset,
+            ResumableUpload.length,
+            ResumableUpload.expires_at,
+            ResumableUpload.created_at,
+        )
+        .outerjoin(User, User.id == ResumableUpload.uploaded_by)
+        .where(
+            in_organization(ResumableUpload, user.organization_id),
+            ResumableUpload.completed_at.is_(None),
+            ResumableUpload.expires_at >= utcnow(),
+        )
+        .order_by(ResumableUpload.created_at.desc(), ResumableUpload.id.desc())
+    )
+    if not user.is_admin:
+        query = query.where(ResumableUpload.uploaded_by == user.id)
+    rows = db.session.execute(query).all()
+    db.session.rollback()
+    return [Unfinished(*row) for row in rows]
 
 
 # ---- the lock ------------------------------------------------------------------------
@@ -192,15 +260,17 @@ def _unlock(upload_id: str, token: str) -> None:
 # ---- PATCH ---------------------------------------------------------------------------
 
 
-def append(
-    organization_id: int, raw_id: str, offset: int, body: IO[bytes], body_length: int
-) -> Progress:
-    """Add a PATCH body at `offset`; the last byte makes the file (completed=True).
+def append(user: User, raw_id: str, offset: int, body: IO[bytes], body_length: int) -> Progress:
+    """Add a PATCH body at `offset` to one of the user's own uploads; the last byte makes
+    the file (completed=True).
 
-    Conflict when the offset is not the server's or another PATCH holds the upload;
-    TooLarge when the body would pass Upload-Length.
+    NotFound for an upload the user may not see, NotAllowed for one they may see but did not
+    start; Conflict when the offset is not the server's or another PATCH holds the upload;
+    TooLarge when the body would pass Upload-Length. A PATCH of no bytes leaves the expiry
+    where it was: only bytes buy time.
     """
-    row = _find(organization_id, raw_id)
+    organization_id = user.organization_id
+    row = _writable(user, raw_id)
     if offset != row.offset:
         raise Conflict(
             "offset_mismatch",
@@ -215,6 +285,7 @@ def append(
     if row.completed_at is not None:
         return _progress(row)  # nothing left to send
     upload_id, key, length, metadata = row.id, row.file_path, row.length, row.upload_metadata
+    expires_at = row.expires_at
     old_state: dict[str, Any] = json.loads(row.storage_state)
     hasher = PySha256.deserialize(row.hash_state)
     token = _lock(upload_id, offset)
@@ -231,7 +302,8 @@ def append(
             )
         else:
             state = old_state
-        expires_at = _expiry()
+        if body_length:
+            expires_at = _expiry()
         with write_transaction() as session:
             # The bytes, the backend's state and the hash move together, or not at all.
             accepted = session.execute(
@@ -255,7 +327,7 @@ def append(
     get_storage().release_resumable(upload_id, old_state, state)
     if new_offset == length:
         _complete(upload_id, organization_id)
-        return progress(organization_id, upload_id)  # read again: is its file there?
+        return progress(user, upload_id)  # read again: is its file there?
     # Known without reading the row again: this request wrote each of these values.
     return Progress(upload_id, organization_id, length, new_offset, metadata, expires_at, False)
 
@@ -325,9 +397,10 @@ def _complete(upload_id: str, organization_id: int) -> None:
 # ---- termination and expiry ----------------------------------------------------------
 
 
-def terminate(organization_id: int, raw_id: str) -> None:
-    """Remove an unfinished upload: its bytes go and its holding is freed."""
-    row = _find(organization_id, raw_id)
+def terminate(user: User, raw_id: str) -> None:
+    """Remove an unfinished upload (its uploader or an admin): its bytes go and its holding
+    is freed."""
+    row = _visible(user, raw_id)
     if row.completed_at is not None:
         raise NotFound("not_found", "the upload has finished: it is the file of the same id")
     found = (row.id, row.organization_id, row.length, row.file_path, row.storage_state)

@@ -27,6 +27,7 @@ from tests.support.processes import RedisServer
 from tests.support.waiting import wait_for
 
 KiB = 1024
+API_MD = Path(__file__).resolve().parent.parent / "docs" / "API.md"
 # The request headers tus-js-client and Uppy send, as a preflight names them.
 TUS_REQUEST_HEADERS = (
     "authorization",
@@ -89,6 +90,25 @@ UPPY_UPLOAD = """async ({endpoint, token, text, chunkSize}) => {
     errors,
   };
 }"""
+
+
+# Runs a snippet of API.md with `file` and `token` given, and `console` standing in for the
+# page's so that its onSuccess/onError lines settle the promise.
+DOCUMENTED_UPLOAD = """async ({snippet, token, text}) => await new Promise((resolve) => {
+  const file = new File([text], "notes.txt", {type: "text/plain"});
+  const console = {
+    log: (...said) => resolve({ok: true, said: said.join(" ")}),
+    error: (error) => resolve({ok: false, said: String(error)}),
+  };
+  eval(snippet);
+})"""
+
+
+def documented_tus_example() -> str:
+    """API.md's tus-js-client example, as written there."""
+    text = API_MD.read_text()
+    start = text.index("```js\n", text.index("With tus-js-client")) + len("```js\n")
+    return text[start : text.index("```", start)]
 
 
 class PageServer:
@@ -428,3 +448,27 @@ def test_uppy_on_a_listed_origin_uploads_in_chunks_and_an_unlisted_one_is_refuse
     assert result["errors"], result
     assert any("blocked by CORS policy" in error for error in errors), errors
     nothing_stored(client, bearer)
+
+
+def test_the_tus_js_client_example_of_api_md_runs_as_written_from_a_listed_origin(
+    browser: Browser,
+    bundles: Path,
+    site: Site,
+    client: FlaskClient,
+    auth: Auth,
+    listed: PageServer,
+) -> None:
+    """API.md's example, its host made the test server's, uploads a file that ends ready."""
+    auth.register()
+    token = auth.token()
+    data = text_bytes(50 * KiB, seed=1)
+    snippet = documented_tus_example().replace("https://coffer.example", site.url)
+    args = {"snippet": snippet, "token": token, "text": data.decode()}
+
+    result, sent, errors = run_in_page(browser, listed.origin, site, DOCUMENTED_UPLOAD, args)
+    assert result["ok"], result
+    assert errors == []
+    assert sent == ["POST", "PATCH"]
+    upload_url = result["said"].removeprefix("stored as ")
+    assert upload_url.startswith(f"{site.url}/api/uploads/")
+    assert ready_bytes(client, {"Authorization": f"Bearer {token}"}, upload_url) == data

@@ -72,6 +72,8 @@ def install() -> Path:
         )
         if done.returncode != 0:
             pytest.fail(f"npm install failed ({done.returncode}):\n{done.stderr[-4000:]}")
+        if target.exists():
+            shutil.rmtree(target)  # an earlier install that lost a file
         try:
             staging.rename(target)
         except OSError:

@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import (
     authentication,
     broker,
+    cors,
     database,
     limits,
     logs,
@@ -22,6 +23,7 @@ from . import (
 from .config import load_config
 from .errors import register_error_handlers
 from .extensions import db, migrate, server_session
+from .method_override import MethodOverride
 from .multipart import CofferRequest, discard_unkept_uploads
 
 
@@ -38,6 +40,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     middleware.init_app(app)
     register_commands(app)
+    app.wsgi_app = MethodOverride(app.wsgi_app)  # type: ignore[method-assign]
     if app.config["TRUSTED_PROXIES"]:
         proxies = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
@@ -54,6 +57,7 @@ def register_extensions(app: Flask) -> None:
     session_store.init_app(app)
     authentication.init_app(app)
     limits.init_app(app)
+    cors.init_app(app)
     # Before any blueprint: the process's metrics directory is set before anything counts.
     metrics.init_app(app)
 

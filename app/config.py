@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from datetime import timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -193,6 +194,9 @@ class Config:
         # Empty: no token opens /metrics. Set it (16 characters or more) for a Prometheus
         # that scrapes from another address.
         self.METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
+        # Origins (scheme://host[:port], comma-separated) whose browser pages may call /api
+        # with a bearer token; empty allows none (app/cors.py).
+        self.CORS_ORIGINS = os.environ.get("CORS_ORIGINS", "")
 
         # Largest request body of anything but an upload (JSON, forms), in KiB: waitress
         # refuses a longer declared or chunked body with 413 before reading past it.
@@ -340,6 +344,40 @@ def check_metrics_token(token: object) -> None:
         )
 
 
+# An origin as browsers send it: http(s), a host (a name, an IPv4 address or a bracketed IPv6
+# one) and perhaps a port; no path, no user, no wildcard.
+CORS_ORIGIN = re.compile(
+    r"(?P<scheme>https?)://(?P<host>[a-z0-9]([a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])"
+    r"(:(?P<port>[0-9]{1,5}))?"
+)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def cors_origin(text: str) -> str:
+    """One CORS_ORIGINS entry as browsers send it in Origin, or ConfigError."""
+    # A trailing slash is the usual way a URL is pasted; browsers never send one.
+    match = CORS_ORIGIN.fullmatch(text.lower().removesuffix("/"))
+    port = int(match["port"]) if match and match["port"] else None
+    if match is None or (port is not None and not 0 < port < 65536):
+        raise ConfigError(
+            "CORS_ORIGINS must list origins as scheme://host[:port] (http or https, no path, "
+            f"no wildcard), separated by commas, not {text!r}"
+        )
+    origin = f"{match['scheme']}://{match['host']}"
+    # Browsers leave the scheme's default port out of Origin.
+    return origin if port in (None, DEFAULT_PORTS[match["scheme"]]) else f"{origin}:{port}"
+
+
+def check_cors_origins(values: dict[str, object]) -> None:
+    """Read CORS_ORIGINS (a comma-separated string or a list) into a tuple of origins."""
+    raw = values.get("CORS_ORIGINS") or ()
+    parts = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(parts, (list, tuple)):
+        raise ConfigError(f"CORS_ORIGINS must be origins separated by commas, not {raw!r}")
+    origins = [cors_origin(str(part).strip()) for part in parts if str(part).strip()]
+    values["CORS_ORIGINS"] = tuple(dict.fromkeys(origins))
+
+
 def load_config(overrides: dict[str, object] | None = None) -> dict[str, object]:
     """Build the configuration for APP_ENV as a plain dict, applying overrides last."""
     name = os.environ.get("APP_ENV", "development").strip().lower() or "development"
@@ -366,4 +404,5 @@ def load_config(overrides: dict[str, object] | None = None) -> dict[str, object]
     # Checked after the overrides, which may choose the backend.
     check_storage_settings(values)
     check_public_url(values)
+    check_cors_origins(values)
     return values

@@ -41,6 +41,7 @@ QUICK = Settings(
     huge_mb=64,
     repeats=1,
     huge_repeats=1,
+    resumable_rounds=2,
     pipeline_files=100,
     load_seconds=10,
     migrate_files=100,
@@ -72,6 +73,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--large-mb", type=int, help="the large upload, MiB (200)")
     parser.add_argument("--huge-mb", type=int, help="the RSS upload, MiB (1024)")
     parser.add_argument("--repeats", type=int, help="timed rounds of the large upload (3)")
+    parser.add_argument(
+        "--resumable-rounds",
+        type=int,
+        help="rounds of the resumable upload, each Coffer then the tus Node server (3)",
+    )
     parser.add_argument("--pipeline-files", type=int, help="small uploads per client count (500)")
     parser.add_argument("--listing-files", type=int, help="files seeded for listing (1000000)")
     parser.add_argument("--samples", type=int, help="timed requests per listing figure (200)")
@@ -96,6 +102,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "large_mb": args.large_mb,
         "huge_mb": args.huge_mb,
         "repeats": args.repeats,
+        "resumable_rounds": args.resumable_rounds,
         "pipeline_files": args.pipeline_files,
         "listing_files": args.listing_files,
         "listing_samples": args.samples,

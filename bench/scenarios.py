@@ -7,6 +7,7 @@ import io
 import json
 import math
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 from sqlalchemy import create_engine, select, text, update
@@ -27,6 +29,7 @@ from tests.support.s3 import SeaweedFS
 from tests.support.traffic import mixed_traffic, unfinished
 
 from .client import BenchError, Client, MiB, large_upload, register, run_threads, small_upload
+from .peer import PeerUnavailable, TusPeer
 from .procs import ROOT, Coffer, Floor, PeakRSS, Profiler, driver_url
 
 Figures = dict[str, Any]
@@ -95,6 +98,8 @@ class Settings:
     huge_mb: int = 1024
     repeats: int = 3
     huge_repeats: int = 2
+    # Rounds of the resumable upload, each Coffer then the tus Node server.
+    resumable_rounds: int = 3
     pipeline_files: int = 500
     pipeline_clients: int = 4
     listing_files: int = 1_000_000
@@ -734,59 +739,106 @@ def warm_up(run: Run) -> None:
 # ---- resumable upload ----------------------------------------------------------------
 
 RESUMABLE_CHUNK = 8 * MiB
+# Throughput is reported in MB/s of 10^6 bytes, as the issue's figures are.
+MB = 1_000_000
+TUS = {"Tus-Resumable": "1.0.0"}
+# The peer's FileStore writes to local disk: beside Coffer's S3 storage it measures nothing.
+PEER_BACKENDS = {"sqlite", "postgresql"}
+
+
+def tus_upload(client: Client, collection: str, size: int, chunk: bytes) -> tuple[str, float]:
+    """The bench's tus client, the same for Coffer and the Node server: create an upload of
+    `size` bytes at `collection`, then PATCH it `len(chunk)` bytes at a time, each PATCH sent
+    after the previous one's 204 (as tus-js-client does). Returns the upload's path and the
+    seconds from the creation request to the last 204."""
+    name = base64.b64encode(b"big.bin").decode()
+    started = time.perf_counter()
+    created = client.request(
+        "POST",
+        collection,
+        None,
+        {**TUS, "Upload-Length": str(size), "Upload-Metadata": f"filename {name}"},
+    )
+    if created.status != 201:
+        raise BenchError(f"creation answered {created.status}: {created.body[:200]!r}")
+    # Coffer answers a path, the Node server an absolute URL: both are on this connection.
+    location = urlsplit(created.headers["Location"]).path
+    offset = 0
+    while offset < size:
+        piece = chunk[: min(len(chunk), size - offset)]
+        answer = client.request(
+            "PATCH",
+            location,
+            piece,
+            {
+                **TUS,
+                "Upload-Offset": str(offset),
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+        if answer.status != 204:
+            raise BenchError(f"PATCH answered {answer.status}: {answer.body[:200]!r}")
+        offset += len(piece)
+    return location, time.perf_counter() - started
+
+
+def start_peer(run: Run) -> tuple[TusPeer | None, str | None]:
+    """The tus Node server for this backend, started; or None and why it is skipped."""
+    if run.backend not in PEER_BACKENDS:
+        return None, "skipped: the peer stores on local disk"
+    peer = TusPeer(run.coffer.directory / "tus-peer" / "files")
+    try:
+        peer.start()
+    except PeerUnavailable as exc:
+        run.log(f"resumable: tus Node server skipped: {exc}")
+        return None, f"skipped: {exc}"
+    except BenchError:
+        peer.stop()
+        raise
+    run.log(f"resumable: tus Node server (@tus/server) on port {peer.port}")
+    return peer, None
 
 
 def resumable(run: Run) -> Figures:
-    """A huge file through /api/uploads in 8 MiB PATCHes, beside the same as one multipart
-    upload (the `upload` scenario's huge figure when it ran, else measured here)."""
+    """A huge file through /api/uploads in 8 MiB PATCHes, alternating round by round with the
+    same client against the tus project's own Node server (@tus/server + @tus/file-store),
+    and beside the same bytes as one multipart upload to Coffer."""
     settings = run.settings
+    rounds = settings.resumable_rounds
     client, _ = register(run.port, "resumable")
     block = random.Random(SEED).randbytes(MiB)
     size = settings.huge_mb * MiB
     chunk = (block * (RESUMABLE_CHUNK // MiB))[:RESUMABLE_CHUNK]
-    tus = {"Tus-Resumable": "1.0.0"}
-    name = base64.b64encode(b"big.bin").decode()
     times: list[float] = []
+    peer_times: list[float] = []
     peaks: list[int] = []
     multipart_s: list[float] = []
+    peer, skipped = start_peer(run)
     try:
-        for attempt in range(settings.huge_repeats):
-            run.log(f"resumable {settings.huge_mb} MiB, {attempt + 1} of {settings.huge_repeats}")
+        for number in range(1, rounds + 1):
+            run.log(f"resumable {settings.huge_mb} MiB, round {number} of {rounds}: Coffer")
             profiled = run.profiler.record(
-                run.label(f"resumable-{attempt + 1}"), {"web": run.coffer.web_pid}
+                run.label(f"resumable-{number}"), {"web": run.coffer.web_pid}
             )
             with profiled, PeakRSS(run.coffer.web_pid) as rss:
-                started = time.perf_counter()
-                created = client.request(
-                    "POST",
-                    "/api/uploads",
-                    None,
-                    {**tus, "Upload-Length": str(size), "Upload-Metadata": f"filename {name}"},
-                )
-                if created.status != 201:
-                    raise BenchError(f"creation answered {created.status}: {created.body[:200]!r}")
-                location = created.headers["Location"]
-                offset = 0
-                while offset < size:
-                    piece = chunk[: min(RESUMABLE_CHUNK, size - offset)]
-                    answer = client.request(
-                        "PATCH",
-                        location,
-                        piece,
-                        {
-                            **tus,
-                            "Upload-Offset": str(offset),
-                            "Content-Type": "application/offset+octet-stream",
-                        },
-                    )
-                    if answer.status != 204:
-                        raise BenchError(f"PATCH answered {answer.status}: {answer.body[:200]!r}")
-                    offset += len(piece)
-                times.append(time.perf_counter() - started)
+                location, seconds = tus_upload(client, "/api/uploads", size, chunk)
+            times.append(seconds)
             peaks.append(rss.peak)
+            # The worker's hash of the finished file must not overlap the next timing.
             file_id = location.rsplit("/", 1)[-1]
             wait_file_final(client, file_id, timeout=600)
             client.json("DELETE", f"/api/files/{file_id}", expect=204)
+            if peer is not None:
+                run.log(f"resumable {settings.huge_mb} MiB, round {number}: tus Node server")
+                # Its own connection, without Coffer's cookie: the headers tus needs are
+                # the same.
+                peer_client = Client(peer.port)
+                try:
+                    _, seconds = tus_upload(peer_client, peer.path, size, chunk)
+                finally:
+                    peer_client.close()
+                    peer.clear()
+                peer_times.append(seconds)
             started = time.perf_counter()
             response, _ = large_upload(client, "/api/files/upload", "big.bin", size, block)
             multipart_s.append(time.perf_counter() - started)
@@ -797,12 +849,29 @@ def resumable(run: Run) -> Figures:
             client.json("DELETE", f"/api/files/{file_id}", expect=204)
     finally:
         client.close()
-    return {
+        if peer is not None:
+            peer.stop()
+    figures: Figures = {
         "resumable_s": min(times),
         "resumable_multipart_s": min(multipart_s),
         "resumable_ratio": min(multipart_s) / min(times),
         "resumable_rss_mib": max(peaks) / MiB,
+        "resumable_mbps": [size / MB / seconds for seconds in times],
+        "resumable_mbps_median": size / MB / statistics.median(times),
     }
+    if skipped is not None:
+        figures["resumable_peer_skipped"] = skipped
+    if peer_times:
+        figures["resumable_peer_mbps"] = [size / MB / seconds for seconds in peer_times]
+        figures["resumable_peer_mbps_median"] = size / MB / statistics.median(peer_times)
+        # Round by round, the Node server's time over Coffer's: Coffer's share of its speed.
+        figures["resumable_peer_pair_ratios"] = [
+            peer_s / coffer_s for coffer_s, peer_s in zip(times, peer_times, strict=True)
+        ]
+        figures["resumable_peer_ratio"] = (
+            figures["resumable_mbps_median"] / figures["resumable_peer_mbps_median"]
+        )
+    return figures
 
 
 # ---- mixed load ----------------------------------------------------------------------

@@ -214,6 +214,7 @@ def run(app: Flask, *, burst: bool = False, fork: bool = False, name: str | None
         stop = threading.Event()
         wait = RECONNECT_FIRST_SECONDS
         worked = False
+        worker: BaseWorker | None = None
         while True:
             try:
                 connection.ping()
@@ -236,6 +237,12 @@ def run(app: Flask, *, burst: bool = False, fork: bool = False, name: str | None
                     worker.work(burst=burst, with_scheduler=True, logging_level="INFO") or worked
                 )
             except (RedisConnectionError, RedisTimeoutError) as exc:
+                if stop.is_set() or (worker is not None and stop_was_requested(worker)):
+                    # Asked to stop while Redis is away: RQ's loop ended, then failed to
+                    # record its exit. The signal is spent, so waiting for another would
+                    # hold the stop until SIGKILL.
+                    log.warning("stopping with Redis unreachable (%s)", exc)
+                    break
                 log.error("Redis is unreachable (%s); trying again in %.0f s", exc, wait)
             else:
                 if burst or stop_was_requested(worker):

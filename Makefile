@@ -67,13 +67,15 @@ migrate: deps
 	@mkdir -p "$(INSTANCE_PATH)"
 	@$(BIN)/python manage.py db upgrade 2>&1 | grep -v "^INFO  \[alembic.runtime.migration\] \(Context impl\|Will assume\)" ; exit $${PIPESTATUS[0]}
 
+# --user: supervisord runs as whoever starts it; saying so keeps it from logging a CRIT
+# line at every start as root.
 run: deps migrate
 	@$(BIN)/python deploy/ensure_redis.py; status=$$?; \
 	if [ $$status -eq 0 ]; then conf=deploy/supervisord.conf; \
 	elif [ $$status -eq 3 ]; then conf=deploy/supervisord-private-redis.conf; \
 	else exit $$status; fi; \
 	echo "==> starting Coffer on http://127.0.0.1:$(PORT) with $(WORKERS) worker(s); Ctrl-C stops"; \
-	PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/supervisord -c $$conf
+	PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/supervisord -c $$conf --user "$$(id -u)"
 
 test: dev-deps
 	@echo "==> running the test suite on $${DATABASE_URL:-SQLite}"
@@ -89,6 +91,10 @@ bench: dev-deps
 
 screenshots: dev-deps
 	@COFFER_SCREENSHOTS=$(CURDIR)/docs/screenshots PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q tests/test_web_browser.py $(PYTEST_ARGS)
+
+# Builds the Dockerfile and runs the image, plain and through both compose files (root, podman).
+container-test:
+	@deploy/container-test.sh
 
 lint: dev-deps
 	@$(BIN)/ruff check .

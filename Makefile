@@ -13,12 +13,13 @@ export WORKERS ?= 1
 export WEB_THREADS ?= 4
 export INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: help run test lint format fuzz bench screenshots deps dev-deps requirements redis migrate clean
+.PHONY: help run test lint format fuzz bench screenshots deps dev-deps requirements redis migrate clean container-test
 
 help:
 	@echo "make run    - install, migrate and serve Coffer on \$$PORT (default 5000)"
 	@echo "make test   - install and run the whole test suite"
 	@echo "make lint   - ruff check, ruff format --check and mypy"
+	@echo "make container-test - build the image and run it with Redis, plain and with compose (root)"
 	@echo "make screenshots - run the browser tests, saving the pages they pass to docs/screenshots"
 	@echo "make requirements - pin requirements*.txt from requirements*.in again"
 	@echo "                    (PIP_COMPILE_ARGS=--upgrade, or --upgrade-package NAME, to move pins)"
@@ -30,9 +31,11 @@ $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { echo "error: could not create $(VENV); install the venv module for $(PYTHON)"; exit 1; }
 	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 
-$(VENV)/.deps: requirements.txt | $(BIN)/python
-	@echo "==> installing requirements.txt"
-	@$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt || { echo "error: installing requirements.txt failed (see above)"; exit 1; }
+# requirements-host.txt: requirements.txt (all the image installs) and the redis-server and
+# libmagic wheels a machine without Redis or libmagic needs.
+$(VENV)/.deps: requirements-host.txt requirements.txt | $(BIN)/python
+	@echo "==> installing requirements-host.txt"
+	@$(BIN)/pip install -q --disable-pip-version-check -r requirements-host.txt || { echo "error: installing requirements-host.txt failed (see above)"; exit 1; }
 	@touch $@
 
 $(VENV)/.dev-deps: requirements-dev.txt $(VENV)/.deps
@@ -43,14 +46,16 @@ $(VENV)/.dev-deps: requirements-dev.txt $(VENV)/.deps
 deps: $(VENV)/.deps
 dev-deps: $(VENV)/.dev-deps
 
-# requirements*.in are edited by hand; pip-compile pins them and everything they pull in.
+# requirements*.in are edited by hand; pip-compile pins them and everything they pull in
+# (each file constrained by the one before: requirements, -host, -dev).
 # Existing pins stay unless the .in files need otherwise or PIP_COMPILE_ARGS says --upgrade.
 PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make requirements" $(BIN)/pip-compile --quiet \
 	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(PIP_COMPILE_ARGS)
 
 requirements: dev-deps
-	@echo "==> pinning requirements.txt and requirements-dev.txt"
+	@echo "==> pinning requirements.txt, requirements-host.txt and requirements-dev.txt"
 	@$(PIP_COMPILE) --output-file requirements.txt requirements.in
+	@$(PIP_COMPILE) --output-file requirements-host.txt requirements-host.in
 	@$(PIP_COMPILE) --output-file requirements-dev.txt requirements-dev.in
 
 # Exits 0 when Redis answers at REDIS_URL, 3 when `make run` must start a private one.
@@ -62,13 +67,15 @@ migrate: deps
 	@mkdir -p "$(INSTANCE_PATH)"
 	@$(BIN)/python manage.py db upgrade 2>&1 | grep -v "^INFO  \[alembic.runtime.migration\] \(Context impl\|Will assume\)" ; exit $${PIPESTATUS[0]}
 
+# --user: supervisord runs as whoever starts it; saying so keeps it from logging a CRIT
+# line at every start as root.
 run: deps migrate
 	@$(BIN)/python deploy/ensure_redis.py; status=$$?; \
 	if [ $$status -eq 0 ]; then conf=deploy/supervisord.conf; \
 	elif [ $$status -eq 3 ]; then conf=deploy/supervisord-private-redis.conf; \
 	else exit $$status; fi; \
 	echo "==> starting Coffer on http://127.0.0.1:$(PORT) with $(WORKERS) worker(s); Ctrl-C stops"; \
-	PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/supervisord -c $$conf
+	PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/supervisord -c $$conf --user "$$(id -u)"
 
 test: dev-deps
 	@echo "==> running the test suite on $${DATABASE_URL:-SQLite}"
@@ -84,6 +91,10 @@ bench: dev-deps
 
 screenshots: dev-deps
 	@COFFER_SCREENSHOTS=$(CURDIR)/docs/screenshots PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q tests/test_web_browser.py $(PYTEST_ARGS)
+
+# Builds the Dockerfile and runs the image, plain and through both compose files (root, podman).
+container-test:
+	@deploy/container-test.sh
 
 lint: dev-deps
 	@$(BIN)/ruff check .

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 import click
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, routes_command, shell_command
 
 from app import create_app
 from app.config import ConfigError
@@ -22,7 +22,26 @@ def make_app():
         sys.exit(2)
 
 
-cli = FlaskGroup(create_app=make_app, help="Coffer administration.")
+class CofferGroup(FlaskGroup):
+    """Flask's command group without the plugin commands that do not belong in Coffer's:
+    `limiter` comes from Flask-Limiter's entry point and reports on limits Coffer keeps in
+    code. Flask offers no switch for plugin commands, so they are left out by name."""
+
+    LEFT_OUT = frozenset({"limiter"})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """The commands, less those left out."""
+        return [name for name in super().list_commands(ctx) if name not in self.LEFT_OUT]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        """A command by name; none for those left out."""
+        return None if name in self.LEFT_OUT else super().get_command(ctx, name)
+
+
+# Flask's default commands but `run`, its development server: Coffer serves with `serve`.
+cli = CofferGroup(create_app=make_app, add_default_commands=False, help="Coffer administration.")
+cli.add_command(shell_command)
+cli.add_command(routes_command)
 # The worker entry point lives in `jobs/`, which uses the app; the app never imports it.
 cli.add_command(worker)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -16,6 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker, Worker
+from rq.exceptions import StopRequested
 from rq.utils import now
 from rq.worker.base import BaseWorker
 
@@ -46,7 +48,12 @@ class QuietBookkeeping:
     # RQ's own wait between attempts to reach Redis while dequeueing doubles up to this
     # (RQ's default is a minute): work resumes within seconds of Redis coming back.
     max_connection_wait_time = 5.0
+    # How long a stopping worker waits for RQ's scheduler process before killing it, and
+    # for the whole of RQ's teardown before exiting without it.
+    SCHEDULER_STOP_SECONDS = 3.0
+    TEARDOWN_SECONDS = 5.0
     last_heartbeat: Any
+    scheduler: Any
     _state: str
     _suspension_checked: float = float("-inf")
 
@@ -67,6 +74,58 @@ class QuietBookkeeping:
         ):
             return
         super().heartbeat(timeout, pipeline)  # type: ignore[misc]
+
+    def stop_scheduler(self) -> None:
+        """Stop RQ's scheduler process, waiting SCHEDULER_STOP_SECONDS at most.
+
+        On its way out the scheduler releases its locks in Redis. With Redis gone (its
+        container removed, as `podman-compose down` does) each attempt waits out name
+        lookups and redis-py's retries, 20-40 s in all, and RQ waits for it without a
+        bound. The locks expire by themselves within a minute, so it is killed instead.
+        """
+        process = self.scheduler._process if self.scheduler else None
+        if process is None or not process.pid:
+            return
+        with contextlib.suppress(OSError):
+            os.kill(process.pid, signal.SIGTERM)
+        process.join(self.SCHEDULER_STOP_SECONDS)
+        if process.is_alive():
+            log.warning(
+                "RQ's scheduler did not stop within %.0f s: killed", self.SCHEDULER_STOP_SECONDS
+            )
+            process.kill()
+            process.join()
+
+    def teardown(self) -> None:
+        """RQ's teardown (stop the scheduler, record the worker's exit in Redis), given
+        TEARDOWN_SECONDS at most: it takes milliseconds while Redis answers.
+
+        With Redis gone (its container removed, as `podman-compose down` does) every call
+        waits out name lookups and redis-py's retries, 20-40 s in all. The registration
+        of a worker that could not record its exit expires by itself, so the worker exits
+        without waiting longer.
+        """
+        parent = super().teardown  # type: ignore[misc]
+        failures: list[BaseException] = []
+
+        def tear_down() -> None:
+            try:
+                parent()
+            except BaseException as exc:  # noqa: BLE001 - raised again in the worker's thread
+                failures.append(exc)
+
+        # A thread of its own: a name lookup cannot be interrupted, only left behind.
+        thread = threading.Thread(target=tear_down, name="rq-teardown", daemon=True)
+        thread.start()
+        thread.join(self.TEARDOWN_SECONDS)
+        if thread.is_alive():
+            log.warning(
+                "RQ's teardown did not end within %.0f s (Redis unreachable): exiting without it",
+                self.TEARDOWN_SECONDS,
+            )
+            return
+        if failures:
+            raise failures[0]
 
     def set_state(self, state: str, pipeline: Any = None) -> None:
         """Record the worker's state when it changes."""
@@ -151,6 +210,15 @@ def stop_was_requested(worker: BaseWorker) -> bool:
     )
 
 
+class StopWaiting(Exception):
+    """SIGTERM or SIGINT while the worker waits for Redis to come back."""
+
+
+def stop_waiting(signum: int, frame: object) -> None:
+    """Signal handler while Redis is away: end the wait, wherever the worker is in it."""
+    raise StopWaiting
+
+
 # Waits between attempts to reach Redis again: doubling from one second, at most 5 s.
 RECONNECT_FIRST_SECONDS = 1.0
 RECONNECT_MAX_SECONDS = 5.0
@@ -201,7 +269,8 @@ def run(app: Flask, *, burst: bool = False, fork: bool = False, name: str | None
 
     Redis going away does not end the worker: RQ's loop gives up on a lost connection,
     so the worker waits (1 s, doubling up to 5 s), then starts a new loop; the
-    sweep then queues whatever Redis lost meanwhile.
+    sweep then queues whatever Redis lost meanwhile. SIGTERM or SIGINT while Redis is
+    away ends the worker at once.
     """
     worker_class = ForkingWorker if fork else InProcessWorker
     worker_pid = os.getpid()
@@ -213,48 +282,61 @@ def run(app: Flask, *, burst: bool = False, fork: bool = False, name: str | None
         db.session.remove()
         db.engine.dispose()
         sweeper: Sweeper | None = None
-        stop = threading.Event()
         wait = RECONNECT_FIRST_SECONDS
         worked = False
-        while True:
-            try:
-                connection.ping()
-                if burst:
-                    sweep_if_due(connection, name or "burst", force=True)
-                    db.session.remove()
-                worker = worker_class(
-                    worker_queues(connection),
-                    connection=connection,
-                    name=name,
-                    # How often the forking worker refreshes a running job's heartbeat;
-                    # the sweep's JOB_STALE_SECONDS is measured against it for remote workers.
-                    job_monitoring_interval=app.config["JOB_HEARTBEAT_SECONDS"],
-                    log_job_description=False,
-                )
-                if sweeper is None and not burst:
-                    sweeper = Sweeper(app, connection, worker.name)
-                    sweeper.start()
-                worked = (
-                    worker.work(burst=burst, with_scheduler=True, logging_level="INFO") or worked
-                )
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                log.error("Redis is unreachable (%s); trying again in %.0f s", exc, wait)
-            else:
-                if burst or stop_was_requested(worker):
-                    break
-                # RQ's loop ended without being asked to: it lost Redis mid-way.
-                log.error("the worker loop ended unexpectedly; starting again in %.0f s", wait)
-            # RQ's signal handlers need Redis; while waiting, a stop request just ends the wait.
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda *_: stop.set())
-            if stop.wait(wait):
-                break
-            wait = min(wait * 2, RECONNECT_MAX_SECONDS)
-            try:
-                connection.ping()
-                wait = RECONNECT_FIRST_SECONDS
-            except RedisError:
-                pass
+        worker: BaseWorker | None = None
+        try:
+            while True:
+                try:
+                    connection.ping()
+                    if burst:
+                        sweep_if_due(connection, name or "burst", force=True)
+                        db.session.remove()
+                    worker = worker_class(
+                        worker_queues(connection),
+                        connection=connection,
+                        name=name,
+                        # How often the forking worker refreshes a running job's heartbeat;
+                        # the sweep's JOB_STALE_SECONDS is measured against it for remote
+                        # workers.
+                        job_monitoring_interval=app.config["JOB_HEARTBEAT_SECONDS"],
+                        log_job_description=False,
+                    )
+                    if sweeper is None and not burst:
+                        sweeper = Sweeper(app, connection, worker.name)
+                        sweeper.start()
+                    worked = (
+                        worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+                        or worked
+                    )
+                except (RedisConnectionError, RedisTimeoutError) as exc:
+                    if worker is not None and stop_was_requested(worker):
+                        # Asked to stop while Redis is away: RQ's loop ended, then failed
+                        # to record its exit. The signal is spent, so waiting for another
+                        # would hold the stop until SIGKILL.
+                        log.warning("stopping with Redis unreachable (%s)", exc)
+                        break
+                    log.error("Redis is unreachable (%s); trying again in %.0f s", exc, wait)
+                else:
+                    if burst or stop_was_requested(worker):
+                        break
+                    # RQ's loop ended without being asked to: it lost Redis mid-way.
+                    log.error("the worker loop ended unexpectedly; starting again in %.0f s", wait)
+                # RQ's signal handlers need Redis. While waiting, a stop request ends the
+                # wait at once, also in the middle of a ping that waits out name lookups
+                # and retries (Redis's container gone): the handler raises.
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    signal.signal(signum, stop_waiting)
+                time.sleep(wait)
+                wait = min(wait * 2, RECONNECT_MAX_SECONDS)
+                try:
+                    connection.ping()
+                    wait = RECONNECT_FIRST_SECONDS
+                except RedisError:
+                    pass
+        except (StopWaiting, StopRequested):
+            # StopRequested: RQ's own handler, still in place just after its loop ended.
+            log.warning("stopping while Redis is unreachable")
         if sweeper is not None:
             sweeper.stopping.set()
         return worked

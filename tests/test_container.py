@@ -10,6 +10,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -200,3 +201,46 @@ def test_env_example_documents_every_setting() -> None:
         while above >= 0 and setting.match(lines[above]):
             above -= 1
         assert above >= 0 and lines[above].startswith("# "), f"{name} has no comment"
+
+
+def test_entry_point_says_what_to_do_when_the_data_folder_is_not_writable(
+    tmp_path: Path,
+) -> None:
+    """A folder the container's user cannot write (a root-owned host directory on /data):
+    the entry point stops before anything else and says how to fix it."""
+    # Outside pytest's own folders, which only their owner may enter.
+    with tempfile.TemporaryDirectory() as outside:
+        Path(outside).chmod(0o755)
+        start, data = start_on_unwritable_data(Path(outside), tmp_path)
+    assert start.returncode == 1
+    assert "started" not in start.stdout
+    error = start.stderr
+    assert f"error: {data} is not writable by this container's user (uid " in error
+    assert "the SQLite database" in error
+    assert "chown -R" in error and "HOST_DIR:/data:U" in error
+    assert "Permission denied" not in error
+
+
+def start_on_unwritable_data(
+    base: Path, tmp_path: Path
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run the entry point as a user who cannot write base/data; the run and the folder."""
+    data = base / "data"
+    data.mkdir()
+    data.chmod(0o755)  # its owner's alone, as a host directory made by root
+    env = {
+        **process_env(tmp_path, f"sqlite:///{data / 'coffer.db'}", "redis://127.0.0.1:1/0", 1),
+        "UPLOAD_FOLDER": str(data / "uploads"),
+        # As in the image: the instance folder is the container's own, and writable.
+        "INSTANCE_PATH": str(base / "instance"),
+    }
+    (base / "instance").mkdir(mode=0o777)
+    (base / "instance").chmod(0o777)
+    command = [str(ROOT / "deploy" / "docker-entrypoint.sh"), "echo", "started"]
+    if os.getuid() == 0:
+        # The image's user: not root, so the folder's mode applies to it.
+        command = ["setpriv", "--reuid=10001", "--regid=10001", "--clear-groups", *command]
+    else:
+        data.chmod(0o555)
+    start = subprocess.run(command, cwd=base, env=env, capture_output=True, text=True, timeout=60)
+    return start, data

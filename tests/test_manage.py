@@ -496,3 +496,34 @@ def test_manage_py_exit_status_and_stdin(
     assert failed.returncode == 1
     assert failed.stderr.strip() == "Error: no organization named 'Nowhere'"
     assert PASSWORD not in failed.stdout + failed.stderr
+
+
+def test_manage_py_lists_coffer_commands_and_not_the_development_server(tmp_path: Path) -> None:
+    """The real `python manage.py --help` lists Coffer's commands; Flask's development
+    server (`run`) and Flask-Limiter's `limiter` are neither listed nor run."""
+    env = {**os.environ, "APP_ENV": "testing", "INSTANCE_PATH": str(tmp_path / "cli")}
+
+    def manage(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    listing = manage("--help")
+    assert listing.returncode == 0, listing.stderr
+    listed = {
+        line.split()[0]
+        for line in listing.stdout.split("Commands:", 1)[1].splitlines()
+        if line.startswith("  ")
+    }
+    assert {"serve", "worker", "db", "shell", "routes", *ADMIN_COMMANDS} <= listed
+    assert not listed & {"run", "limiter"}, listed
+    for name in ("run", "limiter"):
+        refused = manage(name)
+        assert refused.returncode == 2
+        assert f"No such command '{name}'" in refused.stderr

@@ -3,6 +3,7 @@ file reaches its verdict with no operator, and session calls answer 503 meanwhil
 
 from __future__ import annotations
 
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -13,6 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
+from rq import Worker
 from rq.suspension import suspend
 
 from jobs.worker import run as run_worker
@@ -265,3 +267,36 @@ def test_a_redis_that_hangs_answers_503_within_a_bound_then_recovers_by_itself(
         {uploaded.get_json()["file_id"]: during, later.get_json()["file_id"]: after},
     )
     assert_nothing_lost(app)
+
+
+@pytest.mark.slow
+def test_a_worker_asked_to_stop_while_redis_is_away_exits_within_ten_seconds(
+    app: Flask, own_redis: RedisServer, tmp_path: Path
+) -> None:
+    """podman-compose's `down` stops Redis and Coffer at once: a worker whose Redis is gone
+    still stops on SIGTERM at once, not when supervisord SIGKILLs it a minute later."""
+    redis = Redis.from_url(own_redis.url)
+    with managed(["worker"], process_env(app), tmp_path / "worker.log") as worker:
+        # Idle in RQ's loop: its scheduler started, its signal handlers on.
+        wait_for(
+            lambda: [w.get_state() for w in Worker.all(connection=redis)] == ["idle"],
+            60,
+            "the worker to wait for jobs",
+        )
+        own_redis.stop()
+        # RQ's own loop has seen Redis go: it waits there to try again, its handlers on.
+        wait_for(
+            lambda: "could not connect to Redis" in worker.output(),
+            60,
+            "the worker to notice Redis is gone",
+        )
+        worker.popen.terminate()
+        signalled = time.monotonic()
+        try:
+            status = worker.popen.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            status = None
+        stopped_in = time.monotonic() - signalled
+        assert status == 0, worker.output()
+        assert stopped_in < 10, f"stopped {stopped_in:.1f} s after SIGTERM"
+    redis.close()

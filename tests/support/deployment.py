@@ -3,6 +3,7 @@ and supervisord running deploy/supervisord.conf."""
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import re
@@ -103,6 +104,13 @@ def process_env(directory: Path, database: str, redis_url: str, port: int) -> di
 # ---- supervisord ---------------------------------------------------------------------
 
 
+def socket_credentials() -> tuple[str, str]:
+    """The user name and password of supervisord.conf's [supervisorctl] section."""
+    conf = configparser.RawConfigParser()
+    conf.read(SUPERVISORD_CONF)
+    return conf.get("supervisorctl", "username"), conf.get("supervisorctl", "password")
+
+
 class Supervisor:
     """`supervisord -c deploy/supervisord.conf` as a child of the test, its output kept;
     its state read through its XML-RPC interface on the conf's unix socket."""
@@ -190,7 +198,7 @@ class Supervisor:
 
     def process_info(self) -> list[dict[str, Any]]:
         """supervisor.getAllProcessInfo(): each program process's name, group, state, pid."""
-        transport = SupervisorTransport(None, None, f"unix://{self.socket}")
+        transport = SupervisorTransport(*socket_credentials(), f"unix://{self.socket}")
         with xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport) as proxy:
             return proxy.supervisor.getAllProcessInfo()  # type: ignore[no-any-return]
 

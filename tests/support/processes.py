@@ -56,7 +56,9 @@ def redis_server_binary() -> str:
     beside = Path(sys.executable).parent / "redis-server"
     if beside.exists():
         return str(beside)
-    raise RuntimeError("no redis-server found: install Redis or `pip install -r requirements.txt`")
+    raise RuntimeError(
+        "no redis-server found: install Redis or `pip install -r requirements-host.txt`"
+    )
 
 
 class RedisServer:

@@ -295,7 +295,7 @@ def test_sign_up_errors_appear_beside_their_field(site: Site, page: Page) -> Non
     page.get_by_label("Password").fill("short")
     page.get_by_label("Organization").fill("Acme")
     page.get_by_role("button", name="Create account").click()
-    expect(page.locator("#password-error")).to_contain_text("at least 8")
+    expect(page.locator("#password-error")).to_contain_text("at least 10")
     expect(page.get_by_label("Email")).to_have_value("ada@acme.test")
     sign_up(page, site, "ada@acme.test", "Acme")
     page.get_by_role("button", name="Sign out").click()

@@ -3,16 +3,14 @@ by the `resumable` scenario; installed once into .cache/npm like the browser tes
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import IO
 
 from tests.support import ROOT
+from tests.support.npm import NpmUnavailable, installed
 from tests.support.processes import free_port, stop_process
 
 from .client import Client
@@ -21,59 +19,21 @@ from .procs import wait_until
 # Pinned here and nowhere else; the versions the issue's figures were measured with.
 PACKAGES = {"@tus/server": "2.4.5", "@tus/file-store": "2.1.1"}
 SCRIPT = ROOT / "bench" / "tus_peer.mjs"
-INSTALL_TIMEOUT = 600
 
 
 class PeerUnavailable(Exception):
     """The peer cannot run on this machine (no node or npm); the message says why."""
 
 
-def cache_dir() -> Path:
-    """Where this set of versions is installed (tests/support/npm.py's layout and variable)."""
-    pins = ",".join(f"{name}@{version}" for name, version in sorted(PACKAGES.items()))
-    digest = hashlib.sha256(pins.encode()).hexdigest()[:12]
-    base = Path(os.environ.get("COFFER_NPM_CACHE", ROOT / ".cache" / "npm"))
-    return base / digest
-
-
 def install() -> Path:
-    """The node_modules folder holding PACKAGES, installed with npm the first time."""
-    target = cache_dir()
-    modules = target / "node_modules"
-    if all((modules / name / "package.json").is_file() for name in PACKAGES):
-        return modules
-    npm = shutil.which("npm")
-    if npm is None:
-        raise PeerUnavailable("npm not found")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Installed beside the cache and moved into place whole, as tests/support/npm.py does:
-    # an interrupted install leaves nothing a later run would take for finished.
-    staging = Path(tempfile.mkdtemp(prefix="install-", dir=target.parent))
+    """The node_modules folder holding PACKAGES, installed with npm the first time (the
+    browser tests' installer and cache); PeerUnavailable when npm is missing or fails."""
     try:
-        done = subprocess.run(
-            [npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund"]
-            + ["--ignore-scripts", "--loglevel=error"]
-            + [f"{name}@{version}" for name, version in PACKAGES.items()],
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT,
-            check=False,
-        )
-        if done.returncode != 0:
-            # No registry in reach is like no node: Coffer's own rounds still run.
-            print(done.stderr[-2000:], file=sys.stderr)
-            raise PeerUnavailable(f"npm install failed (exit {done.returncode}, see stderr)")
-        if target.exists():
-            shutil.rmtree(target)  # an earlier install that lost a file
-        try:
-            staging.rename(target)
-        except OSError:
-            # Another run installed the same versions meanwhile: theirs is as good.
-            if not (modules / "@tus" / "server" / "package.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return modules
+        return installed(PACKAGES, [f"{name}/package.json" for name in PACKAGES])
+    except NpmUnavailable as exc:
+        # No registry in reach is like no node: Coffer's own rounds still run.
+        print(exc, file=sys.stderr)
+        raise PeerUnavailable(str(exc).splitlines()[0]) from exc
 
 
 class TusPeer:

@@ -28,26 +28,31 @@ BUNDLES = {
 INSTALL_TIMEOUT = 600
 
 
-def cache_dir() -> Path:
-    """Where this set of versions is installed: a new set gets a folder of its own."""
-    pins = ",".join(f"{name}@{version}" for name, version in sorted(PACKAGES.items()))
+class NpmUnavailable(Exception):
+    """npm is missing or could not install the packages; the message says why."""
+
+
+def cache_dir(packages: dict[str, str]) -> Path:
+    """Where a set of pinned packages is installed: a new set gets a folder of its own."""
+    pins = ",".join(f"{name}@{version}" for name, version in sorted(packages.items()))
     digest = hashlib.sha256(pins.encode()).hexdigest()[:12]
     base = Path(os.environ.get("COFFER_NPM_CACHE", ROOT / ".cache" / "npm"))
     return base / digest
 
 
-def install() -> Path:
-    """The node_modules folder holding PACKAGES, installed with npm the first time."""
-    target = cache_dir()
+def installed(packages: dict[str, str], files: list[str]) -> Path:
+    """The node_modules folder holding `packages` (pinned versions), installed with npm the
+    first time; `files` (paths under node_modules) say a finished install is there.
+
+    NpmUnavailable when npm is missing or fails (stderr's end in the message).
+    """
+    target = cache_dir(packages)
     modules = target / "node_modules"
-    if all((modules / path).is_file() for path in BUNDLES.values()):
+    if all((modules / path).is_file() for path in files):
         return modules
     npm = shutil.which("npm")
     if npm is None:
-        pytest.fail(
-            "the CORS browser tests install tus-js-client and Uppy with npm, which is not on "
-            "PATH: apt-get install npm (or Node.js with npm)"
-        )
+        raise NpmUnavailable("npm not found")
     target.parent.mkdir(parents=True, exist_ok=True)
     # Installed beside the cache and moved into place whole: an interrupted install leaves
     # nothing a later run would take for finished.
@@ -63,7 +68,7 @@ def install() -> Path:
                 "--no-fund",
                 "--ignore-scripts",
                 "--loglevel=error",
-                *(f"{name}@{version}" for name, version in PACKAGES.items()),
+                *(f"{name}@{version}" for name, version in packages.items()),
             ],
             capture_output=True,
             text=True,
@@ -71,18 +76,29 @@ def install() -> Path:
             check=False,
         )
         if done.returncode != 0:
-            pytest.fail(f"npm install failed ({done.returncode}):\n{done.stderr[-4000:]}")
+            raise NpmUnavailable(f"npm install failed ({done.returncode}):\n{done.stderr[-4000:]}")
         if target.exists():
             shutil.rmtree(target)  # an earlier install that lost a file
         try:
             staging.rename(target)
         except OSError:
             # Another run installed the same versions meanwhile: theirs is as good.
-            if not (modules / BUNDLES["tus.min.js"]).is_file():
+            if not all((modules / path).is_file() for path in files):
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return modules
+
+
+def install() -> Path:
+    """The node_modules folder holding the browser tests' PACKAGES."""
+    try:
+        return installed(PACKAGES, list(BUNDLES.values()))
+    except NpmUnavailable as exc:
+        pytest.fail(
+            f"the CORS browser tests install tus-js-client and Uppy with npm: {exc} "
+            "(apt-get install npm, or Node.js with npm)"
+        )
 
 
 def bundles(into: Path) -> None:

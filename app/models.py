@@ -333,7 +333,7 @@ class ResumableUpload(Model):
     offset: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     # The storage backend's own state (JSON): an S3 upload id, part ETags, a tail object.
     storage_state: Mapped[str] = mapped_column(sa.Text, default="{}")
-    # The SHA-256 of the bytes so far, as a serialized hasher (see app/services/uploads.py).
+    # The SHA-256 of the bytes so far, as a serialized hasher (see app/files/resumable.py).
     hash_state: Mapped[bytes] = mapped_column(sa.LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]

@@ -561,7 +561,7 @@ def listing(run: Run) -> tuple[Figures, Client, Callable[[], None]]:
     Returns the figures, a client of that organization for the quota scenario, and what
     deletes the seeded files once it has run.
     """
-    from app.services.files import encode_cursor
+    from app.files.listing import encode_cursor
 
     settings = run.settings
     count = settings.listing_files

@@ -11,9 +11,9 @@ from sqlalchemy.exc import OperationalError
 
 from app import metrics
 from app.extensions import db
+from app.files import lifecycle
 from app.models import FileStatus
 from app.services import content, webhooks
-from app.services import files as files_service
 from app.storage import extension_of, get_storage
 
 try:
@@ -53,7 +53,7 @@ def validate_file(file_id: str, organization_id: int) -> str:
         db.session.rollback()
         if not retrying:
             # Out of retries: the job goes to RQ's failed registry, the file to failed.
-            gave_up = files_service.move(
+            gave_up = lifecycle.move(
                 organization_id,
                 file_id,
                 FileStatus.FAILED,
@@ -113,24 +113,22 @@ def announce(organization_id: int, file_id: str, status: str) -> None:
 def _validate(file_id: str, organization_id: int) -> tuple[str, str]:
     """The file's final status, and this run's verdict: ready or failed when this run
     recorded it, skipped when it did not."""
-    claim = files_service.claim_for_validation(organization_id, file_id)
+    claim = lifecycle.claim_for_validation(organization_id, file_id)
     if claim is None:
         # Deleted meanwhile, or a verdict already stands (this is a second run).
-        return files_service.status_of(organization_id, file_id) or "deleted", "skipped"
+        return lifecycle.status_of(organization_id, file_id) or "deleted", "skipped"
     try:
         mime_type, sha256 = inspect(claim)
     except Invalid as exc:
-        moved = files_service.move(
-            organization_id, file_id, FileStatus.FAILED, error_message=str(exc)
-        )
+        moved = lifecycle.move(organization_id, file_id, FileStatus.FAILED, error_message=str(exc))
         return FileStatus.FAILED, "failed" if moved else "skipped"
-    status = files_service.record_verdict(
+    status = lifecycle.record_verdict(
         organization_id, file_id, mime_type=mime_type, sha256=sha256, error_message=None
     )
     return (status or "deleted"), (status or "skipped")
 
 
-def inspect(row: files_service.Claim) -> tuple[str, str]:
+def inspect(row: lifecycle.Claim) -> tuple[str, str]:
     """Check the stored bytes against the row (their size, the SHA-256 recorded as they
     arrived when there is one, their type); returns (mime_type, sha256) or raises."""
     storage = get_storage()

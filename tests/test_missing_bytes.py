@@ -29,7 +29,7 @@ def test_a_ready_file_whose_bytes_are_gone_answers_410_file_missing(
         assert get_storage().size(key) == len(b"quarterly figures\n")
         get_storage().remove(key)  # lost outside Coffer
 
-    with caplog.at_level(logging.ERROR, logger="app.services.files"):
+    with caplog.at_level(logging.ERROR, logger="app.files.access"):
         download = auth.client.get(f"/api/files/{file_id}/download")
     assert download.status_code == 410
     assert download.mimetype == "application/json"

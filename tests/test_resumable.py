@@ -26,10 +26,10 @@ from tusclient import client as tus_client
 
 from app import create_app
 from app.extensions import db as _db
+from app.files.resumable import complete_stranded, expire_resumable
 from app.models import utcnow
 from app.services import storage_check
 from app.services.queue import sweep_if_due
-from app.services.uploads import complete_stranded, expire_resumable
 from tests.support.client import Auth
 from tests.support.config import app_config
 from tests.support.database import file_rows_refused

@@ -22,7 +22,7 @@ from rq.worker import Worker
 from app import create_app
 from app.broker import get_queue, worker_queues
 from app.extensions import db as _db
-from app.services import files as files_service
+from app.files import lifecycle
 from app.services.queue import SWEEP_LOCK, job_id, sweep_if_due
 from tests.support.client import Auth
 from tests.support.config import app_config
@@ -94,7 +94,7 @@ def taken(
     )
     organization_id = auth_org(auth)
     with app.app_context():
-        assert files_service.claim_for_validation(organization_id, file_id) is not None
+        assert lifecycle.claim_for_validation(organization_id, file_id) is not None
     return file_id
 
 

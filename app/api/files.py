@@ -16,9 +16,9 @@ from app.services.queue import enqueue_validation
 
 from .. import metrics
 from ..errors import APIError
+from ..files import access, intake, lifecycle, listing
 from ..models import File, FileStatus
 from ..multipart import keep, received_file
-from ..services import files
 from . import schemas
 from .inputs import parse_query
 
@@ -48,7 +48,7 @@ def upload() -> tuple[dict[str, Any], int]:
     received = received_file(upload_file)
     if received is None:  # pragma: no cover - request class invariant
         raise APIError(500, "internal_error", "upload was not streamed to storage")
-    row = files.create_upload(
+    row = intake.create_upload(
         current_user, received.file_id, received.display_name, received.upload
     )
     keep(received)
@@ -63,7 +63,7 @@ def upload() -> tuple[dict[str, Any], int]:
 def index() -> dict[str, Any]:
     """The organization's files, newest first, by page or by cursor."""
     query = parse_query(schemas.FileListQuery)
-    result = files.list_files(
+    result = listing.list_files(
         current_user.organization_id,
         status=query.status,
         limit=query.limit,
@@ -75,7 +75,7 @@ def index() -> dict[str, Any]:
         total=result.total,
         page=query.page,
         limit=query.limit,
-        pages=files.page_count(result.total, query.limit),
+        pages=listing.page_count(result.total, query.limit),
         next_cursor=result.next_cursor,
     ).body()
 
@@ -85,7 +85,7 @@ def index() -> dict[str, Any]:
 @login_required
 def details(file_id: UUID) -> dict[str, Any]:
     """Everything known about one file."""
-    row = files.get_file(current_user.organization_id, str(file_id))
+    row = access.get_file(current_user.organization_id, str(file_id))
     summary = file_summary(row, row.uploader.email if row.uploader else None)
     return schemas.FileDetails(
         **dict(summary),
@@ -99,19 +99,19 @@ def details(file_id: UUID) -> dict[str, Any]:
 @login_required
 def download(file_id: UUID) -> ResponseReturnValue:
     """The exact bytes of a ready file, as an attachment."""
-    return file_response(files.get_ready_file(current_user.organization_id, str(file_id)))
+    return file_response(access.get_ready_file(current_user.organization_id, str(file_id)))
 
 
 def file_response(row: File) -> BaseResponse:
     """A ready file as every download answers it (this endpoint and share links alike): a
     302 to a presigned URL when the backend gives one, else the attachment."""
-    url = files.presigned_download(row)
+    url = access.presigned_download(row)
     if url is not None:
         # The store serves the bytes itself; the signed URL expires, so it is not cached.
         response = redirect(url, 302)
         response.headers["Cache-Control"] = "private, no-store"
         return response
-    return attachment(row, files.open_bytes(row))
+    return attachment(row, access.open_bytes(row))
 
 
 def attachment(row: File, reader: IO[bytes]) -> Response:
@@ -122,7 +122,7 @@ def attachment(row: File, reader: IO[bytes]) -> Response:
     """
     response = send_file(
         reader,
-        mimetype=files.content_type(row),
+        mimetype=access.content_type(row),
         as_attachment=True,
         download_name=row.filename,
         conditional=False,
@@ -169,5 +169,5 @@ def range_as_read(environ: dict[str, Any], length: int) -> dict[str, Any]:
 @login_required
 def delete(file_id: UUID) -> tuple[str, int]:
     """Delete a file; its bytes leave the disk and the quota at once."""
-    files.delete_file(current_user, str(file_id))
+    lifecycle.delete_file(current_user, str(file_id))
     return "", 204

@@ -1,5 +1,5 @@
 """Resumable uploads, tus 1.0.0 with creation, creation-with-upload, termination and
-expiration: the protocol's headers in and out; the rules are app/services/uploads.py's."""
+expiration: the protocol's headers in and out; the rules are app/files/resumable.py's."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from flask_login import current_user, login_required
 from werkzeug.http import http_date
 
 from ..errors import APIError
-from ..services import files, uploads
+from ..files import intake, resumable
 from ..services.queue import enqueue_validation
 from ..storage import display_name
 from . import schemas
@@ -97,7 +97,7 @@ def sent_filename(metadata: str) -> str:
     return display_name(raw)
 
 
-def progress_headers(state: uploads.Progress) -> dict[str, str]:
+def progress_headers(state: resumable.Progress) -> dict[str, str]:
     """Upload-Offset and Upload-Expires (while unfinished) of an upload."""
     headers = {"Upload-Offset": str(state.offset)}
     if not state.completed:
@@ -121,7 +121,7 @@ def options() -> tuple[str, int, dict[str, str]]:
         {
             "Tus-Version": TUS_VERSION,
             "Tus-Extension": TUS_EXTENSIONS,
-            "Tus-Max-Size": str(files.max_file_size()),
+            "Tus-Max-Size": str(intake.max_file_size()),
         },
     )
 
@@ -131,7 +131,7 @@ def options() -> tuple[str, int, dict[str, str]]:
 def index() -> dict[str, Any]:
     """The unfinished uploads the caller may see, newest first: an admin's organization's
     all, a member's own. A JSON listing, not a tus request: no Tus-Resumable needed."""
-    listed = uploads.list_unfinished(current_user)
+    listed = resumable.list_unfinished(current_user)
     return schemas.UnfinishedUploadList(
         uploads=[schemas.UnfinishedUpload.model_validate(item) for item in listed]
     ).body()
@@ -144,10 +144,10 @@ def create() -> tuple[str, int, dict[str, str]]:
     """Create an upload; with an offset+octet-stream body, take its first bytes too."""
     length = header_number("Upload-Length")
     metadata = request.headers.get("Upload-Metadata", "")
-    state = uploads.create(current_user, length, sent_filename(metadata), metadata)
+    state = resumable.create(current_user, length, sent_filename(metadata), metadata)
     headers = {"Location": f"{PATH_PREFIX}/{state.id}"}
     if request.mimetype == OFFSET_CONTENT_TYPE:
-        state = uploads.append(current_user, state.id, 0, request.stream, body_length())
+        state = resumable.append(current_user, state.id, 0, request.stream, body_length())
         if state.completed:
             enqueue_validation(state.id, state.organization_id)
     headers.update(progress_headers(state))
@@ -161,7 +161,7 @@ def create() -> tuple[str, int, dict[str, str]]:
 @tus_request
 def head(file_id: str) -> tuple[str, int, dict[str, str]]:
     """Where an upload stands; a finished one answers its whole length while its file exists."""
-    state = uploads.progress(current_user, file_id)
+    state = resumable.progress(current_user, file_id)
     headers = progress_headers(state)
     headers["Upload-Length"] = str(state.length)
     headers["Cache-Control"] = "no-store"
@@ -180,7 +180,7 @@ def append(file_id: str) -> tuple[str, int, dict[str, str]]:
             415, "unsupported_media_type", f"send the bytes as Content-Type: {OFFSET_CONTENT_TYPE}"
         )
     offset = header_number("Upload-Offset")
-    state = uploads.append(current_user, file_id, offset, request.stream, body_length())
+    state = resumable.append(current_user, file_id, offset, request.stream, body_length())
     if state.completed:
         enqueue_validation(state.id, state.organization_id)
     return "", 204, progress_headers(state)
@@ -192,5 +192,5 @@ def append(file_id: str) -> tuple[str, int, dict[str, str]]:
 def terminate(file_id: str) -> tuple[str, int]:
     """Remove an unfinished upload (its uploader's or, by an admin, anyone's), its bytes and
     its holding."""
-    uploads.terminate(current_user, file_id)
+    resumable.terminate(current_user, file_id)
     return "", 204

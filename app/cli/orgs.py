@@ -6,9 +6,9 @@ import click
 from flask.cli import AppGroup, with_appcontext
 
 from ..config import MiB
+from ..files.ledger import fits_quota
 from ..models import isoformat
 from ..services import admin
-from ..services.files import fits_quota
 from .operator import read_password, reports_domain_errors
 
 group = AppGroup("orgs", help="Organizations: create, set quotas, issue invites.")

@@ -11,10 +11,10 @@ from sqlalchemy import ColumnElement, delete, or_, select, update
 
 from ..database import write_transaction
 from ..extensions import db
+from ..files import access
 from ..models import File, FileStatus, ShareLink, User, utcnow
 from ..security import digest, new_secret
 from ..tenancy import get_scoped_or_404, in_organization, scoped
-from . import files as files_service
 from .errors import NotAllowed, NotFound
 
 MIN_EXPIRES_IN = 60
@@ -40,7 +40,7 @@ def create_link(
     user: User, raw_file_id: str, expires_in: int, max_downloads: int | None
 ) -> IssuedLink:
     """A link to one of the organization's ready files; Conflict `not_ready` otherwise."""
-    row = files_service.get_ready_file(user.organization_id, raw_file_id)
+    row = access.get_ready_file(user.organization_id, raw_file_id)
     secret = new_secret()
     now = utcnow()
     link = ShareLink(
@@ -74,7 +74,7 @@ def live(now: datetime) -> list[ColumnElement[bool]]:
 
 def list_links(organization_id: int, raw_file_id: str) -> list[ShareLink]:
     """A file's usable links, oldest first; NotFound for a file of no such organization."""
-    return links_of(files_service.get_file(organization_id, raw_file_id))
+    return links_of(access.get_file(organization_id, raw_file_id))
 
 
 def links_of(row: File) -> list[ShareLink]:

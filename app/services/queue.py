@@ -22,9 +22,8 @@ from sqlalchemy import func, select
 
 from ..broker import get_queue, get_redis
 from ..extensions import db
+from ..files import lifecycle, resumable
 from ..models import File, FileStatus
-from . import files as files_service
-from . import uploads as uploads_service
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +148,9 @@ def sweep_if_due(connection: Redis, owner: str, force: bool = False) -> list[str
     if not force and not connection.set(SWEEP_LOCK, owner, nx=True, ex=interval):
         return None
     # Stranded uploads first: their new files are then queued by the same sweep.
-    uploads_service.complete_stranded()
+    resumable.complete_stranded()
     requeued = requeue_stuck(connection)
-    uploads_service.expire_resumable()
+    resumable.expire_resumable()
     return requeued
 
 
@@ -190,7 +189,7 @@ def requeue_failed(connection: Redis | None = None) -> int:
             file_id, organization_id = job.args[0], int(job.args[1])
         except Exception:  # noqa: BLE001 - not one of Coffer's jobs, or expired
             continue
-        files_service.move(organization_id, file_id, FileStatus.PENDING, error_message=None)
+        lifecycle.move(organization_id, file_id, FileStatus.PENDING, error_message=None)
         registry.requeue(failed_id)
         count += 1
     return count

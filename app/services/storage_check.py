@@ -11,9 +11,9 @@ from sqlalchemy import Subquery, case, func, select
 
 from ..database import write_transaction
 from ..extensions import db
+from ..files.resumable import in_flight_pieces
 from ..models import File, Organization
 from ..storage import StoredObject, get_storage
-from .uploads import in_flight_pieces
 
 log = logging.getLogger(__name__)
 

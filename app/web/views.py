@@ -28,9 +28,10 @@ from ..api.inputs import validated
 from ..authentication import end_session, start_session
 from ..errors import MESSAGES, InputRejected, describe_rejection, domain_status
 from ..extensions import csrf
+from ..files import access, intake, lifecycle, listing
 from ..limits import login_limits, register_limit
 from ..models import FileStatus, User
-from ..services import accounts, files, links, tokens, webhooks
+from ..services import accounts, links, tokens, webhooks
 from ..services.errors import DomainError
 from . import display
 
@@ -238,7 +239,7 @@ def listing_arguments() -> dict[str, Any]:
     return {k: v for k, v in request.args.items() if k in LISTING_PARAMETERS and v}
 
 
-def listing() -> tuple[files.Page, schemas.FileListQuery, bool]:
+def requested_page() -> tuple[listing.Page, schemas.FileListQuery, bool]:
     """The page of files the query string asks for, and whether it is the newer direction."""
     args = {k: v for k, v in listing_arguments().items() if k != "direction"}
     try:
@@ -247,7 +248,7 @@ def listing() -> tuple[files.Page, schemas.FileListQuery, bool]:
         query = validated(schemas.FileListQuery, {"limit": PAGE_SIZE})
     newer = request.args.get("direction") == "newer" and query.cursor is not None
     try:
-        result = files.list_files(
+        result = listing.list_files(
             user().organization_id,
             status=query.status,
             limit=PAGE_SIZE,
@@ -256,7 +257,7 @@ def listing() -> tuple[files.Page, schemas.FileListQuery, bool]:
         )
     except DomainError:  # a cursor that is not ours: the first page
         query = validated(schemas.FileListQuery, {"limit": PAGE_SIZE, "status": query.status})
-        result = files.list_files(user().organization_id, status=query.status, limit=PAGE_SIZE)
+        result = listing.list_files(user().organization_id, status=query.status, limit=PAGE_SIZE)
     return result, query, newer
 
 
@@ -264,7 +265,7 @@ def listing() -> tuple[files.Page, schemas.FileListQuery, bool]:
 @page
 def files_page() -> ResponseReturnValue:
     """The organization's files, the drop zone and the uploads in progress."""
-    result, query, _ = listing()
+    result, query, _ = requested_page()
     return render_template(
         "files.html",
         page=result,
@@ -272,7 +273,7 @@ def files_page() -> ResponseReturnValue:
         status=query.status.value if query.status else "",
         statuses=[s.value for s in FileStatus],
         me=user(),
-        upload_limit=files.max_file_size(),
+        upload_limit=intake.max_file_size(),
         resumable_above=RESUMABLE_ABOVE,
     )
 
@@ -285,7 +286,7 @@ RESUMABLE_ABOVE = 4 * 1024 * 1024
 @page
 def file_rows() -> ResponseReturnValue:
     """The table's rows alone, for the page's script to refresh statuses without a reload."""
-    result, _, _ = listing()
+    result, _, _ = requested_page()
     return render_template("_file_rows.html", page=result, me=user())
 
 
@@ -293,7 +294,7 @@ def file_rows() -> ResponseReturnValue:
 @page
 def delete_file(file_id: Any) -> BaseResponse:
     """Delete a file (the page's script asks for confirmation first)."""
-    files.delete_file(user(), str(file_id))
+    lifecycle.delete_file(user(), str(file_id))
     return redirect(safe_next(request.form.get("next")))
 
 
@@ -450,7 +451,7 @@ LINK_LIFETIMES = [
 def share_page(file_id: Any, error: str | None = None, status: int = 200) -> ResponseReturnValue:
     """A file's live share links; a new one's URL is shown once."""
     me = user()
-    row = files.get_file(me.organization_id, str(file_id))
+    row = access.get_file(me.organization_id, str(file_id))
     listed = links.links_of(row)
     return render_template(
         "share.html",

@@ -30,10 +30,11 @@ from .. import metrics
 from ..database import write_transaction
 from ..extensions import db
 from ..models import File, FileStatus, Organization, ResumableUpload, User, utcnow
+from ..services.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
 from ..storage import get_storage, object_key
 from ..tenancy import in_organization, scoped
-from .errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
-from .files import check_size, fits_quota, quota_exceeded
+from .intake import check_size
+from .ledger import fits_quota, quota_exceeded
 
 log = logging.getLogger(__name__)
 

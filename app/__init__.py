@@ -24,7 +24,7 @@ from .config import load_config
 from .errors import register_error_handlers
 from .extensions import db, migrate, server_session
 from .method_override import MethodOverride
-from .multipart import CofferRequest, discard_unkept_uploads
+from .multipart import CofferRequest, discard_unaccepted
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -75,7 +75,7 @@ def register_blueprints(app: Flask) -> None:
     for module in (auth_api, org, webhooks, tokens, files, links, uploads, health, openapi):
         app.register_blueprint(module.bp)
     app.register_blueprint(web)
-    app.teardown_request(discard_unkept_uploads)
+    app.teardown_request(discard_unaccepted)
 
 
 def register_commands(app: Flask) -> None:

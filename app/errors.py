@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from . import upload_endpoints
 from .extensions import db
 from .services.errors import (
     AccountDisabled,
@@ -136,7 +137,7 @@ def handle_http_exception(exc: HTTPException) -> Response:
         response = json_error(400, "csrf_failed", f"CSRF check failed: {exc.description}")
     else:
         code = HTTP_CODES.get(status, "error")
-        if status == 413 and request.endpoint == "files.upload":
+        if status == 413 and request.endpoint == upload_endpoints.MULTIPART:
             code = "file_too_large"
         message = MESSAGES.get(status) or exc.description or exc.name
         if status == 405:

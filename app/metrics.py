@@ -52,6 +52,7 @@ from werkzeug.exceptions import NotFound
 
 from .broker import get_queue
 from .models import DeliveryOutcome
+from .upload_endpoints import UPLOAD_VIA
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,6 @@ REGISTRATION_PREFIX = "process-"
 ARCHIVED_KINDS = ("counter", "histogram")
 
 # The endpoints whose bodies are files, and how each sends them.
-UPLOAD_VIA = {"files.upload": "multipart", "uploads.create": "tus", "uploads.append": "tus"}
 VERDICTS = ("ready", "failed", "retry", "skipped")
 # The outcomes of a delivery attempt, as the deliveries list records them.
 WEBHOOK_OUTCOMES = tuple(outcome.value for outcome in DeliveryOutcome)

@@ -1,23 +1,24 @@
-"""The request class: a multipart upload's file part streams into storage as it arrives."""
+"""The request class: a multipart upload's file part is handed, chunk by chunk, to the
+file's intake as it arrives (nothing is spooled)."""
 
 from __future__ import annotations
 
-import uuid
+from functools import cached_property
 from typing import IO, Any
 
 import python_multipart
-from flask import Request, current_app, g
+from flask import Request, current_app, request
 from flask_login import current_user
 from werkzeug.datastructures import FileStorage, Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 from werkzeug.http import parse_options_header
 
-from . import metrics
 from .errors import APIError
-from .storage import get_storage
-from .storage.base import Upload
-from .storage.names import display_name, object_key, sent_filename
+from .files import intake
+from .files.intake import Receiving
+from .storage.names import sent_filename
+from .upload_endpoints import UPLOAD_ENDPOINTS
 
 # Room for the multipart framing around the file part (boundaries, part headers, a
 # csrf_token field); the file itself is held to MAX_FILE_SIZE exactly.
@@ -27,9 +28,6 @@ MULTIPART_OVERHEAD = 64 * 1024
 PARSE_CHUNK = 256 * 1024
 # Headers of one part: clients send two or three.
 MAX_PART_HEADERS = 32
-UPLOAD_ENDPOINT = "files.upload"
-# The endpoints whose bodies are a file's bytes, and may be as large as a file.
-UPLOAD_ENDPOINTS = frozenset({UPLOAD_ENDPOINT, "uploads.create", "uploads.append"})
 
 
 def upload_body_limit() -> int:
@@ -38,29 +36,15 @@ def upload_body_limit() -> int:
 
 
 class ReceivedFile:
-    """The file part of an upload request, streamed into the store under a fresh id.
+    """The file part of an upload request as werkzeug's parser sees it: a write-only stream
+    handing each chunk to the file's intake (app/files/intake.py)."""
 
-    werkzeug's parser writes each chunk here; the size is known when parsing ends.
-    """
-
-    def __init__(self, headers: Headers, parsed_name: str | None) -> None:
-        self.file_id = str(uuid.uuid4())
-        self.raw_name = sent_filename(parsed_name, headers.get("Content-Disposition", ""))
-        self.display_name = display_name(self.raw_name)
-        organization_id = int(current_user.organization_id)
-        self.upload: Upload = get_storage().begin_upload(
-            object_key(organization_id, self.file_id, self.display_name)
-        )
-
-    @property
-    def size(self) -> int:
-        """Bytes received so far."""
-        return self.upload.size
+    def __init__(self, receiving: Receiving) -> None:
+        self.receiving = receiving
 
     def write(self, data: bytes) -> int:
-        """Pass a chunk on to the store."""
-        metrics.count_bytes_received("multipart", len(data))
-        return self.upload.write(data)
+        """Pass a chunk on to the intake."""
+        return self.receiving.write(data)
 
     def seek(self, offset: int, whence: int = 0) -> int:
         """werkzeug rewinds the stream once the part ends; nothing is read back."""
@@ -70,7 +54,7 @@ class ReceivedFile:
         """Nothing buffered here."""
 
     def close(self) -> None:
-        """Closing is the request's teardown's business (finish or abort)."""
+        """Closing is the request's teardown's business (accepted or discarded)."""
 
 
 class StreamingMultipart:
@@ -179,11 +163,11 @@ class StreamingMultipart:
             self._field_size = 0
             self._stream = None
             return
-        g.coffer_part_headers = headers
         self._stream = self._form_parser.stream_factory(
             total_content_length=self._content_length,
             content_type=headers.get("Content-Type"),
-            filename=self._filename,
+            # The name as sent: werkzeug's parse drops what a raw UTF-8 header carries.
+            filename=sent_filename(self._filename, disposition),
             content_length=0,
         )
 
@@ -245,6 +229,11 @@ class CofferRequest(Request):
             return upload_body_limit()
         return super().max_content_length
 
+    @cached_property
+    def received(self) -> list[Receiving]:
+        """The files this request's body brought, accepted or not."""
+        return []
+
     def _get_file_stream(
         self,
         total_content_length: int | None,
@@ -252,28 +241,22 @@ class CofferRequest(Request):
         filename: str | None = None,
         content_length: int | None = None,
     ) -> IO[bytes]:
-        received = ReceivedFile(g.pop("coffer_part_headers", Headers()), filename)
-        g.setdefault("coffer_received_files", []).append(received)
-        return received  # type: ignore[return-value]
+        receiving = intake.receive(current_user, filename or "", via="multipart")
+        self.received.append(receiving)
+        return ReceivedFile(receiving)  # type: ignore[return-value]
 
 
-def received_file(part: Any) -> ReceivedFile | None:
-    """The ReceivedFile behind a parsed file part, or None when it was not streamed."""
+def received_file(part: Any) -> Receiving | None:
+    """The intake behind a parsed file part, or None when it was not streamed."""
     stream = getattr(part, "stream", None)
-    return stream if isinstance(stream, ReceivedFile) else None
+    return stream.receiving if isinstance(stream, ReceivedFile) else None
 
 
-def keep(received: ReceivedFile) -> None:
-    """The upload's row committed: its bytes stay when the request ends."""
-    files = g.get("coffer_received_files", [])
-    if received in files:
-        files.remove(received)
-
-
-def discard_unkept_uploads(_exc: BaseException | None = None) -> None:
-    """Remove the bytes of this request's file parts whose row did not commit."""
-    for received in g.pop("coffer_received_files", []):
+def discard_unaccepted(_exc: BaseException | None = None) -> None:
+    """Remove the bytes of this request's file parts that were not accepted."""
+    received: list[Receiving] = getattr(request, "received", [])
+    for receiving in received:
         try:
-            received.upload.abort()
+            receiving.discard()
         except Exception:  # noqa: BLE001 - teardown must not fail; the check finds leftovers
-            current_app.logger.warning("could not remove an unkept upload %s", received.upload.key)
+            current_app.logger.warning("could not remove an unkept upload %s", receiving.upload.key)

@@ -21,7 +21,8 @@ from waitress.utilities import RequestEntityTooLarge
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import MapAdapter, RequestRedirect
 
-from .multipart import UPLOAD_ENDPOINTS, upload_body_limit
+from .multipart import upload_body_limit
+from .upload_endpoints import UPLOAD_ENDPOINTS
 
 log = logging.getLogger("coffer.server")
 

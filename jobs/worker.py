@@ -24,8 +24,8 @@ from rq.worker.base import BaseWorker
 from app import metrics
 from app.broker import get_redis, worker_queues
 from app.extensions import db
+from app.files.sweep import sweep_if_due
 from app.libc import libc
-from app.services.queue import sweep_if_due
 from jobs.webhooks import RetryLines
 
 log = logging.getLogger(__name__)

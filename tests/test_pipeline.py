@@ -19,8 +19,9 @@ from rq.suspension import resume, suspend
 from sqlalchemy import update
 
 from app.broker import get_queue
+from app.files.sweep import requeue_stuck
 from app.models import Organization
-from app.services.queue import enqueue_validation, job_id, requeue_stuck
+from app.services.queue import enqueue_validation, job_id
 from jobs.worker import InProcessWorker
 from jobs.worker import run as run_worker
 from tests.support.client import Auth, usage

@@ -23,7 +23,8 @@ from app import create_app
 from app.broker import get_queue, worker_queues
 from app.extensions import db as _db
 from app.files import lifecycle
-from app.services.queue import SWEEP_LOCK, job_id, sweep_if_due
+from app.files.sweep import SWEEP_LOCK, sweep_if_due
+from app.services.queue import job_id
 from tests.support.client import Auth
 from tests.support.config import app_config
 from tests.support.pipeline import upload
@@ -32,7 +33,7 @@ from tests.support.waiting import wait_for
 # Long enough that two sweeps a few milliseconds apart always fall in one interval.
 SWEEP_SECONDS = 3
 ELSEWHERE = "worker-host-2.example"
-# One "requeued N stuck file(s)" line per sweep that queued anything (app/services/queue.py).
+# One "requeued N stuck file(s)" line per sweep that queued anything (app/files/sweep.py).
 REQUEUED = "requeued {} stuck file(s)"
 
 
@@ -132,7 +133,7 @@ def test_a_job_running_past_its_timeout_is_queued_again_and_its_file_ends_ready(
     running = taken(app, auth, hung, "running.txt", timedelta(seconds=5), timedelta(0))
     assert status_of(auth, stuck) == status_of(auth, running) == "processing"
 
-    with caplog.at_level(logging.INFO, logger="app.services.queue"), app.app_context():
+    with caplog.at_level(logging.INFO, logger="app.files.sweep"), app.app_context():
         assert sweep_if_due(redis, "sweeper", force=True) == [stuck]
     assert requeued_lines(caplog) == [REQUEUED.format(1)]
     assert get_queue(redis).job_ids == [job_id(stuck)]
@@ -164,7 +165,7 @@ def test_a_job_on_another_host_counts_as_dead_once_its_heartbeat_is_stale(
     dead = taken(app, auth, remote, "dead.txt", started, stale + timedelta(seconds=10))
     beating = taken(app, auth, remote, "beating.txt", started, timedelta(seconds=1))
 
-    with caplog.at_level(logging.INFO, logger="app.services.queue"), app.app_context():
+    with caplog.at_level(logging.INFO, logger="app.files.sweep"), app.app_context():
         assert sweep_if_due(redis, "sweeper", force=True) == [dead]
     assert requeued_lines(caplog) == [REQUEUED.format(1)]
 
@@ -214,7 +215,7 @@ def test_one_sweep_per_interval_across_instances_then_the_next_may_run(
         with instance.app_context():
             return sweep_if_due(redis, owner)
 
-    with caplog.at_level(logging.INFO, logger="app.services.queue"):
+    with caplog.at_level(logging.INFO, logger="app.files.sweep"):
         assert sweep(app, "host-1") == [lost]
         assert redis.get(SWEEP_LOCK) == b"host-1"
         assert 0 < redis.ttl(SWEEP_LOCK) <= SWEEP_SECONDS

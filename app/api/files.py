@@ -12,13 +12,11 @@ from flask_login import current_user, login_required
 from werkzeug.http import parse_range_header
 from werkzeug.wrappers import Response as BaseResponse
 
-from app.services.queue import enqueue_validation
-
 from .. import metrics
 from ..errors import APIError
 from ..files import access, intake, lifecycle, listing
 from ..models import File, FileStatus
-from ..multipart import keep, received_file
+from ..multipart import received_file
 from . import schemas
 from .inputs import parse_query
 
@@ -48,11 +46,7 @@ def upload() -> tuple[dict[str, Any], int]:
     received = received_file(upload_file)
     if received is None:  # pragma: no cover - request class invariant
         raise APIError(500, "internal_error", "upload was not streamed to storage")
-    row = intake.create_upload(
-        current_user, received.file_id, received.display_name, received.upload
-    )
-    keep(received)
-    enqueue_validation(row.id, row.organization_id)
+    row = intake.accept(current_user, received)
     return schemas.Upload(
         file_id=UUID(row.id), filename=row.filename, size=row.size, status=FileStatus.PENDING
     ).body(), 201

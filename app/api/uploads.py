@@ -16,7 +16,6 @@ from werkzeug.http import http_date
 
 from ..errors import APIError
 from ..files import intake, resumable
-from ..services.queue import enqueue_validation
 from ..storage import display_name
 from . import schemas
 
@@ -148,8 +147,6 @@ def create() -> tuple[str, int, dict[str, str]]:
     headers = {"Location": f"{PATH_PREFIX}/{state.id}"}
     if request.mimetype == OFFSET_CONTENT_TYPE:
         state = resumable.append(current_user, state.id, 0, request.stream, body_length())
-        if state.completed:
-            enqueue_validation(state.id, state.organization_id)
     headers.update(progress_headers(state))
     if request.mimetype != OFFSET_CONTENT_TYPE:
         headers.pop("Upload-Offset")
@@ -181,8 +178,6 @@ def append(file_id: str) -> tuple[str, int, dict[str, str]]:
         )
     offset = header_number("Upload-Offset")
     state = resumable.append(current_user, file_id, offset, request.stream, body_length())
-    if state.completed:
-        enqueue_validation(state.id, state.organization_id)
     return "", 204, progress_headers(state)
 
 

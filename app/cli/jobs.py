@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
+from ..files import sweep
 from ..services import queue
 
 group = AppGroup("jobs", help="Validation jobs: status and requeueing.")
@@ -24,12 +25,12 @@ def status() -> None:
 @group.command("requeue-stuck")
 def requeue_stuck() -> None:
     """Queue again the pending or processing files that have no live job."""
-    requeued = queue.requeue_stuck()
+    requeued = sweep.requeue_stuck()
     click.echo(f"requeued {len(requeued)} stuck file(s)")
 
 
 @group.command("requeue-failed")
 def requeue_failed() -> None:
     """Run again every job in RQ's failed registry."""
-    count = queue.requeue_failed()
+    count = sweep.requeue_failed()
     click.echo(f"requeued {count} failed job(s)")

@@ -3,7 +3,8 @@ reserves the quota, records the row, queues validation and counts the upload."""
 
 from __future__ import annotations
 
-from typing import cast
+import uuid
+from typing import Any, cast
 
 from flask import current_app
 from sqlalchemy import Table, insert
@@ -12,7 +13,8 @@ from .. import metrics, units
 from ..database import write_transaction
 from ..models import File, FileStatus, User, utcnow
 from ..services.errors import InvalidInput, TooLarge
-from ..storage import Upload
+from ..services.queue import enqueue_validation
+from ..storage import Upload, display_name, get_storage, object_key
 from .ledger import reserve_quota
 
 
@@ -35,30 +37,96 @@ def check_size(size: int, *, field: str) -> None:
 _INSERT_FILE = insert(cast(Table, File.__table__))
 
 
-def create_upload(user: User, file_id: str, display: str, upload: Upload) -> File:
-    """Record a fully received upload, reserving quota; all or nothing.
+class Receiving:
+    """A file's bytes arriving in one request body, streamed into storage under a fresh id
+    as they come; `accept` records them, anything else leaves them to `discard`."""
+
+    def __init__(self, user: User, raw_name: str, via: str) -> None:
+        self.file_id = str(uuid.uuid4())
+        self.display_name = display_name(raw_name)
+        self.organization_id = int(user.organization_id)
+        self.via = via
+        self.accepted = False
+        self.upload: Upload = get_storage().begin_upload(
+            object_key(self.organization_id, self.file_id, self.display_name)
+        )
+
+    @property
+    def size(self) -> int:
+        """Bytes received so far."""
+        return self.upload.size
+
+    def write(self, data: bytes) -> int:
+        """Pass a chunk on to the store."""
+        metrics.count_bytes_received(self.via, len(data))
+        return self.upload.write(data)
+
+    def discard(self) -> None:
+        """Remove the bytes unless they were accepted (the end of every request that
+        received them calls this)."""
+        if not self.accepted:
+            self.upload.abort()
+
+
+def receive(user: User, raw_name: str, *, via: str) -> Receiving:
+    """Begin receiving a file the user sends under `raw_name` (as the client sent it)."""
+    return Receiving(user, raw_name, via)
+
+
+def file_values(
+    *,
+    file_id: str,
+    organization_id: int,
+    uploaded_by: int | None,
+    filename: str,
+    key: str,
+    size: int,
+    sha256: str | None = None,
+) -> dict[str, Any]:
+    """The new row of a file whose bytes have all arrived: `pending` until validated."""
+    return {
+        "id": file_id,
+        "filename": filename,
+        "file_path": key,
+        "size": size,
+        "sha256": sha256,
+        "status": FileStatus.PENDING,
+        "bytes_stored": True,
+        "organization_id": organization_id,
+        "uploaded_by": uploaded_by,
+        "uploaded_at": utcnow(),
+    }
+
+
+def admitted(file_id: str, organization_id: int, *, via: str) -> None:
+    """What follows every committed file row: its validation is queued and it is counted."""
+    metrics.count_upload_accepted(via)
+    enqueue_validation(file_id, organization_id)
+
+
+def accept(user: User, receiving: Receiving) -> File:
+    """Record a fully received file, reserving quota, and queue its validation; all or
+    nothing.
 
     The bytes are made durable first, outside the write lock; if the reservation or the
     row does not commit, they are removed again.
     """
-    if not display:
+    upload = receiving.upload
+    if not receiving.display_name:
         raise InvalidInput("invalid_filename", "the file name is empty", field="file")
     check_size(upload.size, field="file")
     try:
         upload.finish()
         with write_transaction() as session:
             reserve_quota(user.organization_id, upload.size)
-            values = {
-                "id": file_id,
-                "filename": display,
-                "file_path": upload.key,
-                "size": upload.size,
-                "status": FileStatus.PENDING,
-                "bytes_stored": True,
-                "organization_id": user.organization_id,
-                "uploaded_by": user.id,
-                "uploaded_at": utcnow(),
-            }
+            values = file_values(
+                file_id=receiving.file_id,
+                organization_id=user.organization_id,
+                uploaded_by=user.id,
+                filename=receiving.display_name,
+                key=upload.key,
+                size=upload.size,
+            )
             # A plain INSERT rather than the ORM's unit of work: this runs while holding
             # the database's write lock, which every other writer waits on.
             session.execute(_INSERT_FILE, values)
@@ -66,5 +134,6 @@ def create_upload(user: User, file_id: str, display: str, upload: Upload) -> Fil
         # The row did not commit: the bytes must not stay behind without it.
         upload.abort()
         raise
-    metrics.count_upload_accepted("multipart")
+    receiving.accepted = True
+    admitted(receiving.file_id, user.organization_id, via=receiving.via)
     return File(**values)

@@ -29,11 +29,11 @@ from sqlalchemy import Table, delete, insert, or_, select, update
 from .. import metrics
 from ..database import write_transaction
 from ..extensions import db
-from ..models import File, FileStatus, Organization, ResumableUpload, User, utcnow
+from ..models import File, Organization, ResumableUpload, User, utcnow
 from ..services.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
 from ..storage import get_storage, object_key
 from ..tenancy import in_organization, scoped
-from .intake import check_size
+from .intake import admitted, check_size, file_values
 from .ledger import fits_quota, quota_exceeded
 
 log = logging.getLogger(__name__)
@@ -360,18 +360,15 @@ def _complete(upload_id: str, organization_id: int) -> None:
     state = json.loads(row.storage_state)
     get_storage().finish_resumable(row.id, row.file_path, state, row.length)
     sha256 = PySha256.deserialize(row.hash_state).finalize()
-    values = {
-        "id": row.id,
-        "filename": row.filename,
-        "file_path": row.file_path,
-        "size": row.length,
-        "sha256": sha256,
-        "status": FileStatus.PENDING,
-        "bytes_stored": True,
-        "organization_id": row.organization_id,
-        "uploaded_by": row.uploaded_by,
-        "uploaded_at": utcnow(),
-    }
+    values = file_values(
+        file_id=row.id,
+        organization_id=row.organization_id,
+        uploaded_by=row.uploaded_by,
+        filename=row.filename,
+        key=row.file_path,
+        size=row.length,
+        sha256=sha256,
+    )
     length = row.length
     with write_transaction() as session:
         done = session.execute(
@@ -392,7 +389,7 @@ def _complete(upload_id: str, organization_id: int) -> None:
             )
         )
         session.execute(insert(cast(Table, File.__table__)), values)
-    metrics.count_upload_accepted("tus")
+    admitted(upload_id, organization_id, via="tus")
 
 
 # ---- termination and expiry ----------------------------------------------------------

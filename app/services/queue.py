@@ -1,4 +1,4 @@
-"""Putting validation jobs on the queue, and finding files that lost theirs.
+"""Putting validation jobs on the queue, and what the queue holds.
 
 RQ names the job function by its dotted path, so the application never imports `jobs`.
 """
@@ -20,16 +20,13 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.worker import Worker
 from sqlalchemy import func, select
 
-from ..broker import get_queue, get_redis
+from ..broker import get_queue
 from ..extensions import db
-from ..files import lifecycle, resumable
 from ..models import File, FileStatus
 
 log = logging.getLogger(__name__)
 
 VALIDATE = "jobs.validate.validate_file"
-# Held by whichever worker sweeps this interval, so one sweep runs at a time across hosts.
-SWEEP_LOCK = "coffer:sweep-lock"
 LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED}
 
 
@@ -135,64 +132,6 @@ def pid_exists(pid: int) -> bool:
     except PermissionError:
         return True  # exists, owned by someone else
     return True
-
-
-def sweep_if_due(connection: Redis, owner: str, force: bool = False) -> list[str] | None:
-    """Make the files of stranded resumable uploads, run `requeue_stuck` and remove expired
-    resumable uploads, unless another worker swept within SWEEP_SECONDS; None if skipped.
-
-    The lock is never released early: it lapses after the interval, so however many
-    workers try, the files are swept once per interval.
-    """
-    interval = int(current_app.config["SWEEP_SECONDS"])
-    if not force and not connection.set(SWEEP_LOCK, owner, nx=True, ex=interval):
-        return None
-    # Stranded uploads first: their new files are then queued by the same sweep.
-    resumable.complete_stranded()
-    requeued = requeue_stuck(connection)
-    resumable.expire_resumable()
-    return requeued
-
-
-def requeue_stuck(connection: Redis | None = None) -> list[str]:
-    """Queue again every pending or processing file that has no live job."""
-    connection = connection or get_redis()
-    # Cross-tenant on purpose: an operator's sweep over every organization.
-    rows = db.session.execute(
-        select(File.id, File.organization_id).where(
-            File.status.in_([FileStatus.PENDING, FileStatus.PROCESSING])
-        )
-    ).all()
-    db.session.rollback()
-    requeued = []
-    for file_id, organization_id in rows:
-        if has_live_job(file_id, connection):
-            continue
-        try:
-            Job.fetch(job_id(file_id), connection=connection).delete()
-        except Exception:  # noqa: BLE001 - nothing to delete
-            pass
-        if enqueue_validation(file_id, organization_id, connection):
-            requeued.append(file_id)
-    if requeued:
-        log.info("requeued %d stuck file(s)", len(requeued))
-    return requeued
-
-
-def requeue_failed(connection: Redis | None = None) -> int:
-    """Give every job in RQ's failed registry another run, its file back to pending."""
-    registry = FailedJobRegistry(queue=get_queue(connection))
-    count = 0
-    for failed_id in registry.get_job_ids():
-        try:
-            job = Job.fetch(failed_id, connection=registry.connection)
-            file_id, organization_id = job.args[0], int(job.args[1])
-        except Exception:  # noqa: BLE001 - not one of Coffer's jobs, or expired
-            continue
-        lifecycle.move(organization_id, file_id, FileStatus.PENDING, error_message=None)
-        registry.requeue(failed_id)
-        count += 1
-    return count
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,81 @@
+"""The sweep: files that lost their validation job are queued again, stranded resumable
+uploads completed, expired ones removed; and an operator's requeue of failed jobs."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app
+from redis import Redis
+from rq.job import Job
+from rq.registry import FailedJobRegistry
+from sqlalchemy import select
+
+from ..broker import get_queue, get_redis
+from ..extensions import db
+from ..models import File, FileStatus
+from ..services.queue import enqueue_validation, has_live_job, job_id
+from . import lifecycle, resumable
+
+log = logging.getLogger(__name__)
+
+# Held by whichever worker sweeps this interval, so one sweep runs at a time across hosts.
+SWEEP_LOCK = "coffer:sweep-lock"
+
+
+def sweep_if_due(connection: Redis, owner: str, force: bool = False) -> list[str] | None:
+    """Make the files of stranded resumable uploads, run `requeue_stuck` and remove expired
+    resumable uploads, unless another worker swept within SWEEP_SECONDS; None if skipped.
+
+    The lock is never released early: it lapses after the interval, so however many
+    workers try, the files are swept once per interval.
+    """
+    interval = int(current_app.config["SWEEP_SECONDS"])
+    if not force and not connection.set(SWEEP_LOCK, owner, nx=True, ex=interval):
+        return None
+    # Stranded uploads first: their new files are then queued by the same sweep.
+    resumable.complete_stranded()
+    requeued = requeue_stuck(connection)
+    resumable.expire_resumable()
+    return requeued
+
+
+def requeue_stuck(connection: Redis | None = None) -> list[str]:
+    """Queue again every pending or processing file that has no live job."""
+    connection = connection or get_redis()
+    # Cross-tenant on purpose: an operator's sweep over every organization.
+    rows = db.session.execute(
+        select(File.id, File.organization_id).where(
+            File.status.in_([FileStatus.PENDING, FileStatus.PROCESSING])
+        )
+    ).all()
+    db.session.rollback()
+    requeued = []
+    for file_id, organization_id in rows:
+        if has_live_job(file_id, connection):
+            continue
+        try:
+            Job.fetch(job_id(file_id), connection=connection).delete()
+        except Exception:  # noqa: BLE001 - nothing to delete
+            pass
+        if enqueue_validation(file_id, organization_id, connection):
+            requeued.append(file_id)
+    if requeued:
+        log.info("requeued %d stuck file(s)", len(requeued))
+    return requeued
+
+
+def requeue_failed(connection: Redis | None = None) -> int:
+    """Give every job in RQ's failed registry another run, its file back to pending."""
+    registry = FailedJobRegistry(queue=get_queue(connection))
+    count = 0
+    for failed_id in registry.get_job_ids():
+        try:
+            job = Job.fetch(failed_id, connection=registry.connection)
+            file_id, organization_id = job.args[0], int(job.args[1])
+        except Exception:  # noqa: BLE001 - not one of Coffer's jobs, or expired
+            continue
+        lifecycle.move(organization_id, file_id, FileStatus.PENDING, error_message=None)
+        registry.requeue(failed_id)
+        count += 1
+    return count

@@ -1,0 +1,10 @@
+"""The endpoints whose request bodies are a file's bytes, and how each brings them."""
+
+from __future__ import annotations
+
+# The multipart upload: the one endpoint whose body is form data holding the file.
+MULTIPART = "files.upload"
+# Each endpoint, and the name its bytes are counted under (metrics' `via`).
+UPLOAD_VIA = {MULTIPART: "multipart", "uploads.create": "tus", "uploads.append": "tus"}
+# Their bodies may be as large as a file (every other body has the JSON limit).
+UPLOAD_ENDPOINTS = frozenset(UPLOAD_VIA)

@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Flask, Response, current_app, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -50,6 +50,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from rq.utils import utcparse
 from werkzeug.exceptions import NotFound
 
+from .api.contract import PUBLIC, DocumentedBlueprint, error, operation, response
 from .broker import get_queue
 from .models import DeliveryOutcome
 from .upload_endpoints import UPLOAD_VIA
@@ -478,7 +479,7 @@ class QueueCollector:
 
 # ---- the endpoint --------------------------------------------------------------------
 
-bp = Blueprint("metrics", __name__)
+bp = DocumentedBlueprint("metrics", __name__)
 
 
 def allowed() -> bool:
@@ -508,7 +509,30 @@ def refuse_unless_allowed() -> None:
         raise NotFound()
 
 
-@bp.get(PATH)
+@bp.get(
+    PATH,
+    openapi=operation(
+        "metrics",
+        "Prometheus metrics of every web thread and worker process of this host",
+        "operations",
+        {
+            "200": {
+                **response("The metrics, in Prometheus's text exposition format 0.0.4."),
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            "404": error(
+                "the client's address is not in METRICS_ALLOW and it sent no "
+                "`Authorization: Bearer <METRICS_TOKEN>`: the answer of an unknown path.",
+                "not_found",
+            ),
+        },
+        security=PUBLIC,
+        description="Allowed from the addresses in `METRICS_ALLOW` (default `127.0.0.1`; "
+        "the client address after `TRUSTED_PROXIES`), or with `Authorization: Bearer "
+        "<METRICS_TOKEN>` when that setting is set. Any other request for it, whatever "
+        "its method, is answered `404` as an unknown path is.",
+    ),
+)
 def scrape() -> Response:
     """Every process's numbers and the queue's, in Prometheus's text format."""
     registry: CollectorRegistry = current_app.extensions["coffer_metrics"]

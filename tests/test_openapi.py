@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from pydantic_core import PydanticCustomError
 
 from app.api import schemas
+from app.api.contract import DECLARED
 from app.api.openapi_document import document
 from app.services.accounts import normalize_email
 from app.services.errors import DomainError
@@ -100,6 +101,17 @@ def test_every_documented_operation_is_routed(app: Flask) -> None:
     for path, method, _ in operations(document()):
         endpoint, _args = adapter.match(concrete(path), method=method.upper())
         assert endpoint != "static", (method, path)
+
+
+def test_each_operation_is_declared_by_the_view_that_serves_it(app: Flask) -> None:
+    """The operation of a path and method is the one declared on the route the app sends
+    that request to."""
+    adapter = app.url_map.bind("localhost")
+    for path, method, op in operations(document()):
+        endpoint, _args = adapter.match(concrete(path), method=method.upper())
+        declared = DECLARED[(path, method)]
+        assert declared.endpoint == endpoint, (method, path)
+        assert declared.operation == op, (method, path)
 
 
 def test_path_parameters_match_the_rules(app: Flask) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 
@@ -13,9 +12,24 @@ from ..limits import login_limits, register_limit
 from ..models import Role, User
 from ..services import accounts
 from . import schemas
+from .contract import (
+    E400_WRITE,
+    E401,
+    E413_JSON,
+    JSON_BODY_CODES,
+    PUBLIC,
+    READ,
+    WRITE,
+    DocumentedBlueprint,
+    error,
+    json_body,
+    operation,
+    ref,
+    response,
+)
 from .inputs import parse_body
 
-bp = Blueprint("auth", __name__, url_prefix="/api/auth")
+bp = DocumentedBlueprint("auth", __name__, url_prefix="/api/auth")
 
 
 def identity(user: User) -> dict[str, Any]:
@@ -29,7 +43,44 @@ def identity(user: User) -> dict[str, Any]:
     ).body()
 
 
-@bp.post("/register")
+@bp.post(
+    "/register",
+    openapi=operation(
+        "register",
+        "Create an account, and its organization when the name is new",
+        "auth",
+        {
+            "201": response(
+                "Registered and logged in (session cookie set).", ref(schemas.Identity)
+            ),
+            "400": error(
+                "the body is not a JSON object of the fields, the email is malformed, the "
+                "password is shorter than 10 characters or one of the 10,000 most common "
+                "(weak_password) or longer than 72 bytes (invalid_password), or the "
+                "invite code is wrong, used or expired.",
+                *JSON_BODY_CODES,
+                "invalid_email",
+                "weak_password",
+                "invalid_password",
+                "invite_invalid",
+            ),
+            "409": error(
+                "the email is taken, the organization needs an invite, or a concurrent "
+                "registration took either first.",
+                "email_taken",
+                "invite_required",
+                "conflict",
+            ),
+            "413": E413_JSON,
+            "429": error(
+                "too many registrations from this address; `Retry-After` says when to try again.",
+                "rate_limited",
+            ),
+        },
+        security=PUBLIC,
+        body=json_body(schemas.RegisterRequest),
+    ),
+)
 @register_limit
 def register() -> tuple[dict[str, Any], int]:
     """Create an account (and organization); the caller is logged in."""
@@ -38,7 +89,26 @@ def register() -> tuple[dict[str, Any], int]:
     return identity(user), 201
 
 
-@bp.post("/login")
+@bp.post(
+    "/login",
+    openapi=operation(
+        "login",
+        "Log in; the session id is rotated",
+        "auth",
+        {
+            "200": response("Logged in (session cookie set).", ref(schemas.Identity)),
+            "400": error("the body is not a JSON object of the fields.", *JSON_BODY_CODES),
+            "401": error("alike for an unknown email and a wrong password.", "invalid_credentials"),
+            "403": error("only after a correct password.", "account_disabled"),
+            "413": E413_JSON,
+            "429": error(
+                "too many attempts; `Retry-After` says when to try again.", "rate_limited"
+            ),
+        },
+        security=PUBLIC,
+        body=json_body(schemas.LoginRequest),
+    ),
+)
 @login_limits
 def login() -> dict[str, Any]:
     """Check credentials and start a new session."""
@@ -46,7 +116,16 @@ def login() -> dict[str, Any]:
     return identity(accounts.authenticate(body.email, body.password))
 
 
-@bp.post("/logout")
+@bp.post(
+    "/logout",
+    openapi=operation(
+        "logout",
+        "Destroy the server-side session",
+        "auth",
+        {"200": response("Logged out.", ref(schemas.Success)), "400": E400_WRITE, "401": E401},
+        security=WRITE,
+    ),
+)
 @login_required
 def logout() -> dict[str, Any]:
     """Destroy the server-side session."""
@@ -54,7 +133,16 @@ def logout() -> dict[str, Any]:
     return schemas.Success(success=True).body()
 
 
-@bp.get("/me")
+@bp.get(
+    "/me",
+    openapi=operation(
+        "me",
+        "Who the caller is",
+        "auth",
+        {"200": response("The caller.", ref(schemas.Me)), "401": E401},
+        security=READ,
+    ),
+)
 @login_required
 def me() -> dict[str, Any]:
     """Who the caller is."""
@@ -67,7 +155,16 @@ def me() -> dict[str, Any]:
     ).body()
 
 
-@bp.get("/csrf")
+@bp.get(
+    "/csrf",
+    openapi=operation(
+        "csrf",
+        "The CSRF token of the current session",
+        "auth",
+        {"200": response("The token.", ref(schemas.CsrfToken))},
+        security=PUBLIC,
+    ),
+)
 def csrf_token() -> dict[str, Any]:
     """The CSRF token for the current session."""
     return schemas.CsrfToken(csrf_token=generate_csrf()).body()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import IO, Any
 from uuid import UUID
 
-from flask import Blueprint, Response, redirect, request, send_file
+from flask import Response, redirect, request, send_file
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from werkzeug.http import parse_range_header
@@ -18,9 +18,27 @@ from ..files import access, intake, lifecycle, listing
 from ..models import File, FileStatus
 from ..multipart import received_file
 from . import schemas
+from .contract import (
+    DOWNLOAD_ANSWERS,
+    DOWNLOAD_HEADERS,
+    E400_WRITE,
+    E401,
+    FILE_ID,
+    READ,
+    WRITE,
+    DocumentedBlueprint,
+    error,
+    link,
+    operation,
+    plain_text_too,
+    query_parameters,
+    ref,
+    response,
+    with_links,
+)
 from .inputs import parse_query
 
-bp = Blueprint("files", __name__, url_prefix="/api/files")
+bp = DocumentedBlueprint("files", __name__, url_prefix="/api/files")
 
 
 def file_summary(row: File, uploader_email: str | None) -> schemas.FileSummary:
@@ -36,7 +54,58 @@ def file_summary(row: File, uploader_email: str | None) -> schemas.FileSummary:
     )
 
 
-@bp.post("/upload")
+@bp.post(
+    "/upload",
+    openapi=operation(
+        "uploadFile",
+        "Upload a file; answered before validation",
+        "files",
+        {
+            "201": with_links(
+                response("Stored and queued for validation.", ref(schemas.Upload)),
+                GetFile=link("getFile", file_id="$response.body#/file_id"),
+                DownloadFile=link("downloadFile", file_id="$response.body#/file_id"),
+                DeleteFile=link("deleteFile", file_id="$response.body#/file_id"),
+                CreateShareLink=link("createShareLink", file_id="$response.body#/file_id"),
+            ),
+            "400": error(
+                "no `file` part, a name that is empty once cleaned, an empty file, part "
+                "headers that are not UTF-8, more than 100 form parts, or a session write "
+                "without its CSRF token.",
+                "no_file",
+                "invalid_filename",
+                "empty_file",
+                "invalid_part_header",
+                "too_many_parts",
+                "csrf_failed",
+            ),
+            "401": E401,
+            "413": plain_text_too(
+                error(
+                    "over MAX_FILE_SIZE_MB. A declared "
+                    "Content-Length over the limit is refused by the server before the "
+                    "body is read, in plain text.",
+                    "file_too_large",
+                )
+            ),
+            "507": error(
+                "the file does not fit in the organization's quota, or the server's disk is full.",
+                "quota_exceeded",
+                "insufficient_storage",
+            ),
+        },
+        security=WRITE,
+        body={
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": ref(schemas.UploadRequest),
+                    "encoding": {"file": {"contentType": "application/octet-stream"}},
+                }
+            },
+        },
+    ),
+)
 @login_required
 def upload() -> tuple[dict[str, Any], int]:
     """Receive a file (streamed to disk), record it and queue its validation."""
@@ -52,7 +121,21 @@ def upload() -> tuple[dict[str, Any], int]:
     ).body(), 201
 
 
-@bp.get("")
+@bp.get(
+    "",
+    openapi=operation(
+        "listFiles",
+        "The organization's files, newest first (ties by id)",
+        "files",
+        {
+            "200": response("One page.", ref(schemas.FileList)),
+            "400": error("`field` names the parameter.", "invalid_parameter"),
+            "401": E401,
+        },
+        security=READ,
+        parameters=query_parameters(schemas.FileListQuery),
+    ),
+)
 @login_required
 def index() -> dict[str, Any]:
     """The organization's files, newest first, by page or by cursor."""
@@ -75,7 +158,21 @@ def index() -> dict[str, Any]:
 
 
 # `uuid:` keeps a name like /upload from reading as a file id; a malformed id is a 404.
-@bp.get("/<uuid:file_id>")
+@bp.get(
+    "/<uuid:file_id>",
+    openapi=operation(
+        "getFile",
+        "Everything known about one file",
+        "files",
+        {
+            "200": response("The file.", ref(schemas.FileDetails)),
+            "401": E401,
+            "404": error("no such file in the organization.", "not_found"),
+        },
+        security=READ,
+        parameters=[FILE_ID],
+    ),
+)
 @login_required
 def details(file_id: UUID) -> dict[str, Any]:
     """Everything known about one file."""
@@ -89,7 +186,26 @@ def details(file_id: UUID) -> dict[str, Any]:
     ).body()
 
 
-@bp.get("/<uuid:file_id>/download")
+@bp.get(
+    "/<uuid:file_id>/download",
+    openapi=operation(
+        "downloadFile",
+        "The exact bytes of a ready file, as an attachment",
+        "files",
+        {
+            **DOWNLOAD_ANSWERS,
+            "401": E401,
+            "404": error("no such file in the organization.", "not_found"),
+            "409": response("`not_ready`: pending, processing or failed.", ref(schemas.NotReady)),
+            "410": error(
+                "the file is ready but its bytes are missing from storage.", "file_missing"
+            ),
+            "416": error("a well-formed Range entirely outside the file.", "range_not_satisfiable"),
+        },
+        security=READ,
+        parameters=[FILE_ID, *DOWNLOAD_HEADERS],
+    ),
+)
 @login_required
 def download(file_id: UUID) -> ResponseReturnValue:
     """The exact bytes of a ready file, as an attachment."""
@@ -159,7 +275,23 @@ def range_as_read(environ: dict[str, Any], length: int) -> dict[str, Any]:
     return environ
 
 
-@bp.delete("/<uuid:file_id>")
+@bp.delete(
+    "/<uuid:file_id>",
+    openapi=operation(
+        "deleteFile",
+        "Delete a file (its uploader or an admin); the bytes and quota go at once",
+        "files",
+        {
+            "204": response("Deleted."),
+            "400": E400_WRITE,
+            "401": E401,
+            "403": error("neither the uploader nor an admin.", "forbidden"),
+            "404": error("no such file in the organization.", "not_found"),
+        },
+        security=WRITE,
+        parameters=[FILE_ID],
+    ),
+)
 @login_required
 def delete(file_id: UUID) -> tuple[str, int]:
     """Delete a file; its bytes leave the disk and the quota at once."""

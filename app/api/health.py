@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint
 from sqlalchemy import text
 
 from .. import metrics
@@ -12,20 +11,42 @@ from ..broker import get_redis
 from ..extensions import db
 from ..storage import get_storage
 from . import schemas
+from .contract import PUBLIC, DocumentedBlueprint, operation, ref, response
 
-bp = Blueprint("health", __name__)
+bp = DocumentedBlueprint("health", __name__)
 
 # What a failed check says to a client outside METRICS_ALLOW without METRICS_TOKEN.
 UNAVAILABLE = "unavailable"
 
 
-@bp.get("/healthz")
+@bp.get(
+    "/healthz",
+    openapi=operation(
+        "healthz",
+        "Liveness: the process serves",
+        "operations",
+        {"200": response("Alive.", ref(schemas.Health))},
+        security=PUBLIC,
+    ),
+)
 def healthz() -> dict[str, Any]:
     """The process serves."""
     return schemas.Health(status="ok").body()
 
 
-@bp.get("/readyz")
+@bp.get(
+    "/readyz",
+    openapi=operation(
+        "readyz",
+        "Readiness: the database, Redis and the storage backend answer",
+        "operations",
+        {
+            "200": response("Ready.", ref(schemas.Readiness)),
+            "503": response("A check failed; its message replaces `ok`.", ref(schemas.Readiness)),
+        },
+        security=PUBLIC,
+    ),
+)
 def readyz() -> tuple[dict[str, Any], int]:
     """The database, Redis and the storage backend all answer; a failed check's error is
     told only to clients /metrics is open to, others read `unavailable`."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from flask import Blueprint, current_app, request
+from flask import current_app, request
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
@@ -14,13 +14,65 @@ from werkzeug.wrappers import Response
 from ..extensions import limiter
 from ..services import links
 from . import schemas
+from .contract import (
+    DOWNLOAD_ANSWERS,
+    DOWNLOAD_HEADERS,
+    E400_WRITE,
+    E401,
+    E413_JSON,
+    FILE_ID,
+    JSON_BODY_CODES,
+    LINK_ID,
+    PUBLIC,
+    READ,
+    SECRET,
+    WRITE,
+    DocumentedBlueprint,
+    error,
+    json_content,
+    link,
+    operation,
+    ref,
+    response,
+    with_links,
+)
 from .files import file_response
 from .inputs import parse_body
 
-bp = Blueprint("links", __name__)
+bp = DocumentedBlueprint("links", __name__)
 
 
-@bp.post("/api/files/<uuid:file_id>/links")
+@bp.post(
+    "/api/files/<uuid:file_id>/links",
+    openapi=operation(
+        "createShareLink",
+        "Make a share link to a ready file; its URL is shown once",
+        "links",
+        {
+            "201": with_links(
+                response(
+                    "The link; `url` holds its secret and works without an account.",
+                    ref(schemas.IssuedShareLink),
+                ),
+                RevokeShareLink=link("revokeShareLink", link_id="$response.body#/id"),
+            ),
+            "400": error(
+                "the body is not a JSON object of the fields (`expires_in` 60 to 2592000, "
+                "`max_downloads` at least 1), or a session write lacks its CSRF token.",
+                *JSON_BODY_CODES,
+                "csrf_failed",
+            ),
+            "401": E401,
+            "404": error("no such file in the organization.", "not_found"),
+            "409": response("`not_ready`: pending, processing or failed.", ref(schemas.NotReady)),
+            "413": E413_JSON,
+        },
+        security=WRITE,
+        parameters=[FILE_ID],
+        body={"required": False, "content": json_content(ref(schemas.ShareLinkRequest))},
+        description="No body at all takes every default, as `{}` does.",
+    ),
+)
 @login_required
 def create(file_id: UUID) -> tuple[dict[str, Any], int]:
     """Make a link to a ready file; its URL, which holds the secret, is in this answer only."""
@@ -36,7 +88,21 @@ def create(file_id: UUID) -> tuple[dict[str, Any], int]:
     ).body(), 201
 
 
-@bp.get("/api/files/<uuid:file_id>/links")
+@bp.get(
+    "/api/files/<uuid:file_id>/links",
+    openapi=operation(
+        "listShareLinks",
+        "A file's usable links (not expired, not used up), never their secrets",
+        "links",
+        {
+            "200": response("The links, oldest first.", ref(schemas.ShareLinkList)),
+            "401": E401,
+            "404": error("no such file in the organization.", "not_found"),
+        },
+        security=READ,
+        parameters=[FILE_ID],
+    ),
+)
 @login_required
 def index(file_id: UUID) -> dict[str, Any]:
     """A file's usable links, never their secrets."""
@@ -45,7 +111,25 @@ def index(file_id: UUID) -> dict[str, Any]:
 
 
 # Ids past the 32-bit id column match no route (404) rather than overflow the database.
-@bp.delete("/api/links/<id:link_id>")
+@bp.delete(
+    "/api/links/<id:link_id>",
+    openapi=operation(
+        "revokeShareLink",
+        "Revoke a share link at once (its creator, the file's uploader or an admin)",
+        "links",
+        {
+            "204": response("Revoked."),
+            "400": E400_WRITE,
+            "401": E401,
+            "403": error(
+                "neither the link's creator, the file's uploader nor an admin.", "forbidden"
+            ),
+            "404": error("no such link in the organization.", "not_found"),
+        },
+        security=WRITE,
+        parameters=[LINK_ID],
+    ),
+)
 @login_required
 def revoke(link_id: int) -> tuple[str, int]:
     """Revoke a link at once."""
@@ -53,7 +137,35 @@ def revoke(link_id: int) -> tuple[str, int]:
     return "", 204
 
 
-@bp.get("/s/<secret>")
+@bp.get(
+    "/s/<secret>",
+    openapi=operation(
+        "downloadSharedFile",
+        "A shared file, without an account, as the download endpoint gives it",
+        "links",
+        {
+            **DOWNLOAD_ANSWERS,
+            "404": error(
+                "alike for an unknown, expired, revoked or used up link, and for a file "
+                "that was deleted.",
+                "not_found",
+            ),
+            "410": error(
+                "the file is ready but its bytes are missing from storage.", "file_missing"
+            ),
+            "416": error("a well-formed Range entirely outside the file.", "range_not_satisfiable"),
+            "429": error(
+                "too many requests from this address (SHARE_LIMIT_PER_ADDRESS); "
+                "`Retry-After` says when to try again.",
+                "rate_limited",
+            ),
+        },
+        security=PUBLIC,
+        parameters=[SECRET, *DOWNLOAD_HEADERS],
+        description="Every answer that sends bytes (200, 302 to the store, 206 of any "
+        "range) uses one of the link's `max_downloads`; 304 and HEAD do not.",
+    ),
+)
 @limiter.limit(
     lambda: current_app.config["SHARE_LIMIT_PER_ADDRESS"],
     key_func=get_remote_address,

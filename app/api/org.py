@@ -4,24 +4,59 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint
 from flask_login import current_user, login_required
 
 from ..authentication import admin_required
 from ..services import accounts
 from . import schemas
+from .contract import (
+    E400_WRITE,
+    E401,
+    E403_ADMIN,
+    READ,
+    USER_ID,
+    WRITE,
+    DocumentedBlueprint,
+    error,
+    operation,
+    ref,
+    response,
+)
 
-bp = Blueprint("org", __name__, url_prefix="/api/org")
+bp = DocumentedBlueprint("org", __name__, url_prefix="/api/org")
 
 
-@bp.get("")
+@bp.get(
+    "",
+    openapi=operation(
+        "getOrganization",
+        "The caller's organization and its storage use",
+        "organization",
+        {"200": response("The organization.", ref(schemas.Organization)), "401": E401},
+        security=READ,
+    ),
+)
 @login_required
 def details() -> dict[str, Any]:
     """The caller's organization and its storage use."""
     return schemas.Organization.model_validate(current_user.organization).body()
 
 
-@bp.post("/invites")
+@bp.post(
+    "/invites",
+    openapi=operation(
+        "createInvite",
+        "Issue a single-use invite code (admin)",
+        "organization",
+        {
+            "201": response("The code, shown once.", ref(schemas.Invite)),
+            "400": E400_WRITE,
+            "401": E401,
+            "403": E403_ADMIN,
+        },
+        security=WRITE,
+    ),
+)
 @login_required
 @admin_required
 def create_invite() -> tuple[dict[str, Any], int]:
@@ -30,7 +65,16 @@ def create_invite() -> tuple[dict[str, Any], int]:
     return schemas.Invite(invite_code=invite.code, expires_at=invite.expires_at).body(), 201
 
 
-@bp.get("/users")
+@bp.get(
+    "/users",
+    openapi=operation(
+        "listUsers",
+        "Every user of the organization (admin)",
+        "organization",
+        {"200": response("The users.", ref(schemas.UserList)), "401": E401, "403": E403_ADMIN},
+        security=READ,
+    ),
+)
 @login_required
 @admin_required
 def users() -> dict[str, Any]:
@@ -39,8 +83,34 @@ def users() -> dict[str, Any]:
     return schemas.UserList(users=[schemas.User.model_validate(u) for u in listed]).body()
 
 
+def user_activation(action: str, active: bool) -> dict[str, Any]:
+    """The operation of POST /api/org/users/{user_id}/activate or /deactivate."""
+    responses: dict[str, Any] = {
+        "200": response(
+            f"The user, now {'active' if active else 'inactive'}.", ref(schemas.UserActivation)
+        ),
+        "400": E400_WRITE,
+        "401": E401,
+        "403": E403_ADMIN,
+        "404": error("no such user in the organization.", "not_found"),
+    }
+    if not active:
+        responses["409"] = error("an admin cannot deactivate themselves.", "cannot_deactivate_self")
+    return operation(
+        f"{action}User",
+        f"{action.capitalize()} a user (admin)",
+        "organization",
+        responses,
+        security=WRITE,
+        parameters=[USER_ID],
+        description="A deactivated user's sessions and tokens stop working at once."
+        if not active
+        else None,
+    )
+
+
 # Ids past the 32-bit id columns match no route (404) rather than overflow the database.
-@bp.post("/users/<id:user_id>/deactivate")
+@bp.post("/users/<id:user_id>/deactivate", openapi=user_activation("deactivate", active=False))
 @login_required
 @admin_required
 def deactivate(user_id: int) -> dict[str, Any]:
@@ -49,7 +119,7 @@ def deactivate(user_id: int) -> dict[str, Any]:
     return schemas.UserActivation.model_validate(user).body()
 
 
-@bp.post("/users/<id:user_id>/activate")
+@bp.post("/users/<id:user_id>/activate", openapi=user_activation("activate", active=True))
 @login_required
 @admin_required
 def activate(user_id: int) -> dict[str, Any]:

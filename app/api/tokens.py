@@ -4,17 +4,56 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint
 from flask_login import current_user, login_required
 
 from ..services import tokens
 from . import schemas
+from .contract import (
+    E400_WRITE,
+    E401,
+    E413_JSON,
+    JSON_BODY_CODES,
+    READ,
+    TOKEN_ID,
+    WRITE,
+    DocumentedBlueprint,
+    error,
+    json_body,
+    link,
+    operation,
+    ref,
+    response,
+    with_links,
+)
 from .inputs import parse_body
 
-bp = Blueprint("tokens", __name__, url_prefix="/api/tokens")
+bp = DocumentedBlueprint("tokens", __name__, url_prefix="/api/tokens")
 
 
-@bp.post("")
+@bp.post(
+    "",
+    openapi=operation(
+        "createToken",
+        "Issue an API token",
+        "tokens",
+        {
+            "201": with_links(
+                response("The token with its secret, shown once.", ref(schemas.IssuedToken)),
+                RevokeToken=link("revokeToken", token_id="$response.body#/id"),
+            ),
+            "400": error(
+                "the body is not a JSON object of the fields, or a session write lacks "
+                "its CSRF token.",
+                *JSON_BODY_CODES,
+                "csrf_failed",
+            ),
+            "401": E401,
+            "413": E413_JSON,
+        },
+        security=WRITE,
+        body=json_body(schemas.TokenRequest),
+    ),
+)
 @login_required
 def create() -> tuple[dict[str, Any], int]:
     """Issue a token; its secret is in this answer only."""
@@ -30,7 +69,16 @@ def create() -> tuple[dict[str, Any], int]:
     ).body(), 201
 
 
-@bp.get("")
+@bp.get(
+    "",
+    openapi=operation(
+        "listTokens",
+        "The caller's tokens, never their secrets",
+        "tokens",
+        {"200": response("The tokens.", ref(schemas.TokenList)), "401": E401},
+        security=READ,
+    ),
+)
 @login_required
 def index() -> dict[str, Any]:
     """The caller's tokens, never their secrets."""
@@ -39,7 +87,22 @@ def index() -> dict[str, Any]:
 
 
 # Ids past the 32-bit id column match no route (404) rather than overflow the database.
-@bp.delete("/<id:token_id>")
+@bp.delete(
+    "/<id:token_id>",
+    openapi=operation(
+        "revokeToken",
+        "Revoke a token at once",
+        "tokens",
+        {
+            "204": response("Revoked."),
+            "400": E400_WRITE,
+            "401": E401,
+            "404": error("not one of the caller's tokens.", "not_found"),
+        },
+        security=WRITE,
+        parameters=[TOKEN_ID],
+    ),
+)
 @login_required
 def revoke(token_id: int) -> tuple[str, int]:
     """Revoke a token at once."""

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import Blueprint, Response, request
+from flask import Response, request
 from flask_login import current_user, login_required
 from werkzeug.http import http_date
 
@@ -18,8 +18,33 @@ from ..errors import APIError
 from ..files import intake, resumable
 from ..storage import display_name
 from . import schemas
+from .contract import (
+    E400_WRITE,
+    E401,
+    E404_UPLOAD,
+    E412_TUS,
+    EXPIRES_DESCRIPTION,
+    NUMBER,
+    OFFSET_BODY,
+    PUBLIC,
+    READ,
+    TUS_RESUMABLE,
+    UPLOAD_EXPIRES,
+    UPLOAD_ID,
+    UPLOAD_OFFSET,
+    WRITE,
+    DocumentedBlueprint,
+    header,
+    header_parameter,
+    operation,
+    plain_text_too,
+    ref,
+    response,
+    tus_error,
+    tus_response,
+)
 
-bp = Blueprint("uploads", __name__, url_prefix="/api/uploads")
+bp = DocumentedBlueprint("uploads", __name__, url_prefix="/api/uploads")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -111,7 +136,29 @@ def body_length() -> int:
     return request.content_length
 
 
-@bp.route("", methods=["OPTIONS"])
+@bp.route(
+    "",
+    methods=["OPTIONS"],
+    openapi=operation(
+        "tusOptions",
+        "What the server speaks of tus",
+        "uploads",
+        {
+            "204": tus_response(
+                "The protocol's version, extensions and the largest upload.",
+                **{
+                    "Tus-Version": header({"type": "string"}, "Versions spoken: 1.0.0."),
+                    "Tus-Extension": header(
+                        {"type": "string"},
+                        "creation,creation-with-upload,termination,expiration",
+                    ),
+                    "Tus-Max-Size": header(NUMBER, "MAX_FILE_SIZE_MB in bytes."),
+                },
+            )
+        },
+        security=PUBLIC,
+    ),
+)
 def options() -> tuple[str, int, dict[str, str]]:
     """What this server speaks of tus."""
     return (
@@ -125,7 +172,26 @@ def options() -> tuple[str, int, dict[str, str]]:
     )
 
 
-@bp.route("", methods=["GET"], provide_automatic_options=False)
+@bp.route(
+    "",
+    methods=["GET"],
+    provide_automatic_options=False,
+    openapi=operation(
+        "listUploads",
+        "Unfinished resumable uploads: an admin's organization's all, a member's own",
+        "uploads",
+        {
+            "200": response(
+                "Unfinished, unexpired uploads, newest first.",
+                ref(schemas.UnfinishedUploadList),
+            ),
+            "401": E401,
+        },
+        security=READ,
+        description="A JSON listing, not a tus request: it needs no Tus-Resumable. An "
+        "admin may terminate any of them; only its uploader may send its bytes.",
+    ),
+)
 @login_required
 def index() -> dict[str, Any]:
     """The unfinished uploads the caller may see, newest first: an admin's organization's
@@ -136,7 +202,74 @@ def index() -> dict[str, Any]:
     ).body()
 
 
-@bp.route("", methods=["POST"], provide_automatic_options=False)
+@bp.route(
+    "",
+    methods=["POST"],
+    provide_automatic_options=False,
+    openapi=operation(
+        "createUpload",
+        "Begin a resumable upload; its whole length is held against the quota",
+        "uploads",
+        {
+            "201": tus_response(
+                "Created; with a body, its bytes are stored at once.",
+                Location=header(
+                    {"type": "string", "pattern": "^/api/uploads/"},
+                    "/api/uploads/<file_id>: where to send the bytes.",
+                ),
+                **{"Upload-Expires": header({"type": "string"}, EXPIRES_DESCRIPTION)},
+            ),
+            "400": tus_error(
+                "Upload-Length missing, not a number or 0; no `filename` in Upload-Metadata, "
+                "not base64 of UTF-8, or empty once cleaned; a body without Content-Length; "
+                "or a session write without its CSRF token.",
+                "invalid_upload_length",
+                "invalid_filename",
+                "empty_file",
+                "length_required",
+                "incomplete_body",
+                "csrf_failed",
+            ),
+            "401": E401,
+            "412": E412_TUS,
+            "413": plain_text_too(
+                tus_error(
+                    "Upload-Length over MAX_FILE_SIZE_MB, or a body past Upload-Length.",
+                    "file_too_large",
+                    "past_upload_length",
+                    "payload_too_large",
+                )
+            ),
+            "507": tus_error(
+                "the upload does not fit in the organization's quota, with every unfinished "
+                "upload's holding counted, or the server's disk is full.",
+                "quota_exceeded",
+                "insufficient_storage",
+            ),
+        },
+        security=WRITE,
+        parameters=[
+            TUS_RESUMABLE,
+            header_parameter(
+                "Upload-Length",
+                {"type": "string", "pattern": "^[1-9][0-9]{0,14}$"},
+                "The file's size in bytes (at least 1).",
+            ),
+            header_parameter(
+                "Upload-Metadata",
+                {
+                    "type": "string",
+                    "pattern": "^filename (?:[A-Za-z0-9+/]{4})*"
+                    "(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)$",
+                },
+                "`filename <base64 of the UTF-8 name>`, as tus writes metadata.",
+            ),
+        ],
+        body={"required": False, **OFFSET_BODY},
+        description="creation-with-upload: a body of type application/offset+octet-stream "
+        "is the upload's first bytes, and the answer carries Upload-Offset.",
+    ),
+)
 @login_required
 @tus_request
 def create() -> tuple[str, int, dict[str, str]]:
@@ -153,7 +286,33 @@ def create() -> tuple[str, int, dict[str, str]]:
     return "", 201, headers
 
 
-@bp.route("/<file_id>", methods=["HEAD"])
+@bp.route(
+    "/<file_id>",
+    methods=["HEAD"],
+    openapi=operation(
+        "getUploadOffset",
+        "Where an upload stands",
+        "uploads",
+        {
+            "200": tus_response(
+                "The offset to resume from. A finished upload answers its whole length "
+                "while its file exists.",
+                **{
+                    "Upload-Offset": UPLOAD_OFFSET,
+                    "Upload-Length": header(NUMBER, "The upload's size."),
+                    "Upload-Expires": UPLOAD_EXPIRES,
+                    "Upload-Metadata": {"schema": {"type": "string"}},
+                    "Cache-Control": header({"type": "string", "const": "no-store"}, "-"),
+                },
+            ),
+            "401": E401,
+            "404": E404_UPLOAD,
+            "412": E412_TUS,
+        },
+        security=READ,
+        parameters=[UPLOAD_ID, TUS_RESUMABLE],
+    ),
+)
 @login_required
 @tus_request
 def head(file_id: str) -> tuple[str, int, dict[str, str]]:
@@ -167,7 +326,67 @@ def head(file_id: str) -> tuple[str, int, dict[str, str]]:
     return "", 200, headers
 
 
-@bp.route("/<file_id>", methods=["PATCH"], provide_automatic_options=False)
+@bp.route(
+    "/<file_id>",
+    methods=["PATCH"],
+    provide_automatic_options=False,
+    openapi=operation(
+        "appendToUpload",
+        "Send bytes from Upload-Offset; the last byte makes the file, pending",
+        "uploads",
+        {
+            "204": tus_response(
+                "Stored; the upload's new offset. At Upload-Length the file <file_id> "
+                "exists, `pending`, and is validated as any upload.",
+                **{"Upload-Offset": UPLOAD_OFFSET, "Upload-Expires": UPLOAD_EXPIRES},
+            ),
+            "400": tus_error(
+                "Upload-Offset missing or not a number, a body without Content-Length, or "
+                "a session write without its CSRF token.",
+                "invalid_upload_offset",
+                "length_required",
+                "incomplete_body",
+                "csrf_failed",
+            ),
+            "401": E401,
+            "403": tus_error(
+                "an admin's PATCH to an upload another user started: only its uploader "
+                "sends its bytes.",
+                "forbidden",
+            ),
+            "404": E404_UPLOAD,
+            "409": tus_error(
+                "Upload-Offset is not the server's (HEAD for it), or another PATCH holds "
+                "the upload.",
+                "offset_mismatch",
+                "upload_locked",
+            ),
+            "412": E412_TUS,
+            "413": plain_text_too(
+                tus_error(
+                    "the body goes past Upload-Length.",
+                    "past_upload_length",
+                    "payload_too_large",
+                )
+            ),
+            "415": tus_error(
+                "the body is not application/offset+octet-stream.", "unsupported_media_type"
+            ),
+            "507": tus_error("the server's disk is full.", "insufficient_storage"),
+        },
+        security=WRITE,
+        parameters=[
+            UPLOAD_ID,
+            TUS_RESUMABLE,
+            header_parameter(
+                "Upload-Offset", NUMBER, "Where these bytes start: the server's offset."
+            ),
+        ],
+        body={"required": True, **OFFSET_BODY},
+        description="Send at most about 8 MiB per PATCH: the server takes a request only "
+        "once its whole body has arrived, so a dropped connection loses that PATCH.",
+    ),
+)
 @login_required
 @tus_request
 def append(file_id: str) -> tuple[str, int, dict[str, str]]:
@@ -181,7 +400,27 @@ def append(file_id: str) -> tuple[str, int, dict[str, str]]:
     return "", 204, progress_headers(state)
 
 
-@bp.route("/<file_id>", methods=["DELETE"], provide_automatic_options=False)
+@bp.route(
+    "/<file_id>",
+    methods=["DELETE"],
+    provide_automatic_options=False,
+    openapi=operation(
+        "terminateUpload",
+        "Remove an unfinished upload (its uploader or an admin); its bytes go and its "
+        "holding is freed",
+        "uploads",
+        {
+            "204": tus_response("Terminated."),
+            "400": E400_WRITE,
+            "401": E401,
+            "404": E404_UPLOAD,
+            "409": tus_error("a PATCH is writing to the upload.", "upload_locked"),
+            "412": E412_TUS,
+        },
+        security=WRITE,
+        parameters=[UPLOAD_ID, TUS_RESUMABLE],
+    ),
+)
 @login_required
 @tus_request
 def terminate(file_id: str) -> tuple[str, int]:

@@ -5,16 +5,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint
 from flask_login import current_user, login_required
 
 from ..authentication import admin_required
 from ..models import Webhook
 from ..services import webhooks
 from . import schemas
+from .contract import (
+    E400_WRITE,
+    E401,
+    E403_ADMIN,
+    E404_WEBHOOK,
+    E413_JSON,
+    JSON_BODY_CODES,
+    READ,
+    WEBHOOK_ID,
+    WRITE,
+    DocumentedBlueprint,
+    error,
+    json_body,
+    link,
+    operation,
+    ref,
+    response,
+    with_links,
+)
 from .inputs import parse_body
 
-bp = Blueprint("webhooks", __name__, url_prefix="/api/org/webhooks")
+bp = DocumentedBlueprint("webhooks", __name__, url_prefix="/api/org/webhooks")
 
 
 def described(hook: Webhook) -> dict[str, Any]:
@@ -27,7 +45,41 @@ def described(hook: Webhook) -> dict[str, Any]:
     }
 
 
-@bp.post("")
+@bp.post(
+    "",
+    openapi=operation(
+        "createWebhook",
+        "Register an endpoint for file events (admin)",
+        "webhooks",
+        {
+            "201": with_links(
+                response(
+                    "The endpoint with its signing secret, shown once.",
+                    ref(schemas.IssuedWebhook),
+                ),
+                DeleteWebhook=link("deleteWebhook", webhook_id="$response.body#/id"),
+                ListDeliveries=link("listWebhookDeliveries", webhook_id="$response.body#/id"),
+            ),
+            "400": error(
+                "the body is not a JSON object of the fields, the URL is not http(s), "
+                "carries credentials, does not resolve, or its host is or resolves to a "
+                "loopback, private, link-local or other internal address "
+                "(`url_not_allowed`, unless WEBHOOK_ALLOW_PRIVATE), or a session write "
+                "lacks its CSRF token.",
+                *JSON_BODY_CODES,
+                "url_not_allowed",
+                "csrf_failed",
+            ),
+            "401": E401,
+            "403": E403_ADMIN,
+            "413": E413_JSON,
+        },
+        security=WRITE,
+        body=json_body(schemas.WebhookRequest),
+        description="Each event is POSTed to the URL as a WebhookEvent (see `webhooks` "
+        "in this document), signed with the secret.",
+    ),
+)
 @login_required
 @admin_required
 def create() -> tuple[dict[str, Any], int]:
@@ -37,7 +89,20 @@ def create() -> tuple[dict[str, Any], int]:
     return schemas.IssuedWebhook(**described(issued.webhook), secret=issued.secret).body(), 201
 
 
-@bp.get("")
+@bp.get(
+    "",
+    openapi=operation(
+        "listWebhooks",
+        "The organization's endpoints, never their secrets (admin)",
+        "webhooks",
+        {
+            "200": response("The endpoints.", ref(schemas.WebhookList)),
+            "401": E401,
+            "403": E403_ADMIN,
+        },
+        security=READ,
+    ),
+)
 @login_required
 @admin_required
 def index() -> dict[str, Any]:
@@ -47,7 +112,23 @@ def index() -> dict[str, Any]:
 
 
 # Ids past the 32-bit id column match no route (404) rather than overflow the database.
-@bp.delete("/<id:webhook_id>")
+@bp.delete(
+    "/<id:webhook_id>",
+    openapi=operation(
+        "deleteWebhook",
+        "Remove an endpoint; nothing more is sent to it (admin)",
+        "webhooks",
+        {
+            "204": response("Deleted."),
+            "400": E400_WRITE,
+            "401": E401,
+            "403": E403_ADMIN,
+            "404": E404_WEBHOOK,
+        },
+        security=WRITE,
+        parameters=[WEBHOOK_ID],
+    ),
+)
 @login_required
 @admin_required
 def delete(webhook_id: int) -> tuple[str, int]:
@@ -56,7 +137,22 @@ def delete(webhook_id: int) -> tuple[str, int]:
     return "", 204
 
 
-@bp.get("/<id:webhook_id>/deliveries")
+@bp.get(
+    "/<id:webhook_id>/deliveries",
+    openapi=operation(
+        "listWebhookDeliveries",
+        "An endpoint's last 100 delivery attempts, newest first (admin)",
+        "webhooks",
+        {
+            "200": response("The attempts.", ref(schemas.DeliveryList)),
+            "401": E401,
+            "403": E403_ADMIN,
+            "404": E404_WEBHOOK,
+        },
+        security=READ,
+        parameters=[WEBHOOK_ID],
+    ),
+)
 @login_required
 @admin_required
 def deliveries(webhook_id: int) -> dict[str, Any]:

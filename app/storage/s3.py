@@ -143,11 +143,6 @@ class S3Upload(Upload):
         self._parts: list[dict[str, Any]] = []
         self._finished = False
 
-    @property
-    def parts_sent(self) -> int:
-        """How many parts went to the store so far."""
-        return len(self._parts)
-
     def write(self, data: bytes) -> int:
         self.size += len(data)
         with memoryview(data) as view:

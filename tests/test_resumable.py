@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import threading
@@ -30,6 +31,7 @@ from app.models import utcnow
 from app.services import storage_check
 from app.services.queue import sweep_if_due
 from app.services.uploads import complete_stranded, expire_resumable
+from app.storage import get_storage
 from tests.support.client import Auth
 from tests.support.config import app_config
 from tests.support.database import file_rows_refused
@@ -593,6 +595,37 @@ def test_storage_check_leaves_in_flight_uploads_alone(
     assert report.stale_temp == [] and report.orphans == []
     assert pending_uploads(app)
     assert client.delete(url, headers=headers).status_code == 204
+
+
+def test_an_upload_in_flight_across_an_upgrade_finishes(
+    app: Flask, client: FlaskClient, headers: dict[str, str]
+) -> None:
+    """A state as Coffer wrote it before the resumable protocol sat over the storage
+    primitives (local: `{}`, the bytes in `.resumable/<id>`; s3: parts, upload_id, tail)
+    is understood: the upload goes on and makes the exact file, leaving nothing behind."""
+    data = os.urandom(19 * MiB + 5)
+    first = 9 * MiB + 3  # on s3, a part begun and a tail short of the next
+    url = create(client, headers, len(data), "across.bin").headers["Location"]
+    assert patch(client, headers, url, 0, data[:first]).status_code == 204
+    upload_id = url.rsplit("/", 1)[-1]
+    with app.app_context():
+        stored = _db.session.execute(
+            text("SELECT storage_state FROM resumable_uploads WHERE id = :id"), {"id": upload_id}
+        ).scalar_one()
+        state = json.loads(stored)
+        if get_storage().min_part_size == 0:
+            state = {}
+        else:
+            assert set(state) == {"parts", "upload_id", "tail"}
+            assert state["upload_id"] and state["tail"] and len(state["parts"]) == 1
+        _db.session.execute(
+            text("UPDATE resumable_uploads SET storage_state = :state WHERE id = :id"),
+            {"state": json.dumps(state), "id": upload_id},
+        )
+        _db.session.commit()
+    assert patch(client, headers, url, first, data[first:]).status_code == 204
+    assert stored_bytes(app, stored_key(app, upload_id)) == data
+    assert not pending_uploads(app)
 
 
 # ---- another instance, on a real S3 server ------------------------------------------

@@ -337,7 +337,7 @@ class TestFullDisk:
         with app.app_context():
             storage = get_storage()
         assert isinstance(storage, LocalStorage)
-        stored = storage.resumable_path(url.rsplit("/", 1)[-1])
+        stored = storage.parts_path(url.rsplit("/", 1)[-1])
         assert stored.read_bytes() == data[: 192 * KiB]
         assert auth.client.get("/api/org", headers=tus).get_json()["reserved_bytes"] == len(data)
 

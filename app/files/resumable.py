@@ -33,6 +33,7 @@ from ..models import File, Organization, ResumableUpload, User, utcnow
 from ..services.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
 from ..storage import get_storage, object_key
 from ..tenancy import in_organization, scoped
+from . import resumable_bytes
 from .intake import admitted, check_size, file_values
 from .ledger import fits_quota, quota_exceeded
 
@@ -293,7 +294,8 @@ def append(user: User, raw_id: str, offset: int, body: IO[bytes], body_length: i
     try:
         new_offset = offset + body_length
         if body_length:
-            state = get_storage().append_resumable(
+            state = resumable_bytes.append(
+                get_storage(),
                 upload_id,
                 key,
                 old_state,
@@ -325,7 +327,7 @@ def append(user: User, raw_id: str, offset: int, body: IO[bytes], body_length: i
     except BaseException:
         _unlock(upload_id, token)
         raise
-    get_storage().release_resumable(upload_id, old_state, state)
+    resumable_bytes.release(get_storage(), old_state, state)
     if new_offset == length:
         _complete(upload_id, organization_id)
         return progress(user, upload_id)  # read again: is its file there?
@@ -358,7 +360,7 @@ def _complete(upload_id: str, organization_id: int) -> None:
         db.session.rollback()
         return
     state = json.loads(row.storage_state)
-    get_storage().finish_resumable(row.id, row.file_path, state, row.length)
+    resumable_bytes.finish(get_storage(), row.id, row.file_path, state, row.length)
     sha256 = PySha256.deserialize(row.hash_state).finalize()
     values = file_values(
         file_id=row.id,
@@ -438,7 +440,7 @@ def _drop(
         )
     # After the commit: a failure here leaves pieces without a row, which
     # `manage.py storage check --fix` removes; never a row without its pieces.
-    get_storage().discard_resumable(upload_id, key, json.loads(storage_state))
+    resumable_bytes.discard(get_storage(), upload_id, key, json.loads(storage_state))
     return True
 
 
@@ -513,5 +515,5 @@ def in_flight_pieces() -> set[str]:
     db.session.rollback()
     pieces: set[str] = set()
     for upload_id, key, storage_state in rows:
-        pieces |= storage.resumable_pieces(upload_id, key, json.loads(storage_state))
+        pieces |= resumable_bytes.pieces(storage, upload_id, key, json.loads(storage_state))
     return pieces

@@ -11,10 +11,6 @@ from typing import IO, Any
 # (UPLOAD_FOLDER, or S3_PREFIX): never a file's key, which starts with an organization id.
 RESUMABLE_DIR = ".resumable"
 
-# A backend's own record of a resumable upload's pieces (an S3 upload id, part ETags, a
-# tail object): JSON-able, kept in the upload's row, opaque to everything else.
-ResumableState = dict[str, Any]
-
 
 class StorageUnavailable(Exception):
     """The store cannot be reached or refuses Coffer's requests (a 503, not a 500)."""
@@ -82,6 +78,10 @@ class Storage(ABC):
         """Every stored object under Coffer's part of the store (not in-flight uploads)."""
 
     @abstractmethod
+    def objects_under(self, folder: str) -> Iterator[StoredObject]:
+        """Every object whose key starts with `folder/`, in work folders (`.resumable`) too."""
+
+    @abstractmethod
     def pending_uploads(self) -> Iterator[StoredObject]:
         """Uploads begun and neither finished nor aborted (in flight, or left by a crash)."""
 
@@ -93,38 +93,64 @@ class Storage(ABC):
     def check(self) -> None:
         """Raise StorageUnavailable unless the store can be written now."""
 
-    # Resumable uploads: the bytes arrive in several requests, possibly on several hosts, so
-    # everything between two requests is in the store or in the returned state, never in
-    # this process. A step that fails leaves the pieces the previous state names intact.
+    def put(self, key: str, data: bytes | bytearray) -> None:
+        """Store a small object whole (a streamed upload of one chunk)."""
+        upload = self.begin_upload(key)
+        try:
+            upload.write(bytes(data))
+            upload.finish()
+        except BaseException:
+            upload.abort()
+            raise
+
+    def get(self, key: str) -> bytes:
+        """A small object's bytes, whole; FileNotFoundError when it is missing."""
+        with self.open(key) as reader:
+            return reader.read()
+
+    # Multipart parts: an object's bytes sent as numbered parts, possibly from several
+    # requests on several hosts, then made the object at once. `app/files/resumable_bytes.py`
+    # builds resumable uploads on these; the records and ids are JSON-able, kept between
+    # requests in the upload's row, never in this process.
+
+    # Every part but the last has exactly this size; 0: a part may have any size.
+    min_part_size: int = 0
 
     @abstractmethod
-    def append_resumable(
+    def begin_parts(self, key: str, name: str) -> str:
+        """Begin receiving parts of the object `key`; returns the id of its parts.
+
+        `name` is unique to the upload (its id): a backend that names the parts itself uses
+        it as the id, so a failed first step leaves nothing the next cannot find."""
+
+    @abstractmethod
+    def put_part(
         self,
-        upload_id: str,
         key: str,
-        state: ResumableState,
-        offset: int,
-        chunks: Iterable[bytes],
-        final: bool,
-    ) -> ResumableState:
-        """Add the bytes from `offset` on (anything stored past it is dropped first) and
-        return the new state; `final` when they end the upload."""
+        parts_id: str,
+        number: int,
+        chunks: Iterable[bytes | bytearray],
+        start: int,
+    ) -> dict[str, Any]:
+        """Store part `number` (from 1) of the bytes `chunks` hold, which start at byte
+        `start` of the object; returns the part's JSON-able record. Parts go in order:
+        storing a part again (a step retried) starts over from it, and the parts stored
+        after it no longer count."""
 
     @abstractmethod
-    def finish_resumable(self, upload_id: str, key: str, state: ResumableState, size: int) -> None:
-        """Make a complete upload's bytes the object under `key`; harmless when run twice."""
+    def complete_parts(
+        self, key: str, parts_id: str, parts: list[dict[str, Any]], size: int
+    ) -> None:
+        """Make the parts the object under `key`, `size` bytes; harmless when run twice
+        (parts already completed and an object of that size are fine)."""
 
     @abstractmethod
-    def discard_resumable(self, upload_id: str, key: str, state: ResumableState) -> None:
-        """Remove every piece of an unfinished upload; harmless when run twice."""
+    def abort_parts(self, key: str, parts_id: str) -> None:
+        """Remove every part; harmless when run twice, or for parts never begun."""
 
     @abstractmethod
-    def release_resumable(self, upload_id: str, old: ResumableState, new: ResumableState) -> None:
-        """Remove pieces `old` named that `new` no longer needs (once `new` is recorded)."""
-
-    @abstractmethod
-    def resumable_pieces(self, upload_id: str, key: str, state: ResumableState) -> set[str]:
-        """The keys `pending_uploads` lists for this upload's pieces."""
+    def parts_piece(self, key: str, parts_id: str) -> str:
+        """The key `pending_uploads` lists these parts under."""
 
     def download_url(self, key: str, filename: str, mime_type: str) -> str | None:
         """A URL the client may fetch the bytes from directly, or None to stream them here."""

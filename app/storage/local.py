@@ -11,12 +11,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from ..libc import libc
 from .base import (
     RESUMABLE_DIR,
-    ResumableState,
     Storage,
     StorageFull,
     StorageUnavailable,
@@ -127,6 +126,7 @@ class LocalStorage(Storage):
     """Files at UPLOAD_FOLDER/<key>."""
 
     name = "local"
+    min_part_size = 0  # parts of any size: each goes straight into one file
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -159,12 +159,21 @@ class LocalStorage(Storage):
                 pass
 
     def objects(self) -> Iterator[StoredObject]:
+        return self._files_in(self.root, skip=WORK_DIRS)
+
+    def objects_under(self, folder: str) -> Iterator[StoredObject]:
+        return self._files_in(self.path(folder))
+
+    def _files_in(
+        self, directory: Path, skip: frozenset[str] = frozenset()
+    ) -> Iterator[StoredObject]:
+        """Every file under a folder, but those in `skip` (names of its own subfolders)."""
         now = time.time()
-        if not self.root.is_dir():
+        if not directory.is_dir():
             return
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            if Path(dirpath) == self.root:
-                dirnames[:] = [name for name in dirnames if name not in WORK_DIRS]
+        for dirpath, dirnames, filenames in os.walk(directory):
+            if Path(dirpath) == directory:
+                dirnames[:] = [name for name in dirnames if name not in skip]
             for filename in filenames:
                 path = Path(dirpath) / filename
                 try:
@@ -189,46 +198,57 @@ class LocalStorage(Storage):
                     continue
                 yield StoredObject(f"{folder}/{path.name}", stat.st_size, now - stat.st_mtime)
 
-    def resumable_path(self, upload_id: str) -> Path:
-        """The file an unfinished resumable upload's bytes are appended to."""
-        return self.resumable_dir / upload_id
+    # ---- parts ----------------------------------------------------------------------
+    # A part may have any size, and the parts go in order into one file,
+    # UPLOAD_FOLDER/.resumable/<parts id>, renamed into place once complete: no copy.
 
-    def append_resumable(
+    def parts_path(self, parts_id: str) -> Path:
+        """The file the parts are written to, in order."""
+        return self.resumable_dir / parts_id
+
+    def begin_parts(self, key: str, name: str) -> str:
+        """The parts are named after the upload: `.resumable/<name>`."""
+        with no_space_is_full():
+            self.resumable_dir.mkdir(parents=True, exist_ok=True)
+        return name
+
+    def put_part(
         self,
-        upload_id: str,
         key: str,
-        state: ResumableState,
-        offset: int,
-        chunks: Iterable[bytes],
-        final: bool,
-    ) -> ResumableState:
-        """Append to UPLOAD_FOLDER/.resumable/<id>, cut back to `offset` first (a PATCH that
-        failed after writing left bytes the row does not count), then fsync.
+        parts_id: str,
+        number: int,
+        chunks: Iterable[bytes | bytearray],
+        start: int,
+    ) -> dict[str, Any]:
+        """Append to the parts' file, cut back to `start` first (a step that failed after
+        writing left bytes nobody counts), then fsync.
 
         Each chunk's writeback starts as soon as it is written, while the next chunk is read
         and hashed (docs/PERFORMANCE.md has what that gains and what the fsync still costs)."""
-        path = self.resumable_path(upload_id)
+        path = self.parts_path(parts_id)
         with no_space_is_full():
             self.resumable_dir.mkdir(parents=True, exist_ok=True)
-            # Appending mode: every write lands at the end, which the cut puts at `offset`.
+            # Appending mode: every write lands at the end, which the cut puts at `start`.
             with open(path, "a+b") as handle:
                 handle.seek(0, os.SEEK_END)
-                if handle.tell() < offset:
-                    raise StorageUnavailable(f"the bytes of upload {upload_id} are missing")
-                handle.truncate(offset)
-                handle.seek(offset)
-                position = offset
+                if handle.tell() < start:
+                    raise StorageUnavailable(f"the bytes of upload {parts_id} are missing")
+                handle.truncate(start)
+                handle.seek(start)
+                position = start
                 for chunk in chunks:
                     handle.write(chunk)
                     handle.flush()
                     start_writeback(handle.fileno(), position, len(chunk))
                     position += len(chunk)
                 os.fsync(handle.fileno())
-        return state
+        return {"PartNumber": number}
 
-    def finish_resumable(self, upload_id: str, key: str, state: ResumableState, size: int) -> None:
-        """Rename the appended file into place (one file system: UPLOAD_FOLDER)."""
-        source, target = self.resumable_path(upload_id), self.path(key)
+    def complete_parts(
+        self, key: str, parts_id: str, parts: list[dict[str, Any]], size: int
+    ) -> None:
+        """Rename the parts' file into place (one file system: UPLOAD_FOLDER)."""
+        source, target = self.parts_path(parts_id), self.path(key)
         with no_space_is_full():
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -237,14 +257,11 @@ class LocalStorage(Storage):
                 if self.size(key) != size:  # not renamed by an earlier run either
                     raise
 
-    def release_resumable(self, upload_id: str, old: ResumableState, new: ResumableState) -> None:
-        """Nothing to release: one file holds every byte."""
+    def abort_parts(self, key: str, parts_id: str) -> None:
+        self.parts_path(parts_id).unlink(missing_ok=True)
 
-    def discard_resumable(self, upload_id: str, key: str, state: ResumableState) -> None:
-        self.resumable_path(upload_id).unlink(missing_ok=True)
-
-    def resumable_pieces(self, upload_id: str, key: str, state: ResumableState) -> set[str]:
-        return {f"{RESUMABLE_DIR}/{upload_id}"}
+    def parts_piece(self, key: str, parts_id: str) -> str:
+        return f"{RESUMABLE_DIR}/{parts_id}"
 
     def discard_pending(self, key: str) -> None:
         """Remove an abandoned upload found by `pending_uploads`."""

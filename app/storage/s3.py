@@ -21,7 +21,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..libc import libc
 from .base import (
     RESUMABLE_DIR,
-    ResumableState,
     Storage,
     StorageUnavailable,
     StoredObject,
@@ -143,11 +142,6 @@ class S3Upload(Upload):
         self._senders: ThreadPoolExecutor | None = None
         self._parts: list[dict[str, Any]] = []
         self._finished = False
-
-    @property
-    def parts_sent(self) -> int:
-        """How many parts went to the store so far."""
-        return len(self._parts)
 
     def write(self, data: bytes) -> int:
         self.size += len(data)
@@ -336,6 +330,8 @@ class S3Storage(Storage):
     """Objects at `<S3_PREFIX><key>` in S3_BUCKET."""
 
     name = "s3"
+    # S3 wants parts of at least 5 MiB but the last: they are cut to PART_SIZE.
+    min_part_size = PART_SIZE
 
     def __init__(
         self,
@@ -428,18 +424,19 @@ class S3Storage(Storage):
                     age = now - item["Initiated"].timestamp()
                     relative = key[len(self.prefix) :]
                     yield StoredObject(f"{relative}{UPLOAD_ID_MARK}{upload_id}", size, age)
-            yield from self._resumable_tails(f"{RESUMABLE_DIR}/")
+            yield from self.objects_under(RESUMABLE_DIR)
 
-    def _resumable_tails(self, under: str) -> Iterator[StoredObject]:
-        """The tail objects of resumable uploads under a part of `.resumable/`."""
+    def objects_under(self, folder: str) -> Iterator[StoredObject]:
         now = time.time()
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self.object_key(under)
-        )
-        for page in pages:
-            for item in page.get("Contents", []):
-                key = str(item["Key"])[len(self.prefix) :]
-                yield StoredObject(key, int(item["Size"]), now - item["LastModified"].timestamp())
+        with unavailable_on_error("list the bucket"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.object_key(f"{folder}/")
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    key = str(item["Key"])[len(self.prefix) :]
+                    age = now - item["LastModified"].timestamp()
+                    yield StoredObject(key, int(item["Size"]), age)
 
     def _parts_size(self, object_key: str, upload_id: str) -> int:
         pages = self.client.get_paginator("list_parts").paginate(
@@ -462,62 +459,45 @@ class S3Storage(Storage):
             if not refused_with(exc, NO_UPLOAD_CODES):
                 raise
 
-    # ---- resumable uploads --------------------------------------------------------
-    # The bytes go into a multipart upload of the final key, begun once a first part
-    # fills. A part must be at least 5 MiB (the last excepted), so what a PATCH leaves
-    # short of PART_SIZE waits in a tail object `.resumable/<id>/<end offset>` in the
-    # bucket, never on this host: the next PATCH may reach another one. The tail's name
-    # carries its end offset, so a new tail never overwrites the one the row still names.
+    def put(self, key: str, data: bytes | bytearray) -> None:
+        """One put_object."""
+        with unavailable_on_error("store a file"):
+            self.client.put_object(Bucket=self.bucket, Key=self.object_key(key), Body=data)
 
-    def append_resumable(
-        self,
-        upload_id: str,
-        key: str,
-        state: ResumableState,
-        offset: int,
-        chunks: Iterable[bytes],
-        final: bool,
-    ) -> ResumableState:
-        """Send whole parts as they fill; keep the rest as the tail, or as the last part."""
-        parts: list[dict[str, Any]] = list(state.get("parts", []))
-        s3_upload: str | None = state.get("upload_id")
-        tail: dict[str, Any] | None = state.get("tail")
-        buffer = bytearray(self._read_tail(tail) if tail else b"")
-        end = offset
-        for chunk in chunks:
-            buffer += chunk
-            end += len(chunk)
-            while len(buffer) >= PART_SIZE:
-                s3_upload = s3_upload or self._begin_multipart(key)
-                parts.append(self._send_part(key, s3_upload, len(parts) + 1, buffer[:PART_SIZE]))
-                del buffer[:PART_SIZE]
-        new: ResumableState = {"parts": parts, "upload_id": s3_upload, "tail": None}
-        if final and s3_upload is None:
-            # Smaller than a part: the object itself, in one request.
-            with unavailable_on_error("store a file"):
-                self.client.put_object(Bucket=self.bucket, Key=self.object_key(key), Body=buffer)
-            new["stored"] = True
-        elif final and s3_upload is not None:
-            if buffer:  # the last part may be short
-                parts.append(self._send_part(key, s3_upload, len(parts) + 1, buffer))
-        elif buffer:
-            tail_key = f"{RESUMABLE_DIR}/{upload_id}/{end}"
-            with unavailable_on_error("store an upload's tail"):
-                self.client.put_object(
-                    Bucket=self.bucket, Key=self.object_key(tail_key), Body=buffer
-                )
-            new["tail"] = {"key": tail_key, "size": len(buffer)}
-        return new
-
-    def _read_tail(self, tail: dict[str, Any]) -> bytes:
-        with unavailable_on_error("read an upload's tail"):
-            answer = self.client.get_object(Bucket=self.bucket, Key=self.object_key(tail["key"]))
-            data: bytes = answer["Body"].read()
-        if len(data) != int(tail["size"]):
-            raise StorageUnavailable(
-                f"the tail {tail['key']} has {len(data)} bytes, not {tail['size']}"
-            )
+    def get(self, key: str) -> bytes:
+        """One get_object, read whole."""
+        try:
+            with unavailable_on_error("read a file"):
+                answer = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
+                data: bytes = answer["Body"].read()
+        except StorageUnavailable as exc:
+            if refused_with(exc, MISSING_CODES):
+                missing = f"no object {self.object_key(key)} in {self.bucket}"
+                raise FileNotFoundError(missing) from exc
+            raise
         return data
+
+    # ---- parts: a multipart upload of the final key ------------------------------------
+
+    def begin_parts(self, key: str, name: str) -> str:
+        """create_multipart_upload: S3 names the parts (its upload id)."""
+        return self._begin_multipart(key)
+
+    def put_part(
+        self,
+        key: str,
+        parts_id: str,
+        number: int,
+        chunks: Iterable[bytes | bytearray],
+        start: int,
+    ) -> dict[str, Any]:
+        """upload_part of the chunks joined (S3 needs each part's length up front)."""
+        pieces = list(chunks)
+        if len(pieces) == 1 and isinstance(pieces[0], bytearray):
+            body = pieces[0]
+        else:
+            body = bytearray().join(pieces)
+        return self._send_part(key, parts_id, number, body)
 
     def _begin_multipart(self, key: str) -> str:
         with unavailable_on_error("begin an upload"):
@@ -527,7 +507,7 @@ class S3Storage(Storage):
         return str(answer["UploadId"])
 
     def _send_part(self, key: str, s3_upload: str, number: int, body: bytearray) -> dict[str, Any]:
-        # A part sent again under its number (a PATCH retried) replaces the earlier one.
+        # A part sent again under its number (a step retried) replaces the earlier one.
         # A bytearray goes out as it is: boto3 wraps bytes (not bytearray) in a BytesIO,
         # then reads it back in small pieces to sign, checksum and send it.
         with unavailable_on_error("store a part of a file"):
@@ -540,49 +520,28 @@ class S3Storage(Storage):
             )
         return {"PartNumber": number, "ETag": answer["ETag"]}
 
-    def finish_resumable(self, upload_id: str, key: str, state: ResumableState, size: int) -> None:
-        """Complete the multipart upload with the parts the state names."""
-        if state.get("stored"):
-            return
+    def complete_parts(
+        self, key: str, parts_id: str, parts: list[dict[str, Any]], size: int
+    ) -> None:
+        """complete_multipart_upload with the parts' records."""
         try:
             with unavailable_on_error("complete an upload"):
                 self.client.complete_multipart_upload(
                     Bucket=self.bucket,
                     Key=self.object_key(key),
-                    UploadId=state["upload_id"],
-                    MultipartUpload={"Parts": state["parts"]},
+                    UploadId=parts_id,
+                    MultipartUpload={"Parts": parts},
                 )
         except StorageUnavailable as exc:
             # Completed by an earlier run whose row did not commit.
             if not (refused_with(exc, NO_UPLOAD_CODES) and self.size(key) == size):
                 raise
 
-    def release_resumable(self, upload_id: str, old: ResumableState, new: ResumableState) -> None:
-        """Delete the tail the previous state named, once the new one is recorded."""
-        tail = old.get("tail")
-        if tail and tail != new.get("tail"):
-            try:
-                self.remove(tail["key"])
-            except StorageUnavailable as exc:  # a leftover `storage check --fix` removes
-                log.warning("could not remove the tail %s: %s", tail["key"], exc)
+    def abort_parts(self, key: str, parts_id: str) -> None:
+        self.discard_pending(self.parts_piece(key, parts_id))
 
-    def discard_resumable(self, upload_id: str, key: str, state: ResumableState) -> None:
-        """Abort the multipart upload and delete every tail of the upload."""
-        s3_upload = state.get("upload_id")
-        if s3_upload:
-            self.discard_pending(f"{key}{UPLOAD_ID_MARK}{s3_upload}")
-        with unavailable_on_error("list an upload's tails"):
-            tails = [obj.key for obj in self._resumable_tails(f"{RESUMABLE_DIR}/{upload_id}/")]
-        for tail_key in tails:
-            self.remove(tail_key)
-
-    def resumable_pieces(self, upload_id: str, key: str, state: ResumableState) -> set[str]:
-        pieces = set()
-        if state.get("upload_id"):
-            pieces.add(f"{key}{UPLOAD_ID_MARK}{state['upload_id']}")
-        if state.get("tail"):
-            pieces.add(str(state["tail"]["key"]))
-        return pieces
+    def parts_piece(self, key: str, parts_id: str) -> str:
+        return f"{key}{UPLOAD_ID_MARK}{parts_id}"
 
     def check(self) -> None:
         """The bucket answers Coffer's credentials (HEAD: nothing is written)."""

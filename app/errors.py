@@ -7,11 +7,11 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from pydantic import ValidationError
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db
+from .schemas import InputRejected
 from .services.errors import (
     AccountDisabled,
     Conflict,
@@ -189,19 +189,8 @@ def handle_storage_unavailable(exc: StorageUnavailable) -> Response:
     return json_error(503, "storage_unavailable", "file storage is unavailable; try again later")
 
 
-# The codes Coffer's own validators raise as pydantic error types (app/api/schemas.py).
+# The codes Coffer's own validators raise as pydantic error types (app/schemas.py).
 INPUT_ERROR_CODES = frozenset({"missing_field", "invalid_field", "invalid_parameter"})
-
-
-class InputRejected(Exception):
-    """A request body or query string its model refused, with pydantic's errors.
-
-    Only input is wrapped so: a response model that fails is a bug, and answers 500.
-    """
-
-    def __init__(self, cause: ValidationError) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
 
 
 def describe_rejection(exc: InputRejected) -> tuple[str, str, str | None]:

@@ -8,11 +8,11 @@ from flask import Blueprint
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 
+from .. import schemas
 from ..authentication import end_session, start_session
 from ..limits import login_limits, register_limit
 from ..models import Role, User
 from ..services import accounts
-from . import schemas
 from .inputs import parse_body
 
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")

@@ -14,12 +14,11 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from app.services.queue import enqueue_validation
 
-from .. import metrics
+from .. import metrics, schemas
 from ..errors import APIError
 from ..models import File, FileStatus
 from ..multipart import keep, received_file
 from ..services import files
-from . import schemas
 from .inputs import parse_query
 
 bp = Blueprint("files", __name__, url_prefix="/api/files")

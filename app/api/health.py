@@ -7,11 +7,10 @@ from typing import Any
 from flask import Blueprint
 from sqlalchemy import text
 
-from .. import metrics
+from .. import metrics, schemas
 from ..broker import get_redis
 from ..extensions import db
 from ..storage import get_storage
-from . import schemas
 
 bp = Blueprint("health", __name__)
 

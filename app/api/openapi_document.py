@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 document of Coffer's HTTP API: the operations as a table, the bodies'
-schemas generated from their models (app/api/schemas.py)."""
+schemas generated from their models (app/schemas.py)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pydantic.json_schema import (
 )
 from pydantic_core import core_schema
 
-from . import schemas
-from .inputs import MAX_ID
+from .. import schemas
+from ..models import MAX_ID
 
 OPENAPI_VERSION = "3.1.0"
 REF_TEMPLATE = "#/components/schemas/{model}"

@@ -7,9 +7,9 @@ from typing import Any
 from flask import Blueprint
 from flask_login import current_user, login_required
 
+from .. import schemas
 from ..authentication import admin_required
 from ..services import accounts
-from . import schemas
 
 bp = Blueprint("org", __name__, url_prefix="/api/org")
 

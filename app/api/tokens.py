@@ -7,8 +7,8 @@ from typing import Any
 from flask import Blueprint
 from flask_login import current_user, login_required
 
+from .. import schemas
 from ..services import tokens
-from . import schemas
 from .inputs import parse_body
 
 bp = Blueprint("tokens", __name__, url_prefix="/api/tokens")

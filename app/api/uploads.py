@@ -14,11 +14,11 @@ from flask import Blueprint, Response, request
 from flask_login import current_user, login_required
 from werkzeug.http import http_date
 
+from .. import schemas
 from ..errors import APIError
 from ..services import files, uploads
 from ..services.queue import enqueue_validation
 from ..storage import display_name
-from . import schemas
 
 bp = Blueprint("uploads", __name__, url_prefix="/api/uploads")
 

@@ -8,10 +8,10 @@ from typing import Any
 from flask import Blueprint
 from flask_login import current_user, login_required
 
+from .. import schemas
 from ..authentication import admin_required
 from ..models import Webhook
 from ..services import webhooks
-from . import schemas
 from .inputs import parse_body
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/org/webhooks")

@@ -241,7 +241,7 @@ def resolve_target(url: str) -> Target:
 
 
 def file_snapshot(row: File) -> dict[str, Any]:
-    """A file's fields as GET /api/files/<id> gives them (app/api/schemas.py FileDetails
+    """A file's fields as GET /api/files/<id> gives them (app/schemas.py FileDetails
     renders them), taken while the row exists."""
     return {
         "id": row.id,

@@ -31,10 +31,10 @@ from ..database import write_transaction
 from ..extensions import db
 from ..models import File, FileStatus, Organization, User, utcnow
 from ..storage import Upload, get_storage
-from ..tenancy import get_scoped_or_404, in_organization, scoped
 from . import webhooks
 from .content import served_type
 from .errors import Conflict, Gone, InvalidInput, NotAllowed, NotFound, QuotaExceeded, TooLarge
+from .tenancy import get_scoped_or_404, in_organization, scoped
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from ..database import write_transaction
 from ..extensions import db
 from ..models import File, FileStatus, Organization, ResumableUpload, User, utcnow
 from ..storage import get_storage, object_key
-from ..tenancy import in_organization, scoped
 from .errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
 from .files import check_size, fits_quota, quota_exceeded
+from .tenancy import in_organization, scoped
 
 log = logging.getLogger(__name__)
 

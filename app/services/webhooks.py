@@ -36,8 +36,8 @@ from ..database import write_transaction
 from ..extensions import db
 from ..models import DeliveryOutcome, File, User, Webhook, WebhookDelivery, isoformat, utcnow
 from ..security import new_secret
-from ..tenancy import get_scoped_or_404, in_organization, scoped
 from .errors import InvalidInput
+from .tenancy import get_scoped_or_404, in_organization, scoped
 
 log = logging.getLogger(__name__)
 

@@ -68,11 +68,18 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
 
 
 class APIError(HTTPException):
-    """An HTTP-only error of a view: a status, a machine code, a message and extra fields."""
+    """An HTTP-only error of a view: a status, a machine code, a message and extra fields.
+
+    `status` is the HTTP status and `error_code` the machine code (what DomainError calls
+    `code`).
+    """
 
     def __init__(self, status: int, code: str, message: str, /, **extra: Any) -> None:
         # Positional-only, so an extra field may be named `status`, `code` or `message`.
         super().__init__(description=message)
+        self.status = status
+        # werkzeug and Flask read an HTTPException's status from its `code` attribute
+        # (Flask passes one whose code is None through unhandled); Coffer reads `status`.
         self.code = status
         self.error_code = code
         self.extra = extra
@@ -129,7 +136,7 @@ def handle_http_exception(exc: HTTPException) -> Response:
     if isinstance(exc, InternalServerError) and isinstance(original, RedisError):
         # Raised outside a view (opening or saving the session): Flask hands it over as a 500.
         return handle_redis_error(original)
-    status = exc.code or 500
+    status = exc.status if isinstance(exc, APIError) else exc.code or 500
     if isinstance(exc, APIError):
         response = json_error(status, exc.error_code, exc.description or "", **exc.extra)
     elif isinstance(exc, CSRFError):

@@ -14,10 +14,11 @@ from werkzeug.formparser import FormDataParser
 from werkzeug.http import parse_options_header
 
 from . import metrics
+from .content_disposition import sent_filename
 from .errors import APIError
 from .storage import get_storage
 from .storage.base import Upload
-from .storage.names import display_name, object_key, sent_filename
+from .storage.names import display_name, object_key
 
 # Room for the multipart framing around the file part (boundaries, part headers, a
 # csrf_token field); the file itself is held to MAX_FILE_SIZE exactly.

@@ -7,12 +7,12 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from pydantic import ValidationError
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from . import upload_endpoints
 from .extensions import db
+from .schemas import InputRejected
 from .services.errors import (
     AccountDisabled,
     Conflict,
@@ -69,11 +69,18 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
 
 
 class APIError(HTTPException):
-    """An HTTP-only error of a view: a status, a machine code, a message and extra fields."""
+    """An HTTP-only error of a view: a status, a machine code, a message and extra fields.
+
+    `status` is the HTTP status and `error_code` the machine code (what DomainError calls
+    `code`).
+    """
 
     def __init__(self, status: int, code: str, message: str, /, **extra: Any) -> None:
         # Positional-only, so an extra field may be named `status`, `code` or `message`.
         super().__init__(description=message)
+        self.status = status
+        # werkzeug and Flask read an HTTPException's status from its `code` attribute
+        # (Flask passes one whose code is None through unhandled); Coffer reads `status`.
         self.code = status
         self.error_code = code
         self.extra = extra
@@ -130,7 +137,7 @@ def handle_http_exception(exc: HTTPException) -> Response:
     if isinstance(exc, InternalServerError) and isinstance(original, RedisError):
         # Raised outside a view (opening or saving the session): Flask hands it over as a 500.
         return handle_redis_error(original)
-    status = exc.code or 500
+    status = exc.status if isinstance(exc, APIError) else exc.code or 500
     if isinstance(exc, APIError):
         response = json_error(status, exc.error_code, exc.description or "", **exc.extra)
     elif isinstance(exc, CSRFError):
@@ -190,19 +197,8 @@ def handle_storage_unavailable(exc: StorageUnavailable) -> Response:
     return json_error(503, "storage_unavailable", "file storage is unavailable; try again later")
 
 
-# The codes Coffer's own validators raise as pydantic error types (app/api/schemas.py).
+# The codes Coffer's own validators raise as pydantic error types (app/schemas.py).
 INPUT_ERROR_CODES = frozenset({"missing_field", "invalid_field", "invalid_parameter"})
-
-
-class InputRejected(Exception):
-    """A request body or query string its model refused, with pydantic's errors.
-
-    Only input is wrapped so: a response model that fails is a bug, and answers 500.
-    """
-
-    def __init__(self, cause: ValidationError) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
 
 
 def describe_rejection(exc: InputRejected) -> tuple[str, str, str | None]:

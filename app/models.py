@@ -29,6 +29,10 @@ def utcnow() -> datetime:
 # sequences never go back anyway.
 NEVER_REUSED: dict[str, object] = {"sqlite_autoincrement": True}
 
+# Integer ids are 32-bit columns: no row has a larger id (a larger one in a URL or body
+# names nothing).
+MAX_ID = 2**31 - 1
+
 # Column widths that are also input limits: the services validate against these.
 MAX_ORG_NAME_LENGTH = 100
 MAX_TOKEN_NAME_LENGTH = 100

@@ -14,10 +14,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 from werkzeug.http import parse_options_header
 
+from .content_disposition import sent_filename
 from .errors import APIError
 from .files import intake
 from .files.intake import Receiving
-from .storage.names import sent_filename
 from .upload_endpoints import UPLOAD_ENDPOINTS
 
 # Room for the multipart framing around the file part (boundaries, part headers, a

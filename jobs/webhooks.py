@@ -10,9 +10,9 @@ from typing import Any
 from rq import get_current_job
 
 from app import metrics
-from app.api.schemas import FileDetails
 from app.extensions import db
 from app.models import DeliveryOutcome
+from app.schemas import FileDetails
 from app.services import webhooks
 
 log = logging.getLogger(__name__)

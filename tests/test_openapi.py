@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from pydantic_core import PydanticCustomError
 
-from app.api import schemas
+from app import schemas
 from app.api.contract import DECLARED
 from app.api.openapi_document import document
 from app.services.accounts import normalize_email

@@ -15,10 +15,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import update
 
+from app.content_disposition import attachment
 from app.models import Organization
 from app.services import storage_check
 from app.storage import EXTENSION_KEY, build, get_storage
-from app.storage.names import content_disposition
 from app.storage.s3 import PART_SIZE
 from tests.support.client import Auth, multipart, usage
 from tests.support.database import run_sql
@@ -189,7 +189,7 @@ def test_presigned_download_redirects_to_a_url_that_serves_the_bytes(
         assert fetched.read() == data
         disposition = fetched.headers["Content-Disposition"]
         assert fetched.headers["Content-Type"] == "text/plain"
-    assert disposition == content_disposition("résumé.txt")
+    assert disposition == attachment("résumé.txt")
     assert disposition == "attachment; filename=resume.txt; filename*=UTF-8''r%C3%A9sum%C3%A9.txt"
 
 

@@ -7,11 +7,11 @@ from typing import Any
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 
+from .. import schemas
 from ..authentication import end_session, start_session
 from ..limits import login_limits, register_limit
 from ..models import Role, User
 from ..services import accounts
-from . import schemas
 from .contract import (
     E400_WRITE,
     E401,

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from .inputs import MAX_ID
+from ..models import MAX_ID
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 

@@ -12,12 +12,11 @@ from flask_login import current_user, login_required
 from werkzeug.http import parse_range_header
 from werkzeug.wrappers import Response as BaseResponse
 
-from .. import metrics
+from .. import metrics, schemas
 from ..errors import APIError
 from ..files import access, intake, lifecycle, listing
 from ..models import File, FileStatus
 from ..multipart import received_file
-from . import schemas
 from .contract import (
     DOWNLOAD_ANSWERS,
     DOWNLOAD_HEADERS,

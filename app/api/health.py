@@ -6,11 +6,10 @@ from typing import Any
 
 from sqlalchemy import text
 
-from .. import metrics
+from .. import metrics, schemas
 from ..broker import get_redis
 from ..extensions import db
 from ..storage import get_storage
-from . import schemas
 from .contract import PUBLIC, DocumentedBlueprint, operation, ref, response
 
 bp = DocumentedBlueprint("health", __name__)

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from flask import request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from werkzeug.routing import IntegerConverter, Map
 
-from ..errors import APIError, InputRejected
-
-# Integer ids are 32-bit columns; a larger id in a URL matches no route (404).
-MAX_ID = 2**31 - 1
+from ..errors import APIError
+from ..models import MAX_ID
+from ..schemas import validated
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -46,14 +45,6 @@ def parse_body(model: type[Model]) -> Model:
 def parse_query(model: type[Model]) -> Model:
     """The query string read by its model; a parameter sent empty takes its default."""
     return validated(model, {k: v for k, v in request.args.items() if v != ""})
-
-
-def validated(model: type[Model], data: Any) -> Model:
-    """The data read by the model, or InputRejected with pydantic's errors."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise InputRejected(exc) from None
 
 
 class AsciiIntegerConverter(IntegerConverter):

@@ -11,9 +11,9 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
+from .. import schemas
 from ..extensions import limiter
 from ..services import links
-from . import schemas
 from .contract import (
     DOWNLOAD_ANSWERS,
     DOWNLOAD_HEADERS,

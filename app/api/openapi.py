@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import schemas
+from .. import schemas
 from .contract import PUBLIC, DocumentedBlueprint, operation, ref, response
 from .openapi_document import document
 

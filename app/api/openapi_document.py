@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 document of Coffer's HTTP API: each operation as declared beside its route
-(app/api/contract.py), the bodies' schemas generated from their models (app/api/schemas.py)."""
+(app/api/contract.py), the bodies' schemas generated from their models (app/schemas.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from . import schemas
+from .. import schemas
 from .contract import DECLARED, REF_TEMPLATE, ComponentSchema, Schema, header_parameter, json_body
 
 OPENAPI_VERSION = "3.1.0"

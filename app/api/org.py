@@ -6,9 +6,9 @@ from typing import Any
 
 from flask_login import current_user, login_required
 
+from .. import schemas
 from ..authentication import admin_required
 from ..services import accounts
-from . import schemas
 from .contract import (
     E400_WRITE,
     E401,

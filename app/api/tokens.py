@@ -6,8 +6,8 @@ from typing import Any
 
 from flask_login import current_user, login_required
 
+from .. import schemas
 from ..services import tokens
-from . import schemas
 from .contract import (
     E400_WRITE,
     E401,

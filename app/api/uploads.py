@@ -14,10 +14,10 @@ from flask import Response, request
 from flask_login import current_user, login_required
 from werkzeug.http import http_date
 
+from .. import schemas
 from ..errors import APIError
 from ..files import intake, resumable
 from ..storage import display_name
-from . import schemas
 from .contract import (
     E400_WRITE,
     E401,

@@ -7,10 +7,10 @@ from typing import Any
 
 from flask_login import current_user, login_required
 
+from .. import schemas
 from ..authentication import admin_required
 from ..models import Webhook
 from ..services import webhooks
-from . import schemas
 from .contract import (
     E400_WRITE,
     E401,

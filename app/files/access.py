@@ -9,8 +9,8 @@ from typing import IO
 from ..models import File, FileStatus
 from ..services.content import served_type
 from ..services.errors import Conflict, Gone, NotFound
+from ..services.tenancy import get_scoped_or_404
 from ..storage import get_storage
-from ..tenancy import get_scoped_or_404
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from ..extensions import db
 from ..models import File, FileStatus, User, utcnow
 from ..services import webhooks
 from ..services.errors import NotAllowed
+from ..services.tenancy import in_organization, scoped
 from ..storage import get_storage
-from ..tenancy import in_organization, scoped
 from .access import get_file
 from .ledger import OVER_QUOTA_MESSAGE, release_quota, within_quota
 

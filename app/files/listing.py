@@ -14,7 +14,7 @@ from sqlalchemy import select, tuple_
 from ..extensions import db
 from ..models import File, FileStatus, Organization, User
 from ..services.errors import InvalidInput
-from ..tenancy import scoped
+from ..services.tenancy import scoped
 from .ledger import STATUS_COUNTERS
 
 

@@ -31,8 +31,8 @@ from ..database import write_transaction
 from ..extensions import db
 from ..models import File, Organization, ResumableUpload, User, utcnow
 from ..services.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
+from ..services.tenancy import in_organization, scoped
 from ..storage import get_storage, object_key
-from ..tenancy import in_organization, scoped
 from . import resumable_bytes
 from .intake import admitted, check_size, file_values
 from .ledger import fits_quota, quota_exceeded

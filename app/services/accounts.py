@@ -36,8 +36,8 @@ from ..security import (
     is_common_password,
     new_secret,
 )
-from ..tenancy import get_scoped_or_404, in_organization, scoped
 from .errors import AccountDisabled, Conflict, InvalidCredentials, InvalidInput
+from .tenancy import get_scoped_or_404, in_organization, scoped
 
 # Deliberately simple: one @, no spaces, a dot in the domain. Delivery is the real test.
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

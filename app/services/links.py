@@ -14,8 +14,8 @@ from ..extensions import db
 from ..files import access
 from ..models import File, FileStatus, ShareLink, User, utcnow
 from ..security import digest, new_secret
-from ..tenancy import get_scoped_or_404, in_organization, scoped
 from .errors import NotAllowed, NotFound
+from .tenancy import get_scoped_or_404, in_organization, scoped
 
 MIN_EXPIRES_IN = 60
 MAX_EXPIRES_IN = 30 * 24 * 3600

@@ -36,8 +36,8 @@ from ..database import write_transaction
 from ..extensions import db
 from ..models import DeliveryOutcome, File, User, Webhook, WebhookDelivery, isoformat, utcnow
 from ..security import new_secret
-from ..tenancy import get_scoped_or_404, in_organization, scoped
 from .errors import InvalidInput
+from .tenancy import get_scoped_or_404, in_organization, scoped
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ def resolve_target(url: str) -> Target:
 
 
 def file_snapshot(row: File) -> dict[str, Any]:
-    """A file's fields as GET /api/files/<id> gives them (app/api/schemas.py FileDetails
+    """A file's fields as GET /api/files/<id> gives them (app/schemas.py FileDetails
     renders them), taken while the row exists."""
     return {
         "id": row.id,

@@ -18,6 +18,7 @@ import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..content_disposition import attachment
 from ..libc import libc
 from .base import (
     RESUMABLE_DIR,
@@ -26,7 +27,6 @@ from .base import (
     StoredObject,
     Upload,
 )
-from .names import content_disposition
 
 log = logging.getLogger(__name__)
 
@@ -565,7 +565,7 @@ class S3Storage(Storage):
                 Params={
                     "Bucket": self.bucket,
                     "Key": self.object_key(key),
-                    "ResponseContentDisposition": content_disposition(filename),
+                    "ResponseContentDisposition": attachment(filename),
                     "ResponseContentType": mime_type,
                 },
                 ExpiresIn=self.presign_seconds,

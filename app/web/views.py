@@ -23,14 +23,14 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..api import schemas
-from ..api.inputs import validated
+from .. import schemas
 from ..authentication import end_session, start_session
-from ..errors import MESSAGES, InputRejected, describe_rejection, domain_status
+from ..errors import MESSAGES, describe_rejection, domain_status
 from ..extensions import csrf
 from ..files import access, intake, lifecycle, listing
 from ..limits import login_limits, register_limit
 from ..models import FileStatus, User
+from ..schemas import InputRejected, validated
 from ..services import accounts, links, tokens, webhooks
 from ..services.errors import DomainError
 from . import display

@@ -6,8 +6,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import BindParameter, ColumnElement, Select, select
 
-from .extensions import db
-from .services.errors import NotFound
+from ..extensions import db
+from .errors import NotFound
 
 T = TypeVar("T")
 

@@ -1,10 +1,12 @@
 """Every request and response body of the API, once, as pydantic models.
 
-Views read bodies and query strings with these models (app/api/inputs.py) and build their
-answers with them; the OpenAPI document takes its component schemas from them
-(app/api/openapi_document.py). A validator here refuses input by raising a
-PydanticCustomError whose type is the error code the client gets (app/errors.py turns the
-first error into the 400 answer).
+The API's views read bodies and query strings with these models (app/api/inputs.py) and
+build their answers with them; the pages read their forms with the same request models
+(app/web/views.py), the webhook job renders an event's file with FileDetails, and the
+OpenAPI document takes its component schemas from them (app/api/openapi_document.py). So
+the module sits below app/api/ and app/web/ and imports neither. A validator here refuses
+input by raising a PydanticCustomError whose type is the error code the client gets
+(app/errors.py turns the first error into the 400 answer).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 from pydantic import (
@@ -24,18 +26,18 @@ from pydantic import (
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     PlainSerializer,
+    ValidationError,
     WithJsonSchema,
 )
 from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import PydanticCustomError, core_schema
 
-from ..models import MAX_NAME_KEY_LENGTH, FileStatus, Role, isoformat
-from ..security import MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH
-from ..services import links as links_service
-from ..services import webhooks as webhooks_service
-from ..services.accounts import MAX_EMAIL_LENGTH, MAX_ORG_NAME_LENGTH
-from ..services.tokens import MAX_TOKEN_NAME_LENGTH, TOKEN_PREFIX
-from .inputs import MAX_ID
+from .models import MAX_ID, MAX_NAME_KEY_LENGTH, FileStatus, Role, isoformat
+from .security import MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH
+from .services import links as links_service
+from .services import webhooks as webhooks_service
+from .services.accounts import MAX_EMAIL_LENGTH, MAX_ORG_NAME_LENGTH
+from .services.tokens import MAX_TOKEN_NAME_LENGTH, TOKEN_PREFIX
 
 # Input caps that are no domain rule, only a bound on what a request may make Coffer read.
 MAX_LOGIN_FIELD_LENGTH = 1024
@@ -412,6 +414,31 @@ class UploadRequest(BaseModel):
             }
         ),
     ]
+
+
+# ---- reading input through the request models -------------------------------------------
+
+
+class InputRejected(Exception):
+    """A request body, query string or form its model refused, with pydantic's errors.
+
+    Only input is wrapped so: a response model that fails is a bug, and answers 500.
+    """
+
+    def __init__(self, cause: ValidationError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def validated(model: type[Model], data: Any) -> Model:
+    """The data read by the model, or InputRejected with pydantic's errors."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InputRejected(exc) from None
 
 
 # ---- responses ------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from ..database import write_transaction
 from ..models import File, FileStatus, User, utcnow
 from ..services.errors import InvalidInput, TooLarge
 from ..storage import Upload
-from .ledger import reserve_quota
+from .ledger import check_room
 
 
 def max_file_size() -> int:
@@ -47,7 +47,6 @@ def create_upload(user: User, file_id: str, display: str, upload: Upload) -> Fil
     try:
         upload.finish()
         with write_transaction() as session:
-            reserve_quota(user.organization_id, upload.size)
             values = {
                 "id": file_id,
                 "filename": display,
@@ -62,6 +61,8 @@ def create_upload(user: User, file_id: str, display: str, upload: Upload) -> Fil
             # A plain INSERT rather than the ORM's unit of work: this runs while holding
             # the database's write lock, which every other writer waits on.
             session.execute(_INSERT_FILE, values)
+            # The row's triggers added its bytes to the organization's usage: they must fit.
+            check_room(user.organization_id, upload.size)
     except BaseException:
         # The row did not commit: the bytes must not stay behind without it.
         upload.abort()

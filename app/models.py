@@ -172,15 +172,16 @@ class Organization(Model):
     # 0010, which keeps the oldest of each such group's skeleton (and so still guards it).
     name_skeleton: Mapped[str | None] = mapped_column(sa.String(64))
     storage_quota_mb: Mapped[int] = mapped_column(sa.BigInteger)
-    # Kept in step with the files table in the same transaction as every change to
-    # it, so quota checks and usage figures never sum the table.
+    # The usage counters below are kept by the database's own triggers (migration 0011) in
+    # the transaction of every insert, delete and change of the rows they count, so quota
+    # checks and usage figures never sum a table: never written here.
+    # The size of the files whose bytes are stored.
     used_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     # The whole Upload-Length of every unfinished resumable upload, held against the quota
-    # from its creation; kept in the same transactions as the resumable_uploads rows.
+    # from its creation.
     reserved_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     file_count: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
-    # Rows of the files table per status, kept by the database's own triggers (migration
-    # 0008) in the transaction of every insert, delete and status change: never written here.
+    # Rows of the files table per status.
     files_pending: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     files_processing: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     files_ready: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import create_engine, select, text
 
 from app.config import DEFAULT_WEB_THREADS
 from tests.support.processes import free_port
@@ -455,7 +455,8 @@ def pipeline(run: Run, clients: int) -> Figures:
 
 
 def seed_files(database_url: str, organization_id: int, user_id: int, count: int) -> datetime:
-    """Insert `count` 1 KiB file rows with one bulk INSERT ... SELECT, counters kept in step.
+    """Insert `count` 1 KiB file rows with one bulk INSERT ... SELECT; the database's
+    triggers count them on the organization as they count every upload.
 
     The rows come from a generated series (a recursive CTE on SQLite, `generate_series` on
     PostgreSQL), so a million of them never pass through Python. The i-th newest was uploaded
@@ -489,7 +490,6 @@ def seed_files(database_url: str, organization_id: int, user_id: int, count: int
             inserted = conn.execute(text(statement), params).rowcount
             if inserted != count:
                 raise BenchError(f"the seeding inserted {inserted} rows, not {count}")
-            conn.execute(counted(organization_id, count))
         if postgresql:
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("VACUUM ANALYZE files"))
@@ -498,25 +498,10 @@ def seed_files(database_url: str, organization_id: int, user_id: int, count: int
     return newest
 
 
-def counted(organization_id: int, files: int) -> Any:
-    """The organization's usage counters moved by `files` seeded files of 1 KiB (negative:
-    taken away), as Coffer keeps them for uploads and deletes."""
-    from app.models import Organization
-
-    organizations = Organization.__table__
-    return (
-        update(organizations)
-        .where(organizations.c.id == organization_id)
-        .values(
-            used_bytes=organizations.c.used_bytes + 1024 * files,
-            file_count=organizations.c.file_count + files,
-        )
-    )
-
-
 def unseed_files(database_url: str, organization_id: int, newest: datetime, count: int) -> None:
-    """Delete the files `seed_files` inserted (all uploaded at `newest` or before), counters
-    kept in step: they have no bytes, which `storage migrate` would find missing."""
+    """Delete the files `seed_files` inserted (all uploaded at `newest` or before; the
+    triggers take them off the counters): they have no bytes, which `storage migrate` would
+    find missing."""
     from app.models import File
 
     files = File.__table__
@@ -530,7 +515,6 @@ def unseed_files(database_url: str, organization_id: int, newest: datetime, coun
             ).rowcount
             if deleted != count:
                 raise BenchError(f"{deleted} seeded files deleted, not {count}")
-            conn.execute(counted(organization_id, -count))
     finally:
         engine.dispose()
 

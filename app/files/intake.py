@@ -1,5 +1,5 @@
 """Intake: every way a file's bytes arrive ends here, in one all-or-nothing step that
-reserves the quota, records the row, queues validation and counts the upload."""
+stores them, records the row within the quota, queues validation and counts the upload."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ..models import File, FileStatus, User, utcnow
 from ..services.errors import InvalidInput, TooLarge
 from ..services.queue import enqueue_validation
 from ..storage import Upload, display_name, get_storage, object_key
-from .ledger import reserve_quota
+from .ledger import check_room
 
 
 def max_file_size() -> int:
@@ -118,7 +118,6 @@ def accept(user: User, receiving: Receiving) -> File:
     try:
         upload.finish()
         with write_transaction() as session:
-            reserve_quota(user.organization_id, upload.size)
             values = file_values(
                 file_id=receiving.file_id,
                 organization_id=user.organization_id,
@@ -130,6 +129,8 @@ def accept(user: User, receiving: Receiving) -> File:
             # A plain INSERT rather than the ORM's unit of work: this runs while holding
             # the database's write lock, which every other writer waits on.
             session.execute(_INSERT_FILE, values)
+            # The row's triggers added its bytes to the organization's usage: they must fit.
+            check_room(user.organization_id, upload.size)
     except BaseException:
         # The row did not commit: the bytes must not stay behind without it.
         upload.abort()

@@ -1,14 +1,15 @@
-"""The organization's usage: the quota rule, reserving and releasing bytes, the counters.
+"""The organization's usage: the quota rule and its check, and the counters it reads.
 
-Every change to `used_bytes`, `reserved_bytes` and `file_count` goes through here; the
-per-status counters are kept by the database (migration 0008).
+The database keeps every usage counter (`used_bytes`, `file_count`, `reserved_bytes` and
+the files per status; migration 0011's triggers): a write adds or removes its rows, then
+checks the quota here, in the same transaction. Nothing in Python writes a counter.
 """
 
 from __future__ import annotations
 
 from typing import Any, overload
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, bindparam, select, update
+from sqlalchemy import ColumnElement, SQLColumnExpression, select
 
 from .. import units
 from ..config import MiB
@@ -47,33 +48,21 @@ def fits_quota(used_bytes: Any, reserved_bytes: Any, storage_quota_mb: Any) -> A
     return used_bytes + reserved_bytes <= storage_quota_mb * MiB
 
 
-# Built once: the upload path runs it while holding the database's write lock.
-_RESERVE = (
-    update(Organization)
-    .where(
-        Organization.id == bindparam("reserve_org"),
-        fits_quota(
-            Organization.used_bytes + bindparam("reserve_size"),
-            Organization.reserved_bytes,
-            Organization.storage_quota_mb,
-        ),
-    )
-    .values(
-        used_bytes=Organization.used_bytes + bindparam("reserve_size"),
-        file_count=Organization.file_count + 1,
-    )
-    .execution_options(synchronize_session=False)
-)
+def check_room(organization_id: int, size: int) -> None:
+    """Refuse a write that took the organization past its quota: QuotaExceeded for `size`
+    more bytes, with the write's transaction rolled back. Run inside the write transaction,
+    after the INSERT whose triggers moved the counters.
 
-
-def reserve_quota(organization_id: int, size: int) -> None:
-    """Add a file's bytes to the organization's usage, or QuotaExceeded when they do not fit.
-
-    One conditional UPDATE, so concurrent uploads can never together pass the quota.
+    On PostgreSQL the triggers' UPDATE holds the organization's row until the commit, so a
+    concurrent upload's check (a later statement) sees these bytes; on SQLite writers take
+    turns. So concurrent uploads can never together pass the quota.
     """
-    result = db.session.execute(_RESERVE, {"reserve_org": organization_id, "reserve_size": size})
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise quota_exceeded(organization_id, size)
+    if within_quota(organization_id):
+        return
+    # Rolled back before the message reads the usage: it tells what the organization holds
+    # without the refused bytes. The caller's transaction then rolls back an empty one.
+    db.session.rollback()
+    raise quota_exceeded(organization_id, size)
 
 
 def quota_exceeded(organization_id: int, size: int) -> QuotaExceeded:
@@ -90,18 +79,6 @@ def quota_exceeded(organization_id: int, size: int) -> QuotaExceeded:
         "quota_exceeded",
         f"this file ({units.size(size)}) does not fit in the organization's storage quota "
         f"({held}); delete files or ask an admin to raise the quota",
-    )
-
-
-def release_quota(organization_id: int, size: int, files: int) -> None:
-    """Take bytes (and files) off the organization's usage."""
-    db.session.execute(
-        update(Organization)
-        .where(Organization.id == organization_id)
-        .values(
-            used_bytes=Organization.used_bytes - size,
-            file_count=Organization.file_count - files,
-        )
     )
 
 

@@ -19,7 +19,7 @@ from ..services.errors import NotAllowed
 from ..services.tenancy import in_organization, scoped
 from ..storage import get_storage
 from .access import get_file
-from .ledger import OVER_QUOTA_MESSAGE, release_quota, within_quota
+from .ledger import OVER_QUOTA_MESSAGE, within_quota
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,9 @@ def delete_file(user: User, raw_id: str) -> None:
             raise NotAllowed("forbidden", "only the uploader or an admin can delete this file")
         # Read while the row exists: the file.deleted event tells what was deleted.
         snapshot = webhooks.file_snapshot(row)
-        # Its share links go with it (ON DELETE CASCADE).
+        # Its share links go with it (ON DELETE CASCADE), its bytes and itself leave the
+        # organization's usage (the database's triggers).
         session.delete(row)
-        release_quota(row.organization_id, row.size if row.bytes_stored else 0, files=1)
     # After the commit: a crash here leaves bytes without a row, which
     # `manage.py storage check --fix` removes; never a row without bytes.
     get_storage().remove(row.file_path)
@@ -181,9 +181,10 @@ def _move_statement(to: FileStatus, columns: tuple[str, ...], returning: tuple[A
 
 
 def _drop_bytes(organization_id: int, file_id: str) -> str | None:
-    """Mark a file's bytes gone and free their quota; returns the path to remove."""
+    """Mark a file's bytes gone, which frees their quota (the database's trigger); returns
+    the path to remove."""
     row = db.session.execute(
-        select(File.size, File.file_path, File.bytes_stored).where(
+        select(File.file_path, File.bytes_stored).where(
             in_organization(File, organization_id), File.id == file_id
         )
     ).one()
@@ -194,5 +195,4 @@ def _drop_bytes(organization_id: int, file_id: str) -> str | None:
         .where(in_organization(File, organization_id), File.id == file_id)
         .values(bytes_stored=False)
     )
-    release_quota(organization_id, row.size, files=0)
     return str(row.file_path)

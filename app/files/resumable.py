@@ -29,13 +29,13 @@ from sqlalchemy import Table, delete, insert, or_, select, update
 from .. import metrics
 from ..database import write_transaction
 from ..extensions import db
-from ..models import File, Organization, ResumableUpload, User, utcnow
+from ..models import File, ResumableUpload, User, utcnow
 from ..services.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
 from ..services.tenancy import in_organization, scoped
 from ..storage import get_storage, object_key
 from . import resumable_bytes
 from .intake import admitted, check_size, file_values
-from .ledger import fits_quota, quota_exceeded
+from .ledger import check_room
 
 log = logging.getLogger(__name__)
 
@@ -101,23 +101,9 @@ def create(user: User, length: int, display: str, metadata: str) -> Progress:
         "expires_at": _expiry(),
     }
     with write_transaction() as session:
-        # One conditional UPDATE: concurrent creations can never together pass the quota.
-        held = session.execute(
-            update(Organization)
-            .where(
-                Organization.id == user.organization_id,
-                fits_quota(
-                    Organization.used_bytes,
-                    Organization.reserved_bytes + length,
-                    Organization.storage_quota_mb,
-                ),
-            )
-            .values(reserved_bytes=Organization.reserved_bytes + length)
-            .execution_options(synchronize_session=False)
-        )
-        if held.rowcount != 1:  # type: ignore[attr-defined]
-            raise quota_exceeded(user.organization_id, length)
         session.execute(insert(cast(Table, ResumableUpload.__table__)), values)
+        # The row's triggers hold its length against the quota: it must fit with the rest.
+        check_room(user.organization_id, length)
     return Progress(file_id, user.organization_id, length, 0, metadata, values["expires_at"], False)
 
 
@@ -329,7 +315,7 @@ def append(user: User, raw_id: str, offset: int, body: IO[bytes], body_length: i
         raise
     resumable_bytes.release(get_storage(), old_state, state)
     if new_offset == length:
-        _complete(upload_id, organization_id)
+        _complete(upload_id)
         return progress(user, upload_id)  # read again: is its file there?
     # Known without reading the row again: this request wrote each of these values.
     return Progress(upload_id, organization_id, length, new_offset, metadata, expires_at, False)
@@ -350,7 +336,7 @@ def _chunks(body: IO[bytes], body_length: int, hasher: Any) -> Iterator[bytes]:
         hasher.update(chunk)
 
 
-def _complete(upload_id: str, organization_id: int) -> None:
+def _complete(upload_id: str) -> None:
     """Make a fully received upload its file, `pending`: the holding becomes usage.
 
     Harmless when run twice (a PATCH retried after a failure between the two steps).
@@ -371,7 +357,6 @@ def _complete(upload_id: str, organization_id: int) -> None:
         size=row.length,
         sha256=sha256,
     )
-    length = row.length
     with write_transaction() as session:
         done = session.execute(
             update(ResumableUpload)
@@ -381,17 +366,9 @@ def _complete(upload_id: str, organization_id: int) -> None:
         )
         if done.rowcount != 1:  # type: ignore[attr-defined]
             return
-        session.execute(
-            update(Organization)
-            .where(Organization.id == organization_id)
-            .values(
-                reserved_bytes=Organization.reserved_bytes - length,
-                used_bytes=Organization.used_bytes + length,
-                file_count=Organization.file_count + 1,
-            )
-        )
+        # The triggers move the holding to usage: completed_at frees it, the row adds it.
         session.execute(insert(cast(Table, File.__table__)), values)
-    admitted(upload_id, organization_id, via="tus")
+    admitted(upload_id, int(values["organization_id"]), via="tus")
 
 
 # ---- termination and expiry ----------------------------------------------------------
@@ -403,15 +380,13 @@ def terminate(user: User, raw_id: str) -> None:
     row = _visible(user, raw_id)
     if row.completed_at is not None:
         raise NotFound("not_found", "the upload has finished: it is the file of the same id")
-    found = (row.id, row.organization_id, row.length, row.file_path, row.storage_state)
+    found = (row.id, row.file_path, row.storage_state)
     token = _lock(row.id)
     _drop(*found, token=token)
 
 
 def _drop(
     upload_id: str,
-    organization_id: int,
-    length: int,
     key: str,
     storage_state: str,
     *,
@@ -430,14 +405,10 @@ def _drop(
             or_(ResumableUpload.locked_until.is_(None), ResumableUpload.locked_until < now),
         ]
     with write_transaction() as session:
+        # Its holding goes with the row (the database's trigger).
         deleted = session.execute(delete(ResumableUpload).where(*condition))
         if deleted.rowcount != 1:  # type: ignore[attr-defined]
             return False
-        session.execute(
-            update(Organization)
-            .where(Organization.id == organization_id)
-            .values(reserved_bytes=Organization.reserved_bytes - length)
-        )
     # After the commit: a failure here leaves pieces without a row, which
     # `manage.py storage check --fix` removes; never a row without its pieces.
     resumable_bytes.discard(get_storage(), upload_id, key, json.loads(storage_state))
@@ -452,16 +423,14 @@ def expire_resumable(now: datetime | None = None) -> int:
     stale = db.session.execute(
         select(
             ResumableUpload.id,
-            ResumableUpload.organization_id,
-            ResumableUpload.length,
             ResumableUpload.file_path,
             ResumableUpload.storage_state,
         ).where(ResumableUpload.completed_at.is_(None), ResumableUpload.expires_at < now)
     ).all()
     db.session.rollback()
     expired = 0
-    for upload_id, organization_id, length, key, storage_state in stale:
-        if _drop(upload_id, organization_id, length, key, storage_state, expired_before=now):
+    for upload_id, key, storage_state in stale:
+        if _drop(upload_id, key, storage_state, expired_before=now):
             expired += 1
     with write_transaction() as session:
         session.execute(
@@ -489,8 +458,8 @@ def complete_stranded(now: datetime | None = None) -> int:
     # expires_at is the last PATCH plus the window: this is "last PATCH before the cut-off".
     cutoff = now + window - timedelta(seconds=STRANDED_SECONDS)
     # Cross-tenant on purpose: the worker's sweep over every organization.
-    stranded = db.session.execute(
-        select(ResumableUpload.id, ResumableUpload.organization_id).where(
+    stranded = db.session.scalars(
+        select(ResumableUpload.id).where(
             ResumableUpload.completed_at.is_(None),
             ResumableUpload.offset == ResumableUpload.length,
             ResumableUpload.expires_at < cutoff,
@@ -498,8 +467,8 @@ def complete_stranded(now: datetime | None = None) -> int:
         )
     ).all()
     db.session.rollback()
-    for upload_id, organization_id in stranded:
-        _complete(upload_id, organization_id)
+    for upload_id in stranded:
+        _complete(upload_id)
         log.info("completed stranded resumable upload %s", upload_id, extra={"file_id": upload_id})
     return len(stranded)
 

@@ -17,12 +17,19 @@ from ..extensions import db
 
 # Rows read and written at a time: memory stays flat whatever the size of a table.
 BATCH_ROWS = 1000
-# Kept by the triggers of migration 0008, not by the rows copied: see copy_table().
-STATUS_COUNTERS = {
-    "files_pending": "pending",
-    "files_processing": "processing",
-    "files_ready": "ready",
-    "files_failed": "failed",
+# Each usage counter the triggers of migration 0011 keep, not the rows copied (see
+# _copy_table()), and what it must equal: its organization's rows summed.
+KEPT_COUNTERS = {
+    "file_count": "SELECT count(*) FROM files f WHERE f.organization_id = o.id",
+    "used_bytes": "SELECT coalesce(sum(f.size), 0) FROM files f "
+    "WHERE f.organization_id = o.id AND f.bytes_stored",
+    "reserved_bytes": "SELECT coalesce(sum(r.length), 0) FROM resumable_uploads r "
+    "WHERE r.organization_id = o.id AND r.completed_at IS NULL",
+    **{
+        f"files_{status}": "SELECT count(*) FROM files f "
+        f"WHERE f.organization_id = o.id AND f.status = '{status}'"
+        for status in ("pending", "processing", "ready", "failed")
+    },
 }
 ALEMBIC_TABLE = "alembic_version"
 
@@ -190,11 +197,11 @@ def _copy_table(
     for batch in result.partitions():
         rows = [row._asdict() for row in batch]
         if table.name == "organizations":
-            # The per-status counters start at zero: the target's own triggers (migration
-            # 0008) count each file row as it is inserted below, which copying the source's
-            # values would count twice.
+            # The usage counters start at zero: the target's own triggers (migration 0011)
+            # count each file and upload row as it is inserted below, which copying the
+            # source's values would count twice.
             for row in rows:
-                row.update(dict.fromkeys(STATUS_COUNTERS, 0))
+                row.update(dict.fromkeys(KEPT_COUNTERS, 0))
         target.execute(table.insert(), rows)
         copied += len(rows)
         if progress is not None:
@@ -231,8 +238,8 @@ def _reset_sequences(target: Connection) -> list[str]:
 
 
 def _verify(source: Connection, target: Connection, copied: dict[str, int]) -> None:
-    """Compare every table's rows with the source's, and the per-status counters with the
-    copied file rows; raises (and the target's transaction rolls back) on a difference."""
+    """Compare every table's rows with the source's, and the usage counters with the copied
+    file and upload rows; raises (and the target's transaction rolls back) on a difference."""
     for table in tables():
         expected = source.execute(select(func.count()).select_from(table)).scalar_one()
         found = target.execute(select(func.count()).select_from(table)).scalar_one()
@@ -241,17 +248,12 @@ def _verify(source: Connection, target: Connection, copied: dict[str, int]) -> N
                 f"table {table.name}: {expected} row(s) in the source, {found} in the target; "
                 "nothing was copied"
             )
-    for counter, status in STATUS_COUNTERS.items():
+    for counter, actual in KEPT_COUNTERS.items():
         wrong = target.execute(
-            sql(
-                f"SELECT count(*) FROM organizations o WHERE o.{counter} <> "
-                "(SELECT count(*) FROM files f WHERE f.organization_id = o.id "
-                "AND f.status = :status)"
-            ),
-            {"status": status},
+            sql(f"SELECT count(*) FROM organizations o WHERE o.{counter} <> ({actual})")
         ).scalar_one()
         if wrong:
             raise CopyRefused(
-                f"{counter} disagrees with the copied files in {wrong} organization(s): are "
-                "the triggers of migration 0008 missing from the target? nothing was copied"
+                f"{counter} disagrees with the copied rows in {wrong} organization(s): are "
+                "the triggers of migration 0011 missing from the target? nothing was copied"
             )

@@ -219,7 +219,11 @@ def _fix(report: StorageReport) -> None:
 
 
 def _recount(drift: CounterDrift) -> None:
-    """Set one organization's counters from its rows, with the organization locked."""
+    """Set one organization's counters from its rows, with the organization locked.
+
+    The database's triggers keep them in step with every row written (migration 0011), so
+    drift comes only from writes to the counters themselves: an operator's SQL, a TRUNCATE.
+    """
     with write_transaction() as session:
         org = session.scalars(
             select(Organization).where(Organization.id == drift.organization_id).with_for_update()

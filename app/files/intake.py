@@ -105,10 +105,10 @@ def admitted(file_id: str, organization_id: int, *, via: str) -> None:
 
 
 def accept(user: User, receiving: Receiving) -> File:
-    """Record a fully received file, reserving quota, and queue its validation; all or
+    """Record a fully received file within the quota and queue its validation; all or
     nothing.
 
-    The bytes are made durable first, outside the write lock; if the reservation or the
+    The bytes are made durable first, outside the write lock; if the quota refuses them or the
     row does not commit, they are removed again.
     """
     upload = receiving.upload

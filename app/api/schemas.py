@@ -35,6 +35,7 @@ from ..services import links as links_service
 from ..services import webhooks as webhooks_service
 from ..services.accounts import MAX_EMAIL_LENGTH, MAX_ORG_NAME_LENGTH
 from ..services.tokens import MAX_TOKEN_NAME_LENGTH, TOKEN_PREFIX
+from ..services.webhooks import EventType
 from .inputs import MAX_ID
 
 # Input caps that are no domain rule, only a bound on what a request may make Coffer read.
@@ -349,9 +350,6 @@ class ShareLinkRequest(BaseModel):
         JsonInteger(1, MAX_ID, nullable=True),
         Field(description="Downloads the link allows; no limit when absent or null."),
     ] = None
-
-
-EventType = Literal["file.ready", "file.failed", "file.deleted"]
 
 
 class WebhookRequest(BaseModel):

@@ -65,14 +65,25 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount the HTTP blueprints, their `int` and `id` numbers held to ASCII digits."""
     from .api import auth as auth_api
-    from .api import files, health, links, openapi, org, tokens, uploads, webhooks
+    from .api import files, health, links, metrics, openapi, org, tokens, uploads, webhooks
     from .api.inputs import AsciiIntegerConverter, IdConverter
     from .web import bp as web
 
     app.url_map.converters["int"] = AsciiIntegerConverter
     # Every route with a database id takes it through `<id:...>`: an id out of range is a 404.
     app.url_map.converters["id"] = IdConverter
-    for module in (auth_api, org, webhooks, tokens, files, links, uploads, health, openapi):
+    for module in (
+        auth_api,
+        org,
+        webhooks,
+        tokens,
+        files,
+        links,
+        uploads,
+        health,
+        metrics,
+        openapi,
+    ):
         app.register_blueprint(module.bp)
     app.register_blueprint(web)
     app.teardown_request(discard_unaccepted)

@@ -391,7 +391,7 @@ class Webhook(Model):
         sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )
     url: Mapped[str] = mapped_column(sa.String(2048))
-    # The event types sent, comma-separated (see app/services/webhooks.py EVENT_TYPES).
+    # The event types sent, comma-separated (see app/services/webhooks/events.py EVENT_TYPES).
     events: Mapped[str] = mapped_column(sa.String(200))
     secret: Mapped[str] = mapped_column(sa.String(100))
     created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))

@@ -38,6 +38,7 @@ from .services import links as links_service
 from .services import webhooks as webhooks_service
 from .services.accounts import MAX_EMAIL_LENGTH, MAX_ORG_NAME_LENGTH
 from .services.tokens import MAX_TOKEN_NAME_LENGTH, TOKEN_PREFIX
+from .services.webhooks import EventType
 
 # Input caps that are no domain rule, only a bound on what a request may make Coffer read.
 MAX_LOGIN_FIELD_LENGTH = 1024
@@ -351,9 +352,6 @@ class ShareLinkRequest(BaseModel):
         JsonInteger(1, MAX_ID, nullable=True),
         Field(description="Downloads the link allows; no limit when absent or null."),
     ] = None
-
-
-EventType = Literal["file.ready", "file.failed", "file.deleted"]
 
 
 class WebhookRequest(BaseModel):

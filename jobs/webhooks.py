@@ -3,7 +3,6 @@ by RQ with backoff until it succeeds or the retries run out."""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -12,7 +11,6 @@ from rq import get_current_job
 from app import metrics
 from app.extensions import db
 from app.models import DeliveryOutcome
-from app.schemas import FileDetails
 from app.services import webhooks
 
 log = logging.getLogger(__name__)
@@ -28,8 +26,9 @@ RQ_JOB_EXCEPTION = "Worker %s: job %s: exception raised while executing (%s)\n%s
 
 class RetryLines(logging.Filter):
     """Leaves out RQ's ERROR line and traceback for a delivery that will be retried: the
-    attempt was already logged as one WARNING line (app/services/webhooks.py record_attempt),
-    and an endpoint that is down is no error of Coffer's. Other job exceptions stay."""
+    attempt was already logged as one WARNING line (record_attempt in
+    app/services/webhooks/delivery.py), and an endpoint that is down is no error of
+    Coffer's. Other job exceptions stay."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """False for RQ's exception line of a DeliveryFailed."""
@@ -43,18 +42,6 @@ class RetryLines(logging.Filter):
             function == webhooks.DELIVER
             and last_line.startswith(f"{__name__}.{DeliveryFailed.__name__}:")
         )
-
-
-def event_body(event: dict[str, Any]) -> bytes:
-    """The JSON body of an event: its file rendered exactly as GET /api/files/<id> is."""
-    payload = {
-        "id": event["id"],
-        "type": event["type"],
-        "created_at": event["created_at"],
-        "organization_id": event["organization_id"],
-        "data": {"file": FileDetails.model_validate(event["file"]).body()},
-    }
-    return json.dumps(payload, separators=(",", ":")).encode()
 
 
 def deliver(
@@ -85,7 +72,7 @@ def deliver(
         # RQ counts retries down; the attempt's number counts up from 1.
         attempt_number = len(intervals) - retries_left + 1 if retries_left is not None else 1
         retry_in = job.get_retry_interval() if job is not None and job.retries_left else None
-        attempt = webhooks.send(hook, event["id"], event_body(event))
+        attempt = webhooks.send(hook, event["id"], webhooks.event_body(event))
         outcome = webhooks.record_attempt(
             hook, event["id"], event["type"], attempt_number, attempt, retry_in
         )

@@ -173,7 +173,7 @@ class ForkingWorker(QuietBookkeeping, Worker):
 
     def execute_job(self, job: Any, queue: Any) -> None:
         """Run the job in a work horse; then fold the ended horse's metric files into the
-        archive, so a horse per job leaves no file behind (app/metrics.py)."""
+        archive, so a horse per job leaves no file behind (app/metrics/)."""
         try:
             super().execute_job(job, queue)
         finally:

@@ -24,7 +24,7 @@ FILES = 12
 KiB = 1024
 # What supervisord itself keeps in an instance folder while it runs (pid file, socket).
 SUPERVISOR_FILES = {"supervisord.pid", "supervisor.sock"}
-# Where a host's processes keep their numbers for /metrics (app/metrics.py).
+# Where a host's processes keep their numbers for /metrics (app/metrics/).
 METRICS = "instance/metrics/"
 
 

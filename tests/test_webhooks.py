@@ -9,6 +9,7 @@ import re
 import ssl
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,11 @@ from flask import Flask
 from redis import Redis
 from sqlalchemy import select, update
 
+from app.api import schemas
 from app.broker import worker_queues
 from app.extensions import db as _db
-from app.models import Webhook
+from app.models import File, Webhook, isoformat, utcnow
+from app.services import webhooks
 from jobs.worker import InProcessWorker
 from tests.support.client import Auth, bearer
 from tests.support.database import run_sql
@@ -148,6 +151,45 @@ def test_events_are_delivered_signed_and_verify_with_the_documented_code(
         assert delivery["error"] is None
         assert delivery["next_attempt_at"] is None
         assert delivery["duration_ms"] >= 0
+
+
+def test_the_event_body_is_the_api_s_webhook_event_byte_for_byte(
+    app: Flask, auth: Auth, worker: Callable[[], None]
+) -> None:
+    """The services render the body without the API's schemas; it is what the API's
+    FileDetails gives, in the same bytes, and reads as the documented WebhookEvent."""
+    auth.register()
+    ready_id = upload(auth, "notes.txt", b"ready soon\n")
+    failed_id = upload(auth, "holiday.png", b"not a picture\n")
+    worker()
+    with app.app_context():
+        for file_id in (ready_id, failed_id):
+            row = _db.session.get(File, file_id)
+            assert row is not None
+            snapshot = webhooks.file_snapshot(row)
+            as_text = {
+                **snapshot,
+                "uploaded_at": isoformat(snapshot["uploaded_at"]),
+                "processed_at": isoformat(snapshot["processed_at"]),
+            }
+            for file in (snapshot, as_text):
+                event = {
+                    "id": str(uuid.uuid4()),
+                    "type": "file.ready",
+                    "created_at": isoformat(utcnow()),
+                    "organization_id": row.organization_id,
+                    "file": file,
+                }
+                expected = {
+                    "id": event["id"],
+                    "type": event["type"],
+                    "created_at": event["created_at"],
+                    "organization_id": event["organization_id"],
+                    "data": {"file": schemas.FileDetails.model_validate(file).body()},
+                }
+                body = webhooks.event_body(event)
+                assert body == json.dumps(expected, separators=(",", ":")).encode()
+                assert schemas.WebhookEvent.model_validate_json(body).body() == json.loads(body)
 
 
 def test_a_timestamp_outside_the_tolerance_is_refused_by_the_documented_code(

@@ -27,7 +27,7 @@ ROUTE_MODULES = (
     "app.api.links",
     "app.api.uploads",
     "app.api.health",
-    "app.metrics",
+    "app.api.metrics",
     "app.api.openapi",
 )
 

@@ -10,7 +10,7 @@ id it ever gave out. PostgreSQL's sequences never go back: nothing changes there
 SQLite starts counting from the largest id each table holds at the upgrade: the ids of
 rows deleted above it before the upgrade can still come once more. Deliveries already
 queued are safe from that too: a delivery names its endpoint's creation time as well as
-its id (app/services/webhooks.py, webhook_for_delivery).
+its id (app/services/webhooks/delivery.py, webhook_for_delivery).
 
 Revision ID: 0009_sqlite_autoincrement
 Revises: 0008_file_status_counts

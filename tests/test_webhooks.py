@@ -20,7 +20,7 @@ from flask import Flask
 from redis import Redis
 from sqlalchemy import select, update
 
-from app.api import schemas
+from app import schemas
 from app.broker import worker_queues
 from app.extensions import db as _db
 from app.models import File, Webhook, isoformat, utcnow

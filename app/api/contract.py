@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
+from .. import schemas
 from ..models import MAX_ID
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -57,11 +58,6 @@ def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     return parameters
 
 
-# schemas.Error's component, named rather than imported: app/metrics.py declares /metrics
-# with this module, and the body models import the services, which import app.metrics.
-ERROR_REF: Schema = {"$ref": REF_TEMPLATE.format(model="Error")}
-
-
 def json_content(schema: Schema) -> dict[str, Any]:
     """A JSON media type entry."""
     return {"application/json": {"schema": schema}}
@@ -81,7 +77,7 @@ def response(description: str, schema: Schema | None = None) -> dict[str, Any]:
 def error(description: str, *codes: str) -> dict[str, Any]:
     """An error response in the common shape, whose `code` is one of `codes`."""
     listed = ", ".join(f"`{code}`" for code in codes)
-    schema = {"allOf": [ERROR_REF, {"properties": {"code": {"enum": list(codes)}}}]}
+    schema = {"allOf": [ref(schemas.Error), {"properties": {"code": {"enum": list(codes)}}}]}
     return response(f"{listed}: {description}", schema)
 
 

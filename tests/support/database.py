@@ -25,10 +25,11 @@ from app.extensions import db as _db
 def fresh_database(directory: Path, prefix: str) -> Iterator[str]:
     """An empty database: a SQLite file in `directory`, or, when DATABASE_URL names a
     PostgreSQL server, a new database `<prefix>_<random>` there, dropped afterwards."""
-    if not os.environ.get("DATABASE_URL", "").strip():
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if not url:
         yield f"sqlite:///{directory / 'coffer.db'}"
         return
-    server_url = make_url(config_database_url(Path("/nonexistent")))
+    server_url = make_url(config_database_url(url, Path("/nonexistent")))
     with scratch_database(server_url, prefix) as url:
         yield url
 

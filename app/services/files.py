@@ -29,6 +29,7 @@ from .. import metrics, units
 from ..config import MiB
 from ..database import write_transaction
 from ..extensions import db
+from ..files import policy
 from ..models import File, FileStatus, Organization, User, utcnow
 from ..storage import Upload, get_storage
 from ..tenancy import get_scoped_or_404, in_organization, scoped
@@ -363,7 +364,7 @@ def delete_file(user: User, raw_id: str) -> None:
     """Delete a file (its uploader or an admin): row and quota at once, then the bytes."""
     with write_transaction() as session:
         row = get_file(user.organization_id, raw_id, for_update=True)
-        if not (user.is_admin or row.uploaded_by == user.id):
+        if not policy.may_delete_file(user, row.uploaded_by):
             raise NotAllowed("forbidden", "only the uploader or an admin can delete this file")
         # Read while the row exists: the file.deleted event tells what was deleted.
         snapshot = webhooks.file_snapshot(row)

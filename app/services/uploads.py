@@ -29,6 +29,7 @@ from sqlalchemy import Table, delete, insert, or_, select, update
 from .. import metrics
 from ..database import write_transaction
 from ..extensions import db
+from ..files import policy
 from ..models import File, FileStatus, Organization, ResumableUpload, User, utcnow
 from ..storage import get_storage, object_key
 from ..tenancy import in_organization, scoped
@@ -147,7 +148,7 @@ def _find(organization_id: int, raw_id: str) -> ResumableUpload:
 
 def may_see(user: User, uploaded_by: int | None) -> bool:
     """Whether the user may see (and terminate) an upload: its uploader or an admin."""
-    return user.is_admin or (uploaded_by is not None and uploaded_by == user.id)
+    return policy.may_see_upload(user, uploaded_by)
 
 
 def _visible(user: User, raw_id: str) -> ResumableUpload:
@@ -163,7 +164,7 @@ def _writable(user: User, raw_id: str) -> ResumableUpload:
     """A live upload of the user's own: NotAllowed for an admin's look at someone else's
     (the bytes, and the file they make, would be credited to its uploader)."""
     row = _visible(user, raw_id)
-    if row.uploaded_by != user.id:
+    if not policy.may_write_upload(user, row.uploaded_by):
         raise NotAllowed("forbidden", "only the uploader may send bytes to this upload")
     return row
 
@@ -209,7 +210,7 @@ def list_unfinished(user: User) -> list[Unfinished]:
         )
         .order_by(ResumableUpload.created_at.desc(), ResumableUpload.id.desc())
     )
-    if not user.is_admin:
+    if not policy.sees_every_upload(user):
         query = query.where(ResumableUpload.uploaded_by == user.id)
     rows = db.session.execute(query).all()
     db.session.rollback()

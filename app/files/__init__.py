@@ -1,0 +1,1 @@
+"""The file domain: who may do what, and the rules files and uploads follow."""

@@ -52,7 +52,7 @@ def index() -> dict[str, Any]:
 @admin_required
 def delete(webhook_id: int) -> tuple[str, int]:
     """Remove an endpoint; nothing more is sent to it."""
-    webhooks.delete_webhook(current_user.organization_id, webhook_id)
+    webhooks.delete_webhook(current_user, webhook_id)
     return "", 204
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import joinedload
 
 from ..database import write_transaction
 from ..extensions import db
+from ..files import policy
 from ..models import (
     MAX_NAME_KEY_LENGTH,
     Invite,
@@ -242,8 +243,15 @@ class IssuedInvite:
     expires_at: datetime
 
 
-def create_invite(organization_id: int, created_by: int | None) -> IssuedInvite:
-    """Issue a single-use invite to an organization (by its admin, or an operator: None)."""
+def create_invite(user: User) -> IssuedInvite:
+    """Issue a single-use invite to the user's organization; admins only."""
+    policy.require_admin(user)
+    return new_invite(user.organization_id, created_by=user.id)
+
+
+def new_invite(organization_id: int, created_by: int | None) -> IssuedInvite:
+    """Issue a single-use invite to an organization, asking no one's permission: the
+    caller decided (create_invite for an admin, or the operator: `created_by` None)."""
     code = new_secret()
     expires_at = utcnow() + timedelta(hours=current_app.config["INVITE_TTL_HOURS"])
     with write_transaction() as session:
@@ -258,13 +266,16 @@ def create_invite(organization_id: int, created_by: int | None) -> IssuedInvite:
     return IssuedInvite(code=code, expires_at=expires_at)
 
 
-def list_users(organization_id: int) -> list[User]:
-    """The organization's users, oldest first."""
-    return list(db.session.scalars(scoped(User, organization_id).order_by(User.id)))
+def list_users(user: User) -> list[User]:
+    """The users of the user's organization, oldest first; admins only."""
+    policy.require_admin(user)
+    return list(db.session.scalars(scoped(User, user.organization_id).order_by(User.id)))
 
 
 def set_active(admin: User, user_id: int, active: bool) -> User:
-    """Activate or deactivate a user of the admin's organization; NotFound for anyone else's."""
+    """Activate or deactivate a user of the admin's organization; NotFound for anyone else's,
+    NotAllowed for a caller who is not an admin."""
+    policy.require_admin(admin)
     if not active and user_id == admin.id:
         # An organization must not lose its last way in by accident.
         raise Conflict("cannot_deactivate_self", "an admin cannot deactivate themselves")

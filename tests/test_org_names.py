@@ -201,6 +201,33 @@ def test_manage_py_refuses_an_organization_that_looks_like_another(
     assert accounts_in(app) == (1, 0)
 
 
+def test_sign_up_and_manage_py_word_a_taken_name_or_email_each_their_own_way(
+    app: Flask, auth: Auth, runner: FlaskCliRunner
+) -> None:
+    # Both create organizations and users through the same functions; each keeps its words.
+    assert auth.register("admin@one.test", "Acme").status_code == 201
+    lookalike = auth.another().register("someone@two.test", "Асmе", invite_code="not-a-code")
+    assert lookalike.status_code == 409
+    assert lookalike.get_json()["error"] == (
+        "an organization named 'Acme' exists, which this name looks like; joining it needs "
+        "its name and an invite code from its admin"
+    )
+    taken = auth.another().register("ADMIN@one.test", "Elsewhere")
+    assert taken.status_code == 409
+    assert taken.get_json()["error"] == "an account with this email already exists"
+    result = runner.invoke(args=["orgs", "create", "Асmе"])
+    assert "Error: an organization named 'Acme' already exists, and 'Асmе' looks like it" in (
+        result.output
+    )
+    result = runner.invoke(
+        args=["users", "create", "ADMIN@one.test", "--org", "Acme", "--password-stdin"],
+        input="x7#kq9!mz2-long\n",
+    )
+    assert result.exit_code == 1
+    assert "Error: a user with email 'admin@one.test' already exists" in result.output
+    assert accounts_in(app) == (1, 1)
+
+
 @pytest.mark.parametrize(
     ("first", "second"),
     [("Acme", "Acme Two"), ("Café", "Cafe"), ("Orga", "Orgb"), ("Мир", "Мира")],

@@ -61,7 +61,7 @@ def details() -> dict[str, Any]:
 @admin_required
 def create_invite() -> tuple[dict[str, Any], int]:
     """Issue a single-use invite code."""
-    invite = accounts.create_invite(current_user.organization_id, created_by=current_user.id)
+    invite = accounts.create_invite(current_user)
     return schemas.Invite(invite_code=invite.code, expires_at=invite.expires_at).body(), 201
 
 
@@ -79,7 +79,7 @@ def create_invite() -> tuple[dict[str, Any], int]:
 @admin_required
 def users() -> dict[str, Any]:
     """Every user of the organization."""
-    listed = accounts.list_users(current_user.organization_id)
+    listed = accounts.list_users(current_user)
     return schemas.UserList(users=[schemas.User.model_validate(u) for u in listed]).body()
 
 

@@ -107,7 +107,7 @@ def create() -> tuple[dict[str, Any], int]:
 @admin_required
 def index() -> dict[str, Any]:
     """The organization's endpoints, never their secrets."""
-    listed = webhooks.list_webhooks(current_user.organization_id)
+    listed = webhooks.list_webhooks(current_user)
     return schemas.WebhookList(webhooks=[schemas.Webhook(**described(h)) for h in listed]).body()
 
 
@@ -133,7 +133,7 @@ def index() -> dict[str, Any]:
 @admin_required
 def delete(webhook_id: int) -> tuple[str, int]:
     """Remove an endpoint; nothing more is sent to it."""
-    webhooks.delete_webhook(current_user.organization_id, webhook_id)
+    webhooks.delete_webhook(current_user, webhook_id)
     return "", 204
 
 
@@ -157,7 +157,7 @@ def delete(webhook_id: int) -> tuple[str, int]:
 @admin_required
 def deliveries(webhook_id: int) -> dict[str, Any]:
     """An endpoint's recent delivery attempts, newest first."""
-    rows = webhooks.recent_deliveries(current_user.organization_id, webhook_id)
+    rows = webhooks.recent_deliveries(current_user, webhook_id)
     return schemas.DeliveryList(
         deliveries=[
             schemas.Delivery.model_validate(

@@ -18,6 +18,7 @@ from ..services import webhooks
 from ..services.errors import NotAllowed
 from ..services.tenancy import in_organization, scoped
 from ..storage import get_storage
+from . import policy
 from .access import get_file
 from .ledger import OVER_QUOTA_MESSAGE, within_quota
 
@@ -40,7 +41,7 @@ def delete_file(user: User, raw_id: str) -> None:
     """Delete a file (its uploader or an admin): row and quota at once, then the bytes."""
     with write_transaction() as session:
         row = get_file(user.organization_id, raw_id, for_update=True)
-        if not (user.is_admin or row.uploaded_by == user.id):
+        if not policy.may_delete_file(user, row.uploaded_by):
             raise NotAllowed("forbidden", "only the uploader or an admin can delete this file")
         # Read while the row exists: the file.deleted event tells what was deleted.
         snapshot = webhooks.file_snapshot(row)

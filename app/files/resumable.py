@@ -33,7 +33,7 @@ from ..models import File, ResumableUpload, User, utcnow
 from ..services.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
 from ..services.tenancy import in_organization, scoped
 from ..storage import get_storage, object_key
-from . import resumable_bytes
+from . import policy, resumable_bytes
 from .intake import admitted, check_size, file_values
 from .ledger import check_room
 
@@ -135,7 +135,7 @@ def _find(organization_id: int, raw_id: str) -> ResumableUpload:
 
 def may_see(user: User, uploaded_by: int | None) -> bool:
     """Whether the user may see (and terminate) an upload: its uploader or an admin."""
-    return user.is_admin or (uploaded_by is not None and uploaded_by == user.id)
+    return policy.may_see_upload(user, uploaded_by)
 
 
 def _visible(user: User, raw_id: str) -> ResumableUpload:
@@ -151,7 +151,7 @@ def _writable(user: User, raw_id: str) -> ResumableUpload:
     """A live upload of the user's own: NotAllowed for an admin's look at someone else's
     (the bytes, and the file they make, would be credited to its uploader)."""
     row = _visible(user, raw_id)
-    if row.uploaded_by != user.id:
+    if not policy.may_write_upload(user, row.uploaded_by):
         raise NotAllowed("forbidden", "only the uploader may send bytes to this upload")
     return row
 
@@ -197,7 +197,7 @@ def list_unfinished(user: User) -> list[Unfinished]:
         )
         .order_by(ResumableUpload.created_at.desc(), ResumableUpload.id.desc())
     )
-    if not user.is_admin:
+    if not policy.sees_every_upload(user):
         query = query.where(ResumableUpload.uploaded_by == user.id)
     rows = db.session.execute(query).all()
     db.session.rollback()

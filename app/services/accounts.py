@@ -14,6 +14,7 @@ from sqlalchemy.orm import joinedload
 
 from ..database import write_transaction
 from ..extensions import db
+from ..files import policy
 from ..models import (
     MAX_NAME_KEY_LENGTH,
     Invite,
@@ -119,48 +120,122 @@ def email_taken(email: str) -> bool:
     return db.session.scalar(select(User.id).where(User.email == email)) is not None
 
 
-def register(email: str, password: str, organization_name: str, invite_code: str | None) -> User:
-    """Create a user, and the organization when its name is new; returns the user."""
+class EmailTaken(Conflict):
+    """A user already has this email."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__("email_taken", "an account with this email already exists")
+        self.email = email
+
+
+class NameTaken(Conflict):
+    """An organization has this name, or one this name looks like (the same confusable
+    skeleton); `organization` is that one."""
+
+    def __init__(self, name: str, organization: Organization, *, lookalike: bool) -> None:
+        message = f"an organization named {organization.name!r} already exists"
+        if lookalike:
+            message += f", and {name!r} looks like it"
+        super().__init__("organization_exists", message)
+        self.organization = organization
+        self.lookalike = lookalike
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A new user's normalised email and password hash, checked by the rules."""
+
+    email: str
+    password_hash: str
+
+
+def new_credentials(email: str, password: str) -> Credentials:
+    """Check a new user's email and password by the rules and hash the password.
+
+    Slow (bcrypt): call it before taking the write lock.
+    """
     email = normalize_email(email)
     validate_password(password)
+    return Credentials(email=email, password_hash=hash_password(password))
+
+
+def add_user(credentials: Credentials, organization: Organization, role: Role) -> User:
+    """Add an active user to the caller's write transaction; EmailTaken when the email is."""
+    if email_taken(credentials.email):
+        raise EmailTaken(credentials.email)
+    user = User(
+        email=credentials.email,
+        password_hash=credentials.password_hash,
+        organization=organization,
+        role=role,
+    )
+    db.session.add(user)
+    return user
+
+
+def add_organization(name: str, quota_mb: int | None = None) -> Organization:
+    """Add an organization to the caller's write transaction; its quota defaults to
+    STORAGE_QUOTA_MB. NameTaken when an organization has the name or one it looks like.
+
+    The name is checked first by validate_organization_name (before the write lock).
+    """
+    existing = find_organization(name)
+    if existing is not None:
+        raise NameTaken(name, existing, lookalike=False)
+    # One organization must not pass for another: the skeletons are unique too (their
+    # index came with migration 0010).
+    lookalike = find_lookalike(name)
+    if lookalike is not None:
+        raise NameTaken(name, lookalike, lookalike=True)
+    if quota_mb is None:
+        quota_mb = int(current_app.config["STORAGE_QUOTA_MB"])
+    org = Organization(name=name, storage_quota_mb=quota_mb)
+    db.session.add(org)
+    return org
+
+
+def register(email: str, password: str, organization_name: str, invite_code: str | None) -> User:
+    """Create a user, and the organization when its name is new; returns the user."""
+    credentials = new_credentials(email, password)
     validate_organization_name(organization_name)
-    password_hash = hash_password(password)  # slow: done before taking the write lock
     try:
-        return _create_account(email, password_hash, organization_name, invite_code)
+        return _create_account(credentials, organization_name, invite_code)
     except IntegrityError:
         # A concurrent registration took the email or created the organization after
         # this one looked; looking again gives the answer it would have had in turn.
         pass
     try:
-        return _create_account(email, password_hash, organization_name, invite_code)
+        return _create_account(credentials, organization_name, invite_code)
     except IntegrityError:
         raise Conflict("conflict", "the email or organization was just taken; try again") from None
 
 
 def _create_account(
-    email: str, password_hash: str, organization_name: str, invite_code: str | None
+    credentials: Credentials, organization_name: str, invite_code: str | None
 ) -> User:
     """The registration's one write transaction: the user, and the organization if new."""
     with write_transaction() as session:
-        if email_taken(email):
-            raise Conflict("email_taken", "an account with this email already exists")
+        # Looked at before the organization: a taken email is the answer even when the
+        # organization's name would be refused as well.
+        if email_taken(credentials.email):
+            raise EmailTaken(credentials.email)
         org = find_organization(organization_name)
-        if org is None and (lookalike := find_lookalike(organization_name)) is not None:
-            # Refused like a taken name: one organization must not pass for another. Its
-            # people join it by its own name.
-            raise Conflict(
-                "invite_required",
-                f"an organization named {lookalike.name!r} exists, which this name looks like; "
-                "joining it needs its name and an invite code from its admin",
-            )
         if org is None:
+            try:
+                org = add_organization(organization_name)
+            except NameTaken as taken:
+                # Refused like a taken name: one organization must not pass for another.
+                # Its people join it by its own name.
+                raise Conflict(
+                    "invite_required",
+                    f"an organization named {taken.organization.name!r} exists, which this "
+                    "name looks like; joining it needs its name and an invite code from its "
+                    "admin",
+                ) from None
             if invite_code:
+                # After the lookalike check, whose answer comes first; raising rolls the
+                # new organization back.
                 raise InvalidInput("invite_invalid", "the invite code is not valid")
-            org = Organization(
-                name=organization_name,
-                storage_quota_mb=current_app.config["STORAGE_QUOTA_MB"],
-            )
-            session.add(org)
             role = Role.ADMIN
         else:
             if invite_code:
@@ -171,8 +246,7 @@ def _create_account(
                     "this organization exists; joining it needs an invite code from its admin",
                 )
             role = Role.MEMBER
-        user = User(email=email, password_hash=password_hash, organization=org, role=role)
-        session.add(user)
+        user = add_user(credentials, org, role)
         session.flush()
         if invite_code:
             _mark_invite_user(invite_code, user.id)
@@ -242,8 +316,15 @@ class IssuedInvite:
     expires_at: datetime
 
 
-def create_invite(organization_id: int, created_by: int | None) -> IssuedInvite:
-    """Issue a single-use invite to an organization (by its admin, or an operator: None)."""
+def create_invite(user: User) -> IssuedInvite:
+    """Issue a single-use invite to the user's organization; admins only."""
+    policy.require_admin(user)
+    return new_invite(user.organization_id, created_by=user.id)
+
+
+def new_invite(organization_id: int, created_by: int | None) -> IssuedInvite:
+    """Issue a single-use invite to an organization, asking no one's permission: the
+    caller decided (create_invite for an admin, or the operator: `created_by` None)."""
     code = new_secret()
     expires_at = utcnow() + timedelta(hours=current_app.config["INVITE_TTL_HOURS"])
     with write_transaction() as session:
@@ -258,13 +339,16 @@ def create_invite(organization_id: int, created_by: int | None) -> IssuedInvite:
     return IssuedInvite(code=code, expires_at=expires_at)
 
 
-def list_users(organization_id: int) -> list[User]:
-    """The organization's users, oldest first."""
-    return list(db.session.scalars(scoped(User, organization_id).order_by(User.id)))
+def list_users(user: User) -> list[User]:
+    """The users of the user's organization, oldest first; admins only."""
+    policy.require_admin(user)
+    return list(db.session.scalars(scoped(User, user.organization_id).order_by(User.id)))
 
 
 def set_active(admin: User, user_id: int, active: bool) -> User:
-    """Activate or deactivate a user of the admin's organization; NotFound for anyone else's."""
+    """Activate or deactivate a user of the admin's organization; NotFound for anyone else's,
+    NotAllowed for a caller who is not an admin."""
+    policy.require_admin(admin)
     if not active and user_id == admin.id:
         # An organization must not lose its last way in by accident.
         raise Conflict("cannot_deactivate_self", "an admin cannot deactivate themselves")

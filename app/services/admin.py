@@ -10,7 +10,6 @@ from sqlalchemy.exc import IntegrityError
 
 from ..database import write_transaction
 from ..models import Organization, Role, User
-from ..security import hash_password
 from . import accounts
 from .errors import Conflict, InvalidInput, NotAllowed, NotFound
 
@@ -44,21 +43,8 @@ def create_organization(name: str, quota_mb: int | None = None) -> Organization:
         quota_mb = int(current_app.config["STORAGE_QUOTA_MB"])
     _check_quota(quota_mb)
     try:
-        with write_transaction() as session:
-            existing = accounts.find_organization(name)
-            if existing is not None:
-                raise Conflict(
-                    "organization_exists", f"an organization named {existing.name!r} already exists"
-                )
-            lookalike = accounts.find_lookalike(name)
-            if lookalike is not None:
-                raise Conflict(
-                    "organization_exists",
-                    f"an organization named {lookalike.name!r} already exists, and "
-                    f"{name!r} looks like it",
-                )
-            org = Organization(name=name, storage_quota_mb=quota_mb)
-            session.add(org)
+        with write_transaction():
+            org = accounts.add_organization(name, quota_mb)
     except IntegrityError:
         raise Conflict(
             "organization_exists", f"an organization named {name!r} was just created"
@@ -68,21 +54,15 @@ def create_organization(name: str, quota_mb: int | None = None) -> Organization:
 
 def create_user(email: str, password: str, organization_name: str, admin: bool = False) -> User:
     """Create an active user in an existing organization, by the registration rules."""
-    email = accounts.normalize_email(email)
-    accounts.validate_password(password)
+    credentials = accounts.new_credentials(email, password)
     org = get_organization(organization_name)
-    password_hash = hash_password(password)  # slow: done before taking the write lock
+    email = credentials.email
     try:
-        with write_transaction() as session:
-            if accounts.email_taken(email):
-                raise Conflict("email_taken", f"a user with email {email!r} already exists")
-            user = User(
-                email=email,
-                password_hash=password_hash,
-                organization_id=org.id,
-                role=Role.ADMIN if admin else Role.MEMBER,
-            )
-            session.add(user)
+        with write_transaction():
+            user = accounts.add_user(credentials, org, Role.ADMIN if admin else Role.MEMBER)
+    except accounts.EmailTaken:
+        # The operator is told which address: they typed it.
+        raise Conflict("email_taken", f"a user with email {email!r} already exists") from None
     except IntegrityError:
         raise Conflict("email_taken", f"a user with email {email!r} was just created") from None
     return user
@@ -117,9 +97,13 @@ def _check_quota(quota_mb: int) -> None:
 
 
 def issue_invite(organization_name: str) -> accounts.IssuedInvite:
-    """Issue a single-use invite to an organization, as its admin would."""
+    """Issue a single-use invite to an organization, as its admin would.
+
+    The operator acts for the deployment, not as a user of the organization, so no user's
+    permission is asked: this calls the invite's maker below the admin-only create_invite.
+    """
     org = get_organization(organization_name)
-    return accounts.create_invite(org.id, created_by=None)
+    return accounts.new_invite(org.id, created_by=None)
 
 
 @dataclass(frozen=True)

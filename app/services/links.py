@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, delete, or_, select, update
 
 from ..database import write_transaction
 from ..extensions import db
-from ..files import access
+from ..files import access, policy
 from ..models import File, FileStatus, ShareLink, User, utcnow
 from ..security import digest, new_secret
 from .errors import NotAllowed, NotFound
@@ -97,7 +97,7 @@ def revoke_link(user: User, link_id: int) -> None:
             .with_only_columns(File.uploaded_by)
             .where(File.id == link.file_id)
         )
-        if not (user.is_admin or user.id in (link.created_by, uploader)):
+        if not policy.may_revoke_link(user, link, uploader):
             raise NotAllowed(
                 "forbidden",
                 "only the link's creator, the file's uploader or an admin can revoke it",

@@ -27,12 +27,12 @@ from .. import schemas
 from ..authentication import end_session, start_session
 from ..errors import MESSAGES, describe_rejection, domain_status
 from ..extensions import csrf
-from ..files import access, intake, lifecycle, listing
+from ..files import access, intake, lifecycle, listing, policy
 from ..limits import login_limits, register_limit
-from ..models import FileStatus, User
+from ..models import File, FileStatus, User
 from ..schemas import InputRejected, validated
 from ..services import accounts, links, tokens, webhooks
-from ..services.errors import DomainError
+from ..services.errors import DomainError, NotAllowed
 from . import display
 
 bp = Blueprint(
@@ -104,6 +104,22 @@ def safe_next(target: str | None) -> str:
 def user() -> User:
     """The signed-in user."""
     return cast(User, current_user._get_current_object())
+
+
+def admin_page(view: F) -> F:
+    """An admin-only action of the organization page: anyone else gets that page with the
+    refusal (403). The services refuse as well; refusing first answers before the form is
+    read, so a non-admin's form is refused, not corrected."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            policy.require_admin(user())
+        except NotAllowed as exc:
+            return render_org(error=exc.message, status=domain_status(exc))
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
 
 
 # ---- signing in and out -------------------------------------------------------------
@@ -261,6 +277,16 @@ def requested_page() -> tuple[listing.Page, schemas.FileListQuery, bool]:
     return result, query, newer
 
 
+def file_rows_of(result: listing.Page) -> list[tuple[File, str | None, bool]]:
+    """The page's rows as the table shows them: file, uploader and whether the signed-in
+    user may delete it."""
+    me = user()
+    return [
+        (row, uploader, policy.may_delete_file(me, row.uploaded_by))
+        for row, uploader in result.rows
+    ]
+
+
 @bp.get("/", endpoint="files")
 @page
 def files_page() -> ResponseReturnValue:
@@ -269,6 +295,7 @@ def files_page() -> ResponseReturnValue:
     return render_template(
         "files.html",
         page=result,
+        rows=file_rows_of(result),
         rows_url=url_for("web.file_rows", **listing_arguments()),
         status=query.status.value if query.status else "",
         statuses=[s.value for s in FileStatus],
@@ -287,7 +314,7 @@ RESUMABLE_ABOVE = 4 * 1024 * 1024
 def file_rows() -> ResponseReturnValue:
     """The table's rows alone, for the page's script to refresh statuses without a reload."""
     result, _, _ = requested_page()
-    return render_template("_file_rows.html", page=result, me=user())
+    return render_template("_file_rows.html", rows=file_rows_of(result))
 
 
 @bp.post("/files/<uuid:file_id>/delete")
@@ -375,13 +402,12 @@ def render_org(
 ) -> ResponseReturnValue:
     """The organization page, with what was just made or went wrong, if anything."""
     me = user()
-    users = accounts.list_users(me.organization_id) if me.is_admin else []
+    is_admin = policy.is_admin(me)
+    users = accounts.list_users(me) if is_admin else []
     endpoints = []
-    if me.is_admin:
-        for hook in webhooks.list_webhooks(me.organization_id):
-            recent = webhooks.recent_deliveries(
-                me.organization_id, hook.id, limit=WEBHOOK_RECENT_SHOWN
-            )
+    if is_admin:
+        for hook in webhooks.list_webhooks(me):
+            recent = webhooks.recent_deliveries(me, hook.id, limit=WEBHOOK_RECENT_SHOWN)
             endpoints.append((hook, recent))
     return render_template(
         "org.html",
@@ -393,6 +419,7 @@ def render_org(
         events=webhooks.EVENT_TYPES,
         new_webhook=new_webhook,
         webhook_error=webhook_error,
+        is_admin=is_admin,
         me=me,
     ), status
 
@@ -403,12 +430,10 @@ WEBHOOK_RECENT_SHOWN = 10
 
 @bp.post("/org/invites")
 @page
+@admin_page
 def create_invite() -> ResponseReturnValue:
     """Issue an invite code (admins), then show it once."""
-    me = user()
-    if not me.is_admin:
-        return render_org(error="only an organization admin can do this", status=403)
-    invite = accounts.create_invite(me.organization_id, created_by=me.id)
+    invite = accounts.create_invite(user())
     # Kept as text: the session holds plain values only.
     expires = invite.expires_at.isoformat(timespec="seconds") + "Z"
     show_once(
@@ -423,13 +448,11 @@ def create_invite() -> ResponseReturnValue:
 
 @bp.post("/org/users/<id:user_id>/<any(activate, deactivate):action>")
 @page
+@admin_page
 def set_active(user_id: int, action: str) -> ResponseReturnValue:
     """Activate or deactivate a user of the organization (admins)."""
-    me = user()
-    if not me.is_admin:
-        return render_org(error="only an organization admin can do this", status=403)
     try:
-        accounts.set_active(me, user_id, active=action == "activate")
+        accounts.set_active(user(), user_id, active=action == "activate")
     except DomainError as exc:
         return render_org(error=exc.message, status=domain_status(exc))
     return redirect(url_for("web.org_page"))
@@ -508,15 +531,13 @@ def revoke_link(link_id: int) -> BaseResponse:
 
 @bp.post("/org/webhooks")
 @page
+@admin_page
 def create_webhook() -> ResponseReturnValue:
     """Register an endpoint (admins), then show its signing secret once."""
-    me = user()
-    if not me.is_admin:
-        return render_org(error="only an organization admin can do this", status=403)
     data = {"url": request.form.get("url", ""), "events": request.form.getlist("events")}
     try:
         body = validated(schemas.WebhookRequest, data)
-        issued = webhooks.create_webhook(me, body.url, list(body.events))
+        issued = webhooks.create_webhook(user(), body.url, list(body.events))
     except InputRejected as exc:
         return render_org(webhook_error=describe_rejection(exc)[1], status=400)
     except DomainError as exc:
@@ -527,10 +548,8 @@ def create_webhook() -> ResponseReturnValue:
 
 @bp.post("/org/webhooks/<id:webhook_id>/delete")
 @page
+@admin_page
 def delete_webhook(webhook_id: int) -> ResponseReturnValue:
     """Remove an endpoint (admins)."""
-    me = user()
-    if not me.is_admin:
-        return render_org(error="only an organization admin can do this", status=403)
-    webhooks.delete_webhook(me.organization_id, webhook_id)
+    webhooks.delete_webhook(user(), webhook_id)
     return redirect(url_for("web.org_page") + "#webhooks", 303)

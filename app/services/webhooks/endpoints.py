@@ -9,6 +9,7 @@ from sqlalchemy import delete
 
 from ...database import write_transaction
 from ...extensions import db
+from ...files import policy
 from ...models import User, Webhook, WebhookDelivery, utcnow
 from ...security import new_secret
 from ..tenancy import get_scoped_or_404, in_organization, scoped
@@ -32,6 +33,7 @@ class IssuedWebhook:
 def create_webhook(user: User, url: str, events: list[str]) -> IssuedWebhook:
     """Register an endpoint for the organization; 400 `url_not_allowed` for a URL that is
     not http(s) or whose host is or resolves to an internal address."""
+    policy.require_admin(user)
     resolve_target(url)
     chosen = [event for event in EVENT_TYPES if event in events]
     secret = new_secret(SECRET_PREFIX)
@@ -48,13 +50,16 @@ def create_webhook(user: User, url: str, events: list[str]) -> IssuedWebhook:
     return IssuedWebhook(webhook=hook, secret=secret)
 
 
-def list_webhooks(organization_id: int) -> list[Webhook]:
-    """The organization's endpoints, oldest first."""
-    return list(db.session.scalars(scoped(Webhook, organization_id).order_by(Webhook.id)))
+def list_webhooks(user: User) -> list[Webhook]:
+    """The user's organization's endpoints, oldest first (admins only)."""
+    policy.require_admin(user)
+    return list(db.session.scalars(scoped(Webhook, user.organization_id).order_by(Webhook.id)))
 
 
-def delete_webhook(organization_id: int, webhook_id: int) -> None:
+def delete_webhook(user: User, webhook_id: int) -> None:
     """Remove an endpoint and its delivery record; deliveries still queued are dropped."""
+    policy.require_admin(user)
+    organization_id = user.organization_id
     with write_transaction() as session:
         hook = get_scoped_or_404(Webhook, webhook_id, organization_id, what="webhook")
         session.execute(
@@ -63,9 +68,11 @@ def delete_webhook(organization_id: int, webhook_id: int) -> None:
 
 
 def recent_deliveries(
-    organization_id: int, webhook_id: int, limit: int = RECENT_DELIVERIES
+    user: User, webhook_id: int, limit: int = RECENT_DELIVERIES
 ) -> list[WebhookDelivery]:
-    """An endpoint's last `limit` attempts, newest first."""
+    """An endpoint's last `limit` attempts, newest first (admins only)."""
+    policy.require_admin(user)
+    organization_id = user.organization_id
     hook = get_scoped_or_404(Webhook, webhook_id, organization_id, what="webhook")
     return list(
         db.session.scalars(

@@ -1,0 +1,51 @@
+"""Who may do what: the one place Coffer's permission rules are written.
+
+The API, the pages, the templates (through the views) and the services all ask here, so a
+rule changes in one place. Each function answers for an acting user of an organization; the
+operator's `manage.py` commands act on the deployment's behalf and are not asked about.
+"""
+
+from __future__ import annotations
+
+from ..models import ShareLink, User
+from ..services.errors import NotAllowed
+
+# What an admin-only action answers anyone else, on the API and the pages alike.
+ADMIN_ONLY_MESSAGE = "only an organization admin can do this"
+
+
+def is_admin(user: User) -> bool:
+    """Whether the user administers their organization."""
+    return user.is_admin
+
+
+def require_admin(user: User) -> None:
+    """Refuse (NotAllowed `forbidden`) an admin-only action to anyone but an admin."""
+    if not is_admin(user):
+        raise NotAllowed("forbidden", ADMIN_ONLY_MESSAGE)
+
+
+def may_delete_file(user: User, uploaded_by: int | None) -> bool:
+    """Whether the user may delete a file: its uploader or an admin."""
+    return is_admin(user) or (uploaded_by is not None and uploaded_by == user.id)
+
+
+def sees_every_upload(user: User) -> bool:
+    """Whether the user sees every unfinished upload of the organization, not just their own."""
+    return is_admin(user)
+
+
+def may_see_upload(user: User, uploaded_by: int | None) -> bool:
+    """Whether the user may see (and terminate) an unfinished upload: its uploader or an admin."""
+    return sees_every_upload(user) or (uploaded_by is not None and uploaded_by == user.id)
+
+
+def may_write_upload(user: User, uploaded_by: int | None) -> bool:
+    """Whether the user may send bytes to an upload: its uploader only, since the bytes, and
+    the file they make, are credited to the uploader."""
+    return uploaded_by is not None and uploaded_by == user.id
+
+
+def may_revoke_link(user: User, link: ShareLink, uploader: int | None) -> bool:
+    """Whether the user may revoke a share link: its creator, the file's uploader or an admin."""
+    return is_admin(user) or user.id in (link.created_by, uploader)

@@ -133,16 +133,11 @@ def _find(organization_id: int, raw_id: str) -> ResumableUpload:
     return row
 
 
-def may_see(user: User, uploaded_by: int | None) -> bool:
-    """Whether the user may see (and terminate) an upload: its uploader or an admin."""
-    return policy.may_see_upload(user, uploaded_by)
-
-
 def _visible(user: User, raw_id: str) -> ResumableUpload:
     """A live upload the user may see; NotFound for anyone else's, as for another
     organization's, so a member learns nothing of a colleague's uploads."""
     row = _find(user.organization_id, raw_id)
-    if not may_see(user, row.uploaded_by):
+    if not policy.may_see_upload(user, row.uploaded_by):
         raise NotFound("not_found", "upload not found")
     return row
 

@@ -275,6 +275,42 @@ class ApiToken(Model):
     user: Mapped[User] = relationship()
 
 
+# The folder a row of `files` or `folders` is in, as the unique and listing indexes hold it:
+# the top level (`root`, no row) is NULL in the column and '' in the indexes, so that two
+# names at the top level clash as two names in a folder do.
+FILE_PLACE = sa.text("coalesce(folder_id, '')")
+FOLDER_PLACE = sa.text("coalesce(parent_id, '')")
+# The longest compared form of a file or folder name (NFKC expands a few characters many
+# times; a name is at most 255 bytes of UTF-8).
+MAX_ENTRY_KEY_LENGTH = 1024
+
+
+class Folder(Model):
+    """A folder of an organization: a name in its parent folder (NULL: the top level)."""
+
+    __tablename__ = "folders"
+    __table_args__ = (
+        # One name per place, compared as organization names are (NFKC, case-folded); files
+        # share the namespace, which app/files/names.py checks under the organization's lock.
+        sa.Index("uq_folders_place", "organization_id", FOLDER_PLACE, "name_key", unique=True),
+        sa.Index("ix_folders_parent", "parent_id"),
+    )
+
+    id: Mapped[str] = mapped_column(
+        sa.String(36), primary_key=True, default=lambda: str(uuid.uuid4())
+    )
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    # No cascade: a folder goes with everything below it, removed by app/files (files'
+    # bytes first), never by the database alone.
+    parent_id: Mapped[str | None] = mapped_column(sa.String(36), sa.ForeignKey("folders.id"))
+    name: Mapped[str] = mapped_column(sa.String(255))
+    name_key: Mapped[str] = mapped_column(sa.String(MAX_ENTRY_KEY_LENGTH))
+    created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(), default=utcnow)
+
+
 class File(Model):
     """An uploaded file of an organization and its validation state."""
 
@@ -285,12 +321,23 @@ class File(Model):
         sa.Index("ix_files_org_status_uploaded", "organization_id", "status", "uploaded_at", "id"),
         # The sweep's query over unfinished files, whatever the organization.
         sa.Index("ix_files_status", "status"),
+        # One name per folder (the folders' share it: see Folder); by name within a folder.
+        sa.Index("uq_files_place", "organization_id", FILE_PLACE, "name_key", unique=True),
+        # A folder's files by time and by size.
+        sa.Index("ix_files_place_uploaded", "organization_id", FILE_PLACE, "uploaded_at", "id"),
+        sa.Index("ix_files_place_size", "organization_id", FILE_PLACE, "size", "id"),
+        sa.Index("ix_files_folder", "folder_id"),
     )
 
     id: Mapped[str] = mapped_column(
         sa.String(36), primary_key=True, default=lambda: str(uuid.uuid4())
     )
     filename: Mapped[str] = mapped_column(sa.String(255))
+    # The folder the file is in; NULL: the top level (`root`).
+    folder_id: Mapped[str | None] = mapped_column(sa.String(36), sa.ForeignKey("folders.id"))
+    # `filename` as names are compared (name_key_of); unique within the folder. Coffer always
+    # writes it; a row inserted by hand may have none (see migration 0012).
+    name_key: Mapped[str | None] = mapped_column(sa.String(MAX_ENTRY_KEY_LENGTH))
     # Relative to UPLOAD_FOLDER: <organization_id>/<file_id>/<safe name>.
     file_path: Mapped[str] = mapped_column(sa.String(512))
     size: Mapped[int] = mapped_column(sa.BigInteger)
@@ -330,6 +377,13 @@ class ResumableUpload(Model):
     )
     uploaded_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     filename: Mapped[str] = mapped_column(sa.String(255))
+    # The folder the file is to be made in (None: the top level), and what its name does
+    # if taken there by then. No foreign key: a folder removed meanwhile sends the file to
+    # the top level rather than blocking the removal.
+    folder_id: Mapped[str | None] = mapped_column(sa.String(36))
+    on_conflict: Mapped[str] = mapped_column(
+        sa.String(8), default="rename", server_default="rename"
+    )
     # The Upload-Metadata header as the client sent it, answered again by HEAD.
     upload_metadata: Mapped[str] = mapped_column(sa.Text)
     # The key the finished file is stored under.

@@ -43,8 +43,8 @@ SEED_STEP_US = 1_000_037
 RARE_EVERY = 1000
 RARE_STATUS = "failed"
 SEED_COLUMNS = (
-    "id, filename, file_path, size, mime_type, sha256, status, error_message, bytes_stored, "
-    "organization_id, uploaded_by, uploaded_at, processed_at"
+    "id, filename, name_key, file_path, size, mime_type, sha256, status, error_message, "
+    "bytes_stored, organization_id, uploaded_by, uploaded_at, processed_at"
 )
 # Ids: hex of a multiplicative hash of i first (so they spread over the key space like
 # uuid4s), the organization and i last (so they are unique).
@@ -59,7 +59,7 @@ seeded AS (
         :newest_us - i * :step AS us
     FROM seq
 )
-SELECT id, filename, :org || '/' || id || '/' || filename, 1024, 'text/plain',
+SELECT id, filename, filename, :org || '/' || id || '/' || filename, 1024, 'text/plain',
     printf('%064x', i),
     CASE WHEN i % :every = :every - 1 THEN :rare ELSE 'ready' END,
     CASE WHEN i % :every = :every - 1 THEN 'seeded failure' END,
@@ -71,7 +71,8 @@ FROM seeded
 """
 SEED_POSTGRESQL = f"""
 INSERT INTO files ({SEED_COLUMNS})
-SELECT id, filename, CAST(:org AS text) || '/' || id || '/' || filename, 1024, 'text/plain',
+SELECT id, filename, filename, CAST(:org AS text) || '/' || id || '/' || filename, 1024,
+    'text/plain',
     lpad(to_hex(i), 64, '0'),
     CASE WHEN mod(i, :every) = :every - 1 THEN :rare ELSE 'ready' END,
     CASE WHEN mod(i, :every) = :every - 1 THEN 'seeded failure' END,

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from app import create_app
 from app.broker import worker_queues
 from app.extensions import db as _db
+from app.models import Folder, Organization
 from app.services.database_copy import tables, target_url
 from jobs.worker import InProcessWorker
 from tests.support import ROOT
@@ -34,6 +35,8 @@ from tests.support.tus import TUS, create, patch
 
 NOTES = b"minutes of the meeting\n" * 40
 MEMBER = "member@acme.test"
+PARENT_FOLDER = "ffffffff-0000-4000-8000-000000000001"
+CHILD_FOLDER = "00000000-0000-4000-8000-000000000002"
 
 
 def postgresql_server() -> str:
@@ -129,6 +132,29 @@ def populate(app: Flask, hook_url: str) -> Answers:
     assert hook.status_code == 201, hook.get_json()
     ready = admin.upload("notes.txt", NOTES).get_json()["file_id"]
     assert joining.upload("holiday.png", b"not a picture\n").status_code == 201
+    # A folder inside another whose id sorts first: the copy must still bring parents first.
+    with app.app_context():
+        organization_id = _db.session.scalar(
+            select(Organization.id).where(Organization.name_key == "acme")
+        )
+        _db.session.add_all(
+            [
+                Folder(
+                    id=PARENT_FOLDER,
+                    organization_id=organization_id,
+                    name="Plans",
+                    name_key="plans",
+                ),
+                Folder(
+                    id=CHILD_FOLDER,
+                    organization_id=organization_id,
+                    parent_id=PARENT_FOLDER,
+                    name="2027",
+                    name_key="2027",
+                ),
+            ]
+        )
+        _db.session.commit()
     work(app)
     work(app)
     link = admin.client.post(f"/api/files/{ready}/links", json={}, headers=admin.headers())

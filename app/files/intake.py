@@ -11,11 +11,14 @@ from sqlalchemy import Table, insert
 
 from .. import metrics, units
 from ..database import write_transaction
-from ..models import File, FileStatus, User, utcnow
+from ..models import File, FileStatus, Folder, User, utcnow
 from ..services.errors import InvalidInput, TooLarge
 from ..services.queue import enqueue_validation
+from ..services.tenancy import get_scoped_or_404
 from ..storage import Upload, display_name, get_storage, object_key
+from . import names
 from .ledger import check_room
+from .names import OnConflict
 
 
 def max_file_size() -> int:
@@ -78,15 +81,24 @@ def file_values(
     file_id: str,
     organization_id: int,
     uploaded_by: int | None,
+    folder_id: str | None,
     filename: str,
     key: str,
     size: int,
     sha256: str | None = None,
+    on_conflict: OnConflict = OnConflict.RENAME,
 ) -> dict[str, Any]:
-    """The new row of a file whose bytes have all arrived: `pending` until validated."""
+    """The new row of a file whose bytes have all arrived, `pending` until validated, under
+    the name it takes in its folder (see names.take). Run in the write transaction."""
+    names.lock_names(organization_id)
+    filename, name_key = names.take(
+        organization_id, folder_id, filename, on_conflict, field="filename"
+    )
     return {
         "id": file_id,
         "filename": filename,
+        "name_key": name_key,
+        "folder_id": folder_id,
         "file_path": key,
         "size": size,
         "sha256": sha256,
@@ -104,7 +116,13 @@ def admitted(file_id: str, organization_id: int, *, via: str) -> None:
     enqueue_validation(file_id, organization_id)
 
 
-def accept(user: User, receiving: Receiving) -> File:
+def accept(
+    user: User,
+    receiving: Receiving,
+    *,
+    folder_id: str | None = None,
+    on_conflict: OnConflict = OnConflict.RENAME,
+) -> File:
     """Record a fully received file within the quota and queue its validation; all or
     nothing.
 
@@ -112,19 +130,29 @@ def accept(user: User, receiving: Receiving) -> File:
     row does not commit, they are removed again.
     """
     upload = receiving.upload
+    if on_conflict is OnConflict.REPLACE:
+        raise InvalidInput(
+            "invalid_field",
+            "on_conflict=replace is not available yet: use rename or fail",
+            field="on_conflict",
+        )
     if not receiving.display_name:
         raise InvalidInput("invalid_filename", "the file name is empty", field="file")
     check_size(upload.size, field="file")
     try:
         upload.finish()
         with write_transaction() as session:
+            if folder_id is not None:
+                get_scoped_or_404(Folder, folder_id, user.organization_id, what="folder")
             values = file_values(
                 file_id=receiving.file_id,
                 organization_id=user.organization_id,
                 uploaded_by=user.id,
+                folder_id=folder_id,
                 filename=receiving.display_name,
                 key=upload.key,
                 size=upload.size,
+                on_conflict=on_conflict,
             )
             # A plain INSERT rather than the ORM's unit of work: this runs while holding
             # the database's write lock, which every other writer waits on.

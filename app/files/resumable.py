@@ -29,7 +29,7 @@ from sqlalchemy import Table, delete, insert, or_, select, update
 from .. import metrics
 from ..database import write_transaction
 from ..extensions import db
-from ..models import File, ResumableUpload, User, utcnow
+from ..models import File, Folder, ResumableUpload, User, utcnow
 from ..services.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
 from ..services.tenancy import in_organization, scoped
 from ..storage import get_storage, object_key
@@ -343,15 +343,8 @@ def _complete(upload_id: str) -> None:
     state = json.loads(row.storage_state)
     resumable_bytes.finish(get_storage(), row.id, row.file_path, state, row.length)
     sha256 = PySha256.deserialize(row.hash_state).finalize()
-    values = file_values(
-        file_id=row.id,
-        organization_id=row.organization_id,
-        uploaded_by=row.uploaded_by,
-        filename=row.filename,
-        key=row.file_path,
-        size=row.length,
-        sha256=sha256,
-    )
+    file_id, organization_id, uploaded_by = row.id, row.organization_id, row.uploaded_by
+    filename, key, length, folder_id = row.filename, row.file_path, row.length, row.folder_id
     with write_transaction() as session:
         done = session.execute(
             update(ResumableUpload)
@@ -361,6 +354,20 @@ def _complete(upload_id: str) -> None:
         )
         if done.rowcount != 1:  # type: ignore[attr-defined]
             return
+        if folder_id is not None and session.get(Folder, folder_id) is None:
+            folder_id = None  # removed meanwhile: the file is kept at the top level
+        # A name taken since the upload began is numbered: the bytes are all here, and a
+        # client told 409 now could only send them again.
+        values = file_values(
+            file_id=file_id,
+            organization_id=organization_id,
+            uploaded_by=uploaded_by,
+            folder_id=folder_id,
+            filename=filename,
+            key=key,
+            size=length,
+            sha256=sha256,
+        )
         # The triggers move the holding to usage: completed_at frees it, the row adds it.
         session.execute(insert(cast(Table, File.__table__)), values)
     admitted(upload_id, int(values["organization_id"]), via="tus")

@@ -8,12 +8,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Integer, Table, create_engine, func, inspect, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    Select,
+    Table,
+    create_engine,
+    func,
+    inspect,
+    literal,
+    select,
+)
 from sqlalchemy import text as sql
 from sqlalchemy.engine import URL, make_url
 
 from ..database import sqlite
 from ..extensions import db
+from ..models import Folder
 
 # Rows read and written at a time: memory stays flat whatever the size of a table.
 BATCH_ROWS = 1000
@@ -189,8 +201,9 @@ def _copy_table(
     batch_rows: int,
     progress: Callable[[str, int], Any] | None,
 ) -> int:
-    """Copy one table's rows in batches of `batch_rows`, in primary key order; their number."""
-    ordered = select(table).order_by(*table.primary_key.columns)
+    """Copy one table's rows in batches of `batch_rows`, in primary key order (folders
+    parents first); their number."""
+    ordered = in_copy_order(table)
     # yield_per: a server-side cursor on PostgreSQL, fetchmany on SQLite; never every row.
     result = source.execute(ordered.execution_options(yield_per=batch_rows))
     copied = 0
@@ -207,6 +220,25 @@ def _copy_table(
         if progress is not None:
             progress(table.name, copied)
     return copied
+
+
+def in_copy_order(table: Table) -> Select[Any]:
+    """A table's rows in primary key order; a folder's only after its parent's (a folder
+    may have been moved into one created after it), so each row's parent is already there."""
+    if table.name != Folder.__tablename__:
+        return select(table).order_by(*table.primary_key.columns)
+    folders = Folder.__table__
+    tree = (
+        select(folders.c.id, literal(0).label("depth"))
+        .where(folders.c.parent_id.is_(None))
+        .cte("tree", recursive=True)
+    )
+    tree = tree.union_all(
+        select(folders.c.id, (tree.c.depth + 1).label("depth")).join(
+            tree, folders.c.parent_id == tree.c.id
+        )
+    )
+    return select(table).join(tree, tree.c.id == table.c.id).order_by(tree.c.depth, table.c.id)
 
 
 def _reset_sequences(target: Connection) -> list[str]:

@@ -26,6 +26,7 @@ ROUTE_MODULES = (
     "app.api.files",
     "app.api.links",
     "app.api.uploads",
+    "app.api.archives",
     "app.api.health",
     "app.api.metrics",
     "app.api.openapi",

@@ -260,7 +260,7 @@ def update(file_id: UUID) -> dict[str, Any]:
     row = placement.change_file(
         current_user, str(file_id), filename=body.filename, folder_raw=body.folder_id
     )
-    return file_details(access.get_file(current_user.organization_id, row.id))
+    return file_details(row)
 
 
 @bp.get(

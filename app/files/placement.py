@@ -13,6 +13,7 @@ from rq.job import Job
 
 from ..broker import get_redis
 from ..database import write_transaction
+from ..extensions import db
 from ..models import File, FileStatus, User
 from ..services import content
 from ..services.errors import NotAllowed
@@ -62,6 +63,8 @@ def change_file(
             revalidate = False
     if revalidate:
         _validate_again(organization_id, row)
+        # The move was one UPDATE of its own: read the row as it now is.
+        db.session.refresh(row)
     return row
 
 

@@ -279,41 +279,39 @@ def file_status(raw: Any) -> Any:
 # ---- folders, names and places (requests) ----------------------------------------------
 
 ROOT_ID = "root"
-UUID_TEXT = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-
-
-@dataclass(frozen=True)
-class PlaceId:
-    """A folder named in input: `root` (the top level) or a folder's UUID, written with its
-    hyphens; anything else is refused with `code` (a malformed id is bad input, 400; a
-    well-formed one that names no folder of the organization is 404 later)."""
-
-    code: str
-    # Whether JSON null (absent) is a value of the field (its schema then says so too).
-    nullable: bool = False
-
-    def parse(self, raw: Any) -> Any:
-        """`root`, or the UUID in its canonical form; None stays None (absent)."""
-        if raw is None:
-            return None
-        if isinstance(raw, str) and raw == ROOT_ID:
-            return raw
-        if isinstance(raw, str) and re.fullmatch(UUID_TEXT, raw):
-            return str(UUID(raw))
-        raise PydanticCustomError(self.code, 'must be "root" or a folder id (a UUID)')
-
-    def __get_pydantic_core_schema__(
-        self, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        """Run `parse` in place of pydantic's own string checks."""
-        return core_schema.no_info_before_validator_function(self.parse, handler(source))
-
-    def __get_pydantic_json_schema__(
-        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        """`root` or a UUID, or null when the field takes it."""
-        text = {"type": "string", "pattern": f"^(?:{ROOT_ID}|{UUID_TEXT})$"}
-        return {"anyOf": [text, {"type": "null"}]} if self.nullable else text
+# What a file or folder name may not hold (app/files/names.py checked_name): path
+# separators, and control, format and surrogate characters.
+REFUSED_CODES = [
+    code for code in range(0x110000) if unicodedata.category(chr(code)) in {"Cc", "Cf", "Cs"}
+]
+# Escapes for the Basic Multilingual Plane; the few past it as themselves, since a `\\u`
+# escape holds four hex digits only.
+REFUSED_IN_NAMES = (
+    "/\\\\"
+    + character_ranges([code for code in REFUSED_CODES if code <= 0xFFFF])
+    + "".join(chr(code) for code in REFUSED_CODES if code > 0xFFFF)
+)
+NAME_PATTERN = (
+    f"^[{SPACE}]*(?!\\.\\.?[{SPACE}]*$)[^{SPACE}{REFUSED_IN_NAMES}]"
+    f"(?:[^{REFUSED_IN_NAMES}]{{0,253}}[^{SPACE}{REFUSED_IN_NAMES}])?[{SPACE}]*$"
+)
+# A name as sent: app/files/names.py checked_name holds it to the rules (400 `invalid_name`),
+# of which the one on bytes of UTF-8, and the compared form's length, no pattern states.
+EntryName = Annotated[
+    str,
+    Field(
+        json_schema_extra={"pattern": NAME_PATTERN},
+        description="At most 255 characters once trimmed, and 255 bytes of UTF-8; no `/`, "
+        "`\\`, control or format characters; not `.` or `..`. Unique in its folder among "
+        "files and folders, compared NFKC case-folded (else 409 `name_taken`).",
+    ),
+]
+# A folder named in input: `root` (the top level) or a folder's id; anything else is a
+# folder that does not exist (404), as a malformed id in a URL is.
+PlaceRef = Annotated[
+    str,
+    Field(description="`root` (the top level) or a folder's id; anything else is 404."),
+]
 
 
 # ---- requests -------------------------------------------------------------------------
@@ -434,21 +432,34 @@ class FileListQuery(BaseModel):
     ] = None
 
 
+# What on_conflict takes today; `replace` is read, and refused, by the intake.
+ON_CONFLICT_NOW = ("rename", "fail")
+
+
+def on_conflict_value(raw: Any) -> Any:
+    """An on_conflict that names a choice (`replace` included, which the intake refuses),
+    or a PydanticCustomError."""
+    if raw in (*ON_CONFLICT_NOW, "replace"):
+        return raw
+    raise PydanticCustomError("invalid_field", "must be rename or fail")
+
+
 class UploadOptions(BaseModel):
     """Where an upload goes and what its name does when taken there (multipart form fields,
     or tus Upload-Metadata keys); a field sent empty counts as absent."""
 
     folder_id: Annotated[
-        str | None,
-        PlaceId("invalid_field"),
+        PlaceRef | None,
         Field(description="The folder to store it in; absent or `root`: the top level."),
     ] = None
     on_conflict: Annotated[
-        Literal["rename", "fail", "replace"],
+        str,
+        BeforeValidator(on_conflict_value),
         Field(
+            json_schema_extra={"enum": list(ON_CONFLICT_NOW)},
             description="When the folder has the name: `rename` (`report.pdf` becomes "
-            "`report (2).pdf`), `fail` (409 `name_taken`, nothing stored), `replace` "
-            "(400 until files have versions)."
+            "`report (2).pdf`), `fail` (409 `name_taken`, nothing stored). `replace` is "
+            "400 until files have versions.",
         ),
     ] = "rename"
 
@@ -473,24 +484,12 @@ class UploadRequest(UploadOptions):
     ]
 
 
-# A name as sent: app/files/names.py checked_name holds it to the rules (400 `invalid_name`).
-EntryName = Annotated[
-    str,
-    Field(
-        description="At most 255 bytes of UTF-8 once trimmed; no `/`, `\\` or control "
-        "characters, not `.` or `..`; unique in its folder among files and folders, "
-        "compared NFKC case-folded (else 409 `name_taken`).",
-    ),
-]
-
-
 class FolderRequest(BaseModel):
     """POST /api/folders."""
 
     name: EntryName
     parent_id: Annotated[
-        str | None,
-        PlaceId("invalid_field", nullable=True),
+        PlaceRef | None,
         Field(description="The folder to create it in; absent, null or `root`: the top level."),
     ] = None
 
@@ -500,8 +499,7 @@ class FolderChangeRequest(BaseModel):
 
     name: EntryName | None = None
     parent_id: Annotated[
-        str | None,
-        PlaceId("invalid_field", nullable=True),
+        PlaceRef | None,
         Field(description="The folder to move it into; `root`: the top level."),
     ] = None
 
@@ -511,8 +509,7 @@ class FileChangeRequest(BaseModel):
 
     filename: EntryName | None = None
     folder_id: Annotated[
-        str | None,
-        PlaceId("invalid_field", nullable=True),
+        PlaceRef | None,
         Field(description="The folder to move it into; `root`: the top level."),
     ] = None
 
@@ -521,8 +518,7 @@ class FolderListQuery(BaseModel):
     """GET /api/folders: the query string."""
 
     parent_id: Annotated[
-        str,
-        PlaceId("invalid_parameter"),
+        PlaceRef,
         Field(description="Whose folders: `root` (the default) or a folder id."),
     ] = ROOT_ID
 

@@ -92,8 +92,8 @@ def file_details(row: File) -> dict[str, Any]:
             "400": error(
                 "no `file` part, a name that is empty once cleaned, an empty file, part "
                 "headers that are not UTF-8, more than 100 form parts, a session write "
-                "without its CSRF token, or a bad `folder_id` or `on_conflict` (`replace` "
-                "until files have versions).",
+                "without its CSRF token, or a bad `on_conflict` (`replace` until files have "
+                "versions).",
                 "no_file",
                 "invalid_filename",
                 "empty_file",
@@ -226,9 +226,8 @@ def details(file_id: UUID) -> dict[str, Any]:
             "200": response("The file as it now is.", ref(schemas.FileDetails)),
             "400": error(
                 "a bad name (`invalid_name`: empty, holds `/`, `\\` or a control "
-                "character, `.` or `..`, over 255 bytes; refused, not cut), a `folder_id` "
-                "that is neither `root` nor a UUID, or a session write without its CSRF "
-                "token.",
+                "character, `.` or `..`, over 255 bytes; refused, not cut), or a session "
+                "write without its CSRF token.",
                 "invalid_name",
                 *JSON_BODY_CODES,
                 "csrf_failed",
@@ -236,7 +235,8 @@ def details(file_id: UUID) -> dict[str, Any]:
             "401": E401,
             "403": error("neither the uploader nor an admin.", "forbidden"),
             "404": error(
-                "no such file, or `folder_id` names no folder of the organization.",
+                "no such file, or `folder_id` names no folder of the organization (a "
+                "malformed id included).",
                 "not_found",
             ),
             "409": error(

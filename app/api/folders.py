@@ -82,12 +82,15 @@ def folder_entry(row: Folder) -> schemas.FolderEntry:
             ),
             "400": error(
                 "a name that is empty, holds `/`, `\\`, a control character, is `.` or `..` "
-                "or is over 255 bytes (`invalid_name`, not cut); a `parent_id` that is "
-                "neither `root` nor a UUID; or a session write without its CSRF token.",
+                "or is over 255 bytes (`invalid_name`, not cut); a `parent_id` that is not "
+                "a string; or a session write without its CSRF token.",
                 *E400_NAME,
             ),
             "401": E401,
-            "404": error("`parent_id` names no folder of the organization.", "not_found"),
+            "404": error(
+                "`parent_id` names no folder of the organization (a malformed id included).",
+                "not_found",
+            ),
             "409": error(
                 "a file or folder of that place has the name (compared NFKC case-folded).",
                 "name_taken",
@@ -120,9 +123,11 @@ def create() -> tuple[dict[str, Any], int]:
         "folders",
         {
             "200": response("The folders.", ref(schemas.FolderList)),
-            "400": error("`parent_id` is neither `root` nor a UUID.", "invalid_parameter"),
             "401": E401,
-            "404": error("`parent_id` names no folder of the organization.", "not_found"),
+            "404": error(
+                "`parent_id` names no folder of the organization (a malformed id included).",
+                "not_found",
+            ),
         },
         security=READ,
         parameters=query_parameters(schemas.FolderListQuery),
@@ -166,8 +171,8 @@ def details(folder_id: UUID) -> dict[str, Any]:
         {
             "200": response("The folder as it now is.", ref(schemas.FolderDetails)),
             "400": error(
-                "a bad name (`invalid_name`), a `parent_id` that is neither `root` nor a "
-                "UUID, or a session write without its CSRF token.",
+                "a bad name (`invalid_name`), a `parent_id` that is not a string, or a "
+                "session write without its CSRF token.",
                 *E400_NAME,
             ),
             "401": E401,

@@ -106,10 +106,12 @@ def metadata_pairs(metadata: str) -> dict[str, str]:
     return pairs
 
 
-def decoded(encoded: str, field: str, code: str) -> str:
-    """A metadata value: base64 of UTF-8 text, else 400 `code`."""
+def decoded(encoded: str, field: str, code: str, *, strict: bool = True) -> str:
+    """A metadata value: base64 of UTF-8 text, else 400 `code`; not `strict`, bytes that
+    are no UTF-8 are read as replacement characters instead."""
     try:
-        return base64.b64decode(encoded, validate=True).decode("utf-8")
+        raw = base64.b64decode(encoded, validate=True)
+        return raw.decode("utf-8") if strict else raw.decode("utf-8", "replace")
     except (binascii.Error, ValueError):
         raise APIError(
             400,
@@ -137,7 +139,8 @@ def sent_options(metadata: str) -> schemas.UploadOptions:
     without a value, or with an empty one, counts as absent."""
     pairs = metadata_pairs(metadata)
     values = {
-        key: decoded(pairs[key], key, "invalid_field")
+        # A folder id that is no text names no folder (404), as any other unknown id.
+        key: decoded(pairs[key], key, "invalid_field", strict=key != "folder_id")
         for key in schemas.UploadOptions.model_fields
         if pairs.get(key)
     }
@@ -291,11 +294,15 @@ def index() -> dict[str, Any]:
                     "type": "string",
                     "pattern": "^filename (?:[A-Za-z0-9+/]{4})*"
                     "(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)"
-                    "(?:,(?:folder_id|on_conflict) [A-Za-z0-9+/]*={0,2})*$",
+                    "(?:,folder_id (?:[A-Za-z0-9+/]{4})*"
+                    "(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==))?"
+                    # base64 of `rename` and of `fail`
+                    "(?:,on_conflict (?:cmVuYW1l|ZmFpbA==))?$",
                 },
                 "`filename <base64 of the UTF-8 name>`, as tus writes metadata; "
-                "optionally `folder_id` (a folder id or `root`) and `on_conflict` "
-                "(`rename`, the default, `fail` or `replace`), base64 too. The folder and, "
+                "optionally `folder_id` (a folder id or `root`; anything else is 404) and "
+                "`on_conflict` (`rename`, the default, or `fail`; `replace` is 400 until "
+                "files have versions), base64 too. The folder and, "
                 "with `fail`, the name are checked at creation; a name taken by the time the "
                 "last byte arrives is numbered as `rename` does.",
             ),

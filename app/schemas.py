@@ -282,18 +282,19 @@ ROOT_ID = "root"
 # What a file or folder name may not hold (app/files/names.py checked_name): path
 # separators, and control, format and surrogate characters.
 REFUSED_CODES = [
-    code for code in range(0x110000) if unicodedata.category(chr(code)) in {"Cc", "Cf", "Cs"}
-]
-# Escapes for the Basic Multilingual Plane; the few past it as themselves, since a `\\u`
-# escape holds four hex digits only.
-REFUSED_IN_NAMES = (
-    "/\\\\"
-    + character_ranges([code for code in REFUSED_CODES if code <= 0xFFFF])
-    + "".join(chr(code) for code in REFUSED_CODES if code > 0xFFFF)
-)
+    code for code in range(0xD800) if unicodedata.category(chr(code)) in {"Cc", "Cf"}
+] + [code for code in range(0xE000, 0x10000) if unicodedata.category(chr(code)) == "Cf"]
+# The Basic Multilingual Plane's, surrogates aside: the tools that read the document take
+# no more in a pattern. The few format characters past it, and lone surrogates, are refused
+# all the same (400 `invalid_name`).
+REFUSED_IN_NAMES = "/\\\\" + character_ranges(REFUSED_CODES)
+NAME_EDGE = f"[^{SPACE}{REFUSED_IN_NAMES}]"
+NAME_EDGE_NO_DOT = f"[^{SPACE}{REFUSED_IN_NAMES}.]"
+# Trimmed: one character, two (not `..`), or more; without lookaheads, which not every
+# JSON Schema tool reads.
 NAME_PATTERN = (
-    f"^[{SPACE}]*(?!\\.\\.?[{SPACE}]*$)[^{SPACE}{REFUSED_IN_NAMES}]"
-    f"(?:[^{REFUSED_IN_NAMES}]{{0,253}}[^{SPACE}{REFUSED_IN_NAMES}])?[{SPACE}]*$"
+    f"^[{SPACE}]*(?:{NAME_EDGE_NO_DOT}|{NAME_EDGE_NO_DOT}{NAME_EDGE}|{NAME_EDGE}{NAME_EDGE_NO_DOT}"
+    f"|{NAME_EDGE}[^{REFUSED_IN_NAMES}]{{1,253}}{NAME_EDGE})[{SPACE}]*$"
 )
 # A name as sent: app/files/names.py checked_name holds it to the rules (400 `invalid_name`),
 # of which the one on bytes of UTF-8, and the compared form's length, no pattern states.

@@ -276,6 +276,45 @@ def file_status(raw: Any) -> Any:
     )
 
 
+# ---- folders, names and places (requests) ----------------------------------------------
+
+ROOT_ID = "root"
+# What a file or folder name may not hold (app/files/names.py checked_name): path
+# separators, and control, format and surrogate characters.
+REFUSED_CODES = [
+    code for code in range(0xD800) if unicodedata.category(chr(code)) in {"Cc", "Cf"}
+] + [code for code in range(0xE000, 0x10000) if unicodedata.category(chr(code)) == "Cf"]
+# The Basic Multilingual Plane's, surrogates aside: the tools that read the document take
+# no more in a pattern. The few format characters past it, and lone surrogates, are refused
+# all the same (400 `invalid_name`).
+REFUSED_IN_NAMES = "/\\\\" + character_ranges(REFUSED_CODES)
+NAME_EDGE = f"[^{SPACE}{REFUSED_IN_NAMES}]"
+NAME_EDGE_NO_DOT = f"[^{SPACE}{REFUSED_IN_NAMES}.]"
+# Trimmed: one character, two (not `..`), or more; without lookaheads, which not every
+# JSON Schema tool reads.
+NAME_PATTERN = (
+    f"^[{SPACE}]*(?:{NAME_EDGE_NO_DOT}|{NAME_EDGE_NO_DOT}{NAME_EDGE}|{NAME_EDGE}{NAME_EDGE_NO_DOT}"
+    f"|{NAME_EDGE}[^{REFUSED_IN_NAMES}]{{1,253}}{NAME_EDGE})[{SPACE}]*$"
+)
+# A name as sent: app/files/names.py checked_name holds it to the rules (400 `invalid_name`),
+# of which the one on bytes of UTF-8, and the compared form's length, no pattern states.
+EntryName = Annotated[
+    str,
+    Field(
+        json_schema_extra={"pattern": NAME_PATTERN},
+        description="At most 255 characters once trimmed, and 255 bytes of UTF-8; no `/`, "
+        "`\\`, control or format characters; not `.` or `..`. Unique in its folder among "
+        "files and folders, compared NFKC case-folded (else 409 `name_taken`).",
+    ),
+]
+# A folder named in input: `root` (the top level) or a folder's id; anything else is a
+# folder that does not exist (404), as a malformed id in a URL is.
+PlaceRef = Annotated[
+    str,
+    Field(description="`root` (the top level) or a folder's id; anything else is 404."),
+]
+
+
 # ---- requests -------------------------------------------------------------------------
 
 
@@ -418,7 +457,39 @@ class FileListQuery(BaseModel):
     ] = None
 
 
-class UploadRequest(BaseModel):
+# What on_conflict takes today; `replace` is read, and refused, by the intake.
+ON_CONFLICT_NOW = ("rename", "fail")
+
+
+def on_conflict_value(raw: Any) -> Any:
+    """An on_conflict that names a choice (`replace` included, which the intake refuses),
+    or a PydanticCustomError."""
+    if raw in (*ON_CONFLICT_NOW, "replace"):
+        return raw
+    raise PydanticCustomError("invalid_field", "must be rename or fail")
+
+
+class UploadOptions(BaseModel):
+    """Where an upload goes and what its name does when taken there (multipart form fields,
+    or tus Upload-Metadata keys); a field sent empty counts as absent."""
+
+    folder_id: Annotated[
+        PlaceRef | None,
+        Field(description="The folder to store it in; absent or `root`: the top level."),
+    ] = None
+    on_conflict: Annotated[
+        str,
+        BeforeValidator(on_conflict_value),
+        Field(
+            json_schema_extra={"enum": list(ON_CONFLICT_NOW)},
+            description="When the folder has the name: `rename` (`report.pdf` becomes "
+            "`report (2).pdf`), `fail` (409 `name_taken`, nothing stored). `replace` is "
+            "400 until files have versions.",
+        ),
+    ] = "rename"
+
+
+class UploadRequest(UploadOptions):
     """A cookie session may send its CSRF token as the form field `csrf_token` instead of the
     X-CSRF-Token header; other fields are ignored."""
 
@@ -436,6 +507,45 @@ class UploadRequest(BaseModel):
             }
         ),
     ]
+
+
+class FolderRequest(BaseModel):
+    """POST /api/folders."""
+
+    name: EntryName
+    parent_id: Annotated[
+        PlaceRef | None,
+        Field(description="The folder to create it in; absent, null or `root`: the top level."),
+    ] = None
+
+
+class FolderChangeRequest(BaseModel):
+    """PATCH /api/folders/<id>: a new name, a new parent, or both; absent or null keeps it."""
+
+    name: EntryName | None = None
+    parent_id: Annotated[
+        PlaceRef | None,
+        Field(description="The folder to move it into; `root`: the top level."),
+    ] = None
+
+
+class FileChangeRequest(BaseModel):
+    """PATCH /api/files/<id>: a new name, a new folder, or both; absent or null keeps it."""
+
+    filename: EntryName | None = None
+    folder_id: Annotated[
+        PlaceRef | None,
+        Field(description="The folder to move it into; `root`: the top level."),
+    ] = None
+
+
+class FolderListQuery(BaseModel):
+    """GET /api/folders: the query string."""
+
+    parent_id: Annotated[
+        PlaceRef,
+        Field(description="Whose folders: `root` (the default) or a folder id."),
+    ] = ROOT_ID
 
 
 # ---- reading input through the request models -------------------------------------------
@@ -623,6 +733,9 @@ class FileSummary(Answer):
     status: FileStatus
     uploaded_at: Timestamp
     uploaded_by_email: str | None
+    folder_id: str = Field(
+        description="The folder it is in: a folder id, or `root` for the top level."
+    )
 
 
 class FileList(Answer):
@@ -644,6 +757,8 @@ class FileDetails(FileSummary):
     sha256: Annotated[str, Field(pattern="^[0-9a-f]{64}$")] | None
     error_message: str | None
     processed_at: Timestamp | None
+    path: str = Field(description="`/A/B/name`: its folders from the top, and its name.")
+    version: int = Field(ge=1, description="1 until files have versions.")
 
 
 class IssuedShareLink(Answer):
@@ -657,6 +772,7 @@ class IssuedShareLink(Answer):
     )
     expires_at: Timestamp
     max_downloads: int | None
+    path: str = Field(description="The file's path (`/A/B/name`) as the link is made.")
 
 
 class ShareLink(Answer):
@@ -667,6 +783,7 @@ class ShareLink(Answer):
     expires_at: Timestamp
     max_downloads: int | None
     downloads: Count
+    path: str = Field(description="The file's path (`/A/B/name`) now.")
 
 
 class UnfinishedUpload(Answer):
@@ -762,6 +879,43 @@ class WebhookEvent(Answer):
     data: WebhookEventData
 
 
+# ---- folders (answers) -------------------------------------------------------------------
+
+
+class FolderEntry(Answer):
+    """A folder as listed in its parent."""
+
+    id: UUID
+    name: str
+    parent_id: str = Field(description="Its parent's id, or `root` for the top level.")
+    created_at: Timestamp
+
+
+class Folder(FolderEntry):
+    """A folder with its path."""
+
+    path: str = Field(description="`/A/B`: its folders from the top, itself last.")
+
+
+class Crumb(Answer):
+    """One folder on the way down to another."""
+
+    id: UUID
+    name: str
+
+
+class FolderDetails(Folder):
+    """A folder with its path and breadcrumbs."""
+
+    breadcrumbs: list[Crumb] = Field(description="From the top level down, the folder last.")
+
+
+class FolderList(Answer):
+    """The folders directly in one folder, by name (compared NFKC case-folded)."""
+
+    folders: list[FolderEntry]
+
+
 class Health(Answer):
     """Liveness."""
 
@@ -800,6 +954,10 @@ REQUESTS: tuple[type[BaseModel], ...] = (
     UploadRequest,
     ShareLinkRequest,
     WebhookRequest,
+    # folders, names and places
+    FolderRequest,
+    FolderChangeRequest,
+    FileChangeRequest,
     ArchiveRequest,
 )
 RESPONSES: tuple[type[BaseModel], ...] = (
@@ -835,4 +993,10 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     Health,
     Readiness,
     OpenAPIDocument,
+    # folders
+    FolderEntry,
+    Folder,
+    Crumb,
+    FolderDetails,
+    FolderList,
 )

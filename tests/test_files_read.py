@@ -89,6 +89,7 @@ def test_list_is_newest_first_with_sub_second_times(app: Flask, auth: Auth) -> N
         "status": "pending",
         "uploaded_at": first["uploaded_at"],
         "uploaded_by_email": "admin@acme.test",
+        "folder_id": "root",
     }
     assert (body["total"], body["page"], body["limit"], body["pages"]) == (4, 1, 20, 1)
 
@@ -354,8 +355,12 @@ def test_details_of_a_validated_file(app: Flask, auth: Auth, worker: Callable[[]
         "uploaded_at",
         "processed_at",
         "uploaded_by_email",
+        "folder_id",
+        "path",
+        "version",
     }
     assert body["id"] == file_id
+    assert (body["folder_id"], body["path"], body["version"]) == ("root", "/notes.txt", 1)
     assert body["filename"] == "notes.txt"
     assert body["size"] == len(data)
     assert body["mime_type"] == "text/plain"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import itertools
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,7 +204,20 @@ class FuzzIdentity:
             return "webhook_id", self.new_webhook()
         if path.startswith("/api/org/users/{user_id}"):
             return "user_id", self.member_id
+        if path.startswith("/api/folders/{folder_id}"):
+            return "folder_id", self.new_folder()
         return None
+
+    def new_folder(self) -> str:
+        """A new, empty folder's id, under a name no other request takes."""
+        answer = post(
+            f"{self.base_url}/api/folders",
+            json={"name": f"made {uuid.uuid4()}"},
+            **self.credentials(),
+        )
+        assert answer.status_code == 201, answer.text
+        folder_id: str = answer.json()["id"]
+        return folder_id
 
     def new_file(self) -> str:
         """A new file's id."""

@@ -80,7 +80,8 @@ def test_a_links_whole_life(app: Flask, auth: Auth, worker: Callable[[], None]) 
     created = make_link(auth, file_id, max_downloads=2, expires_in=3600)
     assert created.status_code == 201, created.get_json()
     body = created.get_json()
-    assert set(body) == {"id", "url", "expires_at", "max_downloads"}
+    assert set(body) == {"id", "url", "expires_at", "max_downloads", "path"}
+    assert body["path"] == "/notes.txt"
     assert body["url"].startswith("http://localhost/s/")
     assert body["max_downloads"] == 2
     path = secret_path(body["url"])
@@ -95,6 +96,7 @@ def test_a_links_whole_life(app: Flask, auth: Auth, worker: Callable[[], None]) 
         "expires_at": body["expires_at"],
         "max_downloads": 2,
         "downloads": 0,
+        "path": "/notes.txt",
     }
     with app.app_context():
         stored = _db.session.scalars(select(ShareLink)).one()

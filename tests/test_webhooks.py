@@ -157,11 +157,23 @@ def test_the_event_body_is_the_api_s_webhook_event_byte_for_byte(
     app: Flask, auth: Auth, worker: Callable[[], None]
 ) -> None:
     """The services render the body without the API's schemas; it is what the API's
-    FileDetails gives, in the same bytes, and reads as the documented WebhookEvent."""
+    FileDetails gives, in the same bytes, and reads as the documented WebhookEvent; its file
+    is GET /api/files/<id>'s, path and folder included."""
     auth.register()
+    folder = auth.client.post("/api/folders", json={"name": "Inbox"}, headers=auth.headers())
+    folder_id = folder.get_json()["id"]
     ready_id = upload(auth, "notes.txt", b"ready soon\n")
     failed_id = upload(auth, "holiday.png", b"not a picture\n")
+    moved = auth.client.patch(
+        f"/api/files/{ready_id}", json={"folder_id": folder_id}, headers=auth.headers()
+    )
+    assert moved.status_code == 200
     worker()
+    answers = {
+        file_id: auth.client.get(f"/api/files/{file_id}").get_json()
+        for file_id in (ready_id, failed_id)
+    }
+    assert answers[ready_id]["path"] == "/Inbox/notes.txt"
     with app.app_context():
         for file_id in (ready_id, failed_id):
             row = _db.session.get(File, file_id)
@@ -185,7 +197,7 @@ def test_the_event_body_is_the_api_s_webhook_event_byte_for_byte(
                     "type": event["type"],
                     "created_at": event["created_at"],
                     "organization_id": event["organization_id"],
-                    "data": {"file": schemas.FileDetails.model_validate(file).body()},
+                    "data": {"file": schemas.FileDetails.model_validate(answers[file_id]).body()},
                 }
                 body = webhooks.event_body(event)
                 assert body == json.dumps(expected, separators=(",", ":")).encode()

@@ -276,6 +276,46 @@ def file_status(raw: Any) -> Any:
     )
 
 
+# ---- folders, names and places (requests) ----------------------------------------------
+
+ROOT_ID = "root"
+UUID_TEXT = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+
+@dataclass(frozen=True)
+class PlaceId:
+    """A folder named in input: `root` (the top level) or a folder's UUID, written with its
+    hyphens; anything else is refused with `code` (a malformed id is bad input, 400; a
+    well-formed one that names no folder of the organization is 404 later)."""
+
+    code: str
+    # Whether JSON null (absent) is a value of the field (its schema then says so too).
+    nullable: bool = False
+
+    def parse(self, raw: Any) -> Any:
+        """`root`, or the UUID in its canonical form; None stays None (absent)."""
+        if raw is None:
+            return None
+        if isinstance(raw, str) and raw == ROOT_ID:
+            return raw
+        if isinstance(raw, str) and re.fullmatch(UUID_TEXT, raw):
+            return str(UUID(raw))
+        raise PydanticCustomError(self.code, 'must be "root" or a folder id (a UUID)')
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        """Run `parse` in place of pydantic's own string checks."""
+        return core_schema.no_info_before_validator_function(self.parse, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """`root` or a UUID, or null when the field takes it."""
+        text = {"type": "string", "pattern": f"^(?:{ROOT_ID}|{UUID_TEXT})$"}
+        return {"anyOf": [text, {"type": "null"}]} if self.nullable else text
+
+
 # ---- requests -------------------------------------------------------------------------
 
 
@@ -394,7 +434,26 @@ class FileListQuery(BaseModel):
     ] = None
 
 
-class UploadRequest(BaseModel):
+class UploadOptions(BaseModel):
+    """Where an upload goes and what its name does when taken there (multipart form fields,
+    or tus Upload-Metadata keys); a field sent empty counts as absent."""
+
+    folder_id: Annotated[
+        str | None,
+        PlaceId("invalid_field"),
+        Field(description="The folder to store it in; absent or `root`: the top level."),
+    ] = None
+    on_conflict: Annotated[
+        Literal["rename", "fail", "replace"],
+        Field(
+            description="When the folder has the name: `rename` (`report.pdf` becomes "
+            "`report (2).pdf`), `fail` (409 `name_taken`, nothing stored), `replace` "
+            "(400 until files have versions)."
+        ),
+    ] = "rename"
+
+
+class UploadRequest(UploadOptions):
     """A cookie session may send its CSRF token as the form field `csrf_token` instead of the
     X-CSRF-Token header; other fields are ignored."""
 
@@ -412,6 +471,60 @@ class UploadRequest(BaseModel):
             }
         ),
     ]
+
+
+# A name as sent: app/files/names.py checked_name holds it to the rules (400 `invalid_name`).
+EntryName = Annotated[
+    str,
+    Field(
+        description="At most 255 bytes of UTF-8 once trimmed; no `/`, `\\` or control "
+        "characters, not `.` or `..`; unique in its folder among files and folders, "
+        "compared NFKC case-folded (else 409 `name_taken`).",
+    ),
+]
+
+
+class FolderRequest(BaseModel):
+    """POST /api/folders."""
+
+    name: EntryName
+    parent_id: Annotated[
+        str | None,
+        PlaceId("invalid_field", nullable=True),
+        Field(description="The folder to create it in; absent, null or `root`: the top level."),
+    ] = None
+
+
+class FolderChangeRequest(BaseModel):
+    """PATCH /api/folders/<id>: a new name, a new parent, or both; absent or null keeps it."""
+
+    name: EntryName | None = None
+    parent_id: Annotated[
+        str | None,
+        PlaceId("invalid_field", nullable=True),
+        Field(description="The folder to move it into; `root`: the top level."),
+    ] = None
+
+
+class FileChangeRequest(BaseModel):
+    """PATCH /api/files/<id>: a new name, a new folder, or both; absent or null keeps it."""
+
+    filename: EntryName | None = None
+    folder_id: Annotated[
+        str | None,
+        PlaceId("invalid_field", nullable=True),
+        Field(description="The folder to move it into; `root`: the top level."),
+    ] = None
+
+
+class FolderListQuery(BaseModel):
+    """GET /api/folders: the query string."""
+
+    parent_id: Annotated[
+        str,
+        PlaceId("invalid_parameter"),
+        Field(description="Whose folders: `root` (the default) or a folder id."),
+    ] = ROOT_ID
 
 
 # ---- reading input through the request models -------------------------------------------
@@ -599,6 +712,9 @@ class FileSummary(Answer):
     status: FileStatus
     uploaded_at: Timestamp
     uploaded_by_email: str | None
+    folder_id: str = Field(
+        description="The folder it is in: a folder id, or `root` for the top level."
+    )
 
 
 class FileList(Answer):
@@ -620,6 +736,8 @@ class FileDetails(FileSummary):
     sha256: Annotated[str, Field(pattern="^[0-9a-f]{64}$")] | None
     error_message: str | None
     processed_at: Timestamp | None
+    path: str = Field(description="`/A/B/name`: its folders from the top, and its name.")
+    version: int = Field(ge=1, description="1 until files have versions.")
 
 
 class IssuedShareLink(Answer):
@@ -633,6 +751,7 @@ class IssuedShareLink(Answer):
     )
     expires_at: Timestamp
     max_downloads: int | None
+    path: str = Field(description="The file's path (`/A/B/name`) as the link is made.")
 
 
 class ShareLink(Answer):
@@ -643,6 +762,7 @@ class ShareLink(Answer):
     expires_at: Timestamp
     max_downloads: int | None
     downloads: Count
+    path: str = Field(description="The file's path (`/A/B/name`) now.")
 
 
 class UnfinishedUpload(Answer):
@@ -738,6 +858,43 @@ class WebhookEvent(Answer):
     data: WebhookEventData
 
 
+# ---- folders (answers) -------------------------------------------------------------------
+
+
+class FolderEntry(Answer):
+    """A folder as listed in its parent."""
+
+    id: UUID
+    name: str
+    parent_id: str = Field(description="Its parent's id, or `root` for the top level.")
+    created_at: Timestamp
+
+
+class Folder(FolderEntry):
+    """A folder with its path."""
+
+    path: str = Field(description="`/A/B`: its folders from the top, itself last.")
+
+
+class Crumb(Answer):
+    """One folder on the way down to another."""
+
+    id: UUID
+    name: str
+
+
+class FolderDetails(Folder):
+    """A folder with its path and breadcrumbs."""
+
+    breadcrumbs: list[Crumb] = Field(description="From the top level down, the folder last.")
+
+
+class FolderList(Answer):
+    """The folders directly in one folder, by name (compared NFKC case-folded)."""
+
+    folders: list[FolderEntry]
+
+
 class Health(Answer):
     """Liveness."""
 
@@ -776,6 +933,10 @@ REQUESTS: tuple[type[BaseModel], ...] = (
     UploadRequest,
     ShareLinkRequest,
     WebhookRequest,
+    # folders, names and places
+    FolderRequest,
+    FolderChangeRequest,
+    FileChangeRequest,
 )
 RESPONSES: tuple[type[BaseModel], ...] = (
     Error,
@@ -810,4 +971,10 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     Health,
     Readiness,
     OpenAPIDocument,
+    # folders
+    FolderEntry,
+    Folder,
+    Crumb,
+    FolderDetails,
+    FolderList,
 )

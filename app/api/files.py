@@ -1,5 +1,5 @@
-"""File endpoints: upload, list, details, download, delete; the download answer that share
-links give too."""
+"""File endpoints: upload, list, details, rename or move, download, delete; the download
+answer that share links give too."""
 
 from __future__ import annotations
 
@@ -14,19 +14,24 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from .. import metrics, schemas
 from ..errors import APIError
-from ..files import access, intake, lifecycle, listing
+from ..files import access, folders, intake, lifecycle, listing, placement
+from ..files.names import ROOT, OnConflict
 from ..models import File, FileStatus
 from ..multipart import received_file
+from ..schemas import validated
 from .contract import (
     DOWNLOAD_ANSWERS,
     DOWNLOAD_HEADERS,
     E400_WRITE,
     E401,
+    E413_JSON,
     FILE_ID,
+    JSON_BODY_CODES,
     READ,
     WRITE,
     DocumentedBlueprint,
     error,
+    json_body,
     link,
     operation,
     plain_text_too,
@@ -35,9 +40,12 @@ from .contract import (
     response,
     with_links,
 )
-from .inputs import parse_query
+from .inputs import parse_body, parse_query
 
 bp = DocumentedBlueprint("files", __name__, url_prefix="/api/files")
+
+# The upload's form fields read besides the file (csrf_token is the session's business).
+OPTIONS = frozenset(schemas.UploadOptions.model_fields)
 
 
 def file_summary(row: File, uploader_email: str | None) -> schemas.FileSummary:
@@ -50,7 +58,21 @@ def file_summary(row: File, uploader_email: str | None) -> schemas.FileSummary:
         status=FileStatus(row.status),
         uploaded_at=row.uploaded_at,
         uploaded_by_email=uploader_email,
+        folder_id=ROOT if row.folder_id is None else row.folder_id,
     )
+
+
+def file_details(row: File) -> dict[str, Any]:
+    """Everything known about one file, as GET /api/files/<id> answers it."""
+    summary = file_summary(row, row.uploader.email if row.uploader else None)
+    return schemas.FileDetails(
+        **dict(summary),
+        sha256=row.sha256,
+        error_message=row.error_message,
+        processed_at=row.processed_at,
+        path=folders.file_path(row.organization_id, row.folder_id, row.filename),
+        version=1,
+    ).body()
 
 
 @bp.post(
@@ -69,16 +91,23 @@ def file_summary(row: File, uploader_email: str | None) -> schemas.FileSummary:
             ),
             "400": error(
                 "no `file` part, a name that is empty once cleaned, an empty file, part "
-                "headers that are not UTF-8, more than 100 form parts, or a session write "
-                "without its CSRF token.",
+                "headers that are not UTF-8, more than 100 form parts, a session write "
+                "without its CSRF token, or a bad `folder_id` or `on_conflict` (`replace` "
+                "until files have versions).",
                 "no_file",
                 "invalid_filename",
                 "empty_file",
                 "invalid_part_header",
                 "too_many_parts",
                 "csrf_failed",
+                "invalid_field",
             ),
             "401": E401,
+            "404": error("`folder_id` names no folder of the organization.", "not_found"),
+            "409": error(
+                "`on_conflict=fail` and the folder has the name; nothing was stored.",
+                "name_taken",
+            ),
             "413": plain_text_too(
                 error(
                     "over MAX_FILE_SIZE_MB. A declared "
@@ -114,7 +143,16 @@ def upload() -> tuple[dict[str, Any], int]:
     received = received_file(upload_file)
     if received is None:  # pragma: no cover - request class invariant
         raise APIError(500, "internal_error", "upload was not streamed to storage")
-    row = intake.accept(current_user, received)
+    options = validated(
+        schemas.UploadOptions,
+        {key: value for key, value in request.form.items() if key in OPTIONS and value != ""},
+    )
+    row = intake.accept(
+        current_user,
+        received,
+        folder_id=folders.check_place(current_user.organization_id, options.folder_id),
+        on_conflict=OnConflict(options.on_conflict),
+    )
     return schemas.Upload(
         file_id=UUID(row.id), filename=row.filename, size=row.size, status=FileStatus.PENDING
     ).body(), 201
@@ -175,14 +213,54 @@ def index() -> dict[str, Any]:
 @login_required
 def details(file_id: UUID) -> dict[str, Any]:
     """Everything known about one file."""
-    row = access.get_file(current_user.organization_id, str(file_id))
-    summary = file_summary(row, row.uploader.email if row.uploader else None)
-    return schemas.FileDetails(
-        **dict(summary),
-        sha256=row.sha256,
-        error_message=row.error_message,
-        processed_at=row.processed_at,
-    ).body()
+    return file_details(access.get_file(current_user.organization_id, str(file_id)))
+
+
+@bp.patch(
+    "/<uuid:file_id>",
+    openapi=operation(
+        "updateFile",
+        "Rename a file and/or move it to another folder (its uploader or an admin)",
+        "files",
+        {
+            "200": response("The file as it now is.", ref(schemas.FileDetails)),
+            "400": error(
+                "a bad name (`invalid_name`: empty, holds `/`, `\\` or a control "
+                "character, `.` or `..`, over 255 bytes; refused, not cut), a `folder_id` "
+                "that is neither `root` nor a UUID, or a session write without its CSRF "
+                "token.",
+                "invalid_name",
+                *JSON_BODY_CODES,
+                "csrf_failed",
+            ),
+            "401": E401,
+            "403": error("neither the uploader nor an admin.", "forbidden"),
+            "404": error(
+                "no such file, or `folder_id` names no folder of the organization.",
+                "not_found",
+            ),
+            "409": error(
+                "a file or folder of the destination has the name (compared NFKC case-folded).",
+                "name_taken",
+            ),
+            "413": E413_JSON,
+        },
+        security=WRITE,
+        parameters=[FILE_ID],
+        body=json_body(schemas.FileChangeRequest),
+        description="Absent or null fields keep their value. The bytes are never copied. "
+        "A file that failed only because its content did not match its extension is "
+        "validated again once renamed (`pending`).",
+    ),
+)
+@login_required
+def update(file_id: UUID) -> dict[str, Any]:
+    """Rename and/or move a file."""
+    body = parse_body(schemas.FileChangeRequest)
+    row = placement.change_file(
+        current_user, str(file_id), filename=body.filename, folder_raw=body.folder_id
+    )
+    return file_details(access.get_file(current_user.organization_id, row.id))
 
 
 @bp.get(

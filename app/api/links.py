@@ -85,6 +85,7 @@ def create(file_id: UUID) -> tuple[dict[str, Any], int]:
         url=links.link_url(issued.secret, request.host_url),
         expires_at=issued.link.expires_at,
         max_downloads=issued.link.max_downloads,
+        path=issued.path,
     ).body(), 201
 
 
@@ -107,7 +108,19 @@ def create(file_id: UUID) -> tuple[dict[str, Any], int]:
 def index(file_id: UUID) -> dict[str, Any]:
     """A file's usable links, never their secrets."""
     listed = links.list_links(current_user.organization_id, str(file_id))
-    return schemas.ShareLinkList(links=[schemas.ShareLink.model_validate(x) for x in listed]).body()
+    return schemas.ShareLinkList(
+        links=[
+            schemas.ShareLink(
+                id=x.id,
+                created_at=x.created_at,
+                expires_at=x.expires_at,
+                max_downloads=x.max_downloads,
+                downloads=x.downloads,
+                path=listed.path,
+            )
+            for x in listed.links
+        ]
+    ).body()
 
 
 # Ids past the 32-bit id column match no route (404) rather than overflow the database.

@@ -17,6 +17,8 @@ from werkzeug.http import http_date
 from .. import schemas
 from ..errors import APIError
 from ..files import intake, resumable
+from ..files.names import OnConflict
+from ..schemas import validated
 from ..storage import display_name
 from .contract import (
     E400_WRITE,
@@ -94,14 +96,32 @@ def header_number(name: str) -> int:
     return int(raw.strip())
 
 
-def sent_filename(metadata: str) -> str:
-    """The display name from Upload-Metadata's `filename` (base64, as tus sends it)."""
+def metadata_pairs(metadata: str) -> dict[str, str]:
+    """Upload-Metadata's pairs, each value still base64 as tus sends it."""
     pairs: dict[str, str] = {}
     for item in metadata.split(","):
         key, _, value = item.strip().partition(" ")
         if key:
             pairs[key] = value.strip()
-    encoded = pairs.get("filename")
+    return pairs
+
+
+def decoded(encoded: str, field: str, code: str) -> str:
+    """A metadata value: base64 of UTF-8 text, else 400 `code`."""
+    try:
+        return base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise APIError(
+            400,
+            code,
+            f"the {field} in Upload-Metadata is not base64 of UTF-8 text",
+            field=field,
+        ) from None
+
+
+def sent_filename(metadata: str) -> str:
+    """The display name from Upload-Metadata's `filename` (base64, as tus sends it)."""
+    encoded = metadata_pairs(metadata).get("filename")
     if not encoded:
         raise APIError(
             400,
@@ -109,16 +129,19 @@ def sent_filename(metadata: str) -> str:
             "Upload-Metadata must carry the file name: filename <base64>",
             field="filename",
         )
-    try:
-        raw = base64.b64decode(encoded, validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
-        raise APIError(
-            400,
-            "invalid_filename",
-            "the filename in Upload-Metadata is not base64 of UTF-8 text",
-            field="filename",
-        ) from None
-    return display_name(raw)
+    return display_name(decoded(encoded, "filename", "invalid_filename"))
+
+
+def sent_options(metadata: str) -> schemas.UploadOptions:
+    """Upload-Metadata's `folder_id` and `on_conflict` (base64, as tus sends them); a key
+    without a value, or with an empty one, counts as absent."""
+    pairs = metadata_pairs(metadata)
+    values = {
+        key: decoded(pairs[key], key, "invalid_field")
+        for key in schemas.UploadOptions.model_fields
+        if pairs.get(key)
+    }
+    return validated(schemas.UploadOptions, {k: v for k, v in values.items() if v != ""})
 
 
 def progress_headers(state: resumable.Progress) -> dict[str, str]:
@@ -222,15 +245,22 @@ def index() -> dict[str, Any]:
             "400": tus_error(
                 "Upload-Length missing, not a number or 0; no `filename` in Upload-Metadata, "
                 "not base64 of UTF-8, or empty once cleaned; a body without Content-Length; "
-                "or a session write without its CSRF token.",
+                "a session write without its CSRF token; or a bad `folder_id` or "
+                "`on_conflict` (`replace` until files have versions).",
                 "invalid_upload_length",
                 "invalid_filename",
                 "empty_file",
                 "length_required",
                 "incomplete_body",
                 "csrf_failed",
+                "invalid_field",
             ),
             "401": E401,
+            "404": tus_error("`folder_id` names no folder of the organization.", "not_found"),
+            "409": tus_error(
+                "`on_conflict=fail` and the folder has the name; nothing was held.",
+                "name_taken",
+            ),
             "412": E412_TUS,
             "413": plain_text_too(
                 tus_error(
@@ -260,9 +290,14 @@ def index() -> dict[str, Any]:
                 {
                     "type": "string",
                     "pattern": "^filename (?:[A-Za-z0-9+/]{4})*"
-                    "(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)$",
+                    "(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)"
+                    "(?:,(?:folder_id|on_conflict) [A-Za-z0-9+/]*={0,2})*$",
                 },
-                "`filename <base64 of the UTF-8 name>`, as tus writes metadata.",
+                "`filename <base64 of the UTF-8 name>`, as tus writes metadata; "
+                "optionally `folder_id` (a folder id or `root`) and `on_conflict` "
+                "(`rename`, the default, `fail` or `replace`), base64 too. The folder and, "
+                "with `fail`, the name are checked at creation; a name taken by the time the "
+                "last byte arrives is numbered as `rename` does.",
             ),
         ],
         body={"required": False, **OFFSET_BODY},
@@ -276,7 +311,16 @@ def create() -> tuple[str, int, dict[str, str]]:
     """Create an upload; with an offset+octet-stream body, take its first bytes too."""
     length = header_number("Upload-Length")
     metadata = request.headers.get("Upload-Metadata", "")
-    state = resumable.create(current_user, length, sent_filename(metadata), metadata)
+    display = sent_filename(metadata)
+    options = sent_options(metadata)
+    state = resumable.create(
+        current_user,
+        length,
+        display,
+        metadata,
+        folder_raw=options.folder_id,
+        on_conflict=OnConflict(options.on_conflict),
+    )
     headers = {"Location": f"{PATH_PREFIX}/{state.id}"}
     if request.mimetype == OFFSET_CONTENT_TYPE:
         state = resumable.append(current_user, state.id, 0, request.stream, body_length())

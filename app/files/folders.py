@@ -1,5 +1,5 @@
-"""Folders: finding them, their paths and their trees; the use cases that create, rename,
-move and remove them build on these.
+"""Folders: finding them, their paths and their trees, and the use cases that create,
+rename, move and remove them.
 
 A folder is a row (organization, parent, name); the top level, `root`, has no row and is
 None here. Paths are never stored: a folder's is its ancestors' names, read by one
@@ -11,14 +11,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import CTE, literal, select
+from sqlalchemy import CTE, delete, literal, select
+from sqlalchemy.orm import selectinload
 
+from ..database import write_transaction
 from ..extensions import db
-from ..models import Folder
-from ..services.errors import NotFound
+from ..models import File, Folder, User, utcnow
+from ..services.errors import Conflict, NotAllowed, NotFound
 from ..services.tenancy import get_scoped_or_404, in_organization, scoped
-from .names import ROOT
+from . import lifecycle, names, policy
+from .names import ROOT, OnConflict
 
 
 @dataclass(frozen=True)
@@ -133,3 +137,146 @@ def is_below(organization_id: int, folder_id: str, ancestor_id: str) -> bool:
     """Whether `folder_id` is `ancestor_id` or inside it (a move there would be a cycle)."""
     tree = subtree(organization_id, ancestor_id)
     return db.session.scalar(select(tree.c.id).where(tree.c.id == folder_id)) is not None
+
+
+def file_path(organization_id: int, folder_id: str | None, filename: str) -> str:
+    """A file's path: its folder's path and its name (`/A/B/name`; `/name` at the top)."""
+    return f"{path_of(organization_id, folder_id)}/{filename}"
+
+
+# ---- the use cases ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FolderView:
+    """A folder as the API and the pages show it; `parent_id` None is the top level."""
+
+    id: str
+    name: str
+    parent_id: str | None
+    path: str
+    created_at: datetime
+    breadcrumbs: list[Crumb]
+
+
+def folder_details(organization_id: int, raw_id: str) -> FolderView:
+    """One folder with its path and its breadcrumbs (from the top, itself last)."""
+    return _view(organization_id, get_folder(organization_id, raw_id))
+
+
+def _view(organization_id: int, folder: Folder) -> FolderView:
+    crumbs = breadcrumbs(organization_id, folder.id)
+    return FolderView(
+        id=folder.id,
+        name=folder.name,
+        parent_id=folder.parent_id,
+        path="".join(f"/{crumb.name}" for crumb in crumbs),
+        created_at=folder.created_at,
+        breadcrumbs=crumbs,
+    )
+
+
+def list_folders(organization_id: int, parent_raw: str | None) -> list[Folder]:
+    """The folders directly in a place (`root` or None: the top level), by name; NotFound
+    for a folder that is not the organization's."""
+    return children(organization_id, check_place(organization_id, parent_raw))
+
+
+def create_folder(user: User, name: str, parent_raw: str | None) -> FolderView:
+    """A new folder in a place (`root` or None: the top level); 409 `name_taken` when a
+    file or folder there has the name."""
+    _require_arranging(user)
+    organization_id = user.organization_id
+    name = names.checked_name(name)
+    with write_transaction() as session:
+        parent_id = check_place(organization_id, parent_raw)
+        names.lock_names(organization_id)
+        name, key = names.take(organization_id, parent_id, name, OnConflict.FAIL)
+        folder = Folder(
+            id=str(uuid.uuid4()),
+            organization_id=organization_id,
+            parent_id=parent_id,
+            name=name,
+            name_key=key,
+            created_by=user.id,
+            created_at=utcnow(),
+        )
+        session.add(folder)
+    return _view(organization_id, folder)
+
+
+def update_folder(
+    user: User,
+    raw_id: str,
+    *,
+    name: str | None = None,
+    parent_raw: str | None = None,
+) -> FolderView:
+    """Rename a folder and/or move it (with everything in it: one UPDATE of its row) into
+    another place; None leaves that part as it is. 409 `folder_cycle` for a move into
+    itself or below it, 409 `name_taken` when the destination has the name."""
+    _require_arranging(user)
+    organization_id = user.organization_id
+    new_name = None if name is None else names.checked_name(name)
+    with write_transaction():
+        folder = get_folder(organization_id, raw_id, for_update=True)
+        names.lock_names(organization_id)
+        parent_id = folder.parent_id
+        if parent_raw is not None:
+            parent_id = check_place(organization_id, parent_raw)
+            if parent_id is not None and is_below(organization_id, parent_id, folder.id):
+                raise Conflict(
+                    "folder_cycle",
+                    "a folder cannot be moved into itself or a folder below it",
+                    field="parent_id",
+                )
+        wanted = folder.name if new_name is None else new_name
+        if wanted != folder.name or parent_id != folder.parent_id:
+            wanted, key = names.take(
+                organization_id, parent_id, wanted, OnConflict.FAIL, except_folder=folder.id
+            )
+            folder.name, folder.name_key, folder.parent_id = wanted, key, parent_id
+    return _view(organization_id, folder)
+
+
+def delete_folder(user: User, raw_id: str) -> None:
+    """Remove a folder, every folder below it and every file below them, with their bytes,
+    as deleting each file would (rows and usage at once, bytes after the commit, a
+    `file.deleted` event each); nothing is removed when it holds a file the user may not
+    delete (NotAllowed)."""
+    organization_id = user.organization_id
+    with write_transaction() as session:
+        folder = get_folder(organization_id, raw_id, for_update=True)
+        # Nothing may be uploaded or moved into the tree while it goes.
+        names.lock_names(organization_id)
+        tree = subtree(organization_id, folder.id)
+        rows = list(
+            session.scalars(
+                scoped(File, organization_id)
+                .where(File.folder_id.in_(select(tree.c.id)))
+                .options(selectinload(File.uploader))
+            )
+        )
+        if not all(policy.may_delete_file(user, row.uploaded_by) for row in rows):
+            raise NotAllowed(
+                "forbidden",
+                "the folder holds files only their uploader or an admin can delete",
+            )
+        paths = paths_of(organization_id, {row.folder_id for row in rows})
+        removed = lifecycle.remove_files(
+            organization_id,
+            rows,
+            {row.id: f"{paths[row.folder_id]}/{row.filename}" for row in rows},
+        )
+        # One statement for the whole tree: the parent links are checked at its end.
+        session.execute(
+            delete(Folder)
+            .where(in_organization(Folder, organization_id), Folder.id.in_(select(tree.c.id)))
+            .execution_options(synchronize_session=False)
+        )
+    lifecycle.after_removal(organization_id, removed)
+
+
+def _require_arranging(user: User) -> None:
+    if not policy.may_arrange_folders(user):
+        raise NotAllowed("forbidden", "you may not change folders")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 
 from ..database import write_transaction
 from ..extensions import db
@@ -26,32 +26,79 @@ log = logging.getLogger(__name__)
 
 # The moves validation may make, and from where; nothing else writes `status`.
 ALLOWED_MOVES: dict[FileStatus, tuple[FileStatus, ...]] = {
-    # Only an operator's `jobs requeue-failed` sends a failed file back.
+    # An operator's `jobs requeue-failed` sends a failed file back, and so does renaming a
+    # file that failed only on its extension (app/files/placement.py).
     FileStatus.PENDING: (FileStatus.FAILED,),
     FileStatus.PROCESSING: (FileStatus.PENDING, FileStatus.PROCESSING),
     FileStatus.READY: (FileStatus.PROCESSING,),
     FileStatus.FAILED: (FileStatus.PENDING, FileStatus.PROCESSING),
 }
 FINAL_STATUSES = (FileStatus.READY, FileStatus.FAILED)
+# Rows per DELETE when many files go at once: well below every database's bound on
+# parameters.
+REMOVE_BATCH = 500
 
 # ---- deletion ------------------------------------------------------------------------
 
 
 def delete_file(user: User, raw_id: str) -> None:
     """Delete a file (its uploader or an admin): row and quota at once, then the bytes."""
-    with write_transaction() as session:
+    with write_transaction():
         row = get_file(user.organization_id, raw_id, for_update=True)
         if not policy.may_delete_file(user, row.uploaded_by):
             raise NotAllowed("forbidden", "only the uploader or an admin can delete this file")
-        # Read while the row exists: the file.deleted event tells what was deleted.
-        snapshot = webhooks.file_snapshot(row)
-        # Its share links go with it (ON DELETE CASCADE), its bytes and itself leave the
-        # organization's usage (the database's triggers).
-        session.delete(row)
+        removed = remove_files(user.organization_id, [row])
+    after_removal(user.organization_id, removed)
+
+
+@dataclass(frozen=True)
+class Removed:
+    """A file whose row is gone: where its bytes were, and what its file.deleted tells."""
+
+    file_path: str
+    snapshot: dict[str, Any]
+
+
+def remove_files(
+    organization_id: int, rows: list[File], paths: dict[str, str] | None = None
+) -> list[Removed]:
+    """Delete the rows, inside the caller's write transaction; `after_removal` finishes
+    once it commits. `paths` may give each file's path (a folder's removal knows them)."""
+    # Read while the rows exist: the file.deleted event tells what was deleted.
+    removed = [
+        Removed(
+            row.file_path,
+            webhooks.file_snapshot(row, None if paths is None else paths[row.id]),
+        )
+        for row in rows
+    ]
+    ids = [row.id for row in rows]
+    for start in range(0, len(ids), REMOVE_BATCH):
+        # Their share links go with them (ON DELETE CASCADE), their bytes and themselves
+        # leave the organization's usage (the database's triggers).
+        db.session.execute(
+            delete(File)
+            .where(
+                in_organization(File, organization_id),
+                File.id.in_(ids[start : start + REMOVE_BATCH]),
+            )
+            .execution_options(synchronize_session=False)
+        )
+    for row in rows:
+        # Gone from the database: the session must not look for them again.
+        db.session.expunge(row)
+    return removed
+
+
+def after_removal(organization_id: int, removed: list[Removed]) -> None:
+    """What follows removed rows' commit: their bytes go, and their file.deleted events."""
     # After the commit: a crash here leaves bytes without a row, which
     # `manage.py storage check --fix` removes; never a row without bytes.
-    get_storage().remove(row.file_path)
-    webhooks.emit(webhooks.FILE_DELETED, row.organization_id, snapshot)
+    storage = get_storage()
+    for item in removed:
+        storage.remove(item.file_path)
+    for item in removed:
+        webhooks.emit(webhooks.FILE_DELETED, organization_id, item.snapshot)
 
 
 # ---- status moves --------------------------------------------------------------------

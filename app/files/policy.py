@@ -30,6 +30,18 @@ def may_delete_file(user: User, uploaded_by: int | None) -> bool:
     return is_admin(user) or (uploaded_by is not None and uploaded_by == user.id)
 
 
+def may_change_file(user: User, uploaded_by: int | None) -> bool:
+    """Whether the user may rename or move a file: its uploader or an admin (as deleting)."""
+    return may_delete_file(user, uploaded_by)
+
+
+def may_arrange_folders(user: User) -> bool:
+    """Whether the user may create, rename and move folders: any member, since a folder
+    holds no bytes of its own; removing one asks `may_delete_file` of every file below."""
+    del user  # every member alike
+    return True
+
+
 def sees_every_upload(user: User) -> bool:
     """Whether the user sees every unfinished upload of the organization, not just their own."""
     return is_admin(user)

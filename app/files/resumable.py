@@ -33,9 +33,11 @@ from ..models import File, Folder, ResumableUpload, User, utcnow
 from ..services.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
 from ..services.tenancy import in_organization, scoped
 from ..storage import get_storage, object_key
-from . import policy, resumable_bytes
+from . import names, policy, resumable_bytes
+from .folders import check_place
 from .intake import admitted, check_size, file_values
 from .ledger import check_room
+from .names import OnConflict
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +81,31 @@ def _expiry() -> datetime:
 # ---- creation ------------------------------------------------------------------------
 
 
-def create(user: User, length: int, display: str, metadata: str) -> Progress:
-    """Record a new upload, holding its whole length against the quota; QuotaExceeded when
-    it does not fit with every other holding counted."""
+def create(
+    user: User,
+    length: int,
+    display: str,
+    metadata: str,
+    *,
+    folder_raw: str | None = None,
+    on_conflict: OnConflict = OnConflict.RENAME,
+) -> Progress:
+    """Record a new upload into a folder (`root` or None: the top level), holding its whole
+    length against the quota; QuotaExceeded when it does not fit with every other holding
+    counted.
+
+    The folder is checked now, and with `fail` the name too (409 `name_taken`, nothing
+    held); a name taken by the time the last byte arrives is numbered (see _complete).
+    """
     if not display:
         raise InvalidInput("invalid_filename", "the file name is empty", field="filename")
     check_size(length, field="Upload-Length")
+    if on_conflict is OnConflict.REPLACE:
+        raise InvalidInput(
+            "invalid_field",
+            "on_conflict=replace is not available yet: use rename or fail",
+            field="on_conflict",
+        )
     file_id = str(uuid.uuid4())
     values: dict[str, Any] = {
         "id": file_id,
@@ -99,8 +120,15 @@ def create(user: User, length: int, display: str, metadata: str) -> Progress:
         "hash_state": bytes(PySha256().serialize()),
         "created_at": utcnow(),
         "expires_at": _expiry(),
+        "on_conflict": on_conflict.value,
     }
     with write_transaction() as session:
+        values["folder_id"] = check_place(user.organization_id, folder_raw)
+        if on_conflict is OnConflict.FAIL:
+            names.lock_names(user.organization_id)
+            names.take(
+                user.organization_id, values["folder_id"], display, on_conflict, field="filename"
+            )
         session.execute(insert(cast(Table, ResumableUpload.__table__)), values)
         # The row's triggers hold its length against the quota: it must fit with the rest.
         check_room(user.organization_id, length)

@@ -103,7 +103,36 @@ def resolve(extension: str, detected: str) -> tuple[str, str | None]:
         return detected, None
     if agrees(expected, detected):
         return expected, None
-    return detected, f"content is {detected} but .{extension} expects {expected}"
+    return detected, mismatch_message(extension, detected, expected)
+
+
+def mismatch_message(extension: str, detected: str, expected: str) -> str:
+    """Why a file failed when its content is not what its extension says (the file's
+    `error_message`; `failed_on_extension` reads it back)."""
+    return f"content is {detected} but .{extension} expects {expected}"
+
+
+def failed_on_extension(error_message: str | None) -> bool:
+    """Whether a failed file's error says only that its content did not match its name's
+    extension, so another name may make it valid.
+
+    Read back from the message `resolve` wrote (mismatch_message): the whole message must
+    be that wording, its extension one Coffer knows, with the type that extension expects
+    and a detected type that does not agree with it.
+    """
+    prefix = "content is "
+    if error_message is None or not error_message.startswith(prefix):
+        return False
+    detected, but, rest = error_message[len(prefix) :].partition(" but .")
+    extension, expects, expected = rest.rpartition(" expects ")
+    if not (but and expects and detected and extension):
+        return False
+    # A MIME type is one word: anything else is some other message that happens to match.
+    if any(ch.isspace() for ch in detected) or expected_type(extension) != expected:
+        return False
+    return error_message == mismatch_message(extension, detected, expected) and not agrees(
+        expected, detected
+    )
 
 
 # Types a browser runs, renders as a document or applies as a style when a page of Coffer's

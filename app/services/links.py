@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, delete, or_, select, update
 
 from ..database import write_transaction
 from ..extensions import db
-from ..files import access, policy
+from ..files import access, folders, policy
 from ..models import File, FileStatus, ShareLink, User, utcnow
 from ..security import digest, new_secret
 from .errors import NotAllowed, NotFound
@@ -34,6 +34,8 @@ class IssuedLink:
 
     link: ShareLink
     secret: str
+    # The file's path (`/A/B/name`) as the link is made.
+    path: str
 
 
 def create_link(
@@ -55,7 +57,8 @@ def create_link(
     )
     with write_transaction() as session:
         session.add(link)
-    return IssuedLink(link=link, secret=secret)
+    path = folders.file_path(row.organization_id, row.folder_id, row.filename)
+    return IssuedLink(link=link, secret=secret, path=path)
 
 
 def link_url(secret: str, request_base: str) -> str:
@@ -72,9 +75,19 @@ def live(now: datetime) -> list[ColumnElement[bool]]:
     ]
 
 
-def list_links(organization_id: int, raw_file_id: str) -> list[ShareLink]:
+@dataclass(frozen=True)
+class FileLinks:
+    """A file's usable links, and the file's path now."""
+
+    path: str
+    links: list[ShareLink]
+
+
+def list_links(organization_id: int, raw_file_id: str) -> FileLinks:
     """A file's usable links, oldest first; NotFound for a file of no such organization."""
-    return links_of(access.get_file(organization_id, raw_file_id))
+    row = access.get_file(organization_id, raw_file_id)
+    path = folders.file_path(organization_id, row.folder_id, row.filename)
+    return FileLinks(path=path, links=links_of(row))
 
 
 def links_of(row: File) -> list[ShareLink]:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ...broker import get_webhook_queue
 from ...extensions import db
+from ...files import folders, names
 from ...models import File, FileStatus, Webhook, isoformat, utcnow
 from ..tenancy import scoped
 
@@ -27,11 +28,15 @@ DELIVER = "jobs.webhooks.deliver"
 EventType = Literal["file.ready", "file.failed", "file.deleted"]
 EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
 FILE_READY, FILE_FAILED, FILE_DELETED = EVENT_TYPES
+# Every file has one version until versions exist.
+FILE_VERSION = 1
 
 
-def file_snapshot(row: File) -> dict[str, Any]:
+def file_snapshot(row: File, path: str | None = None) -> dict[str, Any]:
     """A file's fields as GET /api/files/<id> gives them (file_json renders them), taken
-    while the row exists."""
+    while the row exists; `path` when the caller knows it already."""
+    if path is None:
+        path = folders.file_path(row.organization_id, row.folder_id, row.filename)
     return {
         "id": row.id,
         "filename": row.filename,
@@ -40,9 +45,11 @@ def file_snapshot(row: File) -> dict[str, Any]:
         "status": row.status,
         "uploaded_at": row.uploaded_at,
         "uploaded_by_email": row.uploader.email if row.uploader else None,
+        "folder_id": row.folder_id,
         "sha256": row.sha256,
         "error_message": row.error_message,
         "processed_at": row.processed_at,
+        "path": path,
     }
 
 
@@ -155,9 +162,13 @@ def file_json(snapshot: dict[str, Any]) -> dict[str, Any]:
         "status": FileStatus(snapshot["status"]).value,
         "uploaded_at": _timestamp(snapshot["uploaded_at"]),
         "uploaded_by_email": snapshot["uploaded_by_email"],
+        # Events queued before folders existed carry neither: their file was at the top.
+        "folder_id": snapshot.get("folder_id") or names.ROOT,
         "sha256": snapshot["sha256"],
         "error_message": snapshot["error_message"],
         "processed_at": _timestamp(snapshot["processed_at"]),
+        "path": snapshot.get("path") or f"/{snapshot['filename']}",
+        "version": FILE_VERSION,
     }
 
 

@@ -283,6 +283,9 @@ FOLDER_PLACE = sa.text("coalesce(parent_id, '')")
 # The longest compared form of a file or folder name (NFKC expands a few characters many
 # times; a name is at most 255 bytes of UTF-8).
 MAX_ENTRY_KEY_LENGTH = 1024
+# SQLite's name search index over files.name_key (an FTS5 table and its shadow tables
+# `<name>_data`, ...; migration 0013): derived from `files`, never copied or modelled.
+FILE_SEARCH_TABLE = "files_name_search"
 
 
 class Folder(Model):
@@ -327,6 +330,11 @@ class File(Model):
         sa.Index("ix_files_place_uploaded", "organization_id", FILE_PLACE, "uploaded_at", "id"),
         sa.Index("ix_files_place_size", "organization_id", FILE_PLACE, "size", "id"),
         sa.Index("ix_files_folder", "folder_id"),
+        # The organization's files by name and by size (migration 0013), and its name search:
+        # on PostgreSQL a trigram index on name_key, on SQLite the FTS5 table FILE_SEARCH_TABLE
+        # kept by triggers; neither is declared here (each is one database's own).
+        sa.Index("ix_files_org_name", "organization_id", "name_key", "id"),
+        sa.Index("ix_files_org_size", "organization_id", "size", "id"),
     )
 
     id: Mapped[str] = mapped_column(

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
@@ -26,12 +28,15 @@ from pydantic import (
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     PlainSerializer,
+    SerializerFunctionWrapHandler,
     ValidationError,
     WithJsonSchema,
+    model_serializer,
 )
 from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import PydanticCustomError, core_schema
 
+from .files.listing import Order, Sort
 from .models import MAX_ID, MAX_NAME_KEY_LENGTH, FileStatus, Role, isoformat
 from .security import MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH
 from .services import links as links_service
@@ -316,6 +321,41 @@ class PlaceId:
         return {"anyOf": [text, {"type": "null"}]} if self.nullable else text
 
 
+# The longest `q` a listing takes, in characters (a name is at most 255 bytes).
+MAX_SEARCH_LENGTH = 255
+
+
+def one_of(kind: type[StrEnum]) -> Callable[[Any], Any]:
+    """A validator of a parameter naming one of an enumeration's values (400
+    `invalid_parameter` otherwise)."""
+
+    def check(raw: Any) -> Any:
+        if raw in kind._value2member_map_:
+            return raw
+        raise PydanticCustomError(
+            "invalid_parameter",
+            "must be one of {allowed}",
+            {"allowed": ", ".join(member.value for member in kind)},
+        )
+
+    return check
+
+
+def search_text(raw: Any) -> Any:
+    """A search text: any characters a name may hold, at most MAX_SEARCH_LENGTH."""
+    if raw is None:
+        return raw
+    if not isinstance(raw, str) or not is_encodable(raw) or has_control_characters(raw):
+        raise PydanticCustomError("invalid_parameter", "must be text without control characters")
+    if len(raw) > MAX_SEARCH_LENGTH:
+        raise PydanticCustomError(
+            "invalid_parameter",
+            "must be at most {max_length} characters",
+            {"max_length": MAX_SEARCH_LENGTH},
+        )
+    return raw
+
+
 # ---- requests -------------------------------------------------------------------------
 
 
@@ -432,6 +472,34 @@ class FileListQuery(BaseModel):
         str | SkipJsonSchema[None],
         Field(description="The `next_cursor` of the previous page."),
     ] = None
+    # ---- folders, sorts and search (issue 28) ----
+    folder_id: Annotated[
+        str | SkipJsonSchema[None],
+        Field(
+            description="Only this folder's own files (`root`: the top level); with `q`, the "
+            "files below it at every depth. Another organization's folder is 404."
+        ),
+    ] = None
+    q: Annotated[
+        str | SkipJsonSchema[None],
+        BeforeValidator(search_text),
+        Field(
+            description="Names containing this text, compared as names are (NFKC, "
+            "case-folded; accents as typed; `%` and `_` are plain characters). Each match "
+            "carries its `path`.",
+            max_length=MAX_SEARCH_LENGTH,
+        ),
+    ] = None
+    sort: Annotated[
+        Sort,
+        BeforeValidator(one_of(Sort)),
+        Field(description="The order's key; ties by id."),
+    ] = Sort.UPLOADED_AT
+    order: Annotated[
+        Order,
+        BeforeValidator(one_of(Order)),
+        Field(description="Which way the order runs."),
+    ] = Order.DESC
 
 
 class UploadOptions(BaseModel):
@@ -717,14 +785,35 @@ class FileSummary(Answer):
     )
 
 
+# ---- a listing's files and their paths (issue 28) ----
+class ListedFile(FileSummary):
+    """A file as listed; a search's matches carry their path."""
+
+    path: str | SkipJsonSchema[None] = Field(
+        None,
+        description="Only with `q`: the file's path, `/A/B/name` (`/name` at the top level).",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_absent_path(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Left out unless searching, so a listing without `q` answers as it always did."""
+        data: dict[str, Any] = handler(self)
+        if data.get("path") is None:
+            data.pop("path", None)
+        return data
+
+
 class FileList(Answer):
     """One page of the organization's files."""
 
-    files: list[FileSummary]
-    total: Count
+    files: list[ListedFile]
+    total: Count | None = Field(
+        description="The files the listing holds, from kept counters; null with `folder_id` "
+        "or `q` (counting a folder or a search's matches would read every row)."
+    )
     page: int = Field(ge=1)
     limit: int = Field(ge=1, le=MAX_PAGE_SIZE)
-    pages: Count
+    pages: Count | None = Field(description="Pages of `limit` files; null when `total` is.")
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null on the last."
     )
@@ -955,6 +1044,7 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     TokenList,
     Upload,
     FileSummary,
+    ListedFile,
     FileList,
     FileDetails,
     IssuedShareLink,

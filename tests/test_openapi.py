@@ -195,7 +195,10 @@ def test_list_files_documents_cursor_pagination() -> None:
     """GET /api/files takes ?cursor= and answers next_cursor, as the listing does."""
     doc = document()
     op = doc["paths"]["/api/files"]["get"]
-    assert {p["name"] for p in op["parameters"]} == {"page", "limit", "status", "cursor"}
+    assert {p["name"] for p in op["parameters"]} == {
+        *("page", "limit", "status", "cursor"),
+        *("folder_id", "q", "sort", "order"),
+    }
     page = doc["components"]["schemas"]["FileList"]
     assert "next_cursor" in page["required"]
 

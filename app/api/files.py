@@ -162,12 +162,17 @@ def upload() -> tuple[dict[str, Any], int]:
     "",
     openapi=operation(
         "listFiles",
-        "The organization's files, newest first (ties by id)",
+        "The organization's files, newest first unless sorted (ties by id); one folder's, "
+        "or a search by name",
         "files",
         {
             "200": response("One page.", ref(schemas.FileList)),
-            "400": error("`field` names the parameter.", "invalid_parameter"),
+            "400": error(
+                "`field` names the parameter (a cursor made for other parameters too).",
+                "invalid_parameter",
+            ),
             "401": E401,
+            "404": error("`folder_id` names no folder of the organization.", "not_found"),
         },
         security=READ,
         parameters=query_parameters(schemas.FileListQuery),
@@ -175,7 +180,8 @@ def upload() -> tuple[dict[str, Any], int]:
 )
 @login_required
 def index() -> dict[str, Any]:
-    """The organization's files, newest first, by page or by cursor."""
+    """The organization's files in the order asked, by page or by cursor; a folder's own, or
+    the names containing `q` with their paths."""
     query = parse_query(schemas.FileListQuery)
     result = listing.list_files(
         current_user.organization_id,
@@ -183,9 +189,20 @@ def index() -> dict[str, Any]:
         limit=query.limit,
         page=query.page,
         cursor=query.cursor,
+        folder_id=query.folder_id,
+        q=query.q,
+        sort=query.sort,
+        order=query.order,
     )
+    searching = query.q is not None
     return schemas.FileList(
-        files=[file_summary(row, email) for row, email in result.rows],
+        files=[
+            schemas.ListedFile(
+                **file_summary(row, email).model_dump(),
+                path=result.path_of(row) if searching else None,
+            )
+            for row, email in result.rows
+        ],
         total=result.total,
         page=query.page,
         limit=query.limit,

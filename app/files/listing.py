@@ -1,21 +1,86 @@
-"""Listing an organization's files: pages, cursors and filters."""
+"""Listing an organization's files: pages, cursors, sorts, one folder's files and name search.
+
+Every order is a keyset on (sort key, id) that an index walks: the organization's files by
+time, name and size, a folder's own by the same three (migrations 0012, 0013). A cursor
+holds the last row's key and id and a short hash of the parameters it was made for, so it
+is refused (400) with any others. Search uses each database's substring index (PostgreSQL
+`pg_trgm`, SQLite FTS5's trigram tokenizer) for texts of three characters or more.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import math
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import ColumnElement, Select, func, literal_column, select, text, tuple_
 
 from ..extensions import db
-from ..models import File, FileStatus, Organization, User
+from ..models import FILE_SEARCH_TABLE, File, FileStatus, Organization, User
 from ..services.errors import InvalidInput
 from ..services.tenancy import scoped
+from .folders import check_place, paths_of, subtree
 from .ledger import STATUS_COUNTERS
+from .names import key_of
+
+# The shortest text a trigram index can find by itself; shorter ones are compared row by row
+# over the organization's (or the folder's) names.
+TRIGRAM = 3
+# Characters of the parameters' hash a cursor carries: enough to tell parameter sets apart.
+HASH_LENGTH = 10
+CURSOR_VERSION = "2"
+# The place indexes' expression (models.FILE_PLACE), written so that SQLite and PostgreSQL
+# match it to those indexes: the '' a literal, not a bound parameter.
+FILE_PLACE_COLUMN = func.coalesce(File.folder_id, literal_column("''"))
+
+
+class Sort(StrEnum):
+    """What a listing is ordered by (ties by id)."""
+
+    UPLOADED_AT = "uploaded_at"
+    NAME = "name"
+    SIZE = "size"
+
+
+class Order(StrEnum):
+    """Which way a listing runs."""
+
+    DESC = "desc"
+    ASC = "asc"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a listing holds and in which order; a cursor belongs to one set of these.
+
+    `folder_id` is as requested: None lists the whole organization, `root` the top level.
+    With `q`, the folder is searched at every depth; without, only its own files are listed.
+    """
+
+    status: FileStatus | None = None
+    folder_id: str | None = None
+    q: str | None = None
+    sort: Sort = Sort.UPLOADED_AT
+    order: Order = Order.DESC
+
+    @property
+    def counted(self) -> bool:
+        """Whether the kept counters give this listing's total (no folder or search filter)."""
+        return self.folder_id is None and self.q is None
+
+    def digest(self) -> str:
+        """A short hash of the parameters, carried by cursors made for them."""
+        status = self.status.value if self.status else ""
+        search = key_of(self.q, field="q") if self.q is not None else ""
+        raw = "\x1f".join([status, self.folder_id or "", search, self.sort, self.order])
+        return hashlib.sha256(raw.encode()).hexdigest()[:HASH_LENGTH]
 
 
 @dataclass(frozen=True)
@@ -23,26 +88,110 @@ class Page:
     """One page of a listing."""
 
     rows: list[tuple[File, str | None]]
-    total: int
+    # None when a folder or search filter is given: counting those would cost a scan.
+    total: int | None
     next_cursor: str | None
     # Set when newer rows exist before this page (a page reached by cursor).
     prev_cursor: str | None = None
+    # With `q`: each place's path (`/A/B`, `` for the top level) for the matches' paths.
+    paths: dict[str | None, str] = field(default_factory=dict)
+
+    def path_of(self, row: File) -> str:
+        """A listed file's path, `/A/B/name` (`/name` at the top level)."""
+        return f"{self.paths.get(row.folder_id, '')}/{row.filename}"
 
 
-def encode_cursor(row: File) -> str:
-    """An opaque cursor pointing just after this row in newest-first order."""
-    raw = f"{row.uploaded_at.isoformat(timespec='microseconds')}|{row.id}"
+# ---- cursors ------------------------------------------------------------------------------
+
+Key = datetime | int | str | None
+
+
+def sort_key(row: File, sort: Sort) -> Key:
+    """The value a row is ordered by."""
+    if sort is Sort.UPLOADED_AT:
+        return row.uploaded_at
+    if sort is Sort.SIZE:
+        return row.size
+    return row.name_key
+
+
+def encode_cursor(row: File, filters: Filters | None = None) -> str:
+    """An opaque cursor pointing just after this row in the order of `filters`."""
+    filters = filters or Filters()
+    key = sort_key(row, filters.sort)
+    if key is None:
+        written = "n"
+    elif isinstance(key, datetime):
+        written = "v" + key.isoformat(timespec="microseconds")
+    else:
+        written = f"v{key}"
+    raw = f"{CURSOR_VERSION}|{filters.digest()}|{written}|{row.id}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The (uploaded_at, id) a cursor points after; InvalidInput when it is not one of ours."""
+def _refused() -> InvalidInput:
+    return InvalidInput("invalid_parameter", "cursor is not valid", field="cursor")
+
+
+def decode_cursor(cursor: str, filters: Filters | None = None) -> tuple[Key, str]:
+    """The (sort key, id) a cursor points after; InvalidInput when it is not one of ours or
+    was made for other parameters."""
+    filters = filters or Filters()
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        stamp, _, file_id = base64.urlsafe_b64decode(padded).decode().partition("|")
-        return datetime.fromisoformat(stamp), str(uuid.UUID(file_id))
+        raw = base64.urlsafe_b64decode(padded).decode()
+        head, _, rest = raw.partition("|")
+        if head != CURSOR_VERSION:
+            return _legacy_cursor(raw, filters)
+        digest, _, rest = rest.partition("|")
+        written, _, file_id = rest.rpartition("|")
+        file_id = str(uuid.UUID(file_id))
+        if digest != filters.digest():
+            raise InvalidInput(
+                "invalid_parameter",
+                "cursor was made for other parameters (status, folder_id, q, sort, order)",
+                field="cursor",
+            )
+        if written == "n" and filters.sort is Sort.NAME:
+            return None, file_id
+        if not written.startswith("v"):
+            raise _refused()
+        value = written[1:]
+        if filters.sort is Sort.UPLOADED_AT:
+            return datetime.fromisoformat(value), file_id
+        if filters.sort is Sort.SIZE:
+            if not value.isascii() or not value.isdigit():
+                raise _refused()
+            return int(value), file_id
+        return value, file_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("invalid_parameter", "cursor is not valid", field="cursor") from None
+        raise _refused() from None
+
+
+def _legacy_cursor(raw: str, filters: Filters) -> tuple[Key, str]:
+    """A cursor of the previous release (`<uploaded_at>|<id>`, newest first), still taken for
+    the listing it was made for: a page open during an upgrade keeps paging."""
+    if filters.sort is not Sort.UPLOADED_AT or filters.order is not Order.DESC:
+        raise _refused()
+    if not filters.counted:
+        raise _refused()
+    stamp, _, file_id = raw.partition("|")
+    return datetime.fromisoformat(stamp), str(uuid.UUID(file_id))
+
+
+# ---- the queries ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of the order walked by one keyset query: the rows with a sort key, or (by
+    name) the few without one, which come before every name."""
+
+    where: ColumnElement[bool] | None
+    columns: tuple[Any, ...]
+    # The name key in one folder is unique: no id is needed to break ties.
+    unique: bool = False
+    null: bool = False
 
 
 def list_files(
@@ -53,63 +202,179 @@ def list_files(
     page: int = 1,
     cursor: str | None = None,
     newer: bool = False,
+    folder_id: str | None = None,
+    q: str | None = None,
+    sort: Sort = Sort.UPLOADED_AT,
+    order: Order = Order.DESC,
 ) -> Page:
-    """The organization's files newest first (ties by id), by page number or cursor.
+    """The organization's files in the order asked (ties by id), by page number or cursor;
+    only a folder's own files with `folder_id`, names containing `q` with a search.
 
-    With `newer`, the page is the one just before the cursor (the rows newer than it).
+    With `newer`, the page is the one just before the cursor.
     """
-    query = scoped(File, organization_id)
-    if status is not None:
-        query = query.where(File.status == status)
-    if status is None:
-        # The kept counter: no COUNT over the table per request.
-        total = db.session.scalar(
-            select(Organization.file_count).where(Organization.id == organization_id)
-        )
-    else:
-        # The database's own counter of the status (no COUNT over the rows either).
-        total = db.session.scalar(
-            select(STATUS_COUNTERS[status]).where(Organization.id == organization_id)
-        )
-    newest_first = (File.uploaded_at.desc(), File.id.desc())
-    # The page's ids come from the covering index alone; only those rows are then read.
-    oldest_first = (File.uploaded_at.asc(), File.id.asc())
-    keys = query.with_only_columns(File.id).limit(limit + 1)
+    filters = Filters(status=status, folder_id=folder_id, q=q, sort=sort, order=order)
+    query = _filtered(organization_id, filters)
+    segments = _segments(filters)
+    forward = filters.order is Order.ASC
+    ids: list[str]
     if cursor:
-        after_time, after_id = decode_cursor(cursor)
-        # A row-value comparison is one index range on SQLite and PostgreSQL alike (an
-        # OR of two conditions makes SQLite walk the index from the newest row).
-        key, mark = tuple_(File.uploaded_at, File.id), tuple_(after_time, after_id)
+        after = decode_cursor(cursor, filters)
         if newer:
-            keys = keys.where(key > mark).order_by(*oldest_first)
+            ids = _walk(query, segments, not forward, after, limit + 1)
         else:
-            keys = keys.where(key < mark).order_by(*newest_first)
+            ids = _walk(query, segments, forward, after, limit + 1)
     else:
-        keys = keys.order_by(*newest_first)
-        keys = keys.offset((page - 1) * limit)
-    page_ids = keys.subquery()
-    page_query = (
-        select(File, User.email)
-        .join(page_ids, page_ids.c.id == File.id)
-        .outerjoin(User, User.id == File.uploaded_by)
-        .order_by(*newest_first)
-    )
-    rows: list[tuple[File, str | None]] = [
-        (f, email) for f, email in db.session.execute(page_query).all()
-    ]
+        ids = _walk(query, segments, forward, None, limit + 1, offset=(page - 1) * limit)
+    rows = _rows(ids)
     more = len(rows) > limit
+    rows = rows[:limit]
     if newer and cursor:
-        # The extra row is the newest one: it says a still newer page exists.
-        rows = rows[1:] if more else rows
-        prev_cursor = encode_cursor(rows[0][0]) if more and rows else None
-        next_cursor = encode_cursor(rows[-1][0]) if rows else None
+        # Walked away from the cursor: the page reads the other way round.
+        rows.reverse()
+        prev_cursor = encode_cursor(rows[0][0], filters) if more and rows else None
+        next_cursor = encode_cursor(rows[-1][0], filters) if rows else None
     else:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1][0]) if more and rows else None
-        prev_cursor = encode_cursor(rows[0][0]) if cursor and rows else None
-    return Page(rows=rows, total=int(total or 0), next_cursor=next_cursor, prev_cursor=prev_cursor)
+        next_cursor = encode_cursor(rows[-1][0], filters) if more and rows else None
+        prev_cursor = encode_cursor(rows[0][0], filters) if cursor and rows else None
+    paths = paths_of(organization_id, {row.folder_id for row, _ in rows}) if q is not None else {}
+    return Page(
+        rows=rows,
+        total=_total(organization_id, filters),
+        next_cursor=next_cursor,
+        prev_cursor=prev_cursor,
+        paths=paths,
+    )
 
 
-def page_count(total: int, limit: int) -> int:
-    """How many pages of `limit` hold `total` rows."""
+def _total(organization_id: int, filters: Filters) -> int | None:
+    """The kept counter of the listing, when one exists (no COUNT over the rows)."""
+    if not filters.counted:
+        return None
+    counter = Organization.file_count if filters.status is None else STATUS_COUNTERS[filters.status]
+    total = db.session.scalar(select(counter).where(Organization.id == organization_id))
+    return int(total or 0)
+
+
+def _filtered(organization_id: int, filters: Filters) -> Select[Any]:
+    """The ids of the files the filters keep, in no order yet."""
+    query = scoped(File, organization_id).with_only_columns(File.id)
+    if filters.status is not None:
+        query = query.where(File.status == filters.status)
+    place = check_place(organization_id, filters.folder_id)
+    if filters.q is None:
+        if filters.folder_id is not None:
+            # The same expression as the place indexes, so they serve the order too.
+            query = query.where(FILE_PLACE_COLUMN == (place or ""))
+        return query
+    if place is not None:
+        below = subtree(organization_id, place)
+        query = query.where(File.folder_id.in_(select(below.c.id)))
+    return query.where(*_matching(key_of(filters.q, field="q")))
+
+
+def _matching(key: str) -> list[ColumnElement[bool]]:
+    """The conditions of names containing `key` (both compared forms), by the index."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        # pg_trgm's GIN index serves LIKE '%…%' (texts of three characters or more).
+        return [File.name_key.like(f"%{escaped}%", escape="\\")]
+    # instr(): `%` and `_` are plain characters, and it holds the index's candidates to
+    # exact substrings.
+    contains = func.instr(File.name_key, key) > 0
+    if len(key) < TRIGRAM:
+        return [contains]
+    phrase = '"' + key.replace('"', '""') + '"'
+    candidates = text(
+        f"SELECT rowid FROM {FILE_SEARCH_TABLE} WHERE {FILE_SEARCH_TABLE} MATCH :phrase"
+    ).bindparams(phrase=phrase)
+    return [literal_column("files.rowid").in_(candidates), contains]
+
+
+def _segments(filters: Filters) -> list[Segment]:
+    """The runs of the ascending order, in order."""
+    if filters.sort is Sort.UPLOADED_AT:
+        return [Segment(None, (File.uploaded_at, File.id))]
+    if filters.sort is Sort.SIZE:
+        return [Segment(None, (File.size, File.id))]
+    # A row without a compared name (written by hand) comes first, ordered by id.
+    in_one_folder = filters.folder_id is not None and filters.q is None
+    return [
+        Segment(File.name_key.is_(None), (File.id,), null=True),
+        Segment(
+            File.name_key.is_not(None),
+            (File.name_key,) if in_one_folder else (File.name_key, File.id),
+            unique=in_one_folder,
+        ),
+    ]
+
+
+def _walk(
+    query: Select[Any],
+    segments: Sequence[Segment],
+    forward: bool,
+    after: tuple[Key, str] | None,
+    count: int,
+    offset: int = 0,
+) -> list[str]:
+    """Up to `count` ids in order (ascending when `forward`), after the cursor's row or
+    past `offset` rows; one keyset query per run of the order reached."""
+    runs = list(segments) if forward else list(reversed(segments))
+    if after is not None:
+        key, _ = after
+        at = next(i for i, s in enumerate(runs) if s.null == (key is None))
+        runs = runs[at:]
+    ids: list[str] = []
+    for index, segment in enumerate(runs):
+        part = query if segment.where is None else query.where(segment.where)
+        if after is not None and index == 0:
+            part = part.where(_beyond(segment, after, forward))
+        ordering = [c.asc() if forward else c.desc() for c in segment.columns]
+        found = list(
+            db.session.scalars(part.order_by(*ordering).offset(offset).limit(count - len(ids)))
+        )
+        if not found and offset:
+            # The offset lies past this run: skip it whole (a run counted only here,
+            # when page numbers reach past it).
+            skipped = db.session.scalar(select(func.count()).select_from(part.subquery()))
+            offset = max(0, offset - int(skipped or 0))
+        else:
+            offset = 0
+        ids += found
+        if len(ids) >= count:
+            break
+    return ids
+
+
+def _beyond(segment: Segment, after: tuple[Key, str], forward: bool) -> ColumnElement[bool]:
+    """The keyset condition: rows past the cursor's, in the walk's direction."""
+    key, file_id = after
+    if segment.null:
+        return File.id > file_id if forward else File.id < file_id
+    if segment.unique:
+        name = File.name_key
+        return name > key if forward else name < key
+    # A row-value comparison is one index range on SQLite and PostgreSQL alike (an OR of
+    # two conditions makes SQLite walk the index from its end).
+    mark, cursor = tuple_(*segment.columns), tuple_(key, file_id)
+    beyond: ColumnElement[bool] = mark > cursor if forward else mark < cursor
+    return beyond
+
+
+def _rows(ids: list[str]) -> list[tuple[File, str | None]]:
+    """The files of these ids with their uploaders' emails, in the ids' order."""
+    if not ids:
+        return []
+    found = db.session.execute(
+        select(File, User.email)
+        .outerjoin(User, User.id == File.uploaded_by)
+        .where(File.id.in_(ids))
+    ).all()
+    by_id = {row.id: (row, email) for row, email in found}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def page_count(total: int | None, limit: int) -> int | None:
+    """How many pages of `limit` hold `total` rows (None when the total is not known)."""
+    if total is None:
+        return None
     return math.ceil(total / limit) if total else 0

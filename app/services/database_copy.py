@@ -25,7 +25,7 @@ from sqlalchemy.engine import URL, make_url
 
 from ..database import sqlite
 from ..extensions import db
-from ..models import Folder
+from ..models import FILE_SEARCH_TABLE, Folder
 
 # Rows read and written at a time: memory stays flat whatever the size of a table.
 BATCH_ROWS = 1000
@@ -164,7 +164,7 @@ def _same_schema(source: Connection, target: Connection) -> None:
     expected = {table.name: {column.name for column in table.columns} for table in tables()}
     for side, connection in (("source", source), ("target", target)):
         inspector = inspect(connection)
-        found = set(inspector.get_table_names()) - {ALEMBIC_TABLE}
+        found = {name for name in inspector.get_table_names() if not _derived(name)}
         if unknown := sorted(found - expected.keys()):
             raise CopyRefused(
                 f"the {side} has table(s) Coffer's models do not know: {', '.join(unknown)}"
@@ -178,6 +178,14 @@ def _same_schema(source: Connection, target: Connection) -> None:
                     f"the {side}'s table {name} has columns {sorted(actual ^ columns)} "
                     "that differ from the models"
                 )
+
+
+def _derived(table_name: str) -> bool:
+    """Whether a table is not data to copy: Alembic's own, or SQLite's name search index
+    (its FTS5 table and shadow tables), which the target's triggers fill as files arrive."""
+    return table_name == ALEMBIC_TABLE or (
+        table_name == FILE_SEARCH_TABLE or table_name.startswith(f"{FILE_SEARCH_TABLE}_")
+    )
 
 
 def _refuse_rows(target: Connection) -> None:

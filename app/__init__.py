@@ -87,6 +87,10 @@ def register_blueprints(app: Flask) -> None:
         openapi,
     ):
         app.register_blueprint(module.bp)
+    # Zip downloads of folders and selections.
+    from .api import archives
+
+    app.register_blueprint(archives.bp)
     app.register_blueprint(web)
     app.teardown_request(discard_unaccepted)
 

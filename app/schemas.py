@@ -434,6 +434,30 @@ class ShareLinkRequest(BaseModel):
     ] = None
 
 
+# ---- archives (zip downloads) ---------------------------------------------------------
+
+
+class ArchiveRequest(BaseModel):
+    """POST /api/files/archive: the files and folders to download as one zip."""
+
+    file_ids: Annotated[
+        list[Annotated[str, Text(max_length=36)]],
+        Field(
+            max_length=1000,
+            description="Files of the organization, at the top of the zip (only ready ones "
+            "are put in).",
+        ),
+    ] = []
+    folder_ids: Annotated[
+        list[Annotated[str, Text(max_length=36)]],
+        Field(
+            max_length=1000,
+            description="Folders of the organization, each in the zip with every ready file "
+            "below it.",
+        ),
+    ] = []
+
+
 class WebhookRequest(BaseModel):
     """POST /api/org/webhooks."""
 
@@ -1026,6 +1050,7 @@ REQUESTS: tuple[type[BaseModel], ...] = (
     FolderRequest,
     FolderChangeRequest,
     FileChangeRequest,
+    ArchiveRequest,
 )
 RESPONSES: tuple[type[BaseModel], ...] = (
     Error,

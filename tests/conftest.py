@@ -36,6 +36,7 @@ TABLES = (
     "share_links",
     "resumable_uploads",
     "files",
+    "folders",
     "invites",
     "api_tokens",
     "users",

@@ -27,6 +27,7 @@ ROUTE_MODULES = (
     "app.api.links",
     "app.api.uploads",
     "app.api.folders",
+    "app.api.archives",
     "app.api.health",
     "app.api.metrics",
     "app.api.openapi",

@@ -56,9 +56,7 @@ def upload(page: Page, files: dict[str, bytes]) -> None:
 def paths(page: Page, site: Site) -> dict[str, str]:
     """Every file of the organization by its path, each to its status."""
     listed = api(page, site, "/api/files?limit=100")["files"]
-    return {
-        api(page, site, f"/api/files/{f['id']}")["path"]: f["status"] for f in listed
-    }
+    return {api(page, site, f"/api/files/{f['id']}")["path"]: f["status"] for f in listed}
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -129,7 +127,8 @@ def test_a_folder_chosen_or_dropped_keeps_its_structure(
           for (const file of document.getElementById("probe").files) transfer.items.add(file);
           const zone = document.getElementById("dropzone");
           for (const type of ["dragenter", "dragover", "drop"]) {
-            zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+            const init = { dataTransfer: transfer, bubbles: true, cancelable: true };
+            zone.dispatchEvent(new DragEvent(type, init));
           }
         }"""
     )
@@ -224,9 +223,7 @@ def test_search_finds_names_in_every_folder_and_opens_a_results_folder(
     expect(row(page, "Invoice-2024.txt")).to_have_count(1)
 
 
-def test_a_selection_downloads_as_one_zip_and_sorts_by_its_headers(
-    site: Site, page: Page
-) -> None:
+def test_a_selection_downloads_as_one_zip_and_sorts_by_its_headers(site: Site, page: Page) -> None:
     """Checked files and a folder download as one zip whose entries hold the same bytes;
     the column headers sort both ways and the sort stays in the URL."""
     sign_up(page, site, "ada@acme.test", "Acme")
@@ -262,7 +259,9 @@ def test_a_selection_downloads_as_one_zip_and_sorts_by_its_headers(
     with page.expect_download() as download:
         page.get_by_role("button", name="Download as zip").click()
     archive = zipfile.ZipFile(io.BytesIO(Path(download.value.path()).read_bytes()))
-    entries = {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()}
+    entries = {
+        info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()
+    }
     assert entries == {
         "a-large.txt": contents["a-large.txt"],
         "c-middle.txt": contents["c-middle.txt"],
@@ -287,14 +286,17 @@ def test_on_a_phone_every_action_is_within_reach_and_a_failure_reads_in_full(
         png = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(600)
         tab.locator("#file-input").set_input_files(
             [
-                {"name": "a fairly long file name for a phone.txt", "mimeType": "text/plain",
-                 "buffer": b"hello\n" * 100},
+                {
+                    "name": "a fairly long file name for a phone.txt",
+                    "mimeType": "text/plain",
+                    "buffer": b"hello\n" * 100,
+                },
                 {"name": "photo.txt", "mimeType": "text/plain", "buffer": png},
             ]
         )
-        expect(row(tab, "a fairly long file name for a phone.txt").get_by_text("Ready")).to_be_visible(
-            timeout=SLOW
-        )
+        expect(
+            row(tab, "a fairly long file name for a phone.txt").get_by_text("Ready")
+        ).to_be_visible(timeout=SLOW)
         expect(row(tab, "photo.txt").get_by_text("Failed", exact=True)).to_be_visible(timeout=SLOW)
         new_folder(tab, "Phone folder")
         assert tab.evaluate("document.documentElement.scrollWidth") <= 390

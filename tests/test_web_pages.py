@@ -204,7 +204,9 @@ def test_the_organization_page_gives_usage_in_words_and_a_meter(auth: Auth) -> N
 def make_folder(auth: Auth, name: str, parent: str = "root") -> str:
     """Make a folder with the files page's New folder form; its id."""
     token = form_token(auth.client, "/")
-    made = auth.client.post("/folders", data={"name": name, "parent_id": parent, "csrf_token": token})
+    made = auth.client.post(
+        "/folders", data={"name": name, "parent_id": parent, "csrf_token": token}
+    )
     assert made.status_code == 303, made.get_data(as_text=True)
     listed = auth.client.get(f"/api/folders?parent_id={parent}").get_json()["folders"]
     return next(f["id"] for f in listed if f["name"] == name)
@@ -214,7 +216,7 @@ def put_file(auth: Auth, name: str, data: bytes, folder_id: str) -> str:
     """Upload a file and move it into a folder; its id."""
     uploaded = upload(auth, name, data)
     assert uploaded.status_code == 201
-    file_id = str(uploaded.get_json()["id"])
+    file_id = str(uploaded.get_json()["file_id"])
     moved = auth.client.patch(
         f"/api/files/{file_id}", json={"folder_id": folder_id}, headers=auth.headers()
     )
@@ -244,7 +246,8 @@ def test_a_folder_page_shows_its_breadcrumbs_its_folders_first_then_its_own_file
     status, html, folder_names, file_names = listed_on(auth.client, f"/?folder={docs}")
     assert status == 200
     assert folder_names == ["Inner"] and file_names == ["in-docs.txt"]
-    crumbs = html[html.index('aria-label="Folder path"') : html.index("</nav>")]
+    start = html.index('aria-label="Folder path"')
+    crumbs = html[start : html.index("</nav>", start)]
     assert re.findall(r">([^<]+)</a>", crumbs) == ["All files", "Docs"]
     assert f'name="parent_id" value="{docs}"' in html
     _, _, top_folders, top_files = listed_on(auth.client, "/")
@@ -334,8 +337,8 @@ def test_a_selection_downloads_as_a_zip_and_deletes_without_scripts(
     auth.register()
     box = make_folder(auth, "Box")
     put_file(auth, "inside.txt", b"inside\n", box)
-    kept = upload(auth, "kept.txt", b"kept\n").get_json()["id"]
-    loose = upload(auth, "loose.txt", b"loose\n").get_json()["id"]
+    kept = upload(auth, "kept.txt", b"kept\n").get_json()["file_id"]
+    loose = upload(auth, "loose.txt", b"loose\n").get_json()["file_id"]
     worker()  # the uploads validated: only ready files go into a zip
     token = form_token(auth.client, "/")
     zipped = auth.client.post(
@@ -356,4 +359,3 @@ def test_a_selection_downloads_as_a_zip_and_deletes_without_scripts(
     listed = auth.client.get("/api/files").get_json()["files"]
     assert [f["id"] for f in listed] == [kept]
     assert auth.client.get("/api/folders").get_json()["folders"] == []
-

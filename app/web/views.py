@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from dataclasses import dataclass
+from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -16,6 +16,7 @@ from flask import (
     render_template,
     request,
     session,
+    stream_with_context,
     url_for,
 )
 from flask.typing import ResponseReturnValue
@@ -27,6 +28,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from .. import schemas
 from ..authentication import end_session, start_session
+from ..content_disposition import attachment
 from ..errors import MESSAGES, describe_rejection, domain_status
 from ..extensions import csrf
 from ..files import access, archive, folders, intake, lifecycle, listing, policy
@@ -299,8 +301,8 @@ def requested_page() -> Shown:
     me = user()
     args = listing_arguments()
     folder_id = folders.check_place(me.organization_id, args.get("folder"))
-    sort = args.get("sort") if args.get("sort") in SORTS else "uploaded_at"
-    order = args.get("order") if args.get("order") in ("asc", "desc") else default_order(sort)
+    sort = str(args["sort"]) if args.get("sort") in SORTS else "uploaded_at"
+    order = str(args["order"]) if args.get("order") in ("asc", "desc") else default_order(sort)
     q = (args.get("q") or "").strip()
     query_args = {k: v for k, v in args.items() if k in ("status", "cursor")}
     try:
@@ -308,11 +310,12 @@ def requested_page() -> Shown:
     except InputRejected:
         query = validated(schemas.FileListQuery, {"limit": PAGE_SIZE})
     newer = args.get("direction") == "newer" and query.cursor is not None
-    place = {
+    # At the top level a search looks in every folder (`root` with `q` is the whole tree).
+    place: dict[str, Any] = {
         "folder_id": folder_id if folder_id is not None else ROOT,
         "q": q or None,
-        "sort": sort,
-        "order": order,
+        "sort": listing.Sort(sort),
+        "order": listing.Order(order),
     }
     try:
         result = listing.list_files(
@@ -336,9 +339,6 @@ def requested_page() -> Shown:
         shown_folders = folders.children(me.organization_id, folder_id)
         if sort == "name" and order == "desc":
             shown_folders.reverse()
-    paths = None
-    if q:
-        paths = folders.paths_of(me.organization_id, [row.folder_id for row, _ in result.rows])
     crumbs = folders.breadcrumbs(me.organization_id, folder_id) if folder_id else []
     return Shown(
         folder_id=folder_id,
@@ -349,7 +349,7 @@ def requested_page() -> Shown:
         status=query.status,
         page=result,
         folders=shown_folders,
-        paths=paths,
+        paths=result.paths if q else None,
     )
 
 
@@ -475,7 +475,14 @@ def delete_selection() -> BaseResponse:
 def download_selection() -> ResponseReturnValue:
     """The selected files and folders as one zip, streamed as it is built."""
     file_ids, folder_ids = selected()
-    return archive.selection_response(user(), file_ids, folder_ids)
+    built = archive.selection_archive(user().organization_id, file_ids, folder_ids)
+    # As the API answers it: streamed with the request's context, never kept.
+    response = Response(
+        stream_with_context(built.chunks), mimetype="application/zip", direct_passthrough=True
+    )
+    response.headers["Content-Disposition"] = attachment(built.name)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 # ---- tokens -----------------------------------------------------------------------------

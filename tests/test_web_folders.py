@@ -25,6 +25,11 @@ def row(page: Page, name: str) -> Any:
     return page.locator("#file-rows tr").filter(has=page.get_by_text(name, exact=True))
 
 
+def open_folder(page: Page, name: str) -> None:
+    """Open a folder of the table by its name."""
+    row(page, name).get_by_role("link", name=name, exact=True).click()
+
+
 def cookies(page: Page) -> dict[str, str]:
     """The browser's cookies, for calling the API as that browser."""
     return {c["name"]: c["value"] for c in page.context.cookies()}
@@ -80,7 +85,7 @@ def test_a_new_folder_opens_with_breadcrumbs_and_takes_uploads(site: Site, page:
     upload(page, {"top.txt": b"at the top\n" * 20})
     new_folder(page, "Reports")
     expect(page.locator("#file-rows tr").first).to_contain_text("Reports")
-    row(page, "Reports").get_by_role("link", name="Reports").click()
+    open_folder(page, "Reports")
     crumbs = page.get_by_role("navigation", name="Folder path")
     expect(crumbs.get_by_role("link")).to_have_text(["All files", "Reports"])
     expect(page.get_by_text("This folder is empty")).to_be_visible()
@@ -112,7 +117,7 @@ def test_a_folder_chosen_or_dropped_keeps_its_structure(
     # A drop: Chromium lets a page build a DataTransfer of files, not of folder entries, so
     # the files carry their folder paths (webkitRelativePath), as a picked folder's do.
     new_folder(page, "Inbox")
-    row(page, "Inbox").get_by_role("link", name="Inbox").click()
+    open_folder(page, "Inbox")
     page.evaluate(
         """() => {
           const picker = document.createElement("input");
@@ -135,9 +140,9 @@ def test_a_folder_chosen_or_dropped_keeps_its_structure(
     expect(row(page, "Trip")).to_have_count(1, timeout=SLOW)
     expected |= {f"/Inbox/{relative}": "ready" for relative in files}
     deadline_check(all_ready)
-    row(page, "Trip").get_by_role("link", name="Trip").click()
-    row(page, "Day 2").get_by_role("link", name="Day 2").click()
-    row(page, "Evening").get_by_role("link", name="Evening").click()
+    open_folder(page, "Trip")
+    open_folder(page, "Day 2")
+    open_folder(page, "Evening")
     expect(row(page, "dinner.txt").get_by_text("Ready")).to_be_visible()
     expect(page.get_by_role("navigation", name="Folder path").get_by_role("link")).to_have_text(
         ["All files", "Inbox", "Trip", "Day 2", "Evening"]
@@ -170,16 +175,16 @@ def test_rename_in_place_and_move_by_dialog_and_by_drag(site: Site, page: Page) 
 
     row(page, "final.txt").get_by_role("button", name="Move").click()
     dialog = page.get_by_role("dialog")
-    expect(dialog.get_by_role("button", name="Archive")).to_be_visible()
+    expect(dialog.get_by_role("button", name="Archive", exact=True)).to_be_visible()
     screenshot(page, "move")
-    dialog.get_by_role("button", name="Archive").click()
+    dialog.get_by_role("button", name="Archive", exact=True).click()
     dialog.get_by_role("button", name="Move here").click()
     expect(row(page, "final.txt")).to_have_count(0)
     assert "/Archive/final.txt" in paths(page, site)
 
     # A folder moved by dialog into another, then dragged files.
     row(page, "Archive").get_by_role("button", name="Move").click()
-    dialog.get_by_role("button", name="Projects").click()
+    dialog.get_by_role("button", name="Projects", exact=True).click()
     dialog.get_by_role("button", name="Move here").click()
     expect(row(page, "Archive")).to_have_count(0)
     assert "/Projects/Archive/final.txt" in paths(page, site)
@@ -187,7 +192,7 @@ def test_rename_in_place_and_move_by_dialog_and_by_drag(site: Site, page: Page) 
     row(page, "notes.txt").drag_to(row(page, "Projects"))
     expect(row(page, "notes.txt")).to_have_count(0)
     assert "/Projects/notes.txt" in paths(page, site)
-    row(page, "Projects").get_by_role("link", name="Projects").click()
+    open_folder(page, "Projects")
     row(page, "notes.txt").drag_to(
         page.get_by_role("navigation", name="Folder path").get_by_role("link", name="All files")
     )
@@ -202,9 +207,9 @@ def test_search_finds_names_in_every_folder_and_opens_a_results_folder(
     path; the path opens that folder."""
     sign_up(page, site, "ada@acme.test", "Acme")
     new_folder(page, "Clients")
-    row(page, "Clients").get_by_role("link", name="Clients").click()
+    open_folder(page, "Clients")
     new_folder(page, "Émile")
-    row(page, "Émile").get_by_role("link", name="Émile").click()
+    open_folder(page, "Émile")
     upload(page, {"Invoice-2024.txt": b"invoice\n" * 20})
     page.get_by_role("navigation", name="Folder path").get_by_role("link", name="All files").click()
     upload(page, {"invoices-index.txt": b"index\n" * 20, "other.txt": b"other\n" * 20})
@@ -234,13 +239,13 @@ def test_a_selection_downloads_as_one_zip_and_sorts_by_its_headers(site: Site, p
     }
     upload(page, contents)
     new_folder(page, "Sub")
-    row(page, "Sub").get_by_role("link", name="Sub").click()
+    open_folder(page, "Sub")
     inner = text_bytes(7_000, seed=6)
     upload(page, {"inner.txt": inner})
     page.get_by_role("navigation", name="Folder path").get_by_role("link", name="All files").click()
 
     page.get_by_role("link", name="Name").click()
-    expect(page).to_have_url(f"{site.url}/?sort=name")
+    expect(page).to_have_url(f"{site.url}/?sort=name&order=asc")
     names = page.locator("#file-rows tr td.name .label")
     expect(names).to_have_text(["Sub", "a-large.txt", "b-small.txt", "c-middle.txt"])
     page.get_by_role("link", name="Name").click()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -193,3 +196,166 @@ def test_the_organization_page_gives_usage_in_words_and_a_meter(auth: Auth) -> N
     assert meter and meter.groups() == (str(1000 * 1024 * 1024), str(13107200))
     with auth.client.get("/") as files_page:
         assert '<td class="num">12.5 MiB</td>' in files_page.get_data(as_text=True)
+
+
+# ---- folders, sort and search without scripts ----------------------------------------------
+
+
+def make_folder(auth: Auth, name: str, parent: str = "root") -> str:
+    """Make a folder with the files page's New folder form; its id."""
+    token = form_token(auth.client, "/")
+    made = auth.client.post(
+        "/folders", data={"name": name, "parent_id": parent, "csrf_token": token}
+    )
+    assert made.status_code == 303, made.get_data(as_text=True)
+    listed = auth.client.get(f"/api/folders?parent_id={parent}").get_json()["folders"]
+    return next(f["id"] for f in listed if f["name"] == name)
+
+
+def put_file(auth: Auth, name: str, data: bytes, folder_id: str) -> str:
+    """Upload a file and move it into a folder; its id."""
+    uploaded = upload(auth, name, data)
+    assert uploaded.status_code == 201
+    file_id = str(uploaded.get_json()["file_id"])
+    moved = auth.client.patch(
+        f"/api/files/{file_id}", json={"folder_id": folder_id}, headers=auth.headers()
+    )
+    assert moved.status_code == 200, moved.get_json()
+    return file_id
+
+
+def listed_on(client: FlaskClient, path: str) -> tuple[int, str, list[str], list[str]]:
+    """A files page's status, HTML, folder names and file names, in the order shown."""
+    with client.get(path) as page:
+        html = page.get_data(as_text=True)
+        status = page.status_code
+    folder_names = re.findall(r'<td class="name folder" title="([^"]+)"', html)
+    return status, html, folder_names, re.findall(r'<td class="name" title="([^"]+)"', html)
+
+
+def test_a_folder_page_shows_its_breadcrumbs_its_folders_first_then_its_own_files(
+    auth: Auth,
+) -> None:
+    """`/?folder=<id>` lists that folder alone, folders first, with the path above it; the
+    New folder form makes a folder where the page stands."""
+    auth.register()
+    docs = make_folder(auth, "Docs")
+    inner = make_folder(auth, "Inner", docs)
+    put_file(auth, "in-docs.txt", b"docs\n", docs)
+    assert upload(auth, "top.txt", b"top\n").status_code == 201
+    status, html, folder_names, file_names = listed_on(auth.client, f"/?folder={docs}")
+    assert status == 200
+    assert folder_names == ["Inner"] and file_names == ["in-docs.txt"]
+    start = html.index('aria-label="Folder path"')
+    crumbs = html[start : html.index("</nav>", start)]
+    assert re.findall(r">([^<]+)</a>", crumbs) == ["All files", "Docs"]
+    assert f'name="parent_id" value="{docs}"' in html
+    _, _, top_folders, top_files = listed_on(auth.client, "/")
+    assert top_folders == ["Docs"] and top_files == ["top.txt"]
+    _, inner_html, _, _ = listed_on(auth.client, f"/?folder={inner}")
+    assert "This folder is empty" in inner_html
+
+
+def test_a_folder_not_of_this_organization_is_not_found(auth: Auth) -> None:
+    """Another organization's folder, or no folder at all, is a 404 page with no data."""
+    auth.register()
+    mine = make_folder(auth, "Mine")
+    other = auth.another()
+    other.register("grace@globex.test", "Globex")
+    for folder in (mine, "not-a-folder", "00000000-0000-0000-0000-000000000000"):
+        status, html, _, _ = listed_on(other.client, f"/?folder={folder}")
+        assert status == 404 and "Mine" not in html
+    token = form_token(other.client, "/")
+    refused = other.client.post(
+        "/folders", data={"name": "Inside", "parent_id": mine, "csrf_token": token}
+    )
+    assert refused.status_code == 404
+
+
+def test_the_new_folder_form_says_why_a_name_is_refused(auth: Auth) -> None:
+    """A taken name (compared as Coffer compares names) is 409, a slash 400, each with the
+    reason as an alert; no token, nothing made."""
+    auth.register()
+    make_folder(auth, "Straße")
+    token = form_token(auth.client, "/")
+    for name, status, words in [("STRASSE", 409, "taken"), ("a/b", 400, "/")]:
+        answer = auth.client.post("/folders", data={"name": name, "csrf_token": token})
+        assert answer.status_code == status
+        html = answer.get_data(as_text=True)
+        alert = re.search(r'<p class="alert" role="alert">([^<]+)</p>', html)
+        assert alert and words in alert.group(1)
+    assert auth.client.post("/folders", data={"name": "sneaky"}).status_code == 400
+    names = [f["name"] for f in auth.client.get("/api/folders").get_json()["folders"]]
+    assert names == ["Straße"]
+
+
+def test_column_headers_sort_both_ways_and_keep_the_folder(auth: Auth) -> None:
+    """Name, size and time sort by links that keep the folder and flip the order."""
+    auth.register()
+    place = make_folder(auth, "Place")
+    for name, size in [("b.txt", 30), ("a.txt", 10), ("c.txt", 20)]:
+        put_file(auth, name, b"x" * size, place)
+    base = f"/?folder={place}"
+    _, html, _, names = listed_on(auth.client, base)
+    assert names == ["c.txt", "a.txt", "b.txt"]  # newest first
+    header = re.search(r'<a class="sort" href="([^"]+)">Name', html)
+    assert header and header.group(1).replace("&amp;", "&") == f"{base}&sort=name&order=asc"
+    assert listed_on(auth.client, f"{base}&sort=name")[3] == ["a.txt", "b.txt", "c.txt"]
+    _, html, _, names = listed_on(auth.client, f"{base}&sort=name&order=desc")
+    assert names == ["c.txt", "b.txt", "a.txt"]
+    assert 'aria-sort="descending"' in html
+    assert listed_on(auth.client, f"{base}&sort=size")[3] == ["b.txt", "c.txt", "a.txt"]
+    assert listed_on(auth.client, f"{base}&sort=size&order=asc")[3] == ["a.txt", "c.txt", "b.txt"]
+    # Nonsense sorts and orders read as the defaults rather than failing.
+    assert listed_on(auth.client, f"{base}&sort=evil&order=up")[3] == ["c.txt", "a.txt", "b.txt"]
+
+
+def test_search_lists_matches_below_a_folder_with_their_folder_path(auth: Auth) -> None:
+    """`?q=` finds names containing the text in every folder (or below the one shown), each
+    with a link to its folder."""
+    auth.register()
+    clients = make_folder(auth, "Clients")
+    deep = make_folder(auth, "Deep", clients)
+    put_file(auth, "Report-deep.txt", b"1\n", deep)
+    assert upload(auth, "report-top.txt", b"2\n").status_code == 201
+    assert upload(auth, "other.txt", b"3\n").status_code == 201
+    _, html, folder_names, names = listed_on(auth.client, "/?q=REPORT")
+    assert folder_names == [] and sorted(names) == ["Report-deep.txt", "report-top.txt"]
+    assert f'href="/?folder={deep}" aria-label="Open folder /Clients/Deep"' in html
+    assert 'aria-label="Open folder /"' in html
+    _, _, _, below = listed_on(auth.client, f"/?folder={clients}&q=report")
+    assert below == ["Report-deep.txt"]
+    _, html, _, none = listed_on(auth.client, "/?q=nothing-like-it")
+    assert none == [] and "Nothing named like" in html
+
+
+def test_a_selection_downloads_as_a_zip_and_deletes_without_scripts(
+    auth: Auth, worker: Callable[[], None]
+) -> None:
+    """The selection form: Download as zip answers the zip of the files and folders
+    checked; Delete removes them and comes back to the page."""
+    auth.register()
+    box = make_folder(auth, "Box")
+    put_file(auth, "inside.txt", b"inside\n", box)
+    kept = upload(auth, "kept.txt", b"kept\n").get_json()["file_id"]
+    loose = upload(auth, "loose.txt", b"loose\n").get_json()["file_id"]
+    worker()  # the uploads validated: only ready files go into a zip
+    token = form_token(auth.client, "/")
+    zipped = auth.client.post(
+        "/files/archive",
+        data={"file_ids": [loose], "folder_ids": [box], "csrf_token": token},
+    )
+    assert zipped.status_code == 200 and zipped.mimetype == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(zipped.get_data()))
+    assert {i.filename: archive.read(i) for i in archive.infolist() if not i.is_dir()} == {
+        "loose.txt": b"loose\n",
+        "Box/inside.txt": b"inside\n",
+    }
+    gone = auth.client.post(
+        "/files/delete",
+        data={"file_ids": [loose], "folder_ids": [box], "csrf_token": token, "next": "/?sort=name"},
+    )
+    assert gone.status_code == 303 and gone.headers["Location"] == "/?sort=name"
+    listed = auth.client.get("/api/files").get_json()["files"]
+    assert [f["id"] for f in listed] == [kept]
+    assert auth.client.get("/api/folders").get_json()["folders"] == []

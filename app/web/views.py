@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -15,24 +16,28 @@ from flask import (
     render_template,
     request,
     session,
+    stream_with_context,
     url_for,
 )
 from flask.typing import ResponseReturnValue
 from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.wrappers import Response as BaseResponse
 
 from .. import schemas
 from ..authentication import end_session, start_session
+from ..content_disposition import attachment
 from ..errors import MESSAGES, describe_rejection, domain_status
 from ..extensions import csrf
-from ..files import access, intake, lifecycle, listing, policy
+from ..files import access, archive, folders, intake, lifecycle, listing, policy
+from ..files.names import ROOT
 from ..limits import login_limits, register_limit
-from ..models import File, FileStatus, User
+from ..models import File, FileStatus, Folder, User
 from ..schemas import InputRejected, validated
 from ..services import accounts, links, tokens, webhooks
-from ..services.errors import DomainError, NotAllowed
+from ..services.errors import DomainError, NotAllowed, NotFound
 from . import display
 
 bp = Blueprint(
@@ -242,8 +247,11 @@ def logout() -> BaseResponse:
 # ---- files ------------------------------------------------------------------------------
 
 
-# The query parameters the file listing reads; no others are passed on.
-LISTING_PARAMETERS = ("status", "cursor", "direction")
+# The query parameters the files page reads; no others are passed on.
+LISTING_PARAMETERS = ("folder", "q", "sort", "order", "status", "cursor", "direction")
+# What a link to another page of the same place keeps (not its cursor).
+PLACE_PARAMETERS = ("folder", "q", "sort", "order", "status")
+SORTS = ("uploaded_at", "name", "size")
 
 
 def listing_arguments() -> dict[str, Any]:
@@ -255,26 +263,94 @@ def listing_arguments() -> dict[str, Any]:
     return {k: v for k, v in request.args.items() if k in LISTING_PARAMETERS and v}
 
 
-def requested_page() -> tuple[listing.Page, schemas.FileListQuery, bool]:
-    """The page of files the query string asks for, and whether it is the newer direction."""
-    args = {k: v for k, v in listing_arguments().items() if k != "direction"}
+@dataclass(frozen=True)
+class Shown:
+    """What one view of the files page lists: its place, sort, search and rows."""
+
+    folder_id: str | None
+    crumbs: list[folders.Crumb]
+    sort: str
+    order: str
+    q: str
+    status: FileStatus | None
+    page: listing.Page
+    folders: list[Folder]
+    # Each listed file's folder path, when the rows come from a search (else None).
+    paths: dict[str | None, str] | None
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The query string that shows this place again (sorted, searched, filtered)."""
+        values = {
+            "folder": self.folder_id,
+            "q": self.q or None,
+            "sort": None if self.sort == "uploaded_at" else self.sort,
+            "order": None if self.order == default_order(self.sort) else self.order,
+            "status": self.status.value if self.status else None,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+
+def default_order(sort: str) -> str:
+    """The order a column starts in: names A to Z, sizes and times largest and newest first."""
+    return "asc" if sort == "name" else "desc"
+
+
+def requested_page() -> Shown:
+    """The folder, search and page of files the query string asks for."""
+    me = user()
+    args = listing_arguments()
+    folder_id = folders.check_place(me.organization_id, args.get("folder"))
+    sort = str(args["sort"]) if args.get("sort") in SORTS else "uploaded_at"
+    order = str(args["order"]) if args.get("order") in ("asc", "desc") else default_order(sort)
+    q = (args.get("q") or "").strip()
+    query_args = {k: v for k, v in args.items() if k in ("status", "cursor")}
     try:
-        query = validated(schemas.FileListQuery, {**args, "limit": PAGE_SIZE})
+        query = validated(schemas.FileListQuery, {**query_args, "limit": PAGE_SIZE})
     except InputRejected:
         query = validated(schemas.FileListQuery, {"limit": PAGE_SIZE})
-    newer = request.args.get("direction") == "newer" and query.cursor is not None
+    newer = args.get("direction") == "newer" and query.cursor is not None
+    # At the top level a search looks in every folder (`root` with `q` is the whole tree).
+    place: dict[str, Any] = {
+        "folder_id": folder_id if folder_id is not None else ROOT,
+        "q": q or None,
+        "sort": listing.Sort(sort),
+        "order": listing.Order(order),
+    }
     try:
         result = listing.list_files(
-            user().organization_id,
+            me.organization_id,
             status=query.status,
             limit=PAGE_SIZE,
             cursor=query.cursor,
             newer=newer,
+            **place,
         )
-    except DomainError:  # a cursor that is not ours: the first page
+    except DomainError:  # a cursor that is not ours (or not this view's): the first page
+        result = listing.list_files(
+            me.organization_id, status=query.status, limit=PAGE_SIZE, **place
+        )
         query = validated(schemas.FileListQuery, {"limit": PAGE_SIZE, "status": query.status})
-        result = listing.list_files(user().organization_id, status=query.status, limit=PAGE_SIZE)
-    return result, query, newer
+    first_page = query.cursor is None
+    shown_folders: list[Folder] = []
+    if first_page and not q and query.status is None:
+        # Folders come first, on the first page only; they sort by name alone (they have
+        # no size of their own), Z to A when the names are sorted that way.
+        shown_folders = folders.children(me.organization_id, folder_id)
+        if sort == "name" and order == "desc":
+            shown_folders.reverse()
+    crumbs = folders.breadcrumbs(me.organization_id, folder_id) if folder_id else []
+    return Shown(
+        folder_id=folder_id,
+        crumbs=crumbs,
+        sort=sort,
+        order=order,
+        q=q,
+        status=query.status,
+        page=result,
+        folders=shown_folders,
+        paths=result.paths if q else None,
+    )
 
 
 def file_rows_of(result: listing.Page) -> list[tuple[File, str | None, bool]]:
@@ -287,22 +363,53 @@ def file_rows_of(result: listing.Page) -> list[tuple[File, str | None, bool]]:
     ]
 
 
+def rows_context(shown: Shown) -> dict[str, Any]:
+    """What the table's rows need, for the whole page and for the rows alone."""
+    return {
+        "rows": file_rows_of(shown.page),
+        "folders": shown.folders,
+        "paths": shown.paths,
+        # Where a row's form comes back to: this very page, or the place for the rows alone.
+        "back": request.full_path
+        if request.endpoint == "web.files"
+        else url_for("web.files", **shown.arguments),
+    }
+
+
 @bp.get("/", endpoint="files")
 @page
-def files_page() -> ResponseReturnValue:
-    """The organization's files, the drop zone and the uploads in progress."""
-    result, query, _ = requested_page()
+def files_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    """One folder of the organization (the top level by default), or a search's results:
+    its folders and files, the drop zone and the uploads in progress."""
+    try:
+        shown = requested_page()
+    except NotFound:
+        back = url_for("web.files")
+        return render_template(
+            "problem.html", alert="That folder is not here.", back=back, me=user()
+        ), 404
+    place_name = shown.crumbs[-1].name if shown.crumbs else "the top level"
     return render_template(
         "files.html",
-        page=result,
-        rows=file_rows_of(result),
+        page=shown.page,
+        **rows_context(shown),
         rows_url=url_for("web.file_rows", **listing_arguments()),
-        status=query.status.value if query.status else "",
+        status=shown.status.value if shown.status else "",
         statuses=[s.value for s in FileStatus],
+        folder_id=shown.folder_id,
+        crumbs=shown.crumbs,
+        place_name=f"“{place_name}”" if shown.crumbs else place_name,
+        place_arguments={k: v for k, v in shown.arguments.items() if k in PLACE_PARAMETERS},
+        listing_arguments=shown.arguments,
+        sort=shown.sort,
+        order=shown.order,
+        newest_first=shown.sort == "uploaded_at" and shown.order == "desc",
+        q=shown.q,
+        error=error,
         me=user(),
         upload_limit=intake.max_file_size(),
         resumable_above=RESUMABLE_ABOVE,
-    )
+    ), status
 
 
 # Larger files go through the resumable endpoint, in parts of this size.
@@ -313,8 +420,7 @@ RESUMABLE_ABOVE = 4 * 1024 * 1024
 @page
 def file_rows() -> ResponseReturnValue:
     """The table's rows alone, for the page's script to refresh statuses without a reload."""
-    result, _, _ = requested_page()
-    return render_template("_file_rows.html", rows=file_rows_of(result))
+    return render_template("_file_rows.html", **rows_context(requested_page()))
 
 
 @bp.post("/files/<uuid:file_id>/delete")
@@ -323,6 +429,60 @@ def delete_file(file_id: Any) -> BaseResponse:
     """Delete a file (the page's script asks for confirmation first)."""
     lifecycle.delete_file(user(), str(file_id))
     return redirect(safe_next(request.form.get("next")))
+
+
+@bp.post("/folders")
+@page
+def create_folder() -> ResponseReturnValue:
+    """The New folder form: make the folder in the place shown, then show that place again."""
+    parent = request.form.get("parent_id") or ROOT
+    try:
+        folders.create_folder(user(), request.form.get("name", ""), parent)
+    except DomainError as exc:
+        if exc.code == "not_found":
+            raise
+        return files_again(parent, exc.message, domain_status(exc))
+    target = url_for("web.files", folder=None if parent == ROOT else parent)
+    return redirect(target, 303)
+
+
+def files_again(parent: str, error: str, status: int) -> ResponseReturnValue:
+    """The files page of a place, with why the form was refused."""
+    request.args = ImmutableMultiDict({} if parent == ROOT else {"folder": parent})
+    return files_page(error=error, status=status)
+
+
+def selected() -> tuple[list[str], list[str]]:
+    """The files and folders a selection form names."""
+    return request.form.getlist("file_ids"), request.form.getlist("folder_ids")
+
+
+@bp.post("/files/delete")
+@page
+def delete_selection() -> BaseResponse:
+    """Delete the selected files and folders (the page's script asks first)."""
+    me = user()
+    file_ids, folder_ids = selected()
+    for folder_id in folder_ids:
+        folders.delete_folder(me, folder_id)
+    for file_id in file_ids:
+        lifecycle.delete_file(me, file_id)
+    return redirect(safe_next(request.form.get("next")), 303)
+
+
+@bp.post("/files/archive")
+@page
+def download_selection() -> ResponseReturnValue:
+    """The selected files and folders as one zip, streamed as it is built."""
+    file_ids, folder_ids = selected()
+    built = archive.selection_archive(user().organization_id, file_ids, folder_ids)
+    # As the API answers it: streamed with the request's context, never kept.
+    response = Response(
+        stream_with_context(built.chunks), mimetype="application/zip", direct_passthrough=True
+    )
+    response.headers["Content-Disposition"] = attachment(built.name)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 # ---- tokens -----------------------------------------------------------------------------

@@ -62,8 +62,9 @@ function send(method, url, headers, body, onProgress, signal) {
 }
 
 export class ResumableUpload {
-  constructor(file, { endpoint, headers = {}, chunkSize, onProgress, onRetry }) {
+  constructor(file, { endpoint, headers = {}, chunkSize, onProgress, onRetry, metadata: extra = {} }) {
     this.file = file;
+    this.metadata = extra;
     this.endpoint = endpoint;
     this.headers = { ...headers, "Tus-Resumable": TUS };
     this.chunkSize = chunkSize;
@@ -80,7 +81,7 @@ export class ResumableUpload {
     const created = await this.retrying(async () => send("POST", this.endpoint, {
       ...this.headers,
       "Upload-Length": String(this.file.size),
-      "Upload-Metadata": metadata({ filename: this.file.name }),
+      "Upload-Metadata": metadata({ ...this.metadata, filename: this.file.name }),
     }, null, null, signal), (xhr) => xhr.status === 201);
     this.url = new URL(created.getResponseHeader("Location"), location.href).pathname;
     while (this.offset < this.file.size) {

@@ -8,8 +8,8 @@ which the application checks under the organization's lock (app/files/names.py).
 
 Existing files land at the top level with their names. Where two or more already share a
 name there (compared as above), the oldest keeps it and the others are renamed as an upload
-with `on_conflict=rename` would be (`report.pdf` becomes `report (2).pdf`); the migration
-logs how many.
+with `on_conflict=rename` would be (`report.pdf` becomes `report (2).pdf`, or the first number
+no file holds); a file whose name was already its own keeps it. The migration logs how many.
 
 `name_key` may be NULL: a row written by SQL by hand, or by a host still running the previous
 release during a rolling upgrade, has none (and clashes with nothing) until it is renamed;
@@ -107,20 +107,31 @@ def upgrade():
             files.c.organization_id, files.c.uploaded_at, files.c.id
         )
     ).all()
+    # First every name that is the first of its kind keeps it, so that no file whose name
+    # was already its own is renamed; then the later files of a shared name are numbered.
     taken = set()
-    renamed = 0
+    later = []
     for file_id, organization_id, filename in rows:
-        name = filename
-        n = 1
-        while (organization_id, name_key_of(name)) in taken:
+        key = (organization_id, name_key_of(filename))
+        if key in taken:
+            later.append((file_id, organization_id, filename))
+            continue
+        taken.add(key)
+        connection.execute(
+            files.update().where(files.c.id == file_id).values(name_key=key[1])
+        )
+    for file_id, organization_id, filename in later:
+        n = 2
+        while (organization_id, name_key_of(numbered(filename, n))) in taken:
             n += 1
-            name = numbered(filename, n)
+        name = numbered(filename, n)
         taken.add((organization_id, name_key_of(name)))
-        values = {"name_key": name_key_of(name)}
-        if name != filename:
-            values["filename"] = name
-            renamed += 1
-        connection.execute(files.update().where(files.c.id == file_id).values(**values))
+        connection.execute(
+            files.update()
+            .where(files.c.id == file_id)
+            .values(filename=name, name_key=name_key_of(name))
+        )
+    renamed = len(later)
     if renamed:
         log.warning(
             "%d file(s) shared a name with an older file at the top level of their "

@@ -33,11 +33,13 @@ def run(url: str, *statements: str) -> list[tuple[object, ...]]:
     """SQL straight on the database, as the previous release wrote it."""
     engine = create_engine(url)
     rows: list[tuple[object, ...]] = []
-    with engine.begin() as connection:
-        for statement in statements:
-            result = connection.execute(text(statement))
-            rows = [tuple(row) for row in result] if result.returns_rows else []
-    engine.dispose()
+    try:
+        with engine.begin() as connection:
+            for statement in statements:
+                result = connection.execute(text(statement))
+                rows = [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
     return rows
 
 

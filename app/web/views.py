@@ -353,12 +353,17 @@ def requested_page() -> Shown:
     )
 
 
-def file_rows_of(result: listing.Page) -> list[tuple[File, str | None, bool]]:
-    """The page's rows as the table shows them: file, uploader and whether the signed-in
-    user may delete it."""
+def file_rows_of(result: listing.Page) -> list[tuple[File, str | None, bool, bool]]:
+    """The page's rows as the table shows them: file, uploader, and whether the signed-in
+    user may rename or move it, and delete it."""
     me = user()
     return [
-        (row, uploader, policy.may_delete_file(me, row.uploaded_by))
+        (
+            row,
+            uploader,
+            policy.may_change_file(me, row.uploaded_by),
+            policy.may_delete_file(me, row.uploaded_by),
+        )
         for row, uploader in result.rows
     ]
 

@@ -36,6 +36,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import PydanticCustomError, core_schema
 
+from .files.archive import MAX_SELECTION
 from .files.listing import Order, Sort
 from .models import MAX_ID, MAX_NAME_KEY_LENGTH, FileStatus, Role, isoformat
 from .security import MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH
@@ -442,7 +443,7 @@ class ArchiveRequest(BaseModel):
     file_ids: Annotated[
         list[Annotated[str, Text(max_length=36)]],
         Field(
-            max_length=1000,
+            max_length=MAX_SELECTION,
             description="Files of the organization, at the top of the zip (only ready ones "
             "are put in).",
         ),
@@ -450,7 +451,7 @@ class ArchiveRequest(BaseModel):
     folder_ids: Annotated[
         list[Annotated[str, Text(max_length=36)]],
         Field(
-            max_length=1000,
+            max_length=MAX_SELECTION,
             description="Folders of the organization, each in the zip with every ready file "
             "below it.",
         ),
@@ -509,8 +510,9 @@ class FileListQuery(BaseModel):
         Field(
             description="Names containing this text, compared as names are (NFKC, "
             "case-folded; accents as typed; `%` and `_` are plain characters). Each match "
-            "carries its `path`.",
+            "carries its `path`. No control characters (no name holds one).",
             max_length=MAX_SEARCH_LENGTH,
+            json_schema_extra={"pattern": f"^{INNER}*$"},
         ),
     ] = None
     sort: Annotated[
@@ -541,8 +543,9 @@ class UploadOptions(BaseModel):
     """Where an upload goes and what its name does when taken there (multipart form fields,
     or tus Upload-Metadata keys); a field sent empty counts as absent."""
 
+    # A form field is text or absent, never null: the document says so.
     folder_id: Annotated[
-        PlaceRef | None,
+        PlaceRef | SkipJsonSchema[None],
         Field(description="The folder to store it in; absent or `root`: the top level."),
     ] = None
     on_conflict: Annotated[

@@ -184,12 +184,16 @@ def test_selection_limits(app: Flask, auth: Auth, tree: dict[str, str]) -> None:
     def post(body: Any) -> Any:
         return auth.client.post("/api/files/archive", json=body, headers=auth.headers())
 
-    assert post({}).get_json()["code"] == "invalid_field"
-    assert post({"file_ids": []}).status_code == 400
-    too_many = [tree["a.txt"]] * 600
-    answer = post({"file_ids": too_many, "folder_ids": [tree["Reports"]] * 600})
+    # Nothing selected is an empty zip; more than 1,000 files (or folders) is refused.
+    nothing = post({})
+    assert nothing.status_code == 200 and entries(nothing) == {}
+    assert entries(post({"file_ids": [], "folder_ids": []})) == {}
+    answer = post({"file_ids": [tree["a.txt"]] * 1001})
     assert answer.status_code == 400
     assert answer.get_json()["code"] == "invalid_field"
+    at_most = post({"file_ids": [tree["a.txt"]] * 1000, "folder_ids": [tree["empty"]] * 1000})
+    assert at_most.status_code == 200
+    assert set(entries(at_most)) == {"a.txt", "empty/"}
     assert post({"file_ids": "x"}).status_code == 400
     assert post({"file_ids": ["not-an-id"]}).status_code == 404
     assert post({"folder_ids": ["root"]}).status_code == 404

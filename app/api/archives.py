@@ -93,8 +93,9 @@ def download_folder(folder_id: str) -> Response:
         {
             "200": ZIP_ANSWER,
             "400": error(
-                "the body is not a JSON object of the fields, names no id at all, or more than "
-                f"{archive.MAX_SELECTION} ids together; or a session write lacks its CSRF token.",
+                "the body is not a JSON object of the fields, or names more than "
+                f"{archive.MAX_SELECTION} files or folders; or a session write lacks its CSRF "
+                "token.",
                 *JSON_BODY_CODES,
                 "csrf_failed",
             ),

@@ -1006,6 +1006,9 @@ def zip_download(run: Run) -> Figures:
     try:
         run_threads(clients, work, timeout=1800)
         run.log(f"zip: uploading one file of {total / MiB:,.0f} MiB")
+        # A new connection: waitress closes one idle for as long as the uploads took, and a
+        # streamed body cannot be sent again.
+        client.close()
         response, _ = large_upload(client, "/api/files/upload", "whole.bin", total, block)
         if response.status != 201:
             raise BenchError(f"the large upload answered {response.status}")

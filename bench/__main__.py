@@ -28,12 +28,23 @@ from .report import render
 from .scenarios import Run, S3Target, Settings, run_all
 
 RESULTS = ROOT / "bench" / "results"
-SCENARIO_NAMES = ("upload", "pipeline", "listing", "me", "resumable", "load", "migrate", "threads")
+SCENARIO_NAMES = (
+    "upload",
+    "pipeline",
+    "listing",
+    "folders",
+    "me",
+    "resumable",
+    "load",
+    "migrate",
+    "zip",
+    "threads",
+)
 # `threads` (the WEB_THREADS x WORKERS sweep, two minutes a database) runs only when named.
 DEFAULT_SCENARIOS = tuple(name for name in SCENARIO_NAMES if name != "threads")
 # The s3 column: SQLite for the rows, SeaweedFS for the bytes; its uploads' floor is boto3
 # sending the same bytes to the same bucket.
-S3_SCENARIOS = {"upload", "resumable"}
+S3_SCENARIOS = {"upload", "resumable", "zip"}
 # Large enough that no scenario ever meets the quota.
 QUOTA_MB = 10_000_000
 QUICK = Settings(
@@ -45,6 +56,13 @@ QUICK = Settings(
     pipeline_files=100,
     load_seconds=10,
     migrate_files=100,
+    folders_files=20_000,
+    folders_count=200,
+    folders_big=2_000,
+    folders_moves=10,
+    folders_uploads=10,
+    zip_files=50,
+    zip_rounds=1,
     listing_files=10_000,
     listing_samples=50,
     deep_page_samples=10,

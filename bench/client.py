@@ -87,6 +87,27 @@ class Client:
             return Response(response.status, response.headers, data)
         raise AssertionError("unreachable")
 
+    def drain(self, path: str, chunk: int = MiB) -> tuple[int, int, bytes]:
+        """GET `path` and read its body `chunk` bytes at a time, keeping none of it (a body
+        of gigabytes never sits in the bench's memory): the status, the body's length and
+        its last 64 bytes."""
+        if self._conn is None:
+            self._conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=self.timeout)
+        buffer = bytearray(chunk)
+        total, tail = 0, b""
+        try:
+            self._conn.request("GET", path, headers=self.headers)
+            response = self._conn.getresponse()
+            while count := response.readinto(buffer):
+                total += count
+                tail = (tail + bytes(buffer[max(0, count - 64) : count]))[-64:]
+        except (ConnectionError, http.client.HTTPException):
+            self.close()
+            raise
+        if response.will_close:
+            self.close()
+        return response.status, total, tail
+
     def json(self, method: str, path: str, payload: Any = None, expect: int = 200) -> Any:
         """A JSON request whose answer must have status `expect`; returns the parsed body."""
         body = None if payload is None else json.dumps(payload).encode()
@@ -131,11 +152,24 @@ def boundary() -> str:
     return f"coffer-bench-{uuid.uuid4().hex}"
 
 
-def small_upload(client: Client, filename: str, data: bytes) -> dict[str, Any]:
-    """POST one small file to Coffer; returns the 201 body."""
-    content_type, head, tail = multipart_frame(filename, "text/plain", boundary())
+def small_upload(
+    client: Client,
+    filename: str,
+    data: bytes,
+    fields: dict[str, str] | None = None,
+    content_type: str = "text/plain",
+) -> dict[str, Any]:
+    """POST one small file to Coffer, with these form fields before it (`folder_id`...);
+    returns the 201 body."""
+    separator = boundary()
+    header, head, tail = multipart_frame(filename, content_type, separator)
+    before = b"".join(
+        f"--{separator}\r\nContent-Disposition: form-data; "
+        f'name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in (fields or {}).items()
+    )
     response = client.request(
-        "POST", "/api/files/upload", head + data + tail, {"Content-Type": content_type}
+        "POST", "/api/files/upload", before + head + data + tail, {"Content-Type": header}
     )
     if response.status != 201:
         raise BenchError(f"upload answered {response.status}: {response.body[:300]!r}")

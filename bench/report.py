@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .peer import PACKAGES as PEER_PACKAGES
-from .scenarios import RARE_EVERY, RARE_STATUS, Settings
+from .scenarios import NAME_MONTHS, NAME_WORDS, RARE_EVERY, RARE_STATUS, SEARCH_TEXT, Settings
 
 Figures = dict[str, Any]
 MISSING = "-"
@@ -237,6 +237,7 @@ def rows(settings: Settings) -> list[Row]:
                 and f["quota_org_full_p50"] <= 1.5 * f["quota_org_empty_p50"] + 2
             ),
         ),
+        *folders_rows(settings),
         Row(
             f"resumable {huge} MiB in 8 MiB PATCHes, Coffer: MB/s each round (median)",
             "",
@@ -289,6 +290,7 @@ def rows(settings: Settings) -> list[Row]:
             check("load_final_after_s", lambda v: v <= 60),
         ),
         *threads_rows(settings),
+        *zip_rows(settings),
         Row(
             f"storage migrate --to s3, {settings.migrate_files:,} files: seconds",
             "",
@@ -319,6 +321,88 @@ def rows(settings: Settings) -> list[Row]:
                     number(f.get(key), 2) for key in ("me_cpu_ms", "me_token_cpu_ms", "bare_cpu_ms")
                 )
             ),
+        ),
+    ]
+
+
+def folders_rows(settings: Settings) -> list[Row]:
+    """The `folders` scenario's rows: search, a big folder's pages by name, its move, and
+    an upload into it."""
+    files, big = f"{settings.folders_files:,}", f"{settings.folders_big:,}"
+    where = f"{files} files in {settings.folders_count:,} folders"
+    every = len(NAME_WORDS) * len(NAME_MONTHS)
+
+    def upload(f: Figures) -> str:
+        if f.get("folders_upload_ratio") is None:
+            return MISSING
+        figures = pair("folders_upload_big_p50", "folders_upload_empty_p50")(f)
+        return f"{figures} ({number(f['folders_upload_ratio'], 2)})"
+
+    return [
+        Row(
+            f"{where}: name search first page (`q={SEARCH_TEXT}`, 1 name in {every:,}) "
+            "p50 / p95, ms",
+            "p50 < 20",
+            pair("folders_search_p50", "folders_search_p95"),
+            check("folders_search_p50", lambda v: v < 20),
+        ),
+        Row(
+            f"{where}: a folder of {big} files by name, first page p50 / p95, ms",
+            "p50 < 10",
+            pair("folders_first_p50", "folders_first_p95"),
+            check("folders_first_p50", lambda v: v < 10),
+        ),
+        Row(
+            f"{where}: that folder by name, next-to-last page by ?cursor= p50 / p95, ms",
+            "p50 < 10",
+            pair("folders_deep_p50", "folders_deep_p95"),
+            check("folders_deep_p50", lambda v: v < 10),
+        ),
+        Row(
+            f"{where}: moving that folder (PATCH parent_id, there and back) p50 / p95, ms",
+            "p50 < 20",
+            pair("folders_move_p50", "folders_move_p95"),
+            check("folders_move_p50", lambda v: v < 20),
+        ),
+        Row(
+            f"{where}: 1 KiB upload p50, ms, into that folder / into an empty org (ratio)",
+            "ratio <= 1.10",
+            upload,
+            check("folders_upload_ratio", lambda v: v <= 1.1),
+        ),
+        Row(
+            f"{where}: seeding (two INSERT ... SELECT), s",
+            "",
+            one("folders_seed_s", 1),
+        ),
+    ]
+
+
+def zip_rows(settings: Settings) -> list[Row]:
+    """The `zip` scenario's rows: a folder's zip beside one file of the same bytes."""
+    size = settings.zip_files * settings.zip_file_kib / 1024
+    what = f"zip of a folder of {settings.zip_files:,} x {settings.zip_file_kib:,} KiB"
+    return [
+        Row(
+            f"{what}: seconds, best round, zip / one {size:,.0f} MiB file",
+            "",
+            pair("zip_s", "zip_file_s", 2),
+        ),
+        Row(
+            f"{what}: throughput, share of the one file's",
+            ">= 0.80",
+            one("zip_ratio", 2),
+            check("zip_ratio", lambda v: v >= 0.8),
+        ),
+        Row(
+            f"{what}: web peak RSS, MiB (as the zip starts)",
+            "< 150",
+            lambda f: (
+                MISSING
+                if f.get("zip_rss_mib") is None
+                else f"{number(f['zip_rss_mib'], 0)} ({number(f.get('zip_rss_start_mib'), 0)})"
+            ),
+            check("zip_rss_mib", lambda v: v < 150),
         ),
     ]
 

@@ -44,18 +44,26 @@ RARE_EVERY = 1000
 RARE_STATUS = "failed"
 SEED_COLUMNS = (
     "id, filename, name_key, file_path, size, mime_type, sha256, status, error_message, "
-    "bytes_stored, organization_id, uploaded_by, uploaded_at, processed_at"
+    "bytes_stored, organization_id, uploaded_by, uploaded_at, processed_at, folder_id"
 )
 # Ids: hex of a multiplicative hash of i first (so they spread over the key space like
-# uuid4s), the organization and i last (so they are unique).
-SEED_SQLITE = f"""
-INSERT INTO files ({SEED_COLUMNS})
+# uuid4s), the organization and i last (so they are unique). Folders' ids differ from
+# files' in their variant digit (`a`, files `8`).
+SQLITE_ID = (
+    "printf('%08x-%04x-4%03x-{variant}%03x-%012x', (({i}) * 2654435761) % 4294967296, "
+    ":org % 65536, (({i}) * 40503) % 4096, (({i}) * 7919) % 4096, {i})"
+)
+POSTGRESQL_ID = (
+    "lpad(to_hex(mod(({i}) * 2654435761, 4294967296)), 8, '0') || '-' "
+    "|| lpad(to_hex(mod(CAST(:org AS bigint), 65536)), 4, '0') || '-4' "
+    "|| lpad(to_hex(mod(({i}) * 40503, 4096)), 3, '0') || '-{variant}' "
+    "|| lpad(to_hex(mod(({i}) * 7919, 4096)), 3, '0') || '-' || lpad(to_hex({i}), 12, '0')"
+)
+SEED_SQLITE = """
+INSERT INTO files ({columns})
 WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i < :last),
 seeded AS (
-    SELECT i,
-        printf('%08x-%04x-4%03x-8%03x-%012x', (i * 2654435761) % 4294967296, :org % 65536,
-               (i * 40503) % 4096, (i * 7919) % 4096, i) AS id,
-        printf('seed-%07d.txt', i) AS filename,
+    SELECT i, {id} AS id, {filename} AS filename, {folder} AS folder_id,
         :newest_us - i * :step AS us
     FROM seq
 )
@@ -66,29 +74,119 @@ SELECT id, filename, filename, :org || '/' || id || '/' || filename, 1024, 'text
     1, :org, :user,
     strftime('%Y-%m-%d %H:%M:%S', us / 1000000, 'unixepoch') || printf('.%06d', us % 1000000),
     strftime('%Y-%m-%d %H:%M:%S', (us + 5000) / 1000000, 'unixepoch')
-        || printf('.%06d', (us + 5000) % 1000000)
+        || printf('.%06d', (us + 5000) % 1000000),
+    folder_id
 FROM seeded
 """
-SEED_POSTGRESQL = f"""
-INSERT INTO files ({SEED_COLUMNS})
+SEED_POSTGRESQL = """
+INSERT INTO files ({columns})
 SELECT id, filename, filename, CAST(:org AS text) || '/' || id || '/' || filename, 1024,
     'text/plain',
     lpad(to_hex(i), 64, '0'),
     CASE WHEN mod(i, :every) = :every - 1 THEN :rare ELSE 'ready' END,
     CASE WHEN mod(i, :every) = :every - 1 THEN 'seeded failure' END,
-    true, :org, :user, ts, ts + interval '5 milliseconds'
+    true, :org, :user, ts, ts + interval '5 milliseconds', folder_id
 FROM (
-    SELECT i,
-        lpad(to_hex(mod(i * 2654435761, 4294967296)), 8, '0') || '-'
-            || lpad(to_hex(mod(CAST(:org AS bigint), 65536)), 4, '0') || '-4'
-            || lpad(to_hex(mod(i * 40503, 4096)), 3, '0') || '-8'
-            || lpad(to_hex(mod(i * 7919, 4096)), 3, '0') || '-'
-            || lpad(to_hex(i), 12, '0') AS id,
-        'seed-' || lpad(CAST(i AS text), 7, '0') || '.txt' AS filename,
+    SELECT i, {id} AS id, {filename} AS filename, {folder} AS folder_id,
         CAST(:newest AS timestamp) - (i * :step) * interval '1 microsecond' AS ts
     FROM generate_series(CAST(0 AS bigint), CAST(:last AS bigint)) AS i
 ) AS seeded
 """
+# The listing's names: seed-0000000.txt...
+PLAIN_NAME = {
+    "sqlite": "printf('seed-%07d.txt', i)",
+    "postgresql": "'seed-' || lpad(CAST(i AS text), 7, '0') || '.txt'",
+}
+# With folders, names as people write them: `invoice-march-0123456.txt`, the first word by
+# i % len(NAME_WORDS), the second by the next digits of i, so each pair of words names one
+# file in len(NAME_WORDS) * len(NAME_MONTHS) (a search for a pair finds 1,000 of 1,000,000).
+NAME_WORDS = (
+    "report invoice photo scan contract budget minutes slides draft notes summary receipt "
+    "letter memo plan review agenda manual brief quote order policy design sketch poster "
+    "survey thesis resume ticket backup export import logo banner chart table list form "
+    "recipe map"
+).split()
+NAME_MONTHS = (
+    "january february march april may june july august september october november december "
+    "spring summer autumn winter final old new copy signed scanned shared team client"
+).split()
+WORD_WIDTH = 9
+WORDS_NAME = {
+    "sqlite": (
+        "printf('%s-%s-%07d.txt', rtrim(substr(:words, (i % :word_count) * :width + 1, :width)),"
+        " rtrim(substr(:months, ((i / :word_count) % :month_count) * :width + 1, :width)), i)"
+    ),
+    "postgresql": (
+        "rtrim(substr(CAST(:words AS text), CAST(mod(i, :word_count) * :width + 1 AS integer),"
+        " :width)) || '-' || rtrim(substr(CAST(:months AS text), "
+        "CAST(mod(i / :word_count, :month_count) * :width + 1 AS integer), :width)) || '-' "
+        "|| lpad(CAST(i AS text), 7, '0') || '.txt'"
+    ),
+}
+# The seeded folder of the i-th file: the big folder (number 0) holds the newest :big files,
+# the others are dealt round the remaining folders.
+FOLDER_NUMBER = "CASE WHEN i < :big THEN 0 ELSE 1 + (i - :big) % (:folders - 1) END"
+# Folders: :tops of them at the top level (folder 0, the big one, among them), each of the
+# others inside top-level folder j % :tops.
+SEED_FOLDERS_SQLITE = """
+INSERT INTO folders (id, organization_id, parent_id, name, name_key, created_by, created_at)
+WITH RECURSIVE seq(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM seq WHERE j < :folders - 1)
+SELECT {id}, :org, CASE WHEN j < :tops THEN NULL ELSE {parent} END,
+    printf('Folder %05d', j), printf('folder %05d', j), :user, :created
+FROM seq
+"""
+SEED_FOLDERS_POSTGRESQL = """
+INSERT INTO folders (id, organization_id, parent_id, name, name_key, created_by, created_at)
+SELECT {id}, :org, CASE WHEN j < :tops THEN NULL ELSE {parent} END,
+    'Folder ' || lpad(CAST(j AS text), 5, '0'), 'folder ' || lpad(CAST(j AS text), 5, '0'),
+    :user, CAST(:created AS timestamp)
+FROM generate_series(CAST(0 AS bigint), CAST(:folders - 1 AS bigint)) AS j
+"""
+
+
+@dataclass(frozen=True)
+class FolderLayout:
+    """How `seed_files` spreads its files over folders it seeds too."""
+
+    folders: int
+    # Folder number 0 holds this many of the files (the newest).
+    big: int
+    # Folders at the top level; every other one is inside one of these.
+    tops: int = 100
+
+    def folder_id(self, organization_id: int, number: int) -> str:
+        """The id the seeding gives folder `number` of this organization (as the SQL does)."""
+        return (
+            f"{(number * 2654435761) % 4294967296:08x}-{organization_id % 65536:04x}-"
+            f"4{(number * 40503) % 4096:03x}-a{(number * 7919) % 4096:03x}-{number:012x}"
+        )
+
+
+def file_name(index: int) -> str:
+    """The name the folders' seeding gives the i-th file (as the SQL does)."""
+    word = NAME_WORDS[index % len(NAME_WORDS)]
+    month = NAME_MONTHS[(index // len(NAME_WORDS)) % len(NAME_MONTHS)]
+    return f"{word}-{month}-{index:07d}.txt"
+
+
+def seed_statements(dialect: str, layout: FolderLayout | None) -> tuple[str, str | None]:
+    """The files' INSERT ... SELECT and, with a layout, the folders' one before it."""
+    files = SEED_POSTGRESQL if dialect == "postgresql" else SEED_SQLITE
+    ids = POSTGRESQL_ID if dialect == "postgresql" else SQLITE_ID
+    files_sql = files.format(
+        columns=SEED_COLUMNS,
+        id=ids.format(i="i", variant="8"),
+        filename=WORDS_NAME[dialect] if layout else PLAIN_NAME[dialect],
+        folder=ids.format(i=FOLDER_NUMBER, variant="a") if layout else "NULL",
+    )
+    if layout is None:
+        return files_sql, None
+    folders = SEED_FOLDERS_POSTGRESQL if dialect == "postgresql" else SEED_FOLDERS_SQLITE
+    tops = "mod(j, :tops)" if dialect == "postgresql" else "j % :tops"
+    folders_sql = folders.format(
+        id=ids.format(i="j", variant="a"), parent=ids.format(i=tops, variant="a")
+    )
+    return files_sql, folders_sql
 
 
 @dataclass(frozen=True)
@@ -117,6 +215,16 @@ class Settings:
     threads_web: tuple[int, ...] = (4, 8, 16)
     threads_workers: tuple[int, ...] = (1, 2)
     migrate_files: int = 1000
+    # The `folders` scenario: files seeded over folders, one folder holding `folders_big`.
+    folders_files: int = 1_000_000
+    folders_count: int = 10_000
+    folders_big: int = 100_000
+    folders_moves: int = 50
+    folders_uploads: int = 50
+    # The `zip` scenario: a folder of this many files of this size, zipped in rounds.
+    zip_files: int = 1000
+    zip_file_kib: int = 1024
+    zip_rounds: int = 3
 
 
 @dataclass
@@ -455,7 +563,13 @@ def pipeline(run: Run, clients: int) -> Figures:
 # ---- listing a large organization ----------------------------------------------------
 
 
-def seed_files(database_url: str, organization_id: int, user_id: int, count: int) -> datetime:
+def seed_files(
+    database_url: str,
+    organization_id: int,
+    user_id: int,
+    count: int,
+    layout: FolderLayout | None = None,
+) -> datetime:
     """Insert `count` 1 KiB file rows with one bulk INSERT ... SELECT; the database's
     triggers count them on the organization as they count every upload.
 
@@ -466,11 +580,15 @@ def seed_files(database_url: str, organization_id: int, user_id: int, count: int
     every run for the same organization, spread over the key space like random ones. The rows
     have no bytes on disk: listing never reads them. PostgreSQL then gets the VACUUM ANALYZE
     its autovacuum would run within a minute of such an insert.
+
+    With a `layout`, its folders are inserted first (one more INSERT ... SELECT) and the
+    files are dealt into them, named as `file_name` says (unique in each folder); without,
+    every file is at the top level, named `seed-<i>.txt`.
     """
 
     # Older than anything the run uploads, so these are the organization's oldest files.
     newest = (utc_now() - timedelta(days=1)).replace(microsecond=0)
-    params = {
+    params: dict[str, Any] = {
         "org": organization_id,
         "user": user_id,
         "last": count - 1,
@@ -478,34 +596,60 @@ def seed_files(database_url: str, organization_id: int, user_id: int, count: int
         "every": RARE_EVERY,
         "rare": RARE_STATUS,
     }
+    if layout is not None:
+        params.update(
+            {
+                "folders": layout.folders,
+                "big": layout.big,
+                "tops": layout.tops,
+                "created": newest.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                "words": "".join(word.ljust(WORD_WIDTH) for word in NAME_WORDS),
+                "word_count": len(NAME_WORDS),
+                "months": "".join(word.ljust(WORD_WIDTH) for word in NAME_MONTHS),
+                "month_count": len(NAME_MONTHS),
+                "width": WORD_WIDTH,
+            }
+        )
     engine = create_engine(driver_url(database_url))
     postgresql = engine.dialect.name == "postgresql"
+    statement, folders_statement = seed_statements(engine.dialect.name, layout)
     if postgresql:
-        statement = SEED_POSTGRESQL
         params["newest"] = newest
     else:
-        statement = SEED_SQLITE
         params["newest_us"] = int((newest - datetime(1970, 1, 1)).total_seconds()) * 1_000_000
     try:
         with engine.begin() as conn:
+            if folders_statement is not None and layout is not None:
+                made = conn.execute(text(folders_statement), params).rowcount
+                if made != layout.folders:
+                    raise BenchError(f"the seeding made {made} folders, not {layout.folders}")
             inserted = conn.execute(text(statement), params).rowcount
             if inserted != count:
                 raise BenchError(f"the seeding inserted {inserted} rows, not {count}")
         if postgresql:
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("VACUUM ANALYZE files"))
+                if layout is not None:
+                    conn.execute(text("VACUUM ANALYZE folders"))
     finally:
         engine.dispose()
     return newest
 
 
-def unseed_files(database_url: str, organization_id: int, newest: datetime, count: int) -> None:
+def unseed_files(
+    database_url: str,
+    organization_id: int,
+    newest: datetime,
+    count: int,
+    layout: FolderLayout | None = None,
+) -> None:
     """Delete the files `seed_files` inserted (all uploaded at `newest` or before; the
-    triggers take them off the counters): they have no bytes, which `storage migrate` would
-    find missing."""
-    from app.models import File
+    triggers take them off the counters), and its folders with a `layout` (which must hold
+    no other file by then): they have no bytes, which `storage migrate` would find missing."""
+    from app.models import File, Folder
 
     files = File.__table__
+    folders = Folder.__table__
     engine = create_engine(driver_url(database_url))
     try:
         with engine.begin() as conn:
@@ -516,6 +660,13 @@ def unseed_files(database_url: str, organization_id: int, newest: datetime, coun
             ).rowcount
             if deleted != count:
                 raise BenchError(f"{deleted} seeded files deleted, not {count}")
+            if layout is not None:
+                # One statement: the parent links are checked at its end.
+                removed = conn.execute(
+                    folders.delete().where(folders.c.organization_id == organization_id)
+                ).rowcount
+                if removed != layout.folders:
+                    raise BenchError(f"{removed} seeded folders deleted, not {layout.folders}")
     finally:
         engine.dispose()
 
@@ -667,6 +818,250 @@ def quota(run: Run, full: Client) -> Figures:
         figures[f"quota_org_{key}_p50"] = percentile(org_ms[key], 0.5)
         figures[f"quota_upload_{key}_p50"] = percentile(upload_ms[key], 0.5)
     return figures
+
+
+# ---- folders, names and search at 1,000,000 files ------------------------------------
+
+# The search of the `folders` scenario: two words of the seeded names, which name one file
+# in len(NAME_WORDS) * len(NAME_MONTHS).
+SEARCH_TEXT = "invoice-march"
+
+
+def seeded_file_id(organization_id: int, index: int) -> str:
+    """The id `seed_files` gives the i-th file of this organization (as its SQL does)."""
+    return (
+        f"{(index * 2654435761) % 4294967296:08x}-{organization_id % 65536:04x}-"
+        f"4{(index * 40503) % 4096:03x}-8{(index * 7919) % 4096:03x}-{index:012x}"
+    )
+
+
+def alternating(
+    run: Run, samples: int, actions: dict[str, Callable[[int], None]], budget: float = 120
+) -> dict[str, list[float]]:
+    """Milliseconds of each action, the actions taking turns sample by sample, so drift in
+    the machine's load falls on all alike."""
+    times: dict[str, list[float]] = {key: [] for key in actions}
+    deadline = time.monotonic() + budget
+    for number in range(samples):
+        for key, action in actions.items():
+            started = time.perf_counter()
+            action(number)
+            times[key].append((time.perf_counter() - started) * 1000)
+        if time.monotonic() > deadline:
+            break
+    return times
+
+
+def folders(run: Run) -> Figures:
+    """An organization of files seeded over folders, one of them big: name search, the big
+    folder by name (first page and a deep cursor page), moving it, and an upload into it
+    beside one into an empty organization. The seeded rows are deleted at the end."""
+    from app.files.listing import Filters, Sort, encode_cursor
+    from app.files.listing import Order as ListOrder
+
+    settings = run.settings
+    count, big = settings.folders_files, settings.folders_big
+    layout = FolderLayout(folders=settings.folders_count, big=big)
+    client, identity = register(run.port, "folders")
+    empty, _ = register(run.port, "folders-empty")
+    organization_id = identity["organization_id"]
+    run.log(f"folders: seeding {count:,} files in {layout.folders:,} folders")
+    started = time.perf_counter()
+    newest = seed_files(run.database_url, organization_id, identity["user_id"], count, layout)
+    seed_s = time.perf_counter() - started
+    run.log(f"folders: seeded in {seed_s:.1f} s")
+    big_id = layout.folder_id(organization_id, 0)
+    other_id = layout.folder_id(organization_id, 1)
+    uploaded: list[str] = []
+    try:
+        # What each request must answer, checked once before timing.
+        search_path = f"/api/files?limit={PAGE_LIMIT}&q={SEARCH_TEXT}"
+        found = client.json("GET", search_path)
+        matching = [i for i in range(count) if SEARCH_TEXT in file_name(i)]
+        names = [f["filename"] for f in found["files"]]
+        if names != [file_name(i) for i in matching[:PAGE_LIMIT]] or bool(
+            found.get("next_cursor")
+        ) != (len(matching) > PAGE_LIMIT):
+            raise BenchError(f"the search for {SEARCH_TEXT!r} found {names[:3]}...")
+        matches = len(matching)
+
+        by_name = sorted(range(big), key=file_name)
+        base = f"/api/files?limit={PAGE_LIMIT}&folder_id={big_id}&sort=name&order=asc"
+        first = client.json("GET", base)
+        if [f["filename"] for f in first["files"]] != [file_name(i) for i in by_name[:20]]:
+            raise BenchError("the big folder's first page by name is not its first names")
+        # The next-to-last page: after the row just before it, by Coffer's own cursor.
+        at = max(0, big - 2 * PAGE_LIMIT)
+        cursor_path = base
+        if at:
+            before = by_name[at - 1]
+            filters = Filters(folder_id=big_id, sort=Sort.NAME, order=ListOrder.ASC)
+            row = SimpleNamespace(
+                name_key=file_name(before), id=seeded_file_id(organization_id, before)
+            )
+            cursor_path = f"{base}&cursor={encode_cursor(row, filters)}"  # type: ignore[arg-type]
+        deep = client.json("GET", cursor_path)
+        if not deep["files"] or deep["files"][0]["filename"] != file_name(by_name[at]):
+            raise BenchError("the big folder's deep page by cursor does not start as expected")
+
+        run.log("folders: timing the search, the big folder's pages by name and its moves")
+        with run.profiler.record(run.label("folders"), {"web": run.coffer.web_pid}):
+            search_ms = latencies(client, search_path, settings.listing_samples, budget=120)
+            first_ms = latencies(client, base, settings.listing_samples, budget=120)
+            deep_ms = latencies(client, cursor_path, settings.listing_samples, budget=120)
+
+            def move(target: str) -> Callable[[int], None]:
+                def action(_number: int) -> None:
+                    client.json("PATCH", f"/api/folders/{big_id}", {"parent_id": target})
+
+                return action
+
+            moves = alternating(
+                run, settings.folders_moves, {"in": move(other_id), "back": move("root")}
+            )
+
+            def into_big(number: int) -> None:
+                fields = {"folder_id": big_id}
+                body = small_upload(client, f"upload-{number:04d}.txt", small_text(number), fields)
+                uploaded.append(body["file_id"])
+
+            def into_empty(number: int) -> None:
+                small_upload(empty, f"upload-{number:04d}.txt", small_text(number))
+
+            upload_ms = alternating(
+                run, settings.folders_uploads, {"big": into_big, "empty": into_empty}
+            )
+        if client.json("GET", f"/api/folders/{big_id}")["parent_id"] not in {None, "root"}:
+            raise BenchError("the big folder did not end at the top level")
+        for own in (client, empty):
+            wait_settled(own, timeout=300)
+        for file_id in uploaded:
+            client.json("DELETE", f"/api/files/{file_id}", expect=204)
+        uploaded.clear()
+    finally:
+        client.close()
+        empty.close()
+        if not uploaded:
+            started = time.perf_counter()
+            unseed_files(run.database_url, organization_id, newest, count, layout)
+            run.log(f"folders: seeded rows deleted in {time.perf_counter() - started:.1f} s")
+    move_ms = moves["in"] + moves["back"]
+    upload_big, upload_empty = (percentile(upload_ms[k], 0.5) for k in ("big", "empty"))
+    return {
+        "folders_files": count,
+        "folders_count": layout.folders,
+        "folders_big": big,
+        "folders_seed_s": seed_s,
+        "folders_search_matches": matches,
+        "folders_search_p50": percentile(search_ms, 0.5),
+        "folders_search_p95": percentile(search_ms, 0.95),
+        "folders_first_p50": percentile(first_ms, 0.5),
+        "folders_first_p95": percentile(first_ms, 0.95),
+        "folders_deep_p50": percentile(deep_ms, 0.5),
+        "folders_deep_p95": percentile(deep_ms, 0.95),
+        "folders_move_p50": percentile(move_ms, 0.5),
+        "folders_move_p95": percentile(move_ms, 0.95),
+        "folders_upload_big_p50": upload_big,
+        "folders_upload_empty_p50": upload_empty,
+        "folders_upload_ratio": upload_big / upload_empty,
+    }
+
+
+# ---- a folder of 1 GiB as a zip ------------------------------------------------------
+
+# The end of a zip's central directory, in the last bytes of every zip.
+ZIP_END = b"PK\x05\x06"
+
+
+def zip_download(run: Run) -> Figures:
+    """A folder of many 1 MiB files downloaded as a zip, beside the same number of bytes
+    downloaded as one file; rounds alternate, the best of each is kept. The web process's
+    peak RSS is sampled during each zip."""
+    settings = run.settings
+    count, size = settings.zip_files, settings.zip_file_kib * 1024
+    total = count * size
+    client, _ = register(run.port, "zip")
+    block = random.Random(SEED).randbytes(size)
+    folder = client.json("POST", "/api/folders", {"name": "zipped"}, expect=201)["id"]
+    run.log(f"zip: uploading {count} files of {size // 1024} KiB into a folder")
+    clients = 4
+
+    def work(index: int) -> None:
+        own = client.clone()
+        try:
+            for number in range(index, count, clients):
+                # Each file its own bytes: the number at the front.
+                data = number.to_bytes(8, "big") + block[8:]
+                small_upload(
+                    own,
+                    f"part-{number:04d}.bin",
+                    data,
+                    {"folder_id": folder},
+                    "application/octet-stream",
+                )
+        finally:
+            own.close()
+
+    large_id: str | None = None
+    try:
+        run_threads(clients, work, timeout=1800)
+        run.log(f"zip: uploading one file of {total / MiB:,.0f} MiB")
+        # A new connection: waitress closes one idle for as long as the uploads took, and a
+        # streamed body cannot be sent again.
+        client.close()
+        response, _ = large_upload(client, "/api/files/upload", "whole.bin", total, block)
+        if response.status != 201:
+            raise BenchError(f"the large upload answered {response.status}")
+        large_id = response.json()["file_id"]
+        wait_settled(client, timeout=1200)
+        # The zip holds ready files only: every one must be.
+        if (ready := status_total(client, "ready")) != count + 1:
+            raise BenchError(f"zip: {ready} files ready, not {count + 1}")
+
+        zip_s: list[float] = []
+        file_s: list[float] = []
+        peaks: list[int] = []
+        # The web's resident set as each zip starts: the peak's baseline.
+        starts: list[int] = []
+        zip_bytes = 0
+        for number in range(1, settings.zip_rounds + 1):
+            run.log(f"zip: round {number} of {settings.zip_rounds}, the file then the zip")
+            started = time.perf_counter()
+            status, length, _ = client.drain(f"/api/files/{large_id}/download")
+            file_s.append(time.perf_counter() - started)
+            if status != 200 or length != total:
+                raise BenchError(f"the file's download answered {status} with {length} bytes")
+            profiled = run.profiler.record(run.label(f"zip-{number}"), {"web": run.coffer.web_pid})
+            with profiled, PeakRSS(run.coffer.web_pid) as rss:
+                starts.append(rss.peak)
+                started = time.perf_counter()
+                status, zip_bytes, tail = client.drain(f"/api/folders/{folder}/download")
+                zip_s.append(time.perf_counter() - started)
+            peaks.append(rss.peak)
+            if status != 200 or zip_bytes < total or ZIP_END not in tail:
+                raise BenchError(f"the zip answered {status} with {zip_bytes} bytes")
+    finally:
+        try:
+            if large_id is not None:
+                client.json("DELETE", f"/api/files/{large_id}", expect=204)
+            client.json("DELETE", f"/api/folders/{folder}", expect=204)
+        finally:
+            client.close()
+    best_zip, best_file = min(zip_s), min(file_s)
+    return {
+        "zip_files": count,
+        "zip_mib": total / MiB,
+        "zip_bytes": zip_bytes,
+        "zip_s": best_zip,
+        "zip_file_s": best_file,
+        "zip_mibs": total / MiB / best_zip,
+        "zip_file_mibs": total / MiB / best_file,
+        "zip_ratio": best_file / best_zip,
+        "zip_seconds": zip_s,
+        "zip_file_seconds": file_s,
+        "zip_rss_mib": max(peaks) / MiB,
+        "zip_rss_start_mib": min(starts) / MiB,
+    }
 
 
 # ---- a cheap authenticated GET against a bare Flask route ----------------------------
@@ -998,6 +1393,8 @@ def run_all(run: Run, only: set[str]) -> tuple[Figures, list[str]]:
                 return {"list_unseed_s": seconds}
 
             attempt("listing cleanup", cleared)
+    if "folders" in only:
+        attempt("folders", lambda: folders(run))
     if "me" in only:
         attempt("me", lambda: me(run))
     if "resumable" in only:
@@ -1006,6 +1403,8 @@ def run_all(run: Run, only: set[str]) -> tuple[Figures, list[str]]:
         attempt("load", lambda: load(run))
     if "migrate" in only:
         attempt("migrate", lambda: migrate(run))
+    if "zip" in only:
+        attempt("zip", lambda: zip_download(run))
     # Last: it starts Coffer again under other settings.
     if "threads" in only:
         attempt("threads", lambda: threads(run))

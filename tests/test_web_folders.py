@@ -26,8 +26,11 @@ def row(page: Page, name: str) -> Any:
 
 
 def open_folder(page: Page, name: str) -> None:
-    """Open a folder of the table by its name."""
-    row(page, name).get_by_role("link", name=name, exact=True).click()
+    """Open a folder of the table by its name, and wait for its page."""
+    with page.expect_navigation():
+        row(page, name).get_by_role("link", name=name, exact=True).click()
+    page.wait_for_load_state()
+    expect(page.get_by_role("heading", level=2, name=name, exact=True)).to_be_visible()
 
 
 def cookies(page: Page) -> dict[str, str]:
@@ -51,6 +54,9 @@ def new_folder(page: Page, name: str) -> None:
 
 def upload(page: Page, files: dict[str, bytes]) -> None:
     """Choose files for the folder shown and wait until each is ready."""
+    # The page a click led to, scripts and all: a file chosen earlier goes to the page
+    # being left, or to an input no script listens to yet.
+    page.wait_for_load_state()
     page.locator("#file-input").set_input_files(
         [{"name": n, "mimeType": "text/plain", "buffer": data} for n, data in files.items()]
     )

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import logging
 
-from rq.job import Job
-
-from ..broker import get_redis
 from ..database import write_transaction
 from ..extensions import db
 from ..models import File, FileStatus, User
 from ..services import content
 from ..services.errors import NotAllowed
-from ..services.queue import enqueue_validation, job_id
+from ..services.queue import enqueue_again
 from . import lifecycle, names, policy
 from .access import get_file
 from .folders import check_place
@@ -84,11 +81,5 @@ def _validate_again(organization_id: int, row: File) -> None:
     After the rename's commit: should this step be lost, the file stays `failed` under its
     new name, and renaming it again sends it back.
     """
-    if not lifecycle.move(organization_id, row.id, FileStatus.PENDING, error_message=None):
-        return
-    try:
-        # The finished job of its first run still holds the id the new one takes.
-        Job.fetch(job_id(row.id), connection=get_redis()).delete()
-    except Exception:  # noqa: BLE001 - nothing to delete
-        pass
-    enqueue_validation(row.id, organization_id)
+    if lifecycle.move(organization_id, row.id, FileStatus.PENDING, error_message=None):
+        enqueue_again(row.id, organization_id)

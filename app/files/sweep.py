@@ -14,7 +14,7 @@ from sqlalchemy import select
 from ..broker import get_queue, get_redis
 from ..extensions import db
 from ..models import File, FileStatus
-from ..services.queue import enqueue_validation, has_live_job, job_id
+from ..services.queue import enqueue_again, has_live_job
 from . import lifecycle, resumable
 
 log = logging.getLogger(__name__)
@@ -54,11 +54,7 @@ def requeue_stuck(connection: Redis | None = None) -> list[str]:
     for file_id, organization_id in rows:
         if has_live_job(file_id, connection):
             continue
-        try:
-            Job.fetch(job_id(file_id), connection=connection).delete()
-        except Exception:  # noqa: BLE001 - nothing to delete
-            pass
-        if enqueue_validation(file_id, organization_id, connection):
+        if enqueue_again(file_id, organization_id, connection):
             requeued.append(file_id)
     if requeued:
         log.info("requeued %d stuck file(s)", len(requeued))

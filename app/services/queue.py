@@ -20,7 +20,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.worker import Worker
 from sqlalchemy import func, select
 
-from ..broker import get_queue
+from ..broker import get_queue, get_redis
 from ..extensions import db
 from ..models import File, FileStatus
 
@@ -63,6 +63,17 @@ def enqueue_validation(file_id: str, organization_id: int, connection: Redis | N
         )
         return False
     return True
+
+
+def enqueue_again(file_id: str, organization_id: int, connection: Redis | None = None) -> bool:
+    """Queue a file's validation anew: its earlier job (a finished one still holds the id
+    the new one takes) is dropped first. False when Redis is down, as enqueue_validation."""
+    connection = connection or get_redis()
+    try:
+        Job.fetch(job_id(file_id), connection=connection).delete()
+    except Exception:  # noqa: BLE001 - nothing to delete
+        pass
+    return enqueue_validation(file_id, organization_id, connection)
 
 
 def has_live_job(file_id: str, connection: Redis) -> bool:

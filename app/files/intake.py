@@ -37,6 +37,16 @@ def check_size(size: int, *, field: str) -> None:
         )
 
 
+def check_on_conflict(on_conflict: OnConflict) -> None:
+    """The choices an upload has when its name is taken: `replace` waits for versions."""
+    if on_conflict is OnConflict.REPLACE:
+        raise InvalidInput(
+            "invalid_field",
+            "on_conflict=replace is not available yet: use rename or fail",
+            field="on_conflict",
+        )
+
+
 _INSERT_FILE = insert(cast(Table, File.__table__))
 
 
@@ -130,12 +140,7 @@ def accept(
     row does not commit, they are removed again.
     """
     upload = receiving.upload
-    if on_conflict is OnConflict.REPLACE:
-        raise InvalidInput(
-            "invalid_field",
-            "on_conflict=replace is not available yet: use rename or fail",
-            field="on_conflict",
-        )
+    check_on_conflict(on_conflict)
     if not receiving.display_name:
         raise InvalidInput("invalid_filename", "the file name is empty", field="file")
     check_size(upload.size, field="file")

@@ -35,7 +35,7 @@ from ..services.tenancy import in_organization, scoped
 from ..storage import get_storage, object_key
 from . import names, policy, resumable_bytes
 from .folders import check_place
-from .intake import admitted, check_size, file_values
+from .intake import admitted, check_on_conflict, check_size, file_values
 from .ledger import check_room
 from .names import OnConflict
 
@@ -100,12 +100,7 @@ def create(
     if not display:
         raise InvalidInput("invalid_filename", "the file name is empty", field="filename")
     check_size(length, field="Upload-Length")
-    if on_conflict is OnConflict.REPLACE:
-        raise InvalidInput(
-            "invalid_field",
-            "on_conflict=replace is not available yet: use rename or fail",
-            field="on_conflict",
-        )
+    check_on_conflict(on_conflict)
     file_id = str(uuid.uuid4())
     values: dict[str, Any] = {
         "id": file_id,

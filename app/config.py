@@ -54,6 +54,8 @@ def flask_config(settings: Settings) -> dict[str, object]:
         "MAX_FILE_SIZE_MB": settings.MAX_FILE_SIZE_MB,
         "STORAGE_QUOTA_MB": settings.STORAGE_QUOTA_MB,
         "RESUMABLE_EXPIRY_HOURS": settings.RESUMABLE_EXPIRY_HOURS,
+        "TRASH_RETENTION_DAYS": settings.TRASH_RETENTION_DAYS,
+        "VERSIONS_KEPT": settings.VERSIONS_KEPT,
         "OPEN_JOIN": settings.OPEN_JOIN,
         "INVITE_TTL_HOURS": settings.INVITE_TTL_HOURS,
         "SESSION_LIFETIME_DAYS": settings.SESSION_LIFETIME_DAYS,

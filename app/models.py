@@ -186,6 +186,10 @@ class Organization(Model):
     files_processing: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     files_ready: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     files_failed: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    # Days a trashed item stays restorable, and how many versions of a file are kept;
+    # None follows the settings TRASH_RETENTION_DAYS and VERSIONS_KEPT.
+    trash_retention_days: Mapped[int | None]
+    versions_kept: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     users: Mapped[list[User]] = relationship(back_populates="organization")
@@ -283,6 +287,9 @@ FOLDER_PLACE = sa.text("coalesce(parent_id, '')")
 # The longest compared form of a file or folder name (NFKC expands a few characters many
 # times; a name is at most 255 bytes of UTF-8).
 MAX_ENTRY_KEY_LENGTH = 1024
+# Rows not in the trash: the names index and every listing hold only these.
+LIVE = sa.text("trashed_at IS NULL")
+TRASHED = sa.text("trashed_at IS NOT NULL")
 # SQLite's name search index over files.name_key (an FTS5 table and its shadow tables
 # `<name>_data`, ...; migration 0013): derived from `files`, never copied or modelled.
 FILE_SEARCH_TABLE = "files_name_search"
@@ -295,8 +302,31 @@ class Folder(Model):
     __table_args__ = (
         # One name per place, compared as organization names are (NFKC, case-folded); files
         # share the namespace, which app/files/names.py checks under the organization's lock.
-        sa.Index("uq_folders_place", "organization_id", FOLDER_PLACE, "name_key", unique=True),
+        sa.Index(
+            "uq_folders_place",
+            "organization_id",
+            FOLDER_PLACE,
+            "name_key",
+            unique=True,
+            sqlite_where=LIVE,
+            postgresql_where=LIVE,
+        ),
         sa.Index("ix_folders_parent", "parent_id"),
+        # The trash, newest first; what was trashed with a folder; what the sweep purges.
+        sa.Index(
+            "ix_folders_trash",
+            "organization_id",
+            "trashed_at",
+            "id",
+            sqlite_where=TRASHED,
+            postgresql_where=TRASHED,
+        ),
+        sa.Index(
+            "ix_folders_trash_root", "trash_root", sqlite_where=TRASHED, postgresql_where=TRASHED
+        ),
+        sa.Index(
+            "ix_folders_trashed_at", "trashed_at", sqlite_where=TRASHED, postgresql_where=TRASHED
+        ),
     )
 
     id: Mapped[str] = mapped_column(
@@ -312,6 +342,13 @@ class Folder(Model):
     name_key: Mapped[str] = mapped_column(sa.String(MAX_ENTRY_KEY_LENGTH))
     created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(), default=utcnow)
+    # In the trash since `trashed_at` (None: not trashed), put there by `trashed_by` with
+    # the item `trash_root` (its own id, or the folder it was trashed with); `purging` once
+    # its removal for good has begun (a restore no longer takes it).
+    trashed_at: Mapped[datetime | None] = mapped_column(sa.DateTime())
+    trashed_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    trash_root: Mapped[str | None] = mapped_column(sa.String(36))
+    purging: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 
 class File(Model):
@@ -325,7 +362,15 @@ class File(Model):
         # The sweep's query over unfinished files, whatever the organization.
         sa.Index("ix_files_status", "status"),
         # One name per folder (the folders' share it: see Folder); by name within a folder.
-        sa.Index("uq_files_place", "organization_id", FILE_PLACE, "name_key", unique=True),
+        sa.Index(
+            "uq_files_place",
+            "organization_id",
+            FILE_PLACE,
+            "name_key",
+            unique=True,
+            sqlite_where=LIVE,
+            postgresql_where=LIVE,
+        ),
         # A folder's files by time and by size.
         sa.Index("ix_files_place_uploaded", "organization_id", FILE_PLACE, "uploaded_at", "id"),
         sa.Index("ix_files_place_size", "organization_id", FILE_PLACE, "size", "id"),
@@ -335,6 +380,21 @@ class File(Model):
         # kept by triggers; neither is declared here (each is one database's own).
         sa.Index("ix_files_org_name", "organization_id", "name_key", "id"),
         sa.Index("ix_files_org_size", "organization_id", "size", "id"),
+        # The trash, newest first; what was trashed with a folder; what the sweep purges.
+        sa.Index(
+            "ix_files_trash",
+            "organization_id",
+            "trashed_at",
+            "id",
+            sqlite_where=TRASHED,
+            postgresql_where=TRASHED,
+        ),
+        sa.Index(
+            "ix_files_trash_root", "trash_root", sqlite_where=TRASHED, postgresql_where=TRASHED
+        ),
+        sa.Index(
+            "ix_files_trashed_at", "trashed_at", sqlite_where=TRASHED, postgresql_where=TRASHED
+        ),
     )
 
     id: Mapped[str] = mapped_column(
@@ -358,6 +418,57 @@ class File(Model):
     organization_id: Mapped[int] = mapped_column(
         sa.ForeignKey("organizations.id", ondelete="CASCADE")
     )
+    uploaded_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    uploaded_at: Mapped[datetime] = mapped_column(sa.DateTime(), default=utcnow)
+    processed_at: Mapped[datetime | None]
+    # The number of the version the file answers with (the fields above are its); the
+    # others are rows of `file_versions`.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+    # The CRC-32 of the bytes, recorded by validation (None before migration 0014).
+    crc32: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # In the trash since `trashed_at` (None: not trashed), put there by `trashed_by` with
+    # the item `trash_root` (its own id, or the folder it was trashed with); `purging` once
+    # its removal for good has begun (a restore no longer takes it).
+    trashed_at: Mapped[datetime | None] = mapped_column(sa.DateTime())
+    trashed_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    trash_root: Mapped[str | None] = mapped_column(sa.String(36))
+    purging: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+
+    uploader: Mapped[User | None] = relationship(foreign_keys=[uploaded_by])
+
+
+class FileVersion(Model):
+    """A version of a file other than the one it answers with: an older one, or a new one
+    not yet validated. Its id names its bytes (object_key); its bytes count in the
+    organization's `used_bytes` (migration 0014's triggers)."""
+
+    __tablename__ = "file_versions"
+    __table_args__ = (
+        sa.Index("uq_file_versions_number", "file_id", "version", unique=True),
+        sa.Index("ix_file_versions_org", "organization_id"),
+        sa.Index("ix_file_versions_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(
+        sa.String(36), primary_key=True, default=lambda: str(uuid.uuid4())
+    )
+    # Its bytes are removed by app/files before the file's row goes (and these with it).
+    file_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("files.id", ondelete="CASCADE")
+    )
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    # Numbered from 1 in upload order, with the file's own `version`.
+    version: Mapped[int]
+    file_path: Mapped[str] = mapped_column(sa.String(512))
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    mime_type: Mapped[str | None] = mapped_column(sa.String(255))
+    sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    crc32: Mapped[int | None] = mapped_column(sa.BigInteger)
+    status: Mapped[str] = mapped_column(sa.String(12), default=FileStatus.PENDING)
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    bytes_stored: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     uploaded_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     uploaded_at: Mapped[datetime] = mapped_column(sa.DateTime(), default=utcnow)
     processed_at: Mapped[datetime | None]

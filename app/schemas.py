@@ -38,6 +38,7 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from .files.archive import MAX_SELECTION
 from .files.listing import Order, Sort
+from .files.retention import MAX_TRASH_RETENTION_DAYS, MAX_VERSIONS_KEPT
 from .models import MAX_ID, MAX_NAME_KEY_LENGTH, FileStatus, Role, isoformat
 from .security import MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH
 from .services import links as links_service
@@ -610,6 +611,21 @@ class FileChangeRequest(BaseModel):
     ] = None
 
 
+class OrganizationChangeRequest(BaseModel):
+    """PATCH /api/org: the organization's retention settings; absent or null keeps one."""
+
+    trash_retention_days: Annotated[
+        int | None,
+        JsonInteger(0, MAX_TRASH_RETENTION_DAYS, nullable=True),
+        Field(description="Days a deleted item stays in the trash; 0: purged at the next sweep."),
+    ] = None
+    versions_kept: Annotated[
+        int | None,
+        JsonInteger(1, MAX_VERSIONS_KEPT, nullable=True),
+        Field(description="Versions of each file kept, the newest."),
+    ] = None
+
+
 class FolderListQuery(BaseModel):
     """GET /api/folders: the query string."""
 
@@ -728,6 +744,12 @@ class Organization(Answer):
     # Held by unfinished resumable uploads: their whole Upload-Length, from creation.
     reserved_bytes: Count
     file_count: Count
+    # Parts of used_bytes: the trash (every version of each trashed file), and the versions
+    # of other files than the ones they answer with.
+    trash_bytes: Count
+    versions_bytes: Count
+    trash_retention_days: Count
+    versions_kept: Count
     created_at: Timestamp
 
 

@@ -224,6 +224,16 @@ class Settings(AppEnv):
         default=24,
         description="Hours after its last PATCH an unfinished resumable upload is removed.",
     )
+    TRASH_RETENTION_DAYS: Whole = Field(
+        default=30,
+        description="Days a deleted file or folder stays in the trash before it is purged "
+        "(0: at once); an organization's admin may set its own.",
+    )
+    VERSIONS_KEPT: Positive = Field(
+        default=10,
+        description="Versions of a file kept (the newest); an organization's admin may set "
+        "its own.",
+    )
     OPEN_JOIN: Bool = Field(
         default=False,
         description="true: anyone may join an organization by name, without an invite.",

@@ -58,6 +58,10 @@ class Org:
         """A cookie-authenticated POST as the member."""
         return self.member.client.post(path, headers=self.member.headers())
 
+    def set_org(self, who: Auth, body: dict[str, Any]) -> Any:
+        """PATCH /api/org with `body`, cookie-authenticated as `who`."""
+        return who.client.patch("/api/org", json=body, headers=who.headers())
+
 
 @pytest.fixture
 def acme(auth: Auth) -> Org:
@@ -90,8 +94,15 @@ def test_get_org_answers_every_field(app: Flask, acme: Org) -> None:
         "used_bytes",
         "reserved_bytes",
         "file_count",
+        "trash_bytes",
+        "versions_bytes",
+        "trash_retention_days",
+        "versions_kept",
         "created_at",
     }
+    assert body["trash_bytes"] == body["versions_bytes"] == 0
+    assert body["trash_retention_days"] == app.config["TRASH_RETENTION_DAYS"] == 30
+    assert body["versions_kept"] == app.config["VERSIONS_KEPT"] == 10
     assert body["id"] == acme.id
     assert body["name"] == "Acme"
     assert body["storage_quota_mb"] == app.config["STORAGE_QUOTA_MB"]
@@ -99,6 +110,40 @@ def test_get_org_answers_every_field(app: Flask, acme: Org) -> None:
     assert body["file_count"] == 0
     created = parse_timestamp(body["created_at"])
     assert abs(datetime.now(UTC) - created) < timedelta(minutes=1)
+
+
+def test_an_admin_sets_the_trash_retention_and_versions_kept(acme: Org) -> None:
+    changed = acme.set_org(acme.admin, {"trash_retention_days": 0, "versions_kept": 2})
+    assert changed.status_code == 200
+    assert changed.get_json()["trash_retention_days"] == 0
+    assert changed.get_json()["versions_kept"] == 2
+    # Absent fields keep their value; every member reads them.
+    assert acme.set_org(acme.admin, {"versions_kept": 3}).status_code == 200
+    body = acme.member.client.get("/api/org").get_json()
+    assert (body["trash_retention_days"], body["versions_kept"]) == (0, 3)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"trash_retention_days": -1},
+        {"trash_retention_days": 3651},
+        {"versions_kept": 0},
+        {"versions_kept": "many"},
+        {"trash_retention_days": True},
+    ],
+)
+def test_retention_settings_out_of_range_are_refused(acme: Org, body: dict[str, object]) -> None:
+    response = acme.set_org(acme.admin, body)
+    assert response.status_code == 400
+    assert response.get_json()["field"] == next(iter(body))
+    assert acme.admin.client.get("/api/org").get_json()["versions_kept"] == 10
+
+
+def test_only_an_admin_sets_retention(acme: Org) -> None:
+    response = acme.set_org(acme.member, {"versions_kept": 1})
+    assert response.status_code == 403
+    assert acme.member.client.get("/api/org").get_json()["versions_kept"] == 10
 
 
 @pytest.mark.parametrize("app_overrides", [{"STORAGE_QUOTA_MB": 7}])

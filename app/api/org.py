@@ -8,6 +8,7 @@ from flask_login import current_user, login_required
 
 from .. import schemas
 from ..authentication import admin_required
+from ..files import retention
 from ..services import accounts
 from .contract import (
     E400_WRITE,
@@ -18,10 +19,12 @@ from .contract import (
     WRITE,
     DocumentedBlueprint,
     error,
+    json_body,
     operation,
     ref,
     response,
 )
+from .inputs import parse_body
 
 bp = DocumentedBlueprint("org", __name__, url_prefix="/api/org")
 
@@ -39,7 +42,38 @@ bp = DocumentedBlueprint("org", __name__, url_prefix="/api/org")
 @login_required
 def details() -> dict[str, Any]:
     """The caller's organization and its storage use."""
-    return schemas.Organization.model_validate(current_user.organization).body()
+    return schemas.Organization.model_validate(retention.details(current_user.organization)).body()
+
+
+@bp.patch(
+    "",
+    openapi=operation(
+        "updateOrganization",
+        "Set the organization's trash retention and versions kept (admin)",
+        "organization",
+        {
+            "200": response("The organization as it now is.", ref(schemas.Organization)),
+            "400": E400_WRITE,
+            "401": E401,
+            "403": E403_ADMIN,
+        },
+        security=WRITE,
+        body=json_body(schemas.OrganizationChangeRequest),
+        description="Absent or null fields keep their value. A shorter retention applies to "
+        "what is in the trash already: the next sweep purges what it makes due.",
+    ),
+)
+@login_required
+@admin_required
+def update() -> dict[str, Any]:
+    """Set the organization's retention settings."""
+    body = parse_body(schemas.OrganizationChangeRequest)
+    org = retention.update_settings(
+        current_user,
+        trash_retention_days=body.trash_retention_days,
+        versions_kept=body.versions_kept,
+    )
+    return schemas.Organization.model_validate(retention.details(org)).body()
 
 
 @bp.post(

@@ -23,9 +23,19 @@ def in_organization(
     return condition
 
 
-def scoped(model: type[T], organization_id: int) -> Select[T]:
-    """SELECT model rows of one organization."""
-    return select(model).where(in_organization(model, organization_id))
+def live(model: type[Any]) -> ColumnElement[bool]:
+    """The condition that leaves out a trashable model's rows in the trash."""
+    condition: ColumnElement[bool] = model.trashed_at.is_(None)
+    return condition
+
+
+def scoped(model: type[T], organization_id: int, *, include_trashed: bool = False) -> Select[T]:
+    """SELECT model rows of one organization; rows in the trash only when asked for
+    (`include_trashed`): to everything else a trashed file or folder does not exist."""
+    query = select(model).where(in_organization(model, organization_id))
+    if not include_trashed and hasattr(model, "trashed_at"):
+        query = query.where(live(model))
+    return query
 
 
 def get_scoped_or_404(
@@ -34,12 +44,16 @@ def get_scoped_or_404(
     organization_id: int,
     what: str = "object",
     for_update: bool = False,
+    include_trashed: bool = False,
 ) -> T:
-    """One row of the organization by id; another tenant's row is simply not found.
+    """One row of the organization by id; another tenant's row, or one in the trash (unless
+    `include_trashed`), is simply not found.
 
     `for_update` locks the row (PostgreSQL) for a read-then-write unit.
     """
-    query = scoped(model, organization_id).where(model.id == object_id)  # type: ignore[attr-defined]
+    query = scoped(model, organization_id, include_trashed=include_trashed).where(
+        model.id == object_id  # type: ignore[attr-defined]
+    )
     if for_update:
         query = query.with_for_update()
     row = db.session.scalars(query).first()

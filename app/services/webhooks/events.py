@@ -25,9 +25,16 @@ log = logging.getLogger(__package__)
 
 DELIVER = "jobs.webhooks.deliver"
 # Every event type, in the order endpoints list them; the API's schemas take it from here.
-EventType = Literal["file.ready", "file.failed", "file.deleted"]
+EventType = Literal[
+    "file.ready",
+    "file.failed",
+    "file.deleted",
+    "file.trashed",
+    "file.restored",
+    "file.version_added",
+]
 EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
-FILE_READY, FILE_FAILED, FILE_DELETED = EVENT_TYPES
+FILE_READY, FILE_FAILED, FILE_DELETED, FILE_TRASHED, FILE_RESTORED, FILE_VERSION_ADDED = EVENT_TYPES
 # Every file has one version until versions exist.
 FILE_VERSION = 1
 

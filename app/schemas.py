@@ -1073,6 +1073,8 @@ REQUESTS: tuple[type[BaseModel], ...] = (
     FolderChangeRequest,
     FileChangeRequest,
     ArchiveRequest,
+    # the organization's settings
+    OrganizationChangeRequest,
 )
 RESPONSES: tuple[type[BaseModel], ...] = (
     Error,

@@ -198,6 +198,54 @@ def test_the_organization_page_gives_usage_in_words_and_a_meter(auth: Auth) -> N
         assert '<td class="num">12.5 MiB</td>' in files_page.get_data(as_text=True)
 
 
+def test_an_admin_sets_the_retention_on_the_organization_page_and_members_read_it(
+    auth: Auth,
+) -> None:
+    """The admin's form saves the trash's days and the versions kept (0 days allowed, a
+    number out of range refused with its reason); a member reads the rules and may not
+    change them."""
+    auth.register()
+    code = auth.invite()
+    with auth.client.get("/org") as page:
+        html = page.get_data(as_text=True)
+    assert 'id="trash-retention-days"' in html and 'value="30"' in html
+    assert "0 B is in the trash and 0 B in older versions of files" in html
+
+    token = form_token(auth.client, "/org")
+    saved = auth.client.post(
+        "/org/settings",
+        data={"trash_retention_days": "0", "versions_kept": "3", "csrf_token": token},
+    )
+    assert saved.status_code == 303 and saved.headers["Location"].endswith("/org#retention")
+    with auth.client.get("/org") as page:
+        html = page.get_data(as_text=True)
+    assert "Settings saved." in html
+    org = auth.client.get("/api/org").get_json()
+    assert (org["trash_retention_days"], org["versions_kept"]) == (0, 3)
+
+    refused = auth.client.post(
+        "/org/settings",
+        data={"trash_retention_days": "7", "versions_kept": "0", "csrf_token": token},
+    )
+    assert refused.status_code == 400
+    assert 'role="alert"' in refused.get_data(as_text=True)
+    assert auth.client.get("/api/org").get_json()["versions_kept"] == 3
+
+    member = auth.another()
+    assert member.register("member@acme.test", invite_code=code).status_code == 201
+    with member.client.get("/org") as page:
+        html = page.get_data(as_text=True)
+    assert "stay in the trash for 0 days" in html and "keeps its 3 newest versions" in html
+    assert 'id="trash-retention-days"' not in html
+    member_token = form_token(member.client, "/org")
+    forbidden = member.client.post(
+        "/org/settings",
+        data={"trash_retention_days": "90", "versions_kept": "50", "csrf_token": member_token},
+    )
+    assert forbidden.status_code == 403
+    assert auth.client.get("/api/org").get_json()["trash_retention_days"] == 0
+
+
 # ---- folders, sort and search without scripts ----------------------------------------------
 
 

@@ -31,7 +31,7 @@ from ..authentication import end_session, start_session
 from ..content_disposition import attachment
 from ..errors import MESSAGES, describe_rejection, domain_status
 from ..extensions import csrf
-from ..files import access, archive, folders, intake, lifecycle, listing, policy
+from ..files import access, archive, folders, intake, lifecycle, listing, policy, retention
 from ..files.names import ROOT
 from ..limits import login_limits, register_limit
 from ..models import File, FileStatus, Folder, User
@@ -555,7 +555,11 @@ def revoke_token(token_id: int) -> BaseResponse:
 def org_page() -> ResponseReturnValue:
     """Usage for everyone; invites and users for admins."""
     once = shown_once()
-    return render_org(invite=once.get("invite"), new_webhook=once.get("webhook"))
+    return render_org(
+        invite=once.get("invite"),
+        new_webhook=once.get("webhook"),
+        settings_saved=bool(once.get("settings_saved")),
+    )
 
 
 def render_org(
@@ -564,9 +568,12 @@ def render_org(
     status: int = 200,
     new_webhook: dict[str, Any] | None = None,
     webhook_error: str | None = None,
+    settings_error: str | None = None,
+    settings_saved: bool = False,
 ) -> ResponseReturnValue:
     """The organization page, with what was just made or went wrong, if anything."""
     me = user()
+    org = me.organization
     is_admin = policy.is_admin(me)
     users = accounts.list_users(me) if is_admin else []
     endpoints = []
@@ -576,7 +583,15 @@ def render_org(
             endpoints.append((hook, recent))
     return render_template(
         "org.html",
-        org=me.organization,
+        org=org,
+        held=retention.held(org.id),
+        trash_retention_days=retention.trash_retention_days(org),
+        versions_kept=retention.versions_kept(org),
+        max_trash_retention_days=retention.MAX_TRASH_RETENTION_DAYS,
+        max_versions_kept=retention.MAX_VERSIONS_KEPT,
+        settings_error=settings_error,
+        settings_saved=settings_saved,
+        form=request.form if settings_error else {},
         users=users,
         invite=invite,
         error=error,
@@ -609,6 +624,31 @@ def create_invite() -> ResponseReturnValue:
         }
     )
     return redirect(url_for("web.org_page"), 303)
+
+
+@bp.post("/org/settings")
+@page
+@admin_page
+def update_settings() -> ResponseReturnValue:
+    """Set how long the trash keeps items and how many versions each file keeps (admins)."""
+    form = request.form
+    data = {
+        "trash_retention_days": whole_number(form.get("trash_retention_days")),
+        "versions_kept": whole_number(form.get("versions_kept")),
+    }
+    try:
+        body = validated(schemas.OrganizationChangeRequest, data)
+        retention.update_settings(
+            user(),
+            trash_retention_days=body.trash_retention_days,
+            versions_kept=body.versions_kept,
+        )
+    except InputRejected as exc:
+        return render_org(settings_error=describe_rejection(exc)[1], status=400)
+    except DomainError as exc:
+        return render_org(settings_error=exc.message, status=domain_status(exc))
+    show_once(settings_saved=True)
+    return redirect(url_for("web.org_page") + "#retention", 303)
 
 
 @bp.post("/org/users/<id:user_id>/<any(activate, deactivate):action>")

@@ -1,6 +1,8 @@
 // The files page: uploads (files and whole folders) into the folder shown, with progress
 // and cancel; live statuses; confirmed deletes; selection, rename, move (dialog and drag).
-import { ResumableUpload, UploadError, errorMessage } from "./tus.js";
+import {
+  ResumableUpload, UploadError, discard, errorMessage, forget, rememberedUploads, standing,
+} from "./tus.js";
 
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const dropzone = document.getElementById("dropzone");
@@ -48,6 +50,11 @@ class UploadItem {
     const percent = total ? Math.floor((sent / total) * 100) : 100;
     this.progress.value = percent;
     this.state.textContent = `${percent}%`;
+  }
+
+  resuming(offset, total) {
+    this.show(offset, total);
+    this.state.textContent = `${this.progress.value}%: carrying on from where it stopped`;
   }
 
   retrying(reason, seconds) {
@@ -100,6 +107,60 @@ function sessionEnded() {
 }
 
 const SESSION_ENDED = "your session has ended; sign in again and upload the file once more";
+const UPLOADS = "/api/uploads";
+
+// ---- unfinished uploads of an earlier visit: picking the same file carries on ---------------
+
+// Their list items, by the upload's fingerprint key, until the file is picked again; and the
+// keys of the uploads this page started (a file picked before the list is shown).
+const paused = new Map();
+const started = new Set();
+
+// Each unfinished upload this browser remembers for the folder shown, with how far it got and
+// what to do (choose the same file again), and Discard to give it up.
+async function showPaused() {
+  for (const entry of rememberedUploads(UPLOADS)) {
+    if ((entry.metadata.folder_id || "root") !== here) continue;
+    let where;
+    try {
+      where = await standing(entry.key, entry.url, { "X-CSRF-Token": csrf });
+    } catch (error) {
+      if (error instanceof UploadError && error.status === 401) return sessionEnded();
+      continue;
+    }
+    if (!where) continue;
+    if (where.offset >= where.length) {
+      forget(entry.key); // its last byte went in: a file now, nothing to resume
+      continue;
+    }
+    const li = document.createElement("li");
+    li.className = "upload paused";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = entry.name;
+    name.title = entry.name;
+    const drop = document.createElement("button");
+    drop.type = "button";
+    drop.textContent = "Discard";
+    drop.setAttribute("aria-label", `Discard ${entry.name}`);
+    drop.onclick = async () => {
+      li.remove();
+      paused.delete(entry.key);
+      await discard(entry.key, entry.url, { "X-CSRF-Token": csrf });
+    };
+    const progress = document.createElement("progress");
+    progress.max = 100;
+    progress.value = Math.floor((where.offset / where.length) * 100);
+    progress.setAttribute("aria-label", `Paused upload of ${entry.name}`);
+    const state = document.createElement("span");
+    state.className = "state";
+    state.textContent = `Paused at ${progress.value}%: choose the same file again to carry on`;
+    li.append(name, drop, progress, state);
+    if (started.has(entry.key)) continue; // picked again meanwhile
+    paused.set(entry.key, li);
+    uploads.append(li);
+  }
+}
 
 // A small file: one multipart request, as the API takes it.
 function uploadWhole(item) {
@@ -124,16 +185,21 @@ function uploadWhole(item) {
   xhr.send(form);
 }
 
-// A large file: the resumable endpoint, so a dropped connection resumes where it stopped.
+// A large file: the resumable endpoint, so a dropped connection resumes where it stopped,
+// and the same file picked again after a reload carries on from the server's offset.
 function uploadResumable(item) {
   const upload = new ResumableUpload(item.file, {
-    endpoint: "/api/uploads",
+    endpoint: UPLOADS,
     headers: { "X-CSRF-Token": csrf },
     chunkSize: CHUNK,
     metadata: item.folderId === "root" ? {} : { folder_id: item.folderId },
     onProgress: (sent, total) => item.show(sent, total),
     onRetry: (reason, seconds) => item.retrying(reason, seconds),
+    onResume: (offset, total) => item.resuming(offset, total),
   });
+  started.add(upload.key);
+  paused.get(upload.key)?.remove();
+  paused.delete(upload.key);
   item.cancelButton.onclick = () => upload.cancel();
   upload.start().then(
     () => item.done(),
@@ -247,6 +313,7 @@ function schedule() {
 }
 
 schedule();
+showPaused();
 
 // ---- deletes ask first --------------------------------------------------------------------
 

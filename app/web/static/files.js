@@ -1,7 +1,7 @@
 // The files page: uploads (files and whole folders) into the folder shown, with progress
 // and cancel; live statuses; confirmed deletes; selection, rename, move (dialog and drag).
 import {
-  ResumableUpload, UploadError, discard, errorMessage, forget, rememberedUploads, standing,
+  ResumableUpload, UploadError, discard, errorCode, errorMessage, forget, rememberedUploads, standing,
 } from "./tus.js";
 
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -25,6 +25,9 @@ class UploadItem {
   constructor(file, folderId = here, label = file.name) {
     this.file = file;
     this.folderId = folderId;
+    // What the server does when the name is taken: first `fail`, so the page can ask;
+    // then the person's choice, `replace` (a new version) or `rename` (keep both).
+    this.onConflict = "fail";
     this.li = document.createElement("li");
     this.li.className = "upload";
     const name = document.createElement("span");
@@ -67,6 +70,39 @@ class UploadItem {
     this.cancelButton.remove();
     setTimeout(() => this.li.remove(), 1500);
     refreshRows();
+  }
+
+  // The name is taken in the folder: ask whether to replace the file or keep both.
+  conflict() {
+    this.li.classList.add("conflict");
+    this.state.textContent = `“${this.file.name}” already exists here.`;
+    const choice = (label, onConflict, kind) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = label;
+      if (kind) button.className = kind;
+      button.setAttribute("aria-label", `${label}: ${this.file.name}`);
+      button.onclick = () => {
+        this.li.classList.remove("conflict");
+        this.choices.remove();
+        this.onConflict = onConflict;
+        this.state.textContent = "0%";
+        this.li.insertBefore(this.cancelButton, this.progress);
+        send(this);
+      };
+      return button;
+    };
+    this.choices = document.createElement("span");
+    this.choices.className = "choices";
+    const cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.textContent = "Cancel";
+    cancel.setAttribute("aria-label", `Cancel ${this.file.name}`);
+    cancel.onclick = () => this.li.remove();
+    this.choices.append(choice("Replace", "replace", "primary"), choice("Keep both", "rename"), cancel);
+    this.cancelButton.remove();
+    this.li.append(this.choices);
+    this.choices.querySelector("button").focus();
   }
 
   failed(message) {
@@ -166,8 +202,9 @@ async function showPaused() {
 function uploadWhole(item) {
   const xhr = new XMLHttpRequest();
   const form = new FormData();
-  form.append("file", item.file, item.file.name);
   if (item.folderId !== "root") form.append("folder_id", item.folderId);
+  form.append("on_conflict", item.onConflict);
+  form.append("file", item.file, item.file.name);
   xhr.open("POST", "/api/files/upload");
   xhr.setRequestHeader("X-CSRF-Token", csrf);
   xhr.upload.onprogress = (event) => item.show(event.loaded, event.total);
@@ -177,6 +214,7 @@ function uploadWhole(item) {
       sessionEnded();
       return item.failed(SESSION_ENDED);
     }
+    if (xhr.status === 409 && errorCode(xhr) === "name_taken") return item.conflict();
     return item.failed(errorMessage(xhr));
   };
   xhr.onerror = () => item.failed("connection lost; try again");
@@ -192,7 +230,10 @@ function uploadResumable(item) {
     endpoint: UPLOADS,
     headers: { "X-CSRF-Token": csrf },
     chunkSize: CHUNK,
-    metadata: item.folderId === "root" ? {} : { folder_id: item.folderId },
+    metadata: {
+      ...(item.folderId === "root" ? {} : { folder_id: item.folderId }),
+      on_conflict: item.onConflict,
+    },
     onProgress: (sent, total) => item.show(sent, total),
     onRetry: (reason, seconds) => item.retrying(reason, seconds),
     onResume: (offset, total) => item.resuming(offset, total),
@@ -209,6 +250,7 @@ function uploadResumable(item) {
         sessionEnded();
         return item.failed(SESSION_ENDED);
       }
+      if (error instanceof UploadError && error.code === "name_taken") return item.conflict();
       return item.failed(error.message);
     },
   );
@@ -224,12 +266,16 @@ function start(files) {
       item.failed("the file is empty");
     } else if (file.size > limit) {
       item.failed("the file is larger than the upload limit");
-    } else if (file.size > resumableAbove) {
-      uploadResumable(item);
     } else {
-      uploadWhole(item);
+      send(item);
     }
   }
+}
+
+// Send one file the way its size asks for.
+function send(item) {
+  if (item.file.size > resumableAbove) uploadResumable(item);
+  else uploadWhole(item);
 }
 
 input.addEventListener("change", () => {

@@ -14,13 +14,26 @@ const RETRY_DELAYS = [1, 2, 4, 8, 15];
 // away for a moment. Any other answer (4xx, and 507: the quota is full) will not change by
 // itself, so the upload stops and says what the server said.
 const TRANSIENT = new Set([409, 423, 429, 500, 502, 503, 504]);
+// A creation's 409 is a taken name (`on_conflict=fail`), which waiting does not change.
+const CREATION_TRANSIENT = new Set([...TRANSIENT].filter((status) => status !== 409));
 
 // An upload that cannot go on; `status` is the server's answer (0 when there was none).
+// `code` is the API's error code, when the answer had one.
 export class UploadError extends Error {
-  constructor(message, status = 0) {
+  constructor(message, status = 0, code = "") {
     super(message);
     this.status = status;
+    this.code = code;
   }
+}
+
+// The API's error code of an answered request ("" when it has none).
+export function errorCode(xhr) {
+  try {
+    const body = JSON.parse(xhr.responseText);
+    if (body && typeof body.code === "string") return body.code;
+  } catch { /* not JSON */ }
+  return "";
 }
 
 function sleep(seconds, signal) {
@@ -182,7 +195,7 @@ export class ResumableUpload {
         ...this.headers,
         "Upload-Length": String(this.file.size),
         "Upload-Metadata": metadata({ ...this.metadata, filename: this.file.name }),
-      }, null, null, signal), (xhr) => xhr.status === 201);
+      }, null, null, signal), (xhr) => xhr.status === 201, null, CREATION_TRANSIENT);
       this.url = new URL(created.getResponseHeader("Location"), location.href).pathname;
       remembered.set(this.key, { url: this.url, name: this.file.name, size: this.file.size, metadata: this.metadata });
     }
@@ -244,13 +257,13 @@ export class ResumableUpload {
   // Run one request until it succeeds: a dropped connection or a transient answer (see
   // TRANSIENT) waits and tries again; any other answer ends the upload.
   // `moved` (after a failure) says the server already holds more than this request sent.
-  async retrying(request, succeeded, moved = null) {
+  async retrying(request, succeeded, moved = null, transient = TRANSIENT) {
     for (let attempt = 0; ; attempt += 1) {
       let failure;
       try {
         const xhr = await request();
         if (succeeded(xhr)) return xhr;
-        if (!TRANSIENT.has(xhr.status)) throw new UploadError(errorMessage(xhr), xhr.status);
+        if (!transient.has(xhr.status)) throw new UploadError(errorMessage(xhr), xhr.status, errorCode(xhr));
         failure = errorMessage(xhr);
       } catch (error) {
         if (error instanceof UploadError || error.name === "AbortError") throw error;

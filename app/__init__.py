@@ -67,6 +67,7 @@ def register_blueprints(app: Flask) -> None:
     from .api import auth as auth_api
     from .api import files, health, links, metrics, openapi, org, tokens, uploads, webhooks
     from .api import folders as folders_api
+    from .api import trash as trash_api
     from .api.inputs import AsciiIntegerConverter, IdConverter
     from .web import bp as web
 
@@ -82,6 +83,7 @@ def register_blueprints(app: Flask) -> None:
         links,
         uploads,
         folders_api,
+        trash_api,
         health,
         metrics,
         openapi,

@@ -635,6 +635,16 @@ class FolderListQuery(BaseModel):
     ] = ROOT_ID
 
 
+class TrashListQuery(BaseModel):
+    """GET /api/trash: the query string; a parameter sent empty takes its default."""
+
+    limit: Annotated[int, WholeNumber(1, MAX_PAGE_SIZE), Field(description="Items per page.")] = 50
+    cursor: Annotated[
+        str | SkipJsonSchema[None],
+        Field(description="The `next_cursor` of the previous page."),
+    ] = None
+
+
 # ---- reading input through the request models -------------------------------------------
 
 
@@ -1030,6 +1040,45 @@ class FolderList(Answer):
     folders: list[FolderEntry]
 
 
+# ---- the trash (answers) -----------------------------------------------------------------
+
+
+class TrashItem(Answer):
+    """A file or folder in the trash (a folder's contents are not listed separately)."""
+
+    id: UUID = Field(description="The file's or folder's own id.")
+    kind: Literal["file", "folder"]
+    name: str
+    path: str = Field(description="Where it was: `/A/B/name`.")
+    size: Count = Field(description="A folder's: the bytes of the files deleted with it.")
+    deleted_at: Timestamp
+    deleted_by_email: str | None
+    purge_at: Timestamp = Field(
+        description="When the sweep removes it for good (`deleted_at` plus the "
+        "organization's `trash_retention_days`)."
+    )
+
+
+class TrashList(Answer):
+    """One page of the trash, newest first."""
+
+    items: list[TrashItem]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last."
+    )
+
+
+class RestoredItem(Answer):
+    """An item back out of the trash."""
+
+    id: UUID
+    kind: Literal["file", "folder"]
+    path: str = Field(
+        description="Where it now is: where it was, or the top level when that folder is "
+        "gone; its name numbered when taken meanwhile."
+    )
+
+
 class Health(Answer):
     """Liveness."""
 
@@ -1105,6 +1154,9 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     Delivery,
     DeliveryList,
     WebhookEvent,
+    TrashItem,
+    TrashList,
+    RestoredItem,
     Health,
     Readiness,
     OpenAPIDocument,

@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from .. import metrics, schemas
 from ..errors import APIError
-from ..files import access, folders, intake, lifecycle, listing, placement
+from ..files import access, folders, intake, listing, placement, trash
 from ..files.names import ROOT, OnConflict
 from ..models import File, FileStatus
 from ..multipart import received_file
@@ -373,21 +373,27 @@ def range_as_read(environ: dict[str, Any], length: int) -> dict[str, Any]:
     "/<uuid:file_id>",
     openapi=operation(
         "deleteFile",
-        "Delete a file (its uploader or an admin); the bytes and quota go at once",
+        "Move a file to the trash (its uploader or an admin)",
         "files",
         {
-            "204": response("Deleted."),
+            "204": response("In the trash."),
             "400": E400_WRITE,
             "401": E401,
             "403": error("neither the uploader nor an admin.", "forbidden"),
-            "404": error("no such file in the organization.", "not_found"),
+            "404": error(
+                "no such file in the organization (or already in the trash).", "not_found"
+            ),
         },
         security=WRITE,
         parameters=[FILE_ID],
+        description="The file leaves every listing and search; its details, downloads and "
+        "share links answer 404 until it is restored (POST /api/trash/<id>/restore). Its "
+        "bytes still count in `used_bytes` until it is deleted from the trash or purged "
+        "`trash_retention_days` later. A `file.trashed` event.",
     ),
 )
 @login_required
 def delete(file_id: UUID) -> tuple[str, int]:
-    """Delete a file; its bytes leave the disk and the quota at once."""
-    lifecycle.delete_file(current_user, str(file_id))
+    """Move a file to the trash."""
+    trash.trash_file(current_user, str(file_id))
     return "", 204

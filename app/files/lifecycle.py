@@ -1,5 +1,5 @@
 """A file's life after intake: its status moves (validation's claims and verdicts) and its
-deletion. Nothing else writes `status` or removes a file."""
+removal for good. Nothing else writes `status` or removes a file."""
 
 from __future__ import annotations
 
@@ -13,13 +13,10 @@ from sqlalchemy import bindparam, delete, or_, select, update
 
 from ..database import write_transaction
 from ..extensions import db
-from ..models import File, FileStatus, User, utcnow
+from ..models import File, FileStatus, utcnow
 from ..services import webhooks
-from ..services.errors import NotAllowed
 from ..services.tenancy import in_organization, scoped
 from ..storage import get_storage
-from . import policy
-from .access import get_file
 from .ledger import OVER_QUOTA_MESSAGE, within_quota
 
 log = logging.getLogger(__name__)
@@ -39,39 +36,36 @@ FINAL_STATUSES = (FileStatus.READY, FileStatus.FAILED)
 REMOVE_BATCH = 500
 
 # ---- deletion ------------------------------------------------------------------------
-
-
-def delete_file(user: User, raw_id: str) -> None:
-    """Delete a file (its uploader or an admin): row and quota at once, then the bytes."""
-    with write_transaction():
-        row = get_file(user.organization_id, raw_id, for_update=True)
-        if not policy.may_delete_file(user, row.uploaded_by):
-            raise NotAllowed("forbidden", "only the uploader or an admin can delete this file")
-        removed = remove_files(user.organization_id, [row])
-    after_removal(user.organization_id, removed)
+# A file is removed for good only from the trash (app/files/trash.py): by a user's "delete
+# forever", an emptied trash, or the sweep's purge. Deleting a file moves it to the trash.
 
 
 @dataclass(frozen=True)
 class Removed:
-    """A file whose row is gone: where its bytes were, and what its file.deleted tells."""
+    """A file whose row goes: where its bytes are, and what its file.deleted tells."""
 
     file_path: str
     snapshot: dict[str, Any]
 
 
-def remove_files(
+def removals(
     organization_id: int, rows: list[File], paths: dict[str, str] | None = None
 ) -> list[Removed]:
-    """Delete the rows, inside the caller's write transaction; `after_removal` finishes
-    once it commits. `paths` may give each file's path (a folder's removal knows them)."""
+    """What removing these rows leaves to do (bytes, events), read while they exist.
+    `paths` may give each file's path (a folder's removal knows them)."""
+    del organization_id  # every row here is the organization's
     # Read while the rows exist: the file.deleted event tells what was deleted.
-    removed = [
+    return [
         Removed(
             row.file_path,
             webhooks.file_snapshot(row, None if paths is None else paths[row.id]),
         )
         for row in rows
     ]
+
+
+def delete_rows(organization_id: int, rows: list[File]) -> None:
+    """Delete the rows, inside the caller's write transaction."""
     ids = [row.id for row in rows]
     for start in range(0, len(ids), REMOVE_BATCH):
         # Their share links go with them (ON DELETE CASCADE), their bytes and themselves
@@ -85,20 +79,41 @@ def remove_files(
             .execution_options(synchronize_session=False)
         )
     for row in rows:
-        # Gone from the database: the session must not look for them again.
-        db.session.expunge(row)
+        if row in db.session:
+            # Gone from the database: the session must not look for them again.
+            db.session.expunge(row)
+
+
+def remove_files(
+    organization_id: int, rows: list[File], paths: dict[str, str] | None = None
+) -> list[Removed]:
+    """Delete the rows, inside the caller's write transaction; `after_removal` finishes
+    once it commits. `paths` may give each file's path (a folder's removal knows them)."""
+    removed = removals(organization_id, rows, paths)
+    delete_rows(organization_id, rows)
     return removed
+
+
+def remove_bytes(removed: list[Removed]) -> None:
+    """Remove the bytes of removed files (a missing one is no error: removal is idempotent)."""
+    storage = get_storage()
+    for item in removed:
+        storage.remove(item.file_path)
+
+
+def announce_removal(organization_id: int, removed: list[Removed]) -> None:
+    """The file.deleted event of each removed file, once its row is gone."""
+    webhooks.emit_each(webhooks.FILE_DELETED, organization_id, [item.snapshot for item in removed])
 
 
 def after_removal(organization_id: int, removed: list[Removed]) -> None:
     """What follows removed rows' commit: their bytes go, and their file.deleted events."""
     # After the commit: a crash here leaves bytes without a row, which
-    # `manage.py storage check --fix` removes; never a row without bytes.
-    storage = get_storage()
-    for item in removed:
-        storage.remove(item.file_path)
-    for item in removed:
-        webhooks.emit(webhooks.FILE_DELETED, organization_id, item.snapshot)
+    # `manage.py storage check --fix` removes; never a row without bytes. (The trash's
+    # purge removes the bytes first instead: its rows, marked, are finished by the next
+    # sweep.)
+    remove_bytes(removed)
+    announce_removal(organization_id, removed)
 
 
 # ---- status moves --------------------------------------------------------------------

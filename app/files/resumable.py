@@ -377,8 +377,9 @@ def _complete(upload_id: str) -> None:
         )
         if done.rowcount != 1:  # type: ignore[attr-defined]
             return
-        if folder_id is not None and session.get(Folder, folder_id) is None:
-            folder_id = None  # removed meanwhile: the file is kept at the top level
+        if folder_id is not None and not _folder_live(organization_id, folder_id):
+            # Removed or put in the trash meanwhile: the file is kept at the top level.
+            folder_id = None
         # A name taken since the upload began is numbered: the bytes are all here, and a
         # client told 409 now could only send them again.
         values = file_values(
@@ -394,6 +395,14 @@ def _complete(upload_id: str) -> None:
         # The triggers move the holding to usage: completed_at frees it, the row adds it.
         session.execute(insert(cast(Table, File.__table__)), values)
     admitted(upload_id, int(values["organization_id"]), via="tus")
+
+
+def _folder_live(organization_id: int, folder_id: str) -> bool:
+    """Whether the folder exists and is not in the trash."""
+    found = db.session.scalar(
+        scoped(Folder, organization_id).with_only_columns(Folder.id).where(Folder.id == folder_id)
+    )
+    return found is not None
 
 
 # ---- termination and expiry ----------------------------------------------------------

@@ -1,5 +1,6 @@
 """The sweep: files that lost their validation job are queued again, stranded resumable
-uploads completed, expired ones removed; and an operator's requeue of failed jobs."""
+uploads completed, expired ones removed, the trash purged of what is past its retention;
+and an operator's requeue of failed jobs."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ..broker import get_queue, get_redis
 from ..extensions import db
 from ..models import File, FileStatus
 from ..services.queue import enqueue_again, has_live_job
-from . import lifecycle, resumable
+from . import lifecycle, resumable, trash
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,9 @@ SWEEP_LOCK = "coffer:sweep-lock"
 
 
 def sweep_if_due(connection: Redis, owner: str, force: bool = False) -> list[str] | None:
-    """Make the files of stranded resumable uploads, run `requeue_stuck` and remove expired
-    resumable uploads, unless another worker swept within SWEEP_SECONDS; None if skipped.
+    """Make the files of stranded resumable uploads, run `requeue_stuck`, remove expired
+    resumable uploads and purge the trash of what is due, unless another worker swept
+    within SWEEP_SECONDS; None if skipped.
 
     The lock is never released early: it lapses after the interval, so however many
     workers try, the files are swept once per interval.
@@ -37,7 +39,16 @@ def sweep_if_due(connection: Redis, owner: str, force: bool = False) -> list[str
     resumable.complete_stranded()
     requeued = requeue_stuck(connection)
     resumable.expire_resumable()
+    # Last: a large purge takes a while, and keeps the lock while it runs.
+    trash.purge_due(between=lambda: _keep_lock(connection, owner, interval))
     return requeued
+
+
+def _keep_lock(connection: Redis, owner: str, interval: int) -> None:
+    """Extend the sweep lock while this sweep still holds it, so no other sweep starts
+    while a long purge runs."""
+    if connection.get(SWEEP_LOCK) == owner.encode():
+        connection.expire(SWEEP_LOCK, interval)
 
 
 def requeue_stuck(connection: Redis | None = None) -> list[str]:

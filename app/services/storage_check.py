@@ -12,6 +12,7 @@ from sqlalchemy import Subquery, case, func, select
 from ..database import write_transaction
 from ..extensions import db
 from ..files.resumable import in_flight_pieces
+from ..files.trash import being_purged
 from ..models import File, Organization
 from ..storage import StoredObject, get_storage
 
@@ -103,14 +104,17 @@ def check(fix: bool = False) -> StorageReport:
     # as a row.
     stored = {obj.key: obj for obj in storage.objects()}
     report.files_on_disk = len(stored)
+    # Files in the trash are rows like any other: their bytes are neither stray nor missing,
+    # except those of a purge under way, which may be partly gone already (the sweep
+    # finishes it).
     rows = db.session.execute(
-        select(File.id, File.organization_id, File.file_path, File.size).where(
+        select(File.id, File.organization_id, File.file_path, File.size, being_purged(File)).where(
             File.bytes_stored.is_(True)
         )
     ).all()
     db.session.rollback()
     report.rows = len(rows)
-    expected = {path for _, _, path, _ in rows}
+    expected = {path for _, _, path, _, _ in rows}
 
     for key, listed in sorted(stored.items()):
         if key in expected:
@@ -121,9 +125,11 @@ def check(fix: bool = False) -> StorageReport:
         else:
             report.orphans.append(stray)
 
-    for file_id, organization_id, path, size in rows:
+    for file_id, organization_id, path, size, purging in rows:
         obj = stored.get(path)
         if obj is None:
+            if purging:
+                continue
             # Perhaps uploaded after the listing, or deleted since: look again first.
             if storage.size(path) is not None or not _row_holds(path):
                 continue

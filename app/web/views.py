@@ -31,7 +31,7 @@ from ..authentication import end_session, start_session
 from ..content_disposition import attachment
 from ..errors import MESSAGES, describe_rejection, domain_status
 from ..extensions import csrf
-from ..files import access, archive, folders, intake, lifecycle, listing, policy, retention
+from ..files import access, archive, folders, intake, listing, policy, retention, trash
 from ..files.names import ROOT
 from ..limits import login_limits, register_limit
 from ..models import File, FileStatus, Folder, User
@@ -432,7 +432,7 @@ def file_rows() -> ResponseReturnValue:
 @page
 def delete_file(file_id: Any) -> BaseResponse:
     """Delete a file (the page's script asks for confirmation first)."""
-    lifecycle.delete_file(user(), str(file_id))
+    trash.trash_file(user(), str(file_id))
     return redirect(safe_next(request.form.get("next")))
 
 
@@ -469,9 +469,9 @@ def delete_selection() -> BaseResponse:
     me = user()
     file_ids, folder_ids = selected()
     for folder_id in folder_ids:
-        folders.delete_folder(me, folder_id)
+        trash.trash_folder(me, folder_id)
     for file_id in file_ids:
-        lifecycle.delete_file(me, file_id)
+        trash.trash_file(me, file_id)
     return redirect(safe_next(request.form.get("next")), 303)
 
 

@@ -78,6 +78,19 @@ def emit(event_type: str, organization_id: int, file: dict[str, Any]) -> str | N
     return _queue(event_type, organization_id, file, hooks) if hooks else None
 
 
+def emit_each(event_type: str, organization_id: int, files: list[dict[str, Any]]) -> int:
+    """`emit` for each of many files (a purge's), the endpoints read once; how many events
+    were queued."""
+    if not files:
+        return 0
+    hooks = _hooks_taking(event_type, organization_id)
+    if not hooks:
+        return 0
+    for file in files:
+        _queue(event_type, organization_id, file, hooks)
+    return len(files)
+
+
 def _hooks_taking(event_type: str, organization_id: int) -> list[Webhook]:
     """The organization's endpoints that take this event, oldest first; none when they
     cannot be read."""

@@ -65,7 +65,18 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount the HTTP blueprints, their `int` and `id` numbers held to ASCII digits."""
     from .api import auth as auth_api
-    from .api import files, health, links, metrics, openapi, org, tokens, uploads, webhooks
+    from .api import (
+        files,
+        health,
+        links,
+        metrics,
+        openapi,
+        org,
+        tokens,
+        uploads,
+        versions,
+        webhooks,
+    )
     from .api import folders as folders_api
     from .api import trash as trash_api
     from .api.inputs import AsciiIntegerConverter, IdConverter
@@ -80,6 +91,7 @@ def register_blueprints(app: Flask) -> None:
         webhooks,
         tokens,
         files,
+        versions,
         links,
         uploads,
         folders_api,

@@ -35,8 +35,8 @@ EventType = Literal[
 ]
 EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
 FILE_READY, FILE_FAILED, FILE_DELETED, FILE_TRASHED, FILE_RESTORED, FILE_VERSION_ADDED = EVENT_TYPES
-# Every file has one version until versions exist.
-FILE_VERSION = 1
+# The version events queued before versions existed tell of (every file had one).
+FIRST_VERSION = 1
 
 
 def file_snapshot(row: File, path: str | None = None) -> dict[str, Any]:
@@ -57,6 +57,7 @@ def file_snapshot(row: File, path: str | None = None) -> dict[str, Any]:
         "error_message": row.error_message,
         "processed_at": row.processed_at,
         "path": path,
+        "version": row.version,
     }
 
 
@@ -188,7 +189,7 @@ def file_json(snapshot: dict[str, Any]) -> dict[str, Any]:
         "error_message": snapshot["error_message"],
         "processed_at": _timestamp(snapshot["processed_at"]),
         "path": snapshot.get("path") or f"/{snapshot['filename']}",
-        "version": FILE_VERSION,
+        "version": int(snapshot.get("version") or FIRST_VERSION),
     }
 
 

@@ -66,7 +66,8 @@ class UploadItem {
 
   done() {
     this.show(1, 1);
-    this.state.textContent = "Uploaded; validating";
+    this.state.textContent = this.onConflict === "replace" ? "Uploaded as a new version; validating" : "Uploaded; validating";
+    if (this.onConflict === "replace") awaitVersion(this.file.name);
     this.cancelButton.remove();
     setTimeout(() => this.li.remove(), 1500);
     refreshRows();
@@ -321,8 +322,29 @@ const tbody = document.getElementById("file-rows");
 const rowKey = (row) => row.dataset.fileId || `folder:${row.dataset.folderId}`;
 let polling = null;
 
+// Files given a new version by this page (name -> the version shown before), watched until
+// the row shows a newer one (its validation ended) or for a minute at most (a new version
+// that fails leaves the current one: its Versions page says why).
+const awaiting = new Map();
+let awaitingUntil = 0;
+const AWAIT_MS = 60_000;
+
+function awaitVersion(name) {
+  const shown = [...tbody.rows].find((row) => row.dataset.fileId && row.dataset.name === name);
+  awaiting.set(name, Number(shown?.dataset.version || 0));
+  awaitingUntil = Date.now() + AWAIT_MS;
+}
+
+function stillAwaited() {
+  for (const [name, before] of awaiting) {
+    const shown = [...tbody.rows].find((row) => row.dataset.fileId && row.dataset.name === name);
+    if (shown && Number(shown.dataset.version) > before) awaiting.delete(name);
+  }
+  return awaiting.size > 0 && Date.now() < awaitingUntil;
+}
+
 function unfinished() {
-  return [...tbody.rows].some((row) => UNFINISHED.has(row.dataset.status));
+  return [...tbody.rows].some((row) => UNFINISHED.has(row.dataset.status)) || stillAwaited();
 }
 
 async function refreshRows() {
@@ -342,7 +364,10 @@ async function refreshRows() {
   } else {
     // Same rows: swap only those whose status moved, so focus and scroll stay put.
     [...fresh.rows].forEach((row, index) => {
-      if (row.dataset.status !== tbody.rows[index].dataset.status) tbody.rows[index].replaceWith(row);
+      const shown = tbody.rows[index];
+      if (row.dataset.status !== shown.dataset.status || row.dataset.version !== shown.dataset.version) {
+        shown.replaceWith(row);
+      }
     });
   }
   const wrap = tbody.closest(".table-wrap");
@@ -365,7 +390,7 @@ showPaused();
 
 document.addEventListener("submit", (event) => {
   const form = event.target.closest("form.confirm-delete");
-  if (form && !confirm(`Delete “${form.dataset.name}”? This cannot be undone.`)) {
+  if (form && !confirm(`Move “${form.dataset.name}” to the trash?`)) {
     event.preventDefault();
   }
   const asks = event.submitter?.dataset.confirm;

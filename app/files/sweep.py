@@ -79,7 +79,7 @@ def requeue_stuck(connection: Redis | None = None) -> list[str]:
         if enqueue_again(row_id, organization_id, connection, version=version):
             requeued.append(row_id)
     if requeued:
-        log.info("requeued %d stuck file(s) and version(s)", len(requeued))
+        log.info("requeued %d stuck file(s)", len(requeued))
     return requeued
 
 

@@ -202,6 +202,20 @@ def test_replace_adds_version_2_and_restoring_version_1_brings_its_bytes_back(
     expect(row(page, "report (2).txt").get_by_text("Ready")).to_be_visible(timeout=SLOW)
     assert len(api(page, site, "/api/files")["files"]) == 2
 
+    # A folder's name cannot be replaced by a file: the line says so and leaves Keep both.
+    page.get_by_label("Folder name").fill("Plans")
+    page.get_by_role("button", name="New folder").click()
+    expect(row(page, "Plans")).to_have_count(1)
+    page.wait_for_load_state()
+    page.locator("#file-input").set_input_files(
+        [{"name": "Plans", "mimeType": "text/plain", "buffer": b"plans\n" * 20}]
+    )
+    page.get_by_role("button", name="Replace: Plans").click()
+    expect(page.get_by_text("Not replaced:")).to_be_visible()
+    expect(page.get_by_role("button", name="Replace: Plans")).to_have_count(0)
+    page.get_by_role("button", name="Keep both: Plans").click()
+    expect(row(page, "Plans (2)").get_by_text("Ready")).to_be_visible(timeout=SLOW)
+
 
 def test_on_a_phone_the_trash_and_versions_fit(
     site: Site, browser: Browser, errors: ConsoleErrors

@@ -73,10 +73,12 @@ class UploadItem {
     refreshRows();
   }
 
-  // The name is taken in the folder: ask whether to replace the file or keep both.
-  conflict() {
+  // The name is taken in the folder: ask whether to replace the file or keep both. A
+  // replace refused in turn (the name is a folder's) says why, and leaves Keep both.
+  conflict(message) {
+    const replaceRefused = this.onConflict === "replace";
     this.li.classList.add("conflict");
-    this.state.textContent = `“${this.file.name}” already exists here.`;
+    this.state.textContent = replaceRefused ? `Not replaced: ${message}.` : `“${this.file.name}” already exists here.`;
     const choice = (label, onConflict, kind) => {
       const button = document.createElement("button");
       button.type = "button";
@@ -100,7 +102,8 @@ class UploadItem {
     cancel.textContent = "Cancel";
     cancel.setAttribute("aria-label", `Cancel ${this.file.name}`);
     cancel.onclick = () => this.li.remove();
-    this.choices.append(choice("Replace", "replace", "primary"), choice("Keep both", "rename"), cancel);
+    if (!replaceRefused) this.choices.append(choice("Replace", "replace", "primary"));
+    this.choices.append(choice("Keep both", "rename"), cancel);
     this.cancelButton.remove();
     this.li.append(this.choices);
     this.choices.querySelector("button").focus();
@@ -215,7 +218,7 @@ function uploadWhole(item) {
       sessionEnded();
       return item.failed(SESSION_ENDED);
     }
-    if (xhr.status === 409 && errorCode(xhr) === "name_taken") return item.conflict();
+    if (xhr.status === 409 && errorCode(xhr) === "name_taken") return item.conflict(errorMessage(xhr));
     return item.failed(errorMessage(xhr));
   };
   xhr.onerror = () => item.failed("connection lost; try again");
@@ -251,7 +254,7 @@ function uploadResumable(item) {
         sessionEnded();
         return item.failed(SESSION_ENDED);
       }
-      if (error instanceof UploadError && error.code === "name_taken") return item.conflict();
+      if (error instanceof UploadError && error.code === "name_taken") return item.conflict(error.message);
       return item.failed(error.message);
     },
   );

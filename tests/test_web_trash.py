@@ -164,9 +164,8 @@ def test_replace_adds_version_2_and_restoring_version_1_brings_its_bytes_back(
     expect(choice).to_contain_text("“report.txt” already exists here.")
     screenshot(page, "replace")
     choice.get_by_role("button", name="Replace: report.txt").click()
-    expect(row(page, "report.txt").get_by_role("link", name="Version 2 of report.txt")).to_be_visible(
-        timeout=SLOW
-    )
+    version_2 = row(page, "report.txt").get_by_role("link", name="Version 2 of report.txt")
+    expect(version_2).to_be_visible(timeout=SLOW)
     expect(row(page, "report.txt")).to_have_attribute("data-file-id", file_id or "")
     assert api(page, site, f"/api/files/{file_id}")["size"] == len(second)
 

@@ -63,17 +63,7 @@ def removals(
     ids = [row.id for row in rows]
     # Read while the rows exist: their versions go with them (ON DELETE CASCADE), their
     # bytes when the caller removes them.
-    version_paths: dict[str, list[str]] = {}
-    for start in range(0, len(ids), REMOVE_BATCH):
-        found = db.session.execute(
-            select(FileVersion.file_id, FileVersion.file_path).where(
-                in_organization(FileVersion, organization_id),
-                FileVersion.file_id.in_(ids[start : start + REMOVE_BATCH]),
-                FileVersion.bytes_stored.is_(True),
-            )
-        ).all()
-        for file_id, path in found:
-            version_paths.setdefault(file_id, []).append(path)
+    version_paths = stored_version_paths(organization_id, ids)
     # Read while the rows exist: the file.deleted event tells what was deleted.
     return [
         Removed(
@@ -114,6 +104,23 @@ def remove_files(
     removed = removals(organization_id, rows, paths)
     delete_rows(organization_id, rows)
     return removed
+
+
+def stored_version_paths(organization_id: int, file_ids: list[str]) -> dict[str, list[str]]:
+    """Per file, the paths of its other versions' stored bytes (the one it answers with is
+    its own `file_path`), read in batches."""
+    found: dict[str, list[str]] = {}
+    for start in range(0, len(file_ids), REMOVE_BATCH):
+        rows = db.session.execute(
+            select(FileVersion.file_id, FileVersion.file_path).where(
+                in_organization(FileVersion, organization_id),
+                FileVersion.file_id.in_(file_ids[start : start + REMOVE_BATCH]),
+                FileVersion.bytes_stored.is_(True),
+            )
+        ).all()
+        for file_id, path in rows:
+            found.setdefault(file_id, []).append(path)
+    return found
 
 
 def remove_bytes(removed: list[Removed]) -> None:

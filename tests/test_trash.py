@@ -161,12 +161,15 @@ def test_a_folder_goes_to_the_trash_and_comes_back_with_everything_in_it(
     assert auth.client.get("/api/folders?parent_id=root").get_json()["folders"] == []
     assert listed_ids(auth, q="txt") == []
     # Uploads into it are refused; a name in the top level is free.
-    assert auth.client.post(
-        "/api/files/upload",
-        data={"file": (__import__("io").BytesIO(b"x"), "x.txt"), "folder_id": mid["id"]},
-        headers=auth.headers(),
-        content_type="multipart/form-data",
-    ).status_code == 404
+    assert (
+        auth.client.post(
+            "/api/files/upload",
+            data={"file": (__import__("io").BytesIO(b"x"), "x.txt"), "folder_id": mid["id"]},
+            headers=auth.headers(),
+            content_type="multipart/form-data",
+        ).status_code
+        == 404
+    )
     items = trash_items(auth)
     assert [(i["id"], i["kind"], i["path"], i["size"]) for i in items] == [
         (top["id"], "folder", "/top", 30),
@@ -231,9 +234,7 @@ def test_a_resumable_upload_into_a_folder_deleted_meanwhile_ends_at_the_top(
     assert auth.client.get(f"/api/files/{file_id}").get_json()["path"] == "/late.txt"
 
 
-def test_members_see_and_take_back_only_their_own(
-    app: Flask, auth: Auth, member: Auth
-) -> None:
+def test_members_see_and_take_back_only_their_own(app: Flask, auth: Auth, member: Auth) -> None:
     mine = uploaded(member, "mine.txt", b"member's")
     admins = uploaded(auth, "admins.txt", b"admin's")
     shared = new_folder(member, "shared")
@@ -378,6 +379,23 @@ def test_storage_check_counts_the_trash_as_stored(
 # ---- races, interruptions and size ---------------------------------------------------------
 
 
+def at_once(calls: dict[str, Callable[[], int]]) -> dict[str, int]:
+    """Run the calls in threads released together; each one's answer."""
+    answers: dict[str, int] = {}
+    start = threading.Barrier(len(calls))
+
+    def run(name: str, call: Callable[[], int]) -> None:
+        start.wait()
+        answers[name] = call()
+
+    threads = [threading.Thread(target=run, args=item) for item in calls.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
 def test_restore_and_purge_of_one_item_racing_leave_it_whole_either_way(
     app: Flask, auth: Auth
 ) -> None:
@@ -394,23 +412,12 @@ def test_restore_and_purge_of_one_item_racing_leave_it_whole_either_way(
             for n in range(3)
         ]
         assert delete(auth, f"/api/folders/{folder['id']}")[0] == 204
-        answers: dict[str, int] = {}
-        start = threading.Barrier(2)
-
-        def run(name: str, call: Callable[[], tuple[int, Any]]) -> None:
-            start.wait()
-            answers[name] = call()[0]
-
-        threads = [
-            threading.Thread(target=run, args=("restore", lambda: restore(auth, folder["id"]))),
-            threading.Thread(
-                target=run, args=("purge", lambda: delete_forever(other, folder["id"]))
-            ),
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        answers = at_once(
+            {
+                "restore": lambda item=folder["id"]: restore(auth, item)[0],
+                "purge": lambda item=folder["id"]: delete_forever(other, item)[0],
+            }
+        )
         present = [auth.client.get(f"/api/files/{f}").status_code == 200 for f in files]
         stored = set(stored_objects(app))
         with app.app_context():
@@ -445,7 +452,7 @@ def test_a_purge_cut_short_is_finished_by_the_next_sweep(
     organization_id = org_body(auth)["id"]
     with app.app_context():
         # What the purge did before it died: mark, then remove half of the bytes.
-        trash._mark(organization_id, cutoff=None)  # noqa: SLF001 - the purge's first step
+        trash.mark_for_purge(organization_id, cutoff=None)
         rows = list(db.session.scalars(select(File).where(File.id.in_(files[:3] + [alone]))))
         lifecycle.remove_bytes(lifecycle.removals(organization_id, rows))
         db.session.rollback()

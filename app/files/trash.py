@@ -397,7 +397,7 @@ def delete_forever(user: User, raw_id: str) -> None:
 def empty_trash(user: User) -> int:
     """Remove every item of the organization's trash for good (admin); how many items."""
     policy.require_admin(user)
-    marked = _mark(user.organization_id, cutoff=None)
+    marked = mark_for_purge(user.organization_id, cutoff=None)
     _purge(organization_id=user.organization_id)
     return marked
 
@@ -420,11 +420,11 @@ def purge_due(
         days = older_than_days
         if days is None:
             days = retention.trash_retention_days(_organization(org_id))
-        _mark(org_id, cutoff=now - timedelta(days=days), batch=batch, between=between)
+        mark_for_purge(org_id, cutoff=now - timedelta(days=days), batch=batch, between=between)
     return _purge(organization_id=organization_id, batch=batch, between=between)
 
 
-def _mark(
+def mark_for_purge(
     organization_id: int,
     *,
     cutoff: datetime | None,

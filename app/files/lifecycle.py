@@ -96,9 +96,8 @@ def remove_files(
 
 def remove_bytes(removed: list[Removed]) -> None:
     """Remove the bytes of removed files (a missing one is no error: removal is idempotent)."""
-    storage = get_storage()
-    for item in removed:
-        storage.remove(item.file_path)
+    # One call for them all: a backend with a bulk delete (S3) removes 1,000 a request.
+    get_storage().remove_many([item.file_path for item in removed])
 
 
 def announce_removal(organization_id: int, removed: list[Removed]) -> None:

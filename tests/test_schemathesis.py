@@ -161,6 +161,21 @@ class FuzzIdentity:
         cursor: str | None = answer.json()["next_cursor"]
         return cursor
 
+    def trash_cursor(self) -> str | None:
+        """A cursor the trash's listing issued: past its first item; None when it has no
+        second page."""
+        with requests.Session() as http:
+            answer = http.get(
+                f"{self.base_url}/api/trash",
+                params={"limit": 1},
+                timeout=TIMEOUT,
+                **self.credentials(),
+            )
+        if answer.status_code != 200:
+            return None
+        cursor: str | None = answer.json()["next_cursor"]
+        return cursor
+
     def new_invite(self) -> str:
         """A fresh invite code to the admin's organization."""
         answer = post(f"{self.base_url}/api/org/invites", **self.credentials())
@@ -181,6 +196,12 @@ class FuzzIdentity:
         operation = f"{case.method.upper()} {case.operation.path}"
         if operation == "GET /api/files" and case.query and case.query.get("cursor"):
             cursor = self.list_cursor(case.query)
+            if cursor is None:
+                del case.query["cursor"]
+            else:
+                case.query["cursor"] = cursor
+        if operation == "GET /api/trash" and case.query and case.query.get("cursor"):
+            cursor = self.trash_cursor()
             if cursor is None:
                 del case.query["cursor"]
             else:

@@ -435,7 +435,12 @@ def test_deleting_a_folder_trashes_everything_below_and_deleting_it_there_frees_
     assert auth.client.get(f"/api/folders/{sibling['id']}").status_code == 200
     # One item: the folder, with the bytes of what went with it.
     [item] = trash_items(auth)
-    assert (item["id"], item["kind"], item["path"], item["size"]) == (top["id"], "folder", "/top", 300)
+    assert (item["id"], item["kind"], item["path"], item["size"]) == (
+        top["id"],
+        "folder",
+        "/top",
+        300,
+    )
 
     assert delete_forever(auth, top["id"])[0] == 204
     assert usage(auth) == (10, 1)

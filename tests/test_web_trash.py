@@ -247,7 +247,7 @@ def fits(page: Page, rows: str) -> None:
     buttons = page.locator(f"{rows} .row-actions").locator("a, button")
     assert buttons.count() >= 1
     for n in range(buttons.count()):
-        box = buttons.nth(n).bounding_box()
-        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (
-            buttons.nth(n).inner_text()
-        )
+        button = buttons.nth(n)
+        box = button.bounding_box()
+        on_screen = box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+        assert on_screen, button.inner_text()

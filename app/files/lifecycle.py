@@ -126,11 +126,10 @@ def stored_version_paths(organization_id: int, file_ids: list[str]) -> dict[str,
 def remove_bytes(removed: list[Removed]) -> None:
     """Remove the bytes of removed files, every version's (a missing one is no error:
     removal is idempotent)."""
-    storage = get_storage()
-    for item in removed:
-        storage.remove(item.file_path)
-        for path in item.version_paths:
-            storage.remove(path)
+    # One call for them all: a backend with a bulk delete (S3) removes 1,000 a request.
+    get_storage().remove_many(
+        [path for item in removed for path in (item.file_path, *item.version_paths)]
+    )
 
 
 def announce_removal(organization_id: int, removed: list[Removed]) -> None:

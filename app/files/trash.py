@@ -397,7 +397,7 @@ def delete_forever(user: User, raw_id: str) -> None:
 def empty_trash(user: User) -> int:
     """Remove every item of the organization's trash for good (admin); how many items."""
     policy.require_admin(user)
-    marked = _mark(user.organization_id, cutoff=None)
+    marked = mark_for_purge(user.organization_id, cutoff=None)
     _purge(organization_id=user.organization_id)
     return marked
 
@@ -407,30 +407,24 @@ def purge_due(
     batch: int = PURGE_BATCH,
     *,
     between: Callable[[], None] | None = None,
+    organization_id: int | None = None,
+    older_than_days: int | None = None,
 ) -> int:
-    """The sweep's purge: in every organization, the items trashed at least its retention
-    ago, and whatever a purge cut short left marked; how many files and folders went.
-    `between` is called between batches (the sweep keeps its lock with it)."""
+    """The sweep's purge: in every organization (or the one given), the items trashed at
+    least its retention ago (or `older_than_days`, the operator's choice), and whatever a
+    purge cut short left marked; how many files and folders went. `between` is called
+    between batches (the sweep keeps its lock with it)."""
     now = now or utcnow()
-    for organization_id in _organizations_with_trash():
-        org = _organization(organization_id)
-        cutoff = now - timedelta(days=retention.trash_retention_days(org))
-        _mark(organization_id, cutoff=cutoff, batch=batch, between=between)
-    return _purge(batch=batch, between=between)
-
-
-def purge_older_than(organization_id: int | None, days: int, now: datetime | None = None) -> int:
-    """The operator's purge (`manage.py trash purge`): items trashed at least `days` ago,
-    in one organization or every one, whatever their retention; how many files and folders
-    went."""
-    cutoff = (now or utcnow()) - timedelta(days=days)
     wanted = [organization_id] if organization_id is not None else _organizations_with_trash()
     for org_id in wanted:
-        _mark(org_id, cutoff=cutoff)
-    return _purge(organization_id=organization_id)
+        days = older_than_days
+        if days is None:
+            days = retention.trash_retention_days(_organization(org_id))
+        mark_for_purge(org_id, cutoff=now - timedelta(days=days), batch=batch, between=between)
+    return _purge(organization_id=organization_id, batch=batch, between=between)
 
 
-def _mark(
+def mark_for_purge(
     organization_id: int,
     *,
     cutoff: datetime | None,

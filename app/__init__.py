@@ -65,8 +65,20 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount the HTTP blueprints, their `int` and `id` numbers held to ASCII digits."""
     from .api import auth as auth_api
-    from .api import files, health, links, metrics, openapi, org, tokens, uploads, webhooks
+    from .api import (
+        files,
+        health,
+        links,
+        metrics,
+        openapi,
+        org,
+        tokens,
+        uploads,
+        versions,
+        webhooks,
+    )
     from .api import folders as folders_api
+    from .api import trash as trash_api
     from .api.inputs import AsciiIntegerConverter, IdConverter
     from .web import bp as web
 
@@ -79,9 +91,11 @@ def register_blueprints(app: Flask) -> None:
         webhooks,
         tokens,
         files,
+        versions,
         links,
         uploads,
         folders_api,
+        trash_api,
         health,
         metrics,
         openapi,

@@ -528,16 +528,15 @@ class FileListQuery(BaseModel):
     ] = Order.DESC
 
 
-# What on_conflict takes today; `replace` is read, and refused, by the intake.
-ON_CONFLICT_NOW = ("rename", "fail")
+# What on_conflict takes.
+ON_CONFLICT_CHOICES = ("rename", "fail", "replace")
 
 
 def on_conflict_value(raw: Any) -> Any:
-    """An on_conflict that names a choice (`replace` included, which the intake refuses),
-    or a PydanticCustomError."""
-    if raw in (*ON_CONFLICT_NOW, "replace"):
+    """An on_conflict that names a choice, or a PydanticCustomError."""
+    if raw in ON_CONFLICT_CHOICES:
         return raw
-    raise PydanticCustomError("invalid_field", "must be rename or fail")
+    raise PydanticCustomError("invalid_field", "must be rename, fail or replace")
 
 
 class UploadOptions(BaseModel):
@@ -553,10 +552,11 @@ class UploadOptions(BaseModel):
         str,
         BeforeValidator(on_conflict_value),
         Field(
-            json_schema_extra={"enum": list(ON_CONFLICT_NOW)},
+            json_schema_extra={"enum": list(ON_CONFLICT_CHOICES)},
             description="When the folder has the name: `rename` (`report.pdf` becomes "
-            "`report (2).pdf`), `fail` (409 `name_taken`, nothing stored). `replace` is "
-            "400 until files have versions.",
+            "`report (2).pdf`), `fail` (409 `name_taken`, nothing stored), or `replace` (a "
+            "file of that name gets the upload as a new version, under its id; a folder of "
+            "that name: 409 `name_taken`).",
         ),
     ] = "rename"
 
@@ -633,6 +633,16 @@ class FolderListQuery(BaseModel):
         PlaceRef,
         Field(description="Whose folders: `root` (the default) or a folder id."),
     ] = ROOT_ID
+
+
+class TrashListQuery(BaseModel):
+    """GET /api/trash: the query string; a parameter sent empty takes its default."""
+
+    limit: Annotated[int, WholeNumber(1, MAX_PAGE_SIZE), Field(description="Items per page.")] = 50
+    cursor: Annotated[
+        str | SkipJsonSchema[None],
+        Field(description="The `next_cursor` of the previous page."),
+    ] = None
 
 
 # ---- reading input through the request models -------------------------------------------
@@ -808,12 +818,20 @@ class TokenList(Answer):
 
 
 class Upload(Answer):
-    """A file stored and queued for validation."""
+    """A file (or a new version of one) stored and queued for validation."""
 
     file_id: UUID
     filename: str = Field(min_length=1)
     size: int = Field(ge=1)
-    status: Literal[FileStatus.PENDING]
+    status: Literal[FileStatus.PENDING] = Field(
+        description="The upload's: a new version is `pending` while the file answers with "
+        "the version it had."
+    )
+    version: int = Field(
+        ge=1,
+        description="1 for a new file; with `on_conflict=replace` onto an existing file, the "
+        "new version's number.",
+    )
 
 
 class FileSummary(Answer):
@@ -872,7 +890,27 @@ class FileDetails(FileSummary):
     error_message: str | None
     processed_at: Timestamp | None
     path: str = Field(description="`/A/B/name`: its folders from the top, and its name.")
-    version: int = Field(ge=1, description="1 until files have versions.")
+    version: int = Field(
+        ge=1, description="The number of the version the file answers with (its newest ready)."
+    )
+
+
+class Version(Answer):
+    """One version of a file."""
+
+    version: int = Field(ge=1)
+    size: Count
+    sha256: Annotated[str, Field(pattern="^[0-9a-f]{64}$")] | None
+    status: FileStatus
+    uploaded_at: Timestamp
+    uploaded_by_email: str | None
+    current: bool = Field(description="Whether the file answers with this version.")
+
+
+class VersionList(Answer):
+    """A file's versions, newest first."""
+
+    versions: list[Version]
 
 
 class IssuedShareLink(Answer):
@@ -1030,6 +1068,45 @@ class FolderList(Answer):
     folders: list[FolderEntry]
 
 
+# ---- the trash (answers) -----------------------------------------------------------------
+
+
+class TrashItem(Answer):
+    """A file or folder in the trash (a folder's contents are not listed separately)."""
+
+    id: UUID = Field(description="The file's or folder's own id.")
+    kind: Literal["file", "folder"]
+    name: str
+    path: str = Field(description="Where it was: `/A/B/name`.")
+    size: Count = Field(description="A folder's: the bytes of the files deleted with it.")
+    deleted_at: Timestamp
+    deleted_by_email: str | None
+    purge_at: Timestamp = Field(
+        description="When the sweep removes it for good (`deleted_at` plus the "
+        "organization's `trash_retention_days`)."
+    )
+
+
+class TrashList(Answer):
+    """One page of the trash, newest first."""
+
+    items: list[TrashItem]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last."
+    )
+
+
+class RestoredItem(Answer):
+    """An item back out of the trash."""
+
+    id: UUID
+    kind: Literal["file", "folder"]
+    path: str = Field(
+        description="Where it now is: where it was, or the top level when that folder is "
+        "gone; its name numbered when taken meanwhile."
+    )
+
+
 class Health(Answer):
     """Liveness."""
 
@@ -1107,6 +1184,9 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     Delivery,
     DeliveryList,
     WebhookEvent,
+    TrashItem,
+    TrashList,
+    RestoredItem,
     Health,
     Readiness,
     OpenAPIDocument,
@@ -1116,4 +1196,7 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     Crumb,
     FolderDetails,
     FolderList,
+    # versions
+    Version,
+    VersionList,
 )

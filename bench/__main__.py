@@ -38,6 +38,7 @@ SCENARIO_NAMES = (
     "load",
     "migrate",
     "zip",
+    "trash",
     "threads",
 )
 # `threads` (the WEB_THREADS x WORKERS sweep, two minutes a database) runs only when named.
@@ -63,6 +64,7 @@ QUICK = Settings(
     folders_uploads=10,
     zip_files=50,
     zip_rounds=1,
+    trash_files=10_000,
     listing_files=10_000,
     listing_samples=50,
     deep_page_samples=10,

@@ -296,6 +296,11 @@ def rows(settings: Settings) -> list[Row]:
             "",
             one("migrate_s", 1),
         ),
+        Row(
+            f"trash purge, {settings.trash_files:,} items: items/s",
+            "",
+            one("trash_rate", 0),
+        ),
         Row("GET /api/auth/me by cookie req/s, 4 clients", "", one("me_rps", 0)),
         Row("GET /api/auth/me by token req/s, 4 clients", "", one("me_token_rps", 0)),
         Row("bare Flask route req/s, 4 clients, same server", "", one("bare_rps", 0)),

@@ -225,6 +225,8 @@ class Settings:
     zip_files: int = 1000
     zip_file_kib: int = 1024
     zip_rounds: int = 3
+    # The `trash` scenario: files seeded into the trash, then purged by the operator's command.
+    trash_files: int = 100_000
 
 
 @dataclass
@@ -1351,6 +1353,51 @@ def migrate(run: Run) -> Figures:
     return {"migrate_files": stored, "migrate_s": seconds}
 
 
+TRASH_SEED = """
+UPDATE files SET trashed_at = uploaded_at, trashed_by = uploaded_by, trash_root = id
+WHERE organization_id = :org
+"""
+
+
+def trash_purge(run: Run) -> Figures:
+    """`manage.py trash purge` of a trash of seeded items (rows; their bytes were never
+    stored, so this is the database's share of a purge and the removal calls): items/s."""
+    count = run.settings.trash_files
+    client, identity = register(run.port, "trash")
+    client.close()
+    organization_id = identity["organization_id"]
+    run.log(f"trash: seeding {count:,} trashed files")
+    seed_files(run.database_url, organization_id, identity["user_id"], count)
+    engine = create_engine(driver_url(run.database_url))
+    try:
+        with engine.begin() as conn:
+            trashed = conn.execute(text(TRASH_SEED), {"org": organization_id}).rowcount
+            name = conn.execute(
+                text("SELECT name FROM organizations WHERE id = :org"), {"org": organization_id}
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    if trashed != count:
+        raise BenchError(f"the seeding trashed {trashed} rows, not {count}")
+    run.log("trash purge")
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "manage.py", "trash", "purge", "--org", name, "--older-than", "0"],
+        cwd=ROOT,
+        env=run.coffer.env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise BenchError(f"trash purge failed: {done.stderr[-500:]}")
+    purged = int(done.stdout.split("purged ", 1)[1].split(" ", 1)[0])
+    if purged != count:
+        raise BenchError(f"trash purge removed {purged} items, not {count}")
+    return {"trash_items": purged, "trash_s": seconds, "trash_rate": purged / seconds}
+
+
 def run_all(run: Run, only: set[str]) -> tuple[Figures, list[str]]:
     """Run the selected scenarios in a fixed order; figures and the errors met."""
     figures: Figures = {}
@@ -1405,6 +1452,8 @@ def run_all(run: Run, only: set[str]) -> tuple[Figures, list[str]]:
         attempt("migrate", lambda: migrate(run))
     if "zip" in only:
         attempt("zip", lambda: zip_download(run))
+    if "trash" in only:
+        attempt("trash", lambda: trash_purge(run))
     # Last: it starts Coffer again under other settings.
     if "threads" in only:
         attempt("threads", lambda: threads(run))

@@ -410,7 +410,10 @@ def test_tus_js_client_on_a_listed_origin_uploads_in_chunks_and_an_unlisted_one_
     assert sent == ["POST"] + [chunk] * 5
     assert ready_bytes(client, bearer, result["url"]) == data
 
-    client.delete(f"/api/files/{result['url'].rsplit('/', 1)[-1]}", headers=bearer)
+    uploaded = result["url"].rsplit("/", 1)[-1]
+    # Into the trash and out of it for good: nothing of it is held any more.
+    client.delete(f"/api/files/{uploaded}", headers=bearer)
+    client.delete(f"/api/trash/{uploaded}", headers=bearer)
     result, sent, errors = run_in_page(browser, unlisted.origin, site, TUS_UPLOAD, args)
     assert not result["ok"]
     assert "failed to create upload" in result["error"]
@@ -442,7 +445,10 @@ def test_uppy_on_a_listed_origin_uploads_in_chunks_and_an_unlisted_one_is_refuse
     assert sent == ["POST"] + ["PATCH"] * 4
     assert ready_bytes(client, bearer, result["url"]) == data
 
-    client.delete(f"/api/files/{result['url'].rsplit('/', 1)[-1]}", headers=bearer)
+    uploaded = result["url"].rsplit("/", 1)[-1]
+    # Into the trash and out of it for good: nothing of it is held any more.
+    client.delete(f"/api/files/{uploaded}", headers=bearer)
+    client.delete(f"/api/trash/{uploaded}", headers=bearer)
     result, sent, errors = run_in_page(browser, unlisted.origin, site, UPPY_UPLOAD, args)
     assert not result["ok"]
     assert result["errors"], result

@@ -25,7 +25,7 @@ from app.models import Folder, Organization
 from app.services.database_copy import tables, target_url
 from jobs.worker import InProcessWorker
 from tests.support import ROOT
-from tests.support.client import Auth, bearer
+from tests.support.client import Auth, bearer, multipart
 from tests.support.config import app_config
 from tests.support.database import migrated_app, scratch_database
 from tests.support.pipeline import process_env
@@ -34,6 +34,8 @@ from tests.support.receiver import receiver
 from tests.support.tus import TUS, create, patch
 
 NOTES = b"minutes of the meeting\n" * 40
+# The ready file's second version, which it answers with.
+NEWER_NOTES = NOTES + b"and a second version\n"
 MEMBER = "member@acme.test"
 PARENT_FOLDER = "ffffffff-0000-4000-8000-000000000001"
 CHILD_FOLDER = "00000000-0000-4000-8000-000000000002"
@@ -112,8 +114,9 @@ class Answers:
 
 def populate(app: Flask, hook_url: str) -> Answers:
     """Rows in every table through the API: two organizations, an admin and a member
-    who joined by invite, an unused invite, a token, a ready and a failed file, a share
-    link, a webhook with its deliveries and an unfinished resumable upload."""
+    who joined by invite, an unused invite, a token, a ready file with two versions and a
+    failed file, a share link, a webhook with its deliveries and an unfinished resumable
+    upload."""
     admin = Auth(app, app.test_client())
     assert admin.register().status_code == 201
     other = admin.another()
@@ -156,6 +159,13 @@ def populate(app: Flask, hook_url: str) -> Answers:
         )
         _db.session.commit()
     work(app)
+    work(app)
+    # A second version of the ready file: the first becomes a row of file_versions.
+    body, kind = multipart("notes.txt", NEWER_NOTES, "text/plain", {"on_conflict": "replace"})
+    replaced = admin.client.post(
+        "/api/files/upload", data=body, headers=admin.headers(), content_type=kind
+    )
+    assert (replaced.status_code, replaced.get_json()["version"]) == (201, 2)
     work(app)
     link = admin.client.post(f"/api/files/{ready}/links", json={}, headers=admin.headers())
     assert link.status_code == 201, link.get_json()
@@ -251,7 +261,7 @@ def test_every_table_moves_and_the_app_answers_the_same_on_the_new_database(
         http = moved.test_client()
         with http.get(before.link_path) as shared:
             assert shared.status_code == 200
-            assert shared.get_data() == NOTES
+            assert shared.get_data() == NEWER_NOTES
         me = http.get("/api/auth/me", headers=bearer(before.token))
         assert me.status_code == 200 and me.get_json()["email"] == "admin@acme.test"
         member = Auth(moved, moved.test_client())
@@ -270,6 +280,8 @@ def test_every_table_moves_and_the_app_answers_the_same_on_the_new_database(
         assert second.status_code == 201, second.get_json()
         assert second.get_json()["id"] > before.webhooks["webhooks"][0]["id"]
         file_id = before.ready["files"][0]["id"]
+        with admin.client.get(f"/api/files/{file_id}/versions/1/download") as first:
+            assert (first.status_code, first.get_data()) == (200, NOTES)
         another_link = admin.client.post(
             f"/api/files/{file_id}/links", json={}, headers=admin.headers()
         )

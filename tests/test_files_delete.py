@@ -1,4 +1,5 @@
-"""Deleting files: who may, and that the bytes and the quota are freed at once."""
+"""Deleting files: who may, that a deleted file goes to the trash (gone from sight, its
+bytes and quota kept), and that deleting it from the trash frees both at once."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from app.models import Organization
 from tests.support.client import Auth, multipart, usage
 from tests.support.database import run_sql
 from tests.support.storage import stored_bytes, stored_objects
+from tests.support.trash import delete_forever, trash_ids
 
 
 def upload(auth: Auth, filename: str, data: bytes) -> str:
@@ -44,7 +46,9 @@ def member(app: Flask, auth: Auth) -> Auth:
     return person
 
 
-def test_delete_removes_bytes_row_and_quota_at_once(app: Flask, auth: Auth) -> None:
+def test_delete_moves_to_the_trash_and_deleting_it_there_frees_bytes_and_quota(
+    app: Flask, auth: Auth
+) -> None:
     auth.register()
     keep = upload(auth, "keep.txt", b"k" * 100)
     gone = upload(auth, "gone.txt", b"g" * 250)
@@ -55,17 +59,26 @@ def test_delete_removes_bytes_row_and_quota_at_once(app: Flask, auth: Auth) -> N
 
     assert response.status_code == 204
     assert response.data == b""
+    # Out of sight, but its bytes are kept (and counted) until it leaves the trash.
+    assert auth.client.get(f"/api/files/{gone}").status_code == 404
+    listed = auth.client.get("/api/files").get_json()
+    assert [f["id"] for f in listed["files"]] == [keep]
+    assert listed["total"] == 1
+    assert usage(auth) == (350, 1)
+    assert len(stored_files(app)) == 2
+    assert delete(auth, gone)[0] == 404
+    assert trash_ids(auth) == [gone]
+
+    assert delete_forever(auth, gone)[0] == 204
+
     assert usage(auth) == (100, 1)
     assert [stored_bytes(app, key) for key in stored_files(app)] == [b"k" * 100]
     if app.config["STORAGE_BACKEND"] == "local":
         # The per-file folder goes too (folders are a local-disk matter).
         org_id = auth.client.get("/api/org").get_json()["id"]
         assert not (Path(app.config["UPLOAD_FOLDER"]) / str(org_id) / gone).exists()
-    assert auth.client.get(f"/api/files/{gone}").status_code == 404
-    listed = auth.client.get("/api/files").get_json()
-    assert [f["id"] for f in listed["files"]] == [keep]
-    assert listed["total"] == 1
-    assert delete(auth, gone)[0] == 404
+    assert trash_ids(auth) == []
+    assert delete_forever(auth, gone)[0] == 404
 
 
 def test_delete_of_a_validated_file(app: Flask, auth: Auth, worker: Callable[[], None]) -> None:
@@ -75,6 +88,8 @@ def test_delete_of_a_validated_file(app: Flask, auth: Auth, worker: Callable[[],
     assert auth.client.get(f"/api/files/{file_id}").get_json()["status"] == "ready"
 
     assert delete(auth, file_id)[0] == 204
+    assert usage(auth) == (6, 0)
+    assert delete_forever(auth, file_id)[0] == 204
     assert usage(auth) == (0, 0)
     assert stored_files(app) == set()
 
@@ -92,7 +107,7 @@ def upload_in_memory(auth: Auth, filename: str, data: bytes) -> int:
     return response.status_code
 
 
-def test_freed_quota_takes_a_new_upload_at_once(app: Flask, auth: Auth) -> None:
+def test_quota_is_freed_once_the_file_leaves_the_trash(app: Flask, auth: Auth) -> None:
     auth.register()
     org_id = auth.client.get("/api/org").get_json()["id"]
     run_sql(app, update(Organization).where(Organization.id == org_id).values(storage_quota_mb=1))
@@ -102,7 +117,10 @@ def test_freed_quota_takes_a_new_upload_at_once(app: Flask, auth: Auth) -> None:
     assert upload_in_memory(auth, "second.bin", big) == 507
 
     assert delete(auth, first)[0] == 204
+    # In the trash, it still holds its bytes.
+    assert upload_in_memory(auth, "second.bin", big) == 507
 
+    assert delete_forever(auth, first)[0] == 204
     assert upload_in_memory(auth, "second.bin", big) == 201
     assert usage(auth) == (len(big), 1)
 
@@ -117,12 +135,16 @@ def test_member_cannot_delete_another_members_file(app: Flask, auth: Auth, membe
     assert auth.client.get(f"/api/files/{admins}").status_code == 200
     assert usage(auth) == (7, 1)
     assert len(stored_files(app)) == 1
+    assert trash_ids(auth) == []
 
 
 def test_member_can_delete_their_own_file(app: Flask, auth: Auth, member: Auth) -> None:
     own = upload(member, "mine.txt", b"member's")
 
     assert delete(member, own)[0] == 204
+    assert usage(auth) == (8, 0)
+    assert trash_ids(member) == [own]
+    assert delete_forever(member, own)[0] == 204
     assert usage(auth) == (0, 0)
     assert stored_files(app) == set()
 
@@ -132,6 +154,8 @@ def test_admin_can_delete_anyones_file(app: Flask, auth: Auth, member: Auth) -> 
 
     assert delete(auth, theirs)[0] == 204
     assert member.client.get(f"/api/files/{theirs}").status_code == 404
+    assert trash_ids(auth) == [theirs]
+    assert delete_forever(auth, theirs)[0] == 204
     assert usage(member) == (0, 0)
 
 
@@ -167,7 +191,8 @@ def test_bearer_token_delete_needs_no_csrf_token(app: Flask, auth: Auth) -> None
     )
 
     assert response.status_code == 204
-    assert usage(auth) == (0, 0)
+    assert usage(auth) == (8, 0)
+    assert trash_ids(auth) == [file_id]
 
 
 def test_delete_needs_authentication(app: Flask, auth: Auth) -> None:

@@ -73,8 +73,9 @@ def test_upload_answers_201_pending_before_validation(app: Flask, auth: Auth, re
 
     assert response.status_code == 201
     body = response.get_json()
-    assert set(body) == {"file_id", "filename", "size", "status"}
+    assert set(body) == {"file_id", "filename", "size", "status", "version"}
     assert str(uuid.UUID(body["file_id"])) == body["file_id"]
+    assert body["version"] == 1
     assert body["filename"] == "notes.txt"
     assert body["size"] == 13
     assert body["status"] == "pending"

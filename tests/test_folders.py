@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 
 from tests.support.client import Auth, usage
 from tests.support.storage import stored_objects
+from tests.support.trash import delete_forever, trash_items
 from tests.test_pipeline import png_bytes
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -406,7 +407,9 @@ def test_renaming_a_file_failed_on_its_extension_validates_it_again(
 # ---- delete ------------------------------------------------------------------------------
 
 
-def test_deleting_a_folder_removes_everything_below_with_its_bytes(app: Flask, auth: Auth) -> None:
+def test_deleting_a_folder_trashes_everything_below_and_deleting_it_there_frees_it(
+    app: Flask, auth: Auth
+) -> None:
     auth.register()
     keep = uploaded(auth, "keep.txt", b"k" * 10)
     top = new_folder(auth, "top")
@@ -419,8 +422,9 @@ def test_deleting_a_folder_removes_everything_below_with_its_bytes(app: Flask, a
 
     response = auth.client.delete(f"/api/folders/{top['id']}", headers=auth.headers())
     assert response.status_code == 204
-    assert usage(auth) == (10, 1)
-    assert len(stored_objects(app)) == 1
+    # Out of sight; the bytes stay (and count) while the folder is in the trash.
+    assert usage(auth) == (310, 1)
+    assert len(stored_objects(app)) == 3
     assert [f["id"] for f in auth.client.get("/api/files").get_json()["files"]] == [keep]
     assert folder_names(auth) == ["sibling"]
     for folder in (top, mid):
@@ -429,6 +433,19 @@ def test_deleting_a_folder_removes_everything_below_with_its_bytes(app: Flask, a
         404
     )
     assert auth.client.get(f"/api/folders/{sibling['id']}").status_code == 200
+    # One item: the folder, with the bytes of what went with it.
+    [item] = trash_items(auth)
+    assert (item["id"], item["kind"], item["path"], item["size"]) == (
+        top["id"],
+        "folder",
+        "/top",
+        300,
+    )
+
+    assert delete_forever(auth, top["id"])[0] == 204
+    assert usage(auth) == (10, 1)
+    assert len(stored_objects(app)) == 1
+    assert trash_items(auth) == []
 
 
 def test_a_member_cannot_delete_a_folder_holding_anothers_file(
@@ -444,10 +461,12 @@ def test_a_member_cannot_delete_a_folder_holding_anothers_file(
     assert (response.status_code, response.get_json()["code"]) == (403, "forbidden")
     assert (usage(auth), set(stored_objects(app))) == before
     assert folder_names(auth, folder["id"]) == ["inner"]
+    assert trash_items(auth) == []
     # The admin may.
     response = auth.client.delete(f"/api/folders/{folder['id']}", headers=auth.headers())
     assert response.status_code == 204
-    assert usage(auth) == (0, 0)
+    assert usage(auth)[1] == 0
+    assert [item["id"] for item in trash_items(auth)] == [folder["id"]]
 
 
 # ---- uploads into folders ----------------------------------------------------------------
@@ -466,8 +485,10 @@ def test_multipart_uploads_into_a_folder_with_each_on_conflict(app: Flask, auth:
     keys = set(stored_objects(app))
     status, body = upload(auth, "REPORT.pdf", b"4", folder_id=folder["id"], on_conflict="fail")
     assert (status, body["code"]) == (409, "name_taken")
-    status, body = upload(auth, "report.pdf", b"5", folder_id=folder["id"], on_conflict="replace")
-    assert (status, body["code"], body["field"]) == (400, "invalid_field", "on_conflict")
+    # `replace` onto a folder's name (versions are tests/test_versions.py's).
+    new_folder(auth, "inner.pdf", parent_id=folder["id"])
+    status, body = upload(auth, "inner.pdf", b"5", folder_id=folder["id"], on_conflict="replace")
+    assert (status, body["code"]) == (409, "name_taken")
     status, body = upload(auth, "x.pdf", b"6", on_conflict="sideways")
     assert (status, body["field"]) == (400, "on_conflict")
     assert upload(auth, "x.pdf", b"7", folder_id="nope")[0] == 404
@@ -493,8 +514,9 @@ def test_tus_uploads_into_a_folder_with_each_on_conflict(app: Flask, auth: Auth)
     holding = auth.client.get("/api/org").get_json()["reserved_bytes"]
     response = tus_create(auth, 10, filename="a.TXT", folder_id=folder["id"], on_conflict="fail")
     assert (response.status_code, response.get_json()["code"]) == (409, "name_taken")
-    response = tus_create(auth, 10, filename="z.txt", on_conflict="replace")
-    assert (response.status_code, response.get_json()["field"]) == (400, "on_conflict")
+    new_folder(auth, "z.txt")
+    response = tus_create(auth, 10, filename="Z.txt", on_conflict="replace")
+    assert (response.status_code, response.get_json()["code"]) == (409, "name_taken")
     assert tus_create(auth, 10, filename="z.txt", folder_id=NOBODY).status_code == 404
     assert tus_create(auth, 10, filename="z.txt", folder_id="nope").status_code == 404
     # Nothing was held by the refused ones.

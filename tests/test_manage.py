@@ -392,6 +392,8 @@ def test_storage_check_reports_and_fixes(
 
     # What is left takes an operator: delete the lost file, restore the altered one.
     assert client.delete(f"/api/files/{ids['b.txt']}", headers=auth.headers()).status_code == 204
+    # In the trash it is still a row that claims its bytes: out of the trash, for good.
+    assert client.delete(f"/api/trash/{ids['b.txt']}", headers=auth.headers()).status_code == 204
     paths["c.txt"].write_bytes(contents["c.txt"])
     age(young, 3600)  # no row ever came: after the grace period it is a stray too
     final = run(runner, "storage", "check", "--fix")

@@ -45,6 +45,7 @@ def test_a_ready_file_whose_bytes_are_gone_answers_410_file_missing(
     assert "rows whose bytes are missing" in report.output
     assert file_id in report.output
 
-    # Deleting it frees the quota and leaves storage consistent.
+    # Deleting it (then from the trash) frees the quota and leaves storage consistent.
     assert auth.client.delete(f"/api/files/{file_id}", headers=auth.headers()).status_code == 204
+    assert auth.client.delete(f"/api/trash/{file_id}", headers=auth.headers()).status_code == 204
     assert auth.client.get("/api/org").get_json()["used_bytes"] == 0

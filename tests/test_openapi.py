@@ -75,6 +75,8 @@ def concrete(path: str) -> str:
         "webhook_id": "999999",
         "secret": "no-such-secret",
         "folder_id": "00000000-0000-4000-8000-000000000000",
+        "number": "1",
+        "item_id": "00000000-0000-4000-8000-000000000000",
     }
     return re.sub(r"\{([^}]+)\}", lambda m: values[m.group(1)], path)
 

@@ -221,6 +221,8 @@ def test_file_deleted_before_its_job_runs_is_harmless(
     auth.register()
     file_id = upload(auth, "short-lived.txt", b"bye\n")
     assert auth.client.delete(f"/api/files/{file_id}", headers=auth.headers()).status_code == 204
+    # Out of the trash too, for good.
+    assert auth.client.delete(f"/api/trash/{file_id}", headers=auth.headers()).status_code == 204
 
     worker()
 

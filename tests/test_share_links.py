@@ -339,6 +339,10 @@ def test_deleting_the_file_revokes_its_links(
     link = make_link(auth, file_id).get_json()
     assert auth.client.delete(f"/api/files/{file_id}", headers=auth.headers()).status_code == 204
     assert_gone(fetch(app.test_client(), secret_path(link["url"])))
+    # In the trash the link is kept (a restore brings it back, tests/test_trash.py); deleted
+    # from the trash, it goes with the file.
+    assert auth.client.delete(f"/api/trash/{file_id}", headers=auth.headers()).status_code == 204
+    assert_gone(fetch(app.test_client(), secret_path(link["url"])))
     with app.app_context():
         assert _db.session.scalars(select(ShareLink)).all() == []
         _db.session.remove()

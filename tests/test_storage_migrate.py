@@ -162,3 +162,4 @@ def test_migrate_to_local_copies_back_and_a_missing_source_is_reported(
     assert lost in broken.output
     # Leave local storage consistent for the fixture's check: delete the broken file.
     assert auth.client.delete(f"/api/files/{lost}", headers=auth.headers()).status_code == 204
+    assert auth.client.delete(f"/api/trash/{lost}", headers=auth.headers()).status_code == 204

@@ -369,6 +369,7 @@ def test_storage_check_reports_an_orphan_and_a_missing_object(
     assert theirs in keys_in(s3, bucket, theirs)
     # The row without its bytes is an operator's call: deleting the file settles it.
     assert auth.client.delete(f"/api/files/{lost}", headers=auth.headers()).status_code == 204
+    assert auth.client.delete(f"/api/trash/{lost}", headers=auth.headers()).status_code == 204
 
 
 def test_settings_are_checked_at_start(tmp_path: Path) -> None:

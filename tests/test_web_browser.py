@@ -143,6 +143,112 @@ def test_a_resumable_upload_cut_off_resumes_where_it_stopped(site: Site, page: P
     assert Path(download.value.path()).read_bytes() == data
 
 
+def test_an_upload_cut_by_a_reload_carries_on_from_the_servers_offset_when_picked_again(
+    site: Site, page: Page, tmp_path: Path
+) -> None:
+    """The page is reloaded mid-upload: it lists the upload as paused, and the same file
+    picked again asks the server for its offset (HEAD) and sends only the rest, into the
+    same upload, which ends byte for byte."""
+    sign_up(page, site, "ada@acme.test", "Acme")
+    data = text_bytes(20 * MiB + 4321, seed=9)
+    path = tmp_path / "film.txt"
+    path.write_bytes(data)
+    seen: list[tuple[str, str]] = []
+    parked = {"on": True}
+
+    def network(route: Route) -> None:
+        request = route.request
+        offset = request.headers.get("upload-offset", "")
+        if parked["on"] and request.method == "PATCH" and offset != "0":
+            route.abort("internetdisconnected")  # the first part is in; the rest waits
+            return
+        seen.append((request.method, offset))
+        route.continue_()
+
+    page.route(re.compile(r".*/api/uploads(/.*)?$"), network)
+    page.locator("#file-input").set_input_files(str(path))
+    expect(page.get_by_text(re.compile("connection lost"))).to_be_visible(timeout=SLOW)
+    assert [method for method, _ in seen][:2] == ["POST", "PATCH"]
+
+    page.reload()
+    page.wait_for_load_state()
+    parked["on"] = False
+    expect(page.get_by_text(re.compile(r"Paused at 39%"))).to_be_visible(timeout=SLOW)
+    seen.clear()
+    page.locator("#file-input").set_input_files(str(path))
+    expect(row(page, "film.txt").get_by_text("Ready")).to_be_visible(timeout=2 * SLOW)
+    expect(page.get_by_text(re.compile("Paused at"))).to_have_count(0)
+    # Asked where it stood, then sent from there: no new upload, the first part not again.
+    assert seen[0] == ("HEAD", "")
+    patches = [int(offset) for method, offset in seen if method == "PATCH"]
+    assert "POST" not in [method for method, _ in seen]
+    assert patches == [8 * MiB, 16 * MiB]
+    assert sum(min(8 * MiB, len(data) - offset) for offset in patches) < len(data)
+    with page.expect_download() as download:
+        row(page, "film.txt").get_by_role("link", name="Download").click()
+    assert Path(download.value.path()).read_bytes() == data
+    # Done: nothing is remembered for it any more.
+    assert page.evaluate("Object.keys(localStorage).length") == 0
+
+
+def test_a_paused_upload_is_discarded_or_forgotten_once_the_server_no_longer_holds_it(
+    site: Site, page: Page, tmp_path: Path
+) -> None:
+    """After a reload, Discard gives a paused upload up (its holding freed); one the server
+    dropped meanwhile is forgotten, and picking its file again starts a new upload."""
+    sign_up(page, site, "ada@acme.test", "Acme")
+    first, second = tmp_path / "one.txt", tmp_path / "two.txt"
+    first.write_bytes(text_bytes(9 * MiB, seed=3))
+    second.write_bytes(text_bytes(9 * MiB, seed=4))
+
+    def park(route: Route) -> None:
+        if route.request.method == "PATCH" and route.request.headers["upload-offset"] != "0":
+            route.abort("internetdisconnected")
+            return
+        route.continue_()
+
+    page.route(re.compile(r".*/api/uploads(/.*)?$"), park)
+    page.locator("#file-input").set_input_files([str(first), str(second)])
+    expect(page.get_by_text(re.compile("connection lost"))).to_have_count(2, timeout=SLOW)
+    page.unroute(re.compile(r".*/api/uploads(/.*)?$"))
+    page.reload()
+    page.wait_for_load_state()
+    expect(page.get_by_text(re.compile("Paused at"))).to_have_count(2, timeout=SLOW)
+    cookies = session_cookie(page.context)
+
+    def reserved() -> int:
+        org = requests.get(f"{site.url}/api/org", cookies=cookies, timeout=10).json()
+        return int(org["reserved_bytes"])
+
+    assert reserved() == 18 * MiB
+    page.get_by_role("button", name="Discard one.txt").click()
+    wait_for(lambda: reserved() == 9 * MiB, 10, "the discarded upload's holding to be freed")
+
+    # The server drops the other (as an expiry would): the page forgets it.
+    stored = page.evaluate("Object.values(localStorage).map((v) => JSON.parse(v).url)")
+    assert len(stored) == 1
+    csrf = page.locator('meta[name="csrf-token"]').get_attribute("content") or ""
+    gone = requests.delete(
+        f"{site.url}{stored[0]}",
+        cookies=cookies,
+        headers={"Tus-Resumable": "1.0.0", "X-CSRF-Token": csrf},
+        timeout=10,
+    )
+    assert gone.status_code == 204
+    page.reload()
+    page.wait_for_load_state()
+    wait_for(
+        lambda: page.evaluate("Object.keys(localStorage).length") == 0,
+        10,
+        "the page to forget the upload the server dropped",
+    )
+    expect(page.get_by_text(re.compile("Paused at"))).to_have_count(0)
+    with page.expect_request(lambda r: r.method == "POST" and "/api/uploads" in r.url):
+        page.locator("#file-input").set_input_files(str(second))
+    expect(row(page, "two.txt").get_by_text("Ready")).to_be_visible(timeout=2 * SLOW)
+    assert reserved() == 0
+
+
 def test_cancel_stops_a_resumable_upload_and_frees_what_it_held(site: Site, page: Page) -> None:
     """Cancel ends the upload (tus termination): nothing listed, nothing held."""
     sign_up(page, site, "ada@acme.test", "Acme")

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from tests.support.client import Auth, bearer, form_token
 from tests.support.pipeline import upload
 
-PAGES = ["/", "/tokens", "/org"]
+PAGES = ["/", "/tokens", "/org", "/trash"]
 
 
 @pytest.fixture
@@ -198,6 +198,54 @@ def test_the_organization_page_gives_usage_in_words_and_a_meter(auth: Auth) -> N
         assert '<td class="num">12.5 MiB</td>' in files_page.get_data(as_text=True)
 
 
+def test_an_admin_sets_the_retention_on_the_organization_page_and_members_read_it(
+    auth: Auth,
+) -> None:
+    """The admin's form saves the trash's days and the versions kept (0 days allowed, a
+    number out of range refused with its reason); a member reads the rules and may not
+    change them."""
+    auth.register()
+    code = auth.invite()
+    with auth.client.get("/org") as page:
+        html = page.get_data(as_text=True)
+    assert 'id="trash-retention-days"' in html and 'value="30"' in html
+    assert "0 B is in the trash and 0 B in older versions of files" in html
+
+    token = form_token(auth.client, "/org")
+    saved = auth.client.post(
+        "/org/settings",
+        data={"trash_retention_days": "0", "versions_kept": "3", "csrf_token": token},
+    )
+    assert saved.status_code == 303 and saved.headers["Location"].endswith("/org#retention")
+    with auth.client.get("/org") as page:
+        html = page.get_data(as_text=True)
+    assert "Settings saved." in html
+    org = auth.client.get("/api/org").get_json()
+    assert (org["trash_retention_days"], org["versions_kept"]) == (0, 3)
+
+    refused = auth.client.post(
+        "/org/settings",
+        data={"trash_retention_days": "7", "versions_kept": "0", "csrf_token": token},
+    )
+    assert refused.status_code == 400
+    assert 'role="alert"' in refused.get_data(as_text=True)
+    assert auth.client.get("/api/org").get_json()["versions_kept"] == 3
+
+    member = auth.another()
+    assert member.register("member@acme.test", invite_code=code).status_code == 201
+    with member.client.get("/org") as page:
+        html = page.get_data(as_text=True)
+    assert "stay in the trash for 0 days" in html and "keeps its 3 newest versions" in html
+    assert 'id="trash-retention-days"' not in html
+    member_token = form_token(member.client, "/org")
+    forbidden = member.client.post(
+        "/org/settings",
+        data={"trash_retention_days": "90", "versions_kept": "50", "csrf_token": member_token},
+    )
+    assert forbidden.status_code == 403
+    assert auth.client.get("/api/org").get_json()["trash_retention_days"] == 0
+
+
 # ---- folders, sort and search without scripts ----------------------------------------------
 
 
@@ -359,3 +407,96 @@ def test_a_selection_downloads_as_a_zip_and_deletes_without_scripts(
     listed = auth.client.get("/api/files").get_json()["files"]
     assert [f["id"] for f in listed] == [kept]
     assert auth.client.get("/api/folders").get_json()["folders"] == []
+
+
+# ---- the trash and versions without scripts -------------------------------------------------
+
+
+def test_a_delete_offers_undo_once_and_undo_restores_without_scripts(auth: Auth) -> None:
+    """The selection's Delete comes back to the page with one notice naming what went to
+    the trash and an Undo form; Undo restores them all; the notice is not shown again."""
+    auth.register()
+    box = make_folder(auth, "Box")
+    put_file(auth, "inside.txt", b"inside\n", box)
+    loose = upload(auth, "loose.txt", b"loose\n").get_json()["file_id"]
+    token = form_token(auth.client, "/")
+    gone = auth.client.post(
+        "/files/delete",
+        data={"file_ids": [loose], "folder_ids": [box], "csrf_token": token, "next": "/"},
+    )
+    assert gone.status_code == 303
+    with auth.client.get("/") as page:
+        html = page.get_data(as_text=True)
+    assert "2 items were moved to the trash." in html
+    undo = re.search(r'<form method="post" action="/trash/undo">(.*?)</form>', html, re.S)
+    assert undo is not None
+    ids = re.findall(r'name="item_ids" value="([^"]+)"', undo.group(1))
+    assert sorted(ids) == sorted([loose, box])
+    with auth.client.get("/") as again:
+        assert "moved to the trash" not in again.get_data(as_text=True)
+    assert auth.client.get("/api/files").get_json()["files"] == []
+
+    back = auth.client.post(
+        "/trash/undo", data={"item_ids": ids, "csrf_token": token, "next": "/?sort=name"}
+    )
+    assert back.status_code == 303 and back.headers["Location"] == "/?sort=name"
+    assert len(auth.client.get("/api/files").get_json()["files"]) == 2
+    assert [f["name"] for f in auth.client.get("/api/folders").get_json()["folders"]] == ["Box"]
+    # A second Undo finds nothing left to restore and changes nothing.
+    twice = auth.client.post("/trash/undo", data={"item_ids": ids, "csrf_token": token})
+    assert twice.status_code == 303
+    assert auth.client.get("/api/trash").get_json()["items"] == []
+
+
+def test_the_trash_page_lists_each_ones_items_and_empties_only_for_admins(auth: Auth) -> None:
+    """A member's Trash shows their own deleted files and no Empty trash (the form refused
+    with 403); the admin's shows everyone's; Restore of what is no longer there says so."""
+    auth.register()
+    code = auth.invite()
+    member = auth.another()
+    assert member.register("member@acme.test", invite_code=code).status_code == 201
+    mine = upload(member, "mine.txt", b"mine\n").get_json()["file_id"]
+    theirs = upload(auth, "theirs.txt", b"theirs\n").get_json()["file_id"]
+    for who, file_id in ((member, mine), (auth, theirs)):
+        assert who.client.delete(f"/api/files/{file_id}", headers=who.headers()).status_code == 204
+
+    with member.client.get("/trash") as page:
+        html = page.get_data(as_text=True)
+    assert "mine.txt" in html and "theirs.txt" not in html
+    assert "Empty trash" not in html and "member@acme.test" in html
+    refused = member.client.post(
+        "/trash/empty", data={"csrf_token": form_token(member.client, "/trash")}
+    )
+    assert refused.status_code == 403 and 'role="alert"' in refused.get_data(as_text=True)
+
+    with auth.client.get("/trash") as page:
+        html = page.get_data(as_text=True)
+    assert "mine.txt" in html and "theirs.txt" in html and "Empty trash" in html
+    token = form_token(auth.client, "/trash")
+    restored = auth.client.post(f"/trash/{mine}/restore", data={"csrf_token": token})
+    assert restored.status_code == 303
+    with auth.client.get("/trash") as page:
+        assert "File restored to /mine.txt." in page.get_data(as_text=True)
+    missing = auth.client.post(f"/trash/{mine}/restore", data={"csrf_token": token})
+    assert missing.status_code == 404 and 'role="alert"' in missing.get_data(as_text=True)
+    emptied = auth.client.post("/trash/empty", data={"csrf_token": token})
+    assert emptied.status_code == 303
+    with auth.client.get("/trash") as page:
+        html = page.get_data(as_text=True)
+    assert "1 item was removed for good." in html and "The trash is empty" in html
+
+
+def test_a_files_versions_page_is_its_organizations_alone(auth: Auth) -> None:
+    """A file's Versions page lists its one version as current; another organization's
+    file, or a trashed one, is not found."""
+    auth.register()
+    file_id = upload(auth, "notes.txt", b"notes\n").get_json()["file_id"]
+    with auth.client.get(f"/files/{file_id}/versions") as page:
+        html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Version 1" in html and "Current" in html and "Restore version" not in html
+    other = auth.another()
+    other.register("eve@else.test", "Elsewhere")
+    assert other.client.get(f"/files/{file_id}/versions").status_code == 404
+    assert auth.client.delete(f"/api/files/{file_id}", headers=auth.headers()).status_code == 204
+    assert auth.client.get(f"/files/{file_id}/versions").status_code == 404

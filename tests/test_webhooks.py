@@ -120,7 +120,9 @@ def test_events_are_delivered_signed_and_verify_with_the_documented_code(
     by_type: dict[str, Received] = {}
     for request in hook.received:
         by_type[json.loads(request.body)["type"]] = request
-    assert sorted(by_type) == ["file.deleted", "file.failed", "file.ready"]
+    # A delete moves the file to the trash: file.trashed (file.deleted comes when it
+    # leaves the trash, tests/test_trash.py).
+    assert sorted(by_type) == ["file.failed", "file.ready", "file.trashed"]
     assert len(hook.received) == 3
 
     seen: set[str] = set()
@@ -143,14 +145,14 @@ def test_events_are_delivered_signed_and_verify_with_the_documented_code(
     assert failed == auth.client.get(f"/api/files/{failed_id}").get_json()
     assert failed["status"] == "failed"
     ready_file = json.loads(by_type["file.ready"].body)["data"]["file"]
-    deleted_file = json.loads(by_type["file.deleted"].body)["data"]["file"]
-    assert ready_file["id"] == deleted_file["id"] == ready_id
-    assert ready_file["status"] == deleted_file["status"] == "ready"
-    assert ready_file == deleted_file  # as it was just before the deletion
+    trashed_file = json.loads(by_type["file.trashed"].body)["data"]["file"]
+    assert ready_file["id"] == trashed_file["id"] == ready_id
+    assert ready_file["status"] == trashed_file["status"] == "ready"
+    assert ready_file == trashed_file  # as it was just before the deletion
 
     # Each delivery is on record, once, as succeeded.
     recorded = deliveries(auth, body["id"])
-    assert sorted(d["type"] for d in recorded) == ["file.deleted", "file.failed", "file.ready"]
+    assert sorted(d["type"] for d in recorded) == ["file.failed", "file.ready", "file.trashed"]
     for delivery in recorded:
         assert delivery["attempt"] == 1
         assert delivery["outcome"] == "succeeded"
@@ -242,8 +244,16 @@ def test_only_the_events_an_endpoint_takes_are_sent(
         worker()
         auth.client.delete(f"/api/files/{file_id}", headers=auth.headers())
         worker()
+        # Into the trash (file.trashed), then out of it for good (file.deleted).
+        assert deletions.received == []
+        auth.client.delete(f"/api/trash/{file_id}", headers=auth.headers())
+        worker()
     assert [json.loads(r.body)["type"] for r in deletions.received] == ["file.deleted"]
-    assert len(everything.received) == 2
+    assert sorted(json.loads(r.body)["type"] for r in everything.received) == [
+        "file.deleted",
+        "file.ready",
+        "file.trashed",
+    ]
     # One event, one id, whichever endpoint it goes to.
     deleted = [r for r in everything.received if json.loads(r.body)["type"] == "file.deleted"]
     assert deleted[0].headers["Coffer-Event-Id"] == deletions.received[0].headers["Coffer-Event-Id"]

@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from .. import metrics, schemas
 from ..errors import APIError
-from ..files import access, folders, intake, lifecycle, listing, placement
+from ..files import access, folders, intake, listing, placement, trash
 from ..files.names import ROOT, OnConflict
 from ..models import File, FileStatus
 from ..multipart import received_file
@@ -71,7 +71,7 @@ def file_details(row: File) -> dict[str, Any]:
         error_message=row.error_message,
         processed_at=row.processed_at,
         path=folders.file_path(row.organization_id, row.folder_id, row.filename),
-        version=1,
+        version=row.version,
     ).body()
 
 
@@ -92,8 +92,7 @@ def file_details(row: File) -> dict[str, Any]:
             "400": error(
                 "no `file` part, a name that is empty once cleaned, an empty file, part "
                 "headers that are not UTF-8, more than 100 form parts, a session write "
-                "without its CSRF token, or a bad `on_conflict` (`replace` until files have "
-                "versions).",
+                "without its CSRF token, or a bad `folder_id` or `on_conflict`.",
                 "no_file",
                 "invalid_filename",
                 "empty_file",
@@ -103,9 +102,15 @@ def file_details(row: File) -> dict[str, Any]:
                 "invalid_field",
             ),
             "401": E401,
+            "403": error(
+                "`on_conflict=replace` onto a file the caller may not change (neither its "
+                "uploader nor an admin); nothing was stored.",
+                "forbidden",
+            ),
             "404": error("`folder_id` names no folder of the organization.", "not_found"),
             "409": error(
-                "`on_conflict=fail` and the folder has the name; nothing was stored.",
+                "`on_conflict=fail` and the folder has the name, or `on_conflict=replace` and "
+                "a folder has it; nothing was stored.",
                 "name_taken",
             ),
             "413": plain_text_too(
@@ -117,7 +122,8 @@ def file_details(row: File) -> dict[str, Any]:
                 )
             ),
             "507": error(
-                "the file does not fit in the organization's quota, or the server's disk is full.",
+                "the file (or new version) does not fit in the organization's quota, or the "
+                "server's disk is full; a file being replaced keeps its current version.",
                 "quota_exceeded",
                 "insufficient_storage",
             ),
@@ -147,14 +153,18 @@ def upload() -> tuple[dict[str, Any], int]:
         schemas.UploadOptions,
         {key: value for key, value in request.form.items() if key in OPTIONS and value != ""},
     )
-    row = intake.accept(
+    accepted = intake.accept(
         current_user,
         received,
         folder_id=folders.check_place(current_user.organization_id, options.folder_id),
         on_conflict=OnConflict(options.on_conflict),
     )
     return schemas.Upload(
-        file_id=UUID(row.id), filename=row.filename, size=row.size, status=FileStatus.PENDING
+        file_id=UUID(accepted.file_id),
+        filename=accepted.filename,
+        size=accepted.size,
+        status=FileStatus.PENDING,
+        version=accepted.version,
     ).body(), 201
 
 
@@ -373,21 +383,27 @@ def range_as_read(environ: dict[str, Any], length: int) -> dict[str, Any]:
     "/<uuid:file_id>",
     openapi=operation(
         "deleteFile",
-        "Delete a file (its uploader or an admin); the bytes and quota go at once",
+        "Move a file to the trash (its uploader or an admin)",
         "files",
         {
-            "204": response("Deleted."),
+            "204": response("In the trash."),
             "400": E400_WRITE,
             "401": E401,
             "403": error("neither the uploader nor an admin.", "forbidden"),
-            "404": error("no such file in the organization.", "not_found"),
+            "404": error(
+                "no such file in the organization (or already in the trash).", "not_found"
+            ),
         },
         security=WRITE,
         parameters=[FILE_ID],
+        description="The file leaves every listing and search; its details, downloads and "
+        "share links answer 404 until it is restored (POST /api/trash/<id>/restore). Its "
+        "bytes still count in `used_bytes` until it is deleted from the trash or purged "
+        "`trash_retention_days` later. A `file.trashed` event.",
     ),
 )
 @login_required
 def delete(file_id: UUID) -> tuple[str, int]:
-    """Delete a file; its bytes leave the disk and the quota at once."""
-    lifecycle.delete_file(current_user, str(file_id))
+    """Move a file to the trash."""
+    trash.trash_file(current_user, str(file_id))
     return "", 204

@@ -8,7 +8,7 @@ from uuid import UUID
 from flask_login import current_user, login_required
 
 from .. import schemas
-from ..files import folders
+from ..files import folders, trash
 from ..files.names import ROOT
 from ..models import Folder
 from .contract import (
@@ -209,10 +209,10 @@ def update(folder_id: UUID) -> dict[str, Any]:
     "/<uuid:folder_id>",
     openapi=operation(
         "deleteFolder",
-        "Delete a folder and everything below it; the bytes and quota go at once",
+        "Move a folder and everything below it to the trash",
         "folders",
         {
-            "204": response("Deleted."),
+            "204": response("In the trash."),
             "400": error("a session write without its CSRF token.", "csrf_failed"),
             "401": E401,
             "403": error(
@@ -224,12 +224,13 @@ def update(folder_id: UUID) -> dict[str, Any]:
         },
         security=WRITE,
         parameters=[FOLDER_ID],
-        description="Every folder below and every file below them go too, each file as "
-        "DELETE /api/files/<id> removes it (a `file.deleted` event each).",
+        description="Every folder below and every file below them go with it, as one item "
+        "of the trash that is restored or deleted for good as a whole (a `file.trashed` "
+        "event for each file).",
     ),
 )
 @login_required
 def delete(folder_id: UUID) -> tuple[str, int]:
-    """Delete a folder and all it holds."""
-    folders.delete_folder(current_user, str(folder_id))
+    """Move a folder and all it holds to the trash."""
+    trash.trash_folder(current_user, str(folder_id))
     return "", 204

@@ -249,7 +249,7 @@ def index() -> dict[str, Any]:
                 "Upload-Length missing, not a number or 0; no `filename` in Upload-Metadata, "
                 "not base64 of UTF-8, or empty once cleaned; a body without Content-Length; "
                 "a session write without its CSRF token; or a bad `folder_id` or "
-                "`on_conflict` (`replace` until files have versions).",
+                "`on_conflict`.",
                 "invalid_upload_length",
                 "invalid_filename",
                 "empty_file",
@@ -259,9 +259,15 @@ def index() -> dict[str, Any]:
                 "invalid_field",
             ),
             "401": E401,
+            "403": tus_error(
+                "`on_conflict=replace` onto a file the caller may not change (neither its "
+                "uploader nor an admin); nothing was held.",
+                "forbidden",
+            ),
             "404": tus_error("`folder_id` names no folder of the organization.", "not_found"),
             "409": tus_error(
-                "`on_conflict=fail` and the folder has the name; nothing was held.",
+                "`on_conflict=fail` and the folder has the name, or `on_conflict=replace` "
+                "and a folder has it; nothing was held.",
                 "name_taken",
             ),
             "412": E412_TUS,
@@ -296,15 +302,16 @@ def index() -> dict[str, Any]:
                     "(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)"
                     "(?:,folder_id (?:[A-Za-z0-9+/]{4})*"
                     "(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==))?"
-                    # base64 of `rename` and of `fail`
-                    "(?:,on_conflict (?:cmVuYW1l|ZmFpbA==))?$",
+                    # base64 of `rename`, `fail` and `replace`
+                    "(?:,on_conflict (?:cmVuYW1l|ZmFpbA==|cmVwbGFjZQ==))?$",
                 },
                 "`filename <base64 of the UTF-8 name>`, as tus writes metadata; "
                 "optionally `folder_id` (a folder id or `root`; anything else is 404) and "
-                "`on_conflict` (`rename`, the default, or `fail`; `replace` is 400 until "
-                "files have versions), base64 too. The folder and, "
-                "with `fail`, the name are checked at creation; a name taken by the time the "
-                "last byte arrives is numbered as `rename` does.",
+                "`on_conflict` (`rename`, the default, `fail`, or `replace`: a file of that "
+                "name gets the upload as a new version), base64 too. The folder and, "
+                "with `fail` or `replace`, the name are checked at creation; a name taken by "
+                "the time the last byte arrives is numbered as `rename` does (with "
+                "`replace`, a file's name takes the version).",
             ),
         ],
         body={"required": False, **OFFSET_BODY},

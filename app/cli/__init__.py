@@ -13,6 +13,7 @@ from .orgs import group as orgs_group
 from .orgs import seed_data
 from .serve import serve
 from .storage import group as storage_group
+from .trash import group as trash_group
 from .users import group as users_group
 
 COMMANDS: tuple[click.Command, ...] = (
@@ -22,6 +23,7 @@ COMMANDS: tuple[click.Command, ...] = (
     orgs_group,
     seed_data,
     storage_group,
+    trash_group,
 )
 
 # The names the commands had before they were grouped: still accepted, no longer listed.

@@ -33,7 +33,7 @@ from .. import metrics
 from ..extensions import db
 from ..models import File, FileStatus, Folder, Organization
 from ..services.errors import InvalidInput, NotFound
-from ..services.tenancy import in_organization
+from ..services.tenancy import in_organization, live, scoped
 from ..storage import get_storage
 from .access import parse_file_id
 from .folders import get_folder, place_of, subtree
@@ -196,7 +196,7 @@ def selection_archive(organization_id: int, file_ids: list[str], folder_ids: lis
     found = {
         row.id: row
         for row in db.session.scalars(
-            select(File).where(in_organization(File, organization_id), File.id.in_(wanted_files))
+            scoped(File, organization_id).where(File.id.in_(wanted_files))
         )
     }
     if len(found) != len(wanted_files):
@@ -231,7 +231,7 @@ def walk(
     name."""
     if folder_id is None:
         query = select(Folder.id, Folder.parent_id, Folder.name, Folder.created_at).where(
-            in_organization(Folder, organization_id)
+            in_organization(Folder, organization_id), live(Folder)
         )
     else:
         tree = subtree(organization_id, folder_id)
@@ -263,6 +263,7 @@ def members(organization_id: int, folder_id: str | None) -> Iterator[Member]:
             )
             .where(
                 in_organization(File, organization_id),
+                live(File),
                 # models.FILE_PLACE, spelled as the index has it so that the index serves.
                 func.coalesce(File.folder_id, literal_column("''")) == (folder_id or ""),
                 File.status == FileStatus.READY,

@@ -1,5 +1,5 @@
 """Folders: finding them, their paths and their trees, and the use cases that create,
-rename, move and remove them.
+rename and move them (app/files/trash.py puts them in the trash).
 
 A folder is a row (organization, parent, name); the top level, `root`, has no row and is
 None here. Paths are never stored: a folder's is its ancestors' names, read by one
@@ -13,15 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import CTE, delete, literal, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import CTE, literal, select
 
 from ..database import write_transaction
 from ..extensions import db
-from ..models import File, Folder, User, utcnow
+from ..models import Folder, User, utcnow
 from ..services.errors import Conflict, NotAllowed, NotFound
-from ..services.tenancy import get_scoped_or_404, in_organization, scoped
-from . import lifecycle, names, policy
+from ..services.tenancy import get_scoped_or_404, in_organization, live, scoped
+from . import names, policy
 from .names import ROOT, OnConflict
 
 
@@ -73,7 +72,8 @@ def children(organization_id: int, parent_id: str | None) -> list[Folder]:
 
 def ancestry(organization_id: int, folder_ids: Iterable[str]) -> CTE:
     """Each given folder with each of its ancestors (itself at depth 0): (start, id, name,
-    parent_id, depth)."""
+    parent_id, depth). Folders in the trash are walked too: a trashed item's path is where
+    it was."""
     starts = list(folder_ids)
     seed = select(
         Folder.id.label("start"),
@@ -122,13 +122,16 @@ def path_of(organization_id: int, folder_id: str | None) -> str:
 
 
 def subtree(organization_id: int, folder_id: str) -> CTE:
-    """The folder and every folder below it, at every depth: (id, depth)."""
+    """The folder and every folder below it, at every depth, leaving out those in the
+    trash (a folder trashed on its own earlier stays there): (id, depth)."""
     seed = select(Folder.id.label("id"), literal(0).label("depth")).where(
-        in_organization(Folder, organization_id), Folder.id == folder_id
+        in_organization(Folder, organization_id), Folder.id == folder_id, live(Folder)
     )
     tree = seed.cte("subtree", recursive=True)
-    step = select(Folder.id, (tree.c.depth + 1).label("depth")).join(
-        tree, Folder.parent_id == tree.c.id
+    step = (
+        select(Folder.id, (tree.c.depth + 1).label("depth"))
+        .join(tree, Folder.parent_id == tree.c.id)
+        .where(live(Folder))
     )
     return tree.union_all(step)
 
@@ -237,44 +240,6 @@ def update_folder(
             )
             folder.name, folder.name_key, folder.parent_id = wanted, key, parent_id
     return _view(organization_id, folder)
-
-
-def delete_folder(user: User, raw_id: str) -> None:
-    """Remove a folder, every folder below it and every file below them, with their bytes,
-    as deleting each file would (rows and usage at once, bytes after the commit, a
-    `file.deleted` event each); nothing is removed when it holds a file the user may not
-    delete (NotAllowed)."""
-    organization_id = user.organization_id
-    with write_transaction() as session:
-        folder = get_folder(organization_id, raw_id, for_update=True)
-        # Nothing may be uploaded or moved into the tree while it goes.
-        names.lock_names(organization_id)
-        tree = subtree(organization_id, folder.id)
-        rows = list(
-            session.scalars(
-                scoped(File, organization_id)
-                .where(File.folder_id.in_(select(tree.c.id)))
-                .options(selectinload(File.uploader))
-            )
-        )
-        if not all(policy.may_delete_file(user, row.uploaded_by) for row in rows):
-            raise NotAllowed(
-                "forbidden",
-                "the folder holds files only their uploader or an admin can delete",
-            )
-        paths = paths_of(organization_id, {row.folder_id for row in rows})
-        removed = lifecycle.remove_files(
-            organization_id,
-            rows,
-            {row.id: f"{paths[row.folder_id]}/{row.filename}" for row in rows},
-        )
-        # One statement for the whole tree: the parent links are checked at its end.
-        session.execute(
-            delete(Folder)
-            .where(in_organization(Folder, organization_id), Folder.id.in_(select(tree.c.id)))
-            .execution_options(synchronize_session=False)
-        )
-    lifecycle.after_removal(organization_id, removed)
 
 
 def _require_arranging(user: User) -> None:

@@ -1,9 +1,11 @@
 """Intake: every way a file's bytes arrive ends here, in one all-or-nothing step that
-stores them, records the row within the quota, queues validation and counts the upload."""
+stores them, records the row within the quota (a new file, or with `on_conflict=replace` a
+new version of the file that has the name), queues validation and counts the upload."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any, cast
 
 from flask import current_app
@@ -11,12 +13,13 @@ from sqlalchemy import Table, insert
 
 from .. import metrics, units
 from ..database import write_transaction
+from ..extensions import db
 from ..models import File, FileStatus, Folder, User, utcnow
-from ..services.errors import InvalidInput, TooLarge
+from ..services.errors import InvalidInput, NotAllowed, TooLarge
 from ..services.queue import enqueue_validation
 from ..services.tenancy import get_scoped_or_404
 from ..storage import Upload, display_name, get_storage, object_key
-from . import names
+from . import names, policy, versions
 from .ledger import check_room
 from .names import OnConflict
 
@@ -34,16 +37,6 @@ def check_size(size: int, *, field: str) -> None:
         raise TooLarge(
             "file_too_large",
             f"the file is larger than the limit of {units.size(max_file_size())}",
-        )
-
-
-def check_on_conflict(on_conflict: OnConflict) -> None:
-    """The choices an upload has when its name is taken: `replace` waits for versions."""
-    if on_conflict is OnConflict.REPLACE:
-        raise InvalidInput(
-            "invalid_field",
-            "on_conflict=replace is not available yet: use rename or fail",
-            field="on_conflict",
         )
 
 
@@ -120,10 +113,84 @@ def file_values(
     }
 
 
-def admitted(file_id: str, organization_id: int, *, via: str) -> None:
-    """What follows every committed file row: its validation is queued and it is counted."""
+@dataclass(frozen=True)
+class Accepted:
+    """What an upload became: a new file (version 1), or a new version of the file that
+    had the name (`version_id` names the version's row, `pending` until validated)."""
+
+    file_id: str
+    filename: str
+    size: int
+    version: int
+    version_id: str | None = None
+
+
+def arrive(
+    *,
+    uploader: User | None,
+    new_id: str,
+    organization_id: int,
+    folder_id: str | None,
+    filename: str,
+    key: str,
+    size: int,
+    sha256: str | None = None,
+    on_conflict: OnConflict = OnConflict.RENAME,
+    strict: bool = True,
+) -> Accepted:
+    """Record bytes that have all arrived under `key` (their id `new_id`), inside the write
+    transaction; the caller checks the quota.
+
+    With `replace`, onto a file of the folder that has the name: a new version of it (403
+    for a user who may not change it); onto a folder: 409 `name_taken`; else a new file.
+    `strict=False` (a resumable upload's last byte: a client told 403 or 409 now could only
+    send it all again) numbers the name as `rename` does instead of refusing.
+    """
+    names.lock_names(organization_id)
+    if on_conflict is OnConflict.REPLACE:
+        target = versions.replaceable(organization_id, folder_id, filename)
+        allowed = target is not None and (
+            uploader is not None and policy.may_change_file(uploader, target.uploaded_by)
+        )
+        if target is not None and not allowed and strict:
+            raise NotAllowed("forbidden", versions.CHANGE_REFUSED)
+        if target is not None and allowed:
+            number = versions.add_version(
+                target,
+                version_id=new_id,
+                key=key,
+                size=size,
+                uploaded_by=None if uploader is None else uploader.id,
+                sha256=sha256,
+            )
+            return Accepted(target.id, target.filename, size, number, new_id)
+        # No file has the name: a new file, which a folder of that name refuses (409).
+        on_conflict = OnConflict.FAIL if strict else OnConflict.RENAME
+    values = file_values(
+        file_id=new_id,
+        organization_id=organization_id,
+        uploaded_by=None if uploader is None else uploader.id,
+        folder_id=folder_id,
+        filename=filename,
+        key=key,
+        size=size,
+        sha256=sha256,
+        on_conflict=on_conflict,
+    )
+    # A plain INSERT rather than the ORM's unit of work: this runs while holding the
+    # database's write lock, which every other writer waits on.
+    db.session.execute(_INSERT_FILE, values)
+    return Accepted(new_id, str(values["filename"]), size, 1)
+
+
+def admitted(accepted: Accepted, organization_id: int, *, via: str) -> None:
+    """What follows every committed file or version row: its validation is queued and the
+    upload counted."""
     metrics.count_upload_accepted(via)
-    enqueue_validation(file_id, organization_id)
+    if accepted.version_id is not None:
+        enqueue_validation(accepted.version_id, organization_id, version=True)
+    else:
+        enqueue_validation(accepted.file_id, organization_id)
 
 
 def accept(
@@ -132,36 +199,32 @@ def accept(
     *,
     folder_id: str | None = None,
     on_conflict: OnConflict = OnConflict.RENAME,
-) -> File:
-    """Record a fully received file within the quota and queue its validation; all or
-    nothing.
+) -> Accepted:
+    """Record a fully received file (or new version of one) within the quota and queue its
+    validation; all or nothing.
 
     The bytes are made durable first, outside the write lock; if the quota refuses them or the
     row does not commit, they are removed again.
     """
     upload = receiving.upload
-    check_on_conflict(on_conflict)
     if not receiving.display_name:
         raise InvalidInput("invalid_filename", "the file name is empty", field="file")
     check_size(upload.size, field="file")
     try:
         upload.finish()
-        with write_transaction() as session:
+        with write_transaction():
             if folder_id is not None:
                 get_scoped_or_404(Folder, folder_id, user.organization_id, what="folder")
-            values = file_values(
-                file_id=receiving.file_id,
+            accepted = arrive(
+                uploader=user,
+                new_id=receiving.file_id,
                 organization_id=user.organization_id,
-                uploaded_by=user.id,
                 folder_id=folder_id,
                 filename=receiving.display_name,
                 key=upload.key,
                 size=upload.size,
                 on_conflict=on_conflict,
             )
-            # A plain INSERT rather than the ORM's unit of work: this runs while holding
-            # the database's write lock, which every other writer waits on.
-            session.execute(_INSERT_FILE, values)
             # The row's triggers added its bytes to the organization's usage: they must fit.
             check_room(user.organization_id, upload.size)
     except BaseException:
@@ -169,5 +232,5 @@ def accept(
         upload.abort()
         raise
     receiving.accepted = True
-    admitted(receiving.file_id, user.organization_id, via=receiving.via)
-    return File(**values)
+    admitted(accepted, user.organization_id, via=receiving.via)
+    return accepted

@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, Select, func, literal_column, select, text
 from ..extensions import db
 from ..models import FILE_SEARCH_TABLE, File, FileStatus, Organization, User
 from ..services.errors import InvalidInput
-from ..services.tenancy import scoped
+from ..services.tenancy import in_organization, scoped
 from .folders import check_place, paths_of, subtree
 from .ledger import STATUS_COUNTERS
 from .names import key_of
@@ -252,7 +252,19 @@ def _total(organization_id: int, filters: Filters) -> int | None:
         return None
     counter = Organization.file_count if filters.status is None else STATUS_COUNTERS[filters.status]
     total = db.session.scalar(select(counter).where(Organization.id == organization_id))
-    return int(total or 0)
+    return int(total or 0) - trashed_files(organization_id, filters.status)
+
+
+def trashed_files(organization_id: int, status: FileStatus | None = None) -> int:
+    """How many of the organization's files (in `status`) are in the trash: the kept
+    counters count them (their bytes are still held), listings do not. Counted over the
+    trash's index, which holds trashed rows alone."""
+    query = select(func.count()).where(
+        in_organization(File, organization_id), File.trashed_at.is_not(None)
+    )
+    if status is not None:
+        query = query.where(File.status == status)
+    return int(db.session.scalar(query) or 0)
 
 
 def _filtered(organization_id: int, filters: Filters) -> Select[Any]:

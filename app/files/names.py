@@ -17,6 +17,7 @@ from sqlalchemy import exists, select, text
 from ..extensions import db
 from ..models import MAX_ENTRY_KEY_LENGTH, File, Folder, name_key_of
 from ..services.errors import Conflict, InvalidInput
+from ..services.tenancy import live
 from ..storage.names import MAX_DISPLAY_NAME_BYTES
 
 ROOT = "root"
@@ -97,17 +98,17 @@ def is_taken(
     except_folder: str | None = None,
 ) -> bool:
     """Whether a file or folder of the place has this compared name (leaving out the entry
-    being renamed)."""
+    being renamed, and everything in the trash: a trashed item's name is free)."""
     file_there = (
         select(File.id)
-        .where(File.organization_id == organization_id, File.name_key == key)
+        .where(File.organization_id == organization_id, File.name_key == key, live(File))
         .where(File.folder_id.is_(None) if place is None else File.folder_id == place)
     )
     if except_file is not None:
         file_there = file_there.where(File.id != except_file)
     folder_there = (
         select(Folder.id)
-        .where(Folder.organization_id == organization_id, Folder.name_key == key)
+        .where(Folder.organization_id == organization_id, Folder.name_key == key, live(Folder))
         .where(Folder.parent_id.is_(None) if place is None else Folder.parent_id == place)
     )
     if except_folder is not None:

@@ -29,13 +29,13 @@ from sqlalchemy import Table, delete, insert, or_, select, update
 from .. import metrics
 from ..database import write_transaction
 from ..extensions import db
-from ..models import File, Folder, ResumableUpload, User, utcnow
+from ..models import File, FileVersion, Folder, ResumableUpload, User, utcnow
 from ..services.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
 from ..services.tenancy import in_organization, scoped
 from ..storage import get_storage, object_key
-from . import names, policy, resumable_bytes
+from . import names, policy, resumable_bytes, versions
 from .folders import check_place
-from .intake import admitted, check_on_conflict, check_size, file_values
+from .intake import admitted, arrive, check_size
 from .ledger import check_room
 from .names import OnConflict
 
@@ -95,12 +95,13 @@ def create(
     counted.
 
     The folder is checked now, and with `fail` the name too (409 `name_taken`, nothing
-    held); a name taken by the time the last byte arrives is numbered (see _complete).
+    held); with `replace`, a file of that name the user may not change is 403 and a folder
+    of that name 409. A name taken by the time the last byte arrives is numbered (see
+    _complete).
     """
     if not display:
         raise InvalidInput("invalid_filename", "the file name is empty", field="filename")
     check_size(length, field="Upload-Length")
-    check_on_conflict(on_conflict)
     file_id = str(uuid.uuid4())
     values: dict[str, Any] = {
         "id": file_id,
@@ -124,6 +125,20 @@ def create(
             names.take(
                 user.organization_id, values["folder_id"], display, on_conflict, field="filename"
             )
+        elif on_conflict is OnConflict.REPLACE:
+            names.lock_names(user.organization_id)
+            target = versions.replaceable(user.organization_id, values["folder_id"], display)
+            if target is not None:
+                versions.check_may_replace(user, target)
+            else:
+                # Free, or a folder's (409).
+                names.take(
+                    user.organization_id,
+                    values["folder_id"],
+                    display,
+                    OnConflict.FAIL,
+                    field="filename",
+                )
         session.execute(insert(cast(Table, ResumableUpload.__table__)), values)
         # The row's triggers hold its length against the quota: it must fit with the rest.
         check_room(user.organization_id, length)
@@ -149,7 +164,8 @@ def _find(organization_id: int, raw_id: str) -> ResumableUpload:
         still_there = db.session.scalar(
             scoped(File, organization_id).with_only_columns(File.id).where(File.id == row.id)
         )
-        if still_there is None:
+        # An upload that added a version: its bytes are one of a file's versions.
+        if still_there is None and not versions.holds_upload(organization_id, row.file_path):
             raise NotFound("not_found", "upload not found")
     elif row.expires_at < utcnow():
         raise NotFound("not_found", "upload not found (it expired)")
@@ -368,6 +384,7 @@ def _complete(upload_id: str) -> None:
     sha256 = PySha256.deserialize(row.hash_state).finalize()
     file_id, organization_id, uploaded_by = row.id, row.organization_id, row.uploaded_by
     filename, key, length, folder_id = row.filename, row.file_path, row.length, row.folder_id
+    on_conflict = OnConflict(row.on_conflict)
     with write_transaction() as session:
         done = session.execute(
             update(ResumableUpload)
@@ -377,23 +394,37 @@ def _complete(upload_id: str) -> None:
         )
         if done.rowcount != 1:  # type: ignore[attr-defined]
             return
-        if folder_id is not None and session.get(Folder, folder_id) is None:
-            folder_id = None  # removed meanwhile: the file is kept at the top level
-        # A name taken since the upload began is numbered: the bytes are all here, and a
-        # client told 409 now could only send them again.
-        values = file_values(
-            file_id=file_id,
+        if folder_id is not None and not _folder_live(organization_id, folder_id):
+            # Removed or put in the trash meanwhile: the file is kept at the top level.
+            folder_id = None
+        uploader = None if uploaded_by is None else session.get(User, uploaded_by)
+        # A name taken since the upload began is numbered (or, with `replace`, a file's
+        # name takes a version): the bytes are all here, and a client told 409 now could
+        # only send them again. The triggers move the holding to usage: completed_at frees
+        # it, the new row adds it.
+        accepted = arrive(
+            uploader=uploader,
+            new_id=file_id,
             organization_id=organization_id,
-            uploaded_by=uploaded_by,
             folder_id=folder_id,
             filename=filename,
             key=key,
             size=length,
             sha256=sha256,
+            on_conflict=OnConflict.REPLACE
+            if on_conflict is OnConflict.REPLACE
+            else OnConflict.RENAME,
+            strict=False,
         )
-        # The triggers move the holding to usage: completed_at frees it, the row adds it.
-        session.execute(insert(cast(Table, File.__table__)), values)
-    admitted(upload_id, int(values["organization_id"]), via="tus")
+    admitted(accepted, organization_id, via="tus")
+
+
+def _folder_live(organization_id: int, folder_id: str) -> bool:
+    """Whether the folder exists and is not in the trash."""
+    found = db.session.scalar(
+        scoped(Folder, organization_id).with_only_columns(Folder.id).where(Folder.id == folder_id)
+    )
+    return found is not None
 
 
 # ---- termination and expiry ----------------------------------------------------------
@@ -462,6 +493,12 @@ def expire_resumable(now: datetime | None = None) -> int:
             delete(ResumableUpload).where(
                 ResumableUpload.completed_at.is_not(None),
                 ~select(File.id).where(File.id == ResumableUpload.id).exists(),
+                # An upload that added a version answers while its bytes are a version:
+                # one the file does not yet (or no longer) answer with, or the one it does.
+                ~select(FileVersion.id)
+                .where(FileVersion.file_path == ResumableUpload.file_path)
+                .exists(),
+                ~select(File.id).where(File.file_path == ResumableUpload.file_path).exists(),
             )
         )
     if expired:

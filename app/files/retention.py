@@ -14,6 +14,7 @@ from ..extensions import db
 from ..models import File, FileVersion, Organization, User
 from ..services.tenancy import in_organization
 from . import policy
+from .listing import trashed_files
 
 # The longest retention an admin may set (ten years) and the most versions kept: beyond
 # them a number is a mistake rather than a wish.
@@ -88,7 +89,8 @@ def details(org: Organization) -> dict[str, object]:
         "storage_quota_mb": org.storage_quota_mb,
         "used_bytes": org.used_bytes,
         "reserved_bytes": org.reserved_bytes,
-        "file_count": org.file_count,
+        # The counter holds the trash's files too; the organization's files are the others.
+        "file_count": org.file_count - trashed_files(org.id),
         "trash_bytes": kept.trash_bytes,
         "versions_bytes": kept.versions_bytes,
         "trash_retention_days": trash_retention_days(org),

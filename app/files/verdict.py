@@ -1,6 +1,7 @@
 """The verdict on an upload: its stored bytes checked against its row (size, the SHA-256
 taken as they arrived, the type detected from the content against the name's extension),
-then `ready` or `failed` recorded. The validation job calls `judge`."""
+then `ready` or `failed` recorded. The validation job calls `judge` for a file and
+`judge_version` for a new version of one."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from enum import StrEnum
 
 from sqlalchemy.exc import OperationalError
 
-from ..models import FileStatus
+from ..models import FileStatus, FileVersion
 from ..services import content
 from ..storage import extension_of, get_storage
 from . import lifecycle
@@ -62,6 +63,51 @@ def judge(organization_id: int, file_id: str) -> tuple[str, Outcome]:
     if status is None:
         return GONE, Outcome.SKIPPED
     return status, Outcome(status.value)
+
+
+def judge_version(
+    organization_id: int, version_id: str
+) -> tuple[str, Outcome, lifecycle.VersionVerdict | None]:
+    """Validate one version of a file by the same rules, record its verdict (promoting it
+    when ready and newer than the file's), then keep the file's newest versions only: its
+    final status (GONE when no longer there), what this run did, and the verdict."""
+    claim = lifecycle.claim_version_for_validation(organization_id, version_id)
+    if claim is None:
+        status = lifecycle.version_status_of(organization_id, version_id)
+        return status or GONE, Outcome.SKIPPED, None
+    try:
+        mime_type, sha256 = inspect(claim)
+    except Invalid as exc:
+        moved = lifecycle.move(
+            organization_id,
+            version_id,
+            FileStatus.FAILED,
+            model=FileVersion,
+            error_message=str(exc),
+        )
+        file_id = lifecycle.file_of_version(organization_id, version_id)
+        if file_id is not None:
+            lifecycle.prune_versions(organization_id, file_id)
+        return FileStatus.FAILED, Outcome.FAILED if moved else Outcome.SKIPPED, None
+    verdict = lifecycle.record_version_verdict(
+        organization_id, version_id, mime_type=mime_type, sha256=sha256, error_message=None
+    )
+    if verdict is None:
+        return GONE, Outcome.SKIPPED, None
+    lifecycle.prune_versions(organization_id, verdict.file_id)
+    return verdict.status, Outcome(verdict.status.value), verdict
+
+
+def give_up_version(organization_id: int, version_id: str, exc: BaseException) -> bool:
+    """Fail a version whose validation could not complete, keeping its bytes (as give_up)."""
+    return lifecycle.move(
+        organization_id,
+        version_id,
+        FileStatus.FAILED,
+        model=FileVersion,
+        keep_bytes=True,
+        error_message=give_up_message(exc),
+    )
 
 
 def give_up(organization_id: int, file_id: str, exc: BaseException) -> bool:

@@ -33,8 +33,10 @@ BATCH_ROWS = 1000
 # _copy_table()), and what it must equal: its organization's rows summed.
 KEPT_COUNTERS = {
     "file_count": "SELECT count(*) FROM files f WHERE f.organization_id = o.id",
+    # Every version's bytes: the files' own, and their other versions' (migration 0014).
     "used_bytes": "SELECT coalesce(sum(f.size), 0) FROM files f "
-    "WHERE f.organization_id = o.id AND f.bytes_stored",
+    "WHERE f.organization_id = o.id AND f.bytes_stored) + (SELECT coalesce(sum(v.size), 0) "
+    "FROM file_versions v WHERE v.organization_id = o.id AND v.bytes_stored",
     "reserved_bytes": "SELECT coalesce(sum(r.length), 0) FROM resumable_uploads r "
     "WHERE r.organization_id = o.id AND r.completed_at IS NULL",
     **{

@@ -27,12 +27,14 @@ from ..models import File, FileStatus
 log = logging.getLogger(__name__)
 
 VALIDATE = "jobs.validate.validate_file"
+VALIDATE_VERSION = "jobs.validate.validate_version"
 LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED}
 
 
-def job_id(file_id: str) -> str:
-    """The one job id a file's validation runs under, so enqueueing twice is harmless."""
-    return f"validate-{file_id}"
+def job_id(file_id: str, *, version: bool = False) -> str:
+    """The one job id a file's (or a version's) validation runs under, so enqueueing twice
+    is harmless."""
+    return f"validate-version-{file_id}" if version else f"validate-{file_id}"
 
 
 def retry_policy() -> Retry:
@@ -41,14 +43,21 @@ def retry_policy() -> Retry:
     return Retry(max=len(intervals), interval=intervals)
 
 
-def enqueue_validation(file_id: str, organization_id: int, connection: Redis | None = None) -> bool:
-    """Queue a file's validation; False (and the file stays pending) if Redis is down."""
+def enqueue_validation(
+    file_id: str,
+    organization_id: int,
+    connection: Redis | None = None,
+    *,
+    version: bool = False,
+) -> bool:
+    """Queue a file's validation (or, with `version`, a version's by its id); False (and it
+    stays pending, for the sweep) if Redis is down."""
     try:
         get_queue(connection).enqueue(
-            VALIDATE,
+            VALIDATE_VERSION if version else VALIDATE,
             file_id,
             organization_id,
-            job_id=job_id(file_id),
+            job_id=job_id(file_id, version=version),
             retry=retry_policy(),
             job_timeout=current_app.config["JOB_TIMEOUT"],
             result_ttl=3600,
@@ -65,21 +74,29 @@ def enqueue_validation(file_id: str, organization_id: int, connection: Redis | N
     return True
 
 
-def enqueue_again(file_id: str, organization_id: int, connection: Redis | None = None) -> bool:
-    """Queue a file's validation anew: its earlier job (a finished one still holds the id
-    the new one takes) is dropped first. False when Redis is down, as enqueue_validation."""
+def enqueue_again(
+    file_id: str,
+    organization_id: int,
+    connection: Redis | None = None,
+    *,
+    version: bool = False,
+) -> bool:
+    """Queue a file's (or version's) validation anew: its earlier job (a finished one still
+    holds the id the new one takes) is dropped first. False when Redis is down, as
+    enqueue_validation."""
     connection = connection or get_redis()
     try:
-        Job.fetch(job_id(file_id), connection=connection).delete()
+        Job.fetch(job_id(file_id, version=version), connection=connection).delete()
     except Exception:  # noqa: BLE001 - nothing to delete
         pass
-    return enqueue_validation(file_id, organization_id, connection)
+    return enqueue_validation(file_id, organization_id, connection, version=version)
 
 
-def has_live_job(file_id: str, connection: Redis) -> bool:
-    """Whether a file's job is queued, scheduled or running on a live worker."""
+def has_live_job(file_id: str, connection: Redis, *, version: bool = False) -> bool:
+    """Whether a file's (or version's) job is queued, scheduled or running on a live
+    worker."""
     try:
-        job = Job.fetch(job_id(file_id), connection=connection)
+        job = Job.fetch(job_id(file_id, version=version), connection=connection)
     except Exception:  # noqa: BLE001 - NoSuchJobError or an unreadable job: not live
         return False
     status = job.get_status(refresh=False)

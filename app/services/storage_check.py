@@ -7,12 +7,13 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Subquery, case, func, select
+from sqlalchemy import Subquery, case, func, literal, select, union_all
 
 from ..database import write_transaction
 from ..extensions import db
 from ..files.resumable import in_flight_pieces
-from ..models import File, Organization
+from ..files.trash import being_purged
+from ..models import File, FileVersion, Organization
 from ..storage import StoredObject, get_storage
 
 log = logging.getLogger(__name__)
@@ -103,14 +104,33 @@ def check(fix: bool = False) -> StorageReport:
     # as a row.
     stored = {obj.key: obj for obj in storage.objects()}
     report.files_on_disk = len(stored)
+    # Every version's bytes are a row's: the one a file answers with (in the trash or not),
+    # and its others (file_versions); in the trash they are rows like any other, neither
+    # stray nor missing, except those of a purge under way, which may be partly gone
+    # already (the sweep finishes it).
     rows = db.session.execute(
-        select(File.id, File.organization_id, File.file_path, File.size).where(
-            File.bytes_stored.is_(True)
+        union_all(
+            select(
+                File.id,
+                File.organization_id,
+                File.file_path,
+                File.size,
+                being_purged(File).label("purging"),
+            ).where(File.bytes_stored.is_(True)),
+            select(
+                FileVersion.file_id,
+                FileVersion.organization_id,
+                FileVersion.file_path,
+                FileVersion.size,
+                being_purged(File).label("purging"),
+            )
+            .join(File, File.id == FileVersion.file_id)
+            .where(FileVersion.bytes_stored.is_(True)),
         )
     ).all()
     db.session.rollback()
     report.rows = len(rows)
-    expected = {path for _, _, path, _ in rows}
+    expected = {path for _, _, path, _, _ in rows}
 
     for key, listed in sorted(stored.items()):
         if key in expected:
@@ -121,9 +141,11 @@ def check(fix: bool = False) -> StorageReport:
         else:
             report.orphans.append(stray)
 
-    for file_id, organization_id, path, size in rows:
+    for file_id, organization_id, path, size, purging in rows:
         obj = stored.get(path)
         if obj is None:
+            if purging:
+                continue
             # Perhaps uploaded after the listing, or deleted since: look again first.
             if storage.size(path) is not None or not _row_holds(path):
                 continue
@@ -156,25 +178,42 @@ def _stale_uploads(pending: Iterable[StoredObject]) -> list[StrayFile]:
 
 
 def _row_holds(path: str) -> bool:
-    """Whether a row whose bytes are stored names this path right now."""
+    """Whether a row (a file's, or another version's) whose bytes are stored names this
+    path right now."""
     found = db.session.scalar(
         select(File.id).where(File.file_path == path, File.bytes_stored.is_(True))
+    ) or db.session.scalar(
+        select(FileVersion.id).where(
+            FileVersion.file_path == path, FileVersion.bytes_stored.is_(True)
+        )
     )
     db.session.rollback()
     return found is not None
 
 
 def _actual_usage() -> Subquery:
-    """Per organization: the bytes of files whose bytes are stored, and the file count."""
-    return (
+    """Per organization: the bytes stored (files' and their other versions'), and the
+    file count."""
+    rows = union_all(
         select(
             File.organization_id.label("organization_id"),
-            func.coalesce(func.sum(case((File.bytes_stored, File.size), else_=0)), 0).label(
-                "bytes"
-            ),
-            func.count(File.id).label("files"),
+            case((File.bytes_stored, File.size), else_=0).label("bytes"),
+            # A file counts once, whatever its versions.
+            literal(1).label("counted"),
+        ),
+        select(
+            FileVersion.organization_id,
+            case((FileVersion.bytes_stored, FileVersion.size), else_=0),
+            literal(0),
+        ),
+    ).subquery()
+    return (
+        select(
+            rows.c.organization_id,
+            func.coalesce(func.sum(rows.c.bytes), 0).label("bytes"),
+            func.coalesce(func.sum(rows.c.counted), 0).label("files"),
         )
-        .group_by(File.organization_id)
+        .group_by(rows.c.organization_id)
         .subquery()
     )
 

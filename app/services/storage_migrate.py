@@ -8,10 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 
 from ..extensions import db
-from ..models import File
+from ..models import File, FileVersion
 from ..storage import Storage
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,8 @@ def migrate(
     target: Storage,
     progress: Callable[[int, int], Any] | None = None,
 ) -> MigrationReport:
-    """Copy every file whose bytes are stored from `source` to `target`, under the same key.
+    """Copy every file whose bytes are stored (every version of it) from `source` to
+    `target`, under the same key.
 
     Each copy is read back from the target and its SHA-256 compared with the row's (or,
     for a file not yet validated, with the source's). A copy already in the target that
@@ -72,11 +73,24 @@ def migrate(
     is never changed, so running services keep serving from it meanwhile.
     """
     report = MigrationReport(source=source.describe(), target=target.describe())
-    rows = db.session.execute(
+    stored = union_all(
         # Cross-tenant on purpose: an operator's copy of every organization's files.
-        select(File.id, File.file_path, File.size, File.sha256)
-        .where(File.bytes_stored.is_(True))
-        .order_by(File.uploaded_at, File.id)
+        select(File.id, File.file_path, File.size, File.sha256, File.uploaded_at).where(
+            File.bytes_stored.is_(True)
+        ),
+        # The versions files do not answer with are reported under their file's id.
+        select(
+            FileVersion.file_id,
+            FileVersion.file_path,
+            FileVersion.size,
+            FileVersion.sha256,
+            FileVersion.uploaded_at,
+        ).where(FileVersion.bytes_stored.is_(True)),
+    ).subquery()
+    rows = db.session.execute(
+        select(stored.c[0], stored.c[1], stored.c[2], stored.c[3]).order_by(
+            stored.c[4], stored.c[0]
+        )
     ).all()
     db.session.rollback()
     for done, (file_id, key, size, sha256) in enumerate(rows, start=1):
@@ -100,7 +114,7 @@ def migrate(
             report.copied_bytes += size
         except FileNotFoundError:
             # Deleted since the rows were read: nothing to copy.
-            if _still_stored(file_id):
+            if _still_stored(key):
                 report.failures.append((file_id, f"{key} is missing from {report.source}"))
             else:
                 report.vanished += 1
@@ -113,10 +127,15 @@ def migrate(
     return report
 
 
-def _still_stored(file_id: str) -> bool:
-    """Whether a row still says its bytes are stored."""
+def _still_stored(key: str) -> bool:
+    """Whether a row (a file's, or another version's) still says its bytes are stored
+    under this key."""
     found = db.session.scalar(
-        select(File.id).where(File.id == file_id, File.bytes_stored.is_(True))
+        select(File.id).where(File.file_path == key, File.bytes_stored.is_(True))
+    ) or db.session.scalar(
+        select(FileVersion.id).where(
+            FileVersion.file_path == key, FileVersion.bytes_stored.is_(True)
+        )
     )
     db.session.rollback()
     return found is not None

@@ -73,6 +73,12 @@ class Storage(ABC):
     def remove(self, key: str) -> None:
         """Delete the object; a missing one is fine."""
 
+    def remove_many(self, keys: list[str]) -> None:
+        """Delete every one of the objects (a purge's); missing ones are fine. A backend
+        with a bulk delete overrides this."""
+        for key in keys:
+            self.remove(key)
+
     @abstractmethod
     def objects(self) -> Iterator[StoredObject]:
         """Every stored object under Coffer's part of the store (not in-flight uploads)."""

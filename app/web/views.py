@@ -31,10 +31,10 @@ from ..authentication import end_session, start_session
 from ..content_disposition import attachment
 from ..errors import MESSAGES, describe_rejection, domain_status
 from ..extensions import csrf
-from ..files import access, archive, folders, intake, lifecycle, listing, policy
+from ..files import access, archive, folders, intake, listing, policy, retention, trash, versions
 from ..files.names import ROOT
 from ..limits import login_limits, register_limit
-from ..models import File, FileStatus, Folder, User
+from ..models import File, FileStatus, Folder, User, utcnow
 from ..schemas import InputRejected, validated
 from ..services import accounts, links, tokens, webhooks
 from ..services.errors import DomainError, NotAllowed, NotFound
@@ -411,6 +411,7 @@ def files_page(error: str | None = None, status: int = 200) -> ResponseReturnVal
         newest_first=shown.sort == "uploaded_at" and shown.order == "desc",
         q=shown.q,
         error=error,
+        trashed=shown_once().get("trashed") or [],
         me=user(),
         upload_limit=intake.max_file_size(),
         resumable_above=RESUMABLE_ABOVE,
@@ -431,9 +432,17 @@ def file_rows() -> ResponseReturnValue:
 @bp.post("/files/<uuid:file_id>/delete")
 @page
 def delete_file(file_id: Any) -> BaseResponse:
-    """Delete a file (the page's script asks for confirmation first)."""
-    lifecycle.delete_file(user(), str(file_id))
+    """Move a file to the trash (the page's script asks first); the page it goes back to
+    offers Undo."""
+    item = trash.trash_file(user(), str(file_id))
+    show_once(trashed=[trashed_entry(item)])
     return redirect(safe_next(request.form.get("next")))
+
+
+def trashed_entry(item: trash.TrashItem) -> dict[str, str]:
+    """What the files page's Undo notice needs of an item just put in the trash (plain
+    values: the session keeps them)."""
+    return {"id": item.id, "kind": item.kind, "name": item.name}
 
 
 @bp.post("/folders")
@@ -465,13 +474,26 @@ def selected() -> tuple[list[str], list[str]]:
 @bp.post("/files/delete")
 @page
 def delete_selection() -> BaseResponse:
-    """Delete the selected files and folders (the page's script asks first)."""
+    """Move the selected files and folders to the trash (the page's script asks first);
+    the page it goes back to offers Undo."""
     me = user()
     file_ids, folder_ids = selected()
-    for folder_id in folder_ids:
-        folders.delete_folder(me, folder_id)
-    for file_id in file_ids:
-        lifecycle.delete_file(me, file_id)
+    items = [trash.trash_folder(me, folder_id) for folder_id in folder_ids]
+    items += [trash.trash_file(me, file_id) for file_id in file_ids]
+    show_once(trashed=[trashed_entry(item) for item in items])
+    return redirect(safe_next(request.form.get("next")), 303)
+
+
+@bp.post("/trash/undo")
+@page
+def undo_delete() -> ResponseReturnValue:
+    """Undo: the items just put in the trash go back where they were, then the page again."""
+    me = user()
+    for item_id in request.form.getlist("item_ids"):
+        try:
+            trash.restore(me, item_id)
+        except NotFound:
+            continue  # already restored (a second click) or removed for good meanwhile
     return redirect(safe_next(request.form.get("next")), 303)
 
 
@@ -488,6 +510,118 @@ def download_selection() -> ResponseReturnValue:
     response.headers["Content-Disposition"] = attachment(built.name)
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+# ---- trash ------------------------------------------------------------------------------
+
+
+@bp.get("/trash")
+@page
+def trash_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    """The trash: what was deleted, by whom, and when it goes for good; Restore and Delete
+    forever for each, Empty trash for admins."""
+    me = user()
+    cursor = request.args.get("cursor") or None
+    try:
+        listed = trash.list_trash(me, limit=PAGE_SIZE, cursor=cursor)
+    except DomainError:  # a cursor that is not ours: the first page
+        cursor = None
+        listed = trash.list_trash(me, limit=PAGE_SIZE)
+    once = shown_once()
+    return render_template(
+        "trash.html",
+        items=listed.items,
+        next_cursor=listed.next_cursor,
+        first_page=cursor is None,
+        now=utcnow(),
+        retention_days=retention.trash_retention_days(me.organization),
+        restored=once.get("restored"),
+        removed=once.get("removed"),
+        error=error,
+        is_admin=policy.is_admin(me),
+        me=me,
+    ), status
+
+
+@bp.post("/trash/<uuid:item_id>/restore")
+@page
+def restore_item(item_id: Any) -> ResponseReturnValue:
+    """Put an item back where it was (or at the top level), then say where it is."""
+    me = user()
+    try:
+        done = trash.restore(me, str(item_id))
+    except DomainError as exc:
+        return trash_page(error=exc.message, status=domain_status(exc))
+    show_once(restored={"kind": done.kind, "path": done.path, "place": restored_place(done)})
+    return redirect(url_for("web.trash_page"), 303)
+
+
+def restored_place(done: trash.Restored) -> str:
+    """The files page that shows a restored item: the folder it is in, or the folder itself."""
+    if done.kind == "folder":
+        return url_for("web.files", folder=done.id)
+    row = access.get_file(user().organization_id, done.id)
+    return url_for("web.files", folder=row.folder_id)
+
+
+@bp.post("/trash/<uuid:item_id>/delete")
+@page
+def delete_forever(item_id: Any) -> ResponseReturnValue:
+    """Remove an item of the trash for good (the page's script asks first)."""
+    try:
+        trash.delete_forever(user(), str(item_id))
+    except DomainError as exc:
+        return trash_page(error=exc.message, status=domain_status(exc))
+    show_once(removed=1)
+    return redirect(url_for("web.trash_page"), 303)
+
+
+@bp.post("/trash/empty")
+@page
+def empty_trash() -> ResponseReturnValue:
+    """Remove everything in the trash for good (admins; the page's script asks first)."""
+    try:
+        count = trash.empty_trash(user())
+    except DomainError as exc:
+        return trash_page(error=exc.message, status=domain_status(exc))
+    show_once(removed=count)
+    return redirect(url_for("web.trash_page"), 303)
+
+
+# ---- versions ---------------------------------------------------------------------------
+
+
+@bp.get("/files/<uuid:file_id>/versions")
+@page
+def versions_page(file_id: Any, error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    """A file's versions, newest first: Download for ready ones, Restore for older ones."""
+    me = user()
+    row = access.get_file(me.organization_id, str(file_id))
+    listed = versions.list_versions(me, str(file_id))
+    return render_template(
+        "versions.html",
+        file=row,
+        versions=listed,
+        may_change=policy.may_change_file(me, row.uploaded_by),
+        kept=retention.versions_kept(me.organization),
+        restored=shown_once().get("restored_version"),
+        error=error,
+        me=me,
+    ), status
+
+
+@bp.post("/files/<uuid:file_id>/versions/<id:number>/restore")
+@page
+def restore_version(file_id: Any, number: int) -> ResponseReturnValue:
+    """Make an older version the newest again (a new version with its content)."""
+    try:
+        made = versions.restore_version(user(), str(file_id), number)
+    except DomainError as exc:
+        if exc.code == "not_found":
+            raise
+        return versions_page(file_id, error=exc.message, status=domain_status(exc))
+    show_once(restored_version={"from": number, "to": made.version})
+    return redirect(url_for("web.versions_page", file_id=file_id), 303)
 
 
 # ---- tokens -----------------------------------------------------------------------------
@@ -555,7 +689,11 @@ def revoke_token(token_id: int) -> BaseResponse:
 def org_page() -> ResponseReturnValue:
     """Usage for everyone; invites and users for admins."""
     once = shown_once()
-    return render_org(invite=once.get("invite"), new_webhook=once.get("webhook"))
+    return render_org(
+        invite=once.get("invite"),
+        new_webhook=once.get("webhook"),
+        settings_saved=bool(once.get("settings_saved")),
+    )
 
 
 def render_org(
@@ -564,9 +702,12 @@ def render_org(
     status: int = 200,
     new_webhook: dict[str, Any] | None = None,
     webhook_error: str | None = None,
+    settings_error: str | None = None,
+    settings_saved: bool = False,
 ) -> ResponseReturnValue:
     """The organization page, with what was just made or went wrong, if anything."""
     me = user()
+    org = me.organization
     is_admin = policy.is_admin(me)
     users = accounts.list_users(me) if is_admin else []
     endpoints = []
@@ -576,7 +717,15 @@ def render_org(
             endpoints.append((hook, recent))
     return render_template(
         "org.html",
-        org=me.organization,
+        org=org,
+        held=retention.held(org.id),
+        trash_retention_days=retention.trash_retention_days(org),
+        versions_kept=retention.versions_kept(org),
+        max_trash_retention_days=retention.MAX_TRASH_RETENTION_DAYS,
+        max_versions_kept=retention.MAX_VERSIONS_KEPT,
+        settings_error=settings_error,
+        settings_saved=settings_saved,
+        form=request.form if settings_error else {},
         users=users,
         invite=invite,
         error=error,
@@ -609,6 +758,31 @@ def create_invite() -> ResponseReturnValue:
         }
     )
     return redirect(url_for("web.org_page"), 303)
+
+
+@bp.post("/org/settings")
+@page
+@admin_page
+def update_settings() -> ResponseReturnValue:
+    """Set how long the trash keeps items and how many versions each file keeps (admins)."""
+    form = request.form
+    data = {
+        "trash_retention_days": whole_number(form.get("trash_retention_days")),
+        "versions_kept": whole_number(form.get("versions_kept")),
+    }
+    try:
+        body = validated(schemas.OrganizationChangeRequest, data)
+        retention.update_settings(
+            user(),
+            trash_retention_days=body.trash_retention_days,
+            versions_kept=body.versions_kept,
+        )
+    except InputRejected as exc:
+        return render_org(settings_error=describe_rejection(exc)[1], status=400)
+    except DomainError as exc:
+        return render_org(settings_error=exc.message, status=domain_status(exc))
+    show_once(settings_saved=True)
+    return redirect(url_for("web.org_page") + "#retention", 303)
 
 
 @bp.post("/org/users/<id:user_id>/<any(activate, deactivate):action>")

@@ -150,15 +150,24 @@ def multipart_frame(
 
 
 def multipart(
-    filename: str, data: bytes, content_type: str = "application/octet-stream"
+    filename: str,
+    data: bytes,
+    content_type: str = "application/octet-stream",
+    fields: dict[str, str] | None = None,
 ) -> tuple[bytes, str]:
-    """A multipart/form-data body with `data` as field `file`, and its Content-Type header.
+    """A multipart/form-data body with `data` as field `file` (after any other `fields`),
+    and its Content-Type header.
 
     Built here rather than by Flask's test client, whose encoder spools bodies over 500 KiB
     to a temporary file that nothing closes.
     """
-    header, head, tail = multipart_frame(filename, content_type)
-    return head + data + tail, header
+    boundary = uuid.uuid4().hex
+    header, head, tail = multipart_frame(filename, content_type, boundary)
+    before = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in (fields or {}).items()
+    )
+    return before + head + data + tail, header
 
 
 def tokens_of_two_organizations(auth: Auth) -> list[str]:

@@ -8,7 +8,7 @@ import os
 from flask import Flask
 
 from app.extensions import db as _db
-from app.models import File
+from app.models import File, FileVersion
 from app.storage import get_storage
 
 # The storage backend of the whole run: `STORAGE_BACKEND=s3 make test` runs every test
@@ -53,7 +53,10 @@ def check_storage_consistent(flask_app: Flask) -> None:
     """No stored object without its row, no row without its object, no upload left."""
     with flask_app.app_context():
         rows = _db.session.scalars(_db.select(File).where(File.bytes_stored.is_(True))).all()
-        expected = {row.file_path for row in rows}
+        versions = _db.session.scalars(
+            _db.select(FileVersion.file_path).where(FileVersion.bytes_stored.is_(True))
+        ).all()
+        expected = {row.file_path for row in rows} | set(versions)
         _db.session.remove()
     stored = set(stored_objects(flask_app))
     assert stored == expected, (

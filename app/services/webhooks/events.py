@@ -35,8 +35,8 @@ EventType = Literal[
 ]
 EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
 FILE_READY, FILE_FAILED, FILE_DELETED, FILE_TRASHED, FILE_RESTORED, FILE_VERSION_ADDED = EVENT_TYPES
-# Every file has one version until versions exist.
-FILE_VERSION = 1
+# The version events queued before versions existed tell of (every file had one).
+FIRST_VERSION = 1
 
 
 def file_snapshot(row: File, path: str | None = None) -> dict[str, Any]:
@@ -57,6 +57,7 @@ def file_snapshot(row: File, path: str | None = None) -> dict[str, Any]:
         "error_message": row.error_message,
         "processed_at": row.processed_at,
         "path": path,
+        "version": row.version,
     }
 
 
@@ -76,6 +77,19 @@ def emit(event_type: str, organization_id: int, file: dict[str, Any]) -> str | N
     """
     hooks = _hooks_taking(event_type, organization_id)
     return _queue(event_type, organization_id, file, hooks) if hooks else None
+
+
+def emit_each(event_type: str, organization_id: int, files: list[dict[str, Any]]) -> int:
+    """`emit` for each of many files (a purge's), the endpoints read once; how many events
+    were queued."""
+    if not files:
+        return 0
+    hooks = _hooks_taking(event_type, organization_id)
+    if not hooks:
+        return 0
+    for file in files:
+        _queue(event_type, organization_id, file, hooks)
+    return len(files)
 
 
 def _hooks_taking(event_type: str, organization_id: int) -> list[Webhook]:
@@ -175,7 +189,7 @@ def file_json(snapshot: dict[str, Any]) -> dict[str, Any]:
         "error_message": snapshot["error_message"],
         "processed_at": _timestamp(snapshot["processed_at"]),
         "path": snapshot.get("path") or f"/{snapshot['filename']}",
-        "version": FILE_VERSION,
+        "version": int(snapshot.get("version") or FIRST_VERSION),
     }
 
 

@@ -1,6 +1,8 @@
 // The files page: uploads (files and whole folders) into the folder shown, with progress
 // and cancel; live statuses; confirmed deletes; selection, rename, move (dialog and drag).
-import { ResumableUpload, UploadError, errorMessage } from "./tus.js";
+import {
+  ResumableUpload, UploadError, discard, errorCode, errorMessage, forget, rememberedUploads, standing,
+} from "./tus.js";
 
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const dropzone = document.getElementById("dropzone");
@@ -23,6 +25,9 @@ class UploadItem {
   constructor(file, folderId = here, label = file.name) {
     this.file = file;
     this.folderId = folderId;
+    // What the server does when the name is taken: first `fail`, so the page can ask;
+    // then the person's choice, `replace` (a new version) or `rename` (keep both).
+    this.onConflict = "fail";
     this.li = document.createElement("li");
     this.li.className = "upload";
     const name = document.createElement("span");
@@ -50,16 +55,58 @@ class UploadItem {
     this.state.textContent = `${percent}%`;
   }
 
+  resuming(offset, total) {
+    this.show(offset, total);
+    this.state.textContent = `${this.progress.value}%: carrying on from where it stopped`;
+  }
+
   retrying(reason, seconds) {
     this.state.textContent = `${this.progress.value}%: ${reason}; trying again in ${seconds} s`;
   }
 
   done() {
     this.show(1, 1);
-    this.state.textContent = "Uploaded; validating";
+    this.state.textContent = this.onConflict === "replace" ? "Uploaded as a new version; validating" : "Uploaded; validating";
+    if (this.onConflict === "replace") awaitVersion(this.file.name);
     this.cancelButton.remove();
     setTimeout(() => this.li.remove(), 1500);
     refreshRows();
+  }
+
+  // The name is taken in the folder: ask whether to replace the file or keep both. A
+  // replace refused in turn (the name is a folder's) says why, and leaves Keep both.
+  conflict(message) {
+    const replaceRefused = this.onConflict === "replace";
+    this.li.classList.add("conflict");
+    this.state.textContent = replaceRefused ? `Not replaced: ${message}.` : `“${this.file.name}” already exists here.`;
+    const choice = (label, onConflict, kind) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = label;
+      if (kind) button.className = kind;
+      button.setAttribute("aria-label", `${label}: ${this.file.name}`);
+      button.onclick = () => {
+        this.li.classList.remove("conflict");
+        this.choices.remove();
+        this.onConflict = onConflict;
+        this.state.textContent = "0%";
+        this.li.insertBefore(this.cancelButton, this.progress);
+        send(this);
+      };
+      return button;
+    };
+    this.choices = document.createElement("span");
+    this.choices.className = "choices";
+    const cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.textContent = "Cancel";
+    cancel.setAttribute("aria-label", `Cancel ${this.file.name}`);
+    cancel.onclick = () => this.li.remove();
+    if (!replaceRefused) this.choices.append(choice("Replace", "replace", "primary"));
+    this.choices.append(choice("Keep both", "rename"), cancel);
+    this.cancelButton.remove();
+    this.li.append(this.choices);
+    this.choices.querySelector("button").focus();
   }
 
   failed(message) {
@@ -100,13 +147,68 @@ function sessionEnded() {
 }
 
 const SESSION_ENDED = "your session has ended; sign in again and upload the file once more";
+const UPLOADS = "/api/uploads";
+
+// ---- unfinished uploads of an earlier visit: picking the same file carries on ---------------
+
+// Their list items, by the upload's fingerprint key, until the file is picked again; and the
+// keys of the uploads this page started (a file picked before the list is shown).
+const paused = new Map();
+const started = new Set();
+
+// Each unfinished upload this browser remembers for the folder shown, with how far it got and
+// what to do (choose the same file again), and Discard to give it up.
+async function showPaused() {
+  for (const entry of rememberedUploads(UPLOADS)) {
+    if ((entry.metadata.folder_id || "root") !== here) continue;
+    let where;
+    try {
+      where = await standing(entry.key, entry.url, { "X-CSRF-Token": csrf });
+    } catch (error) {
+      if (error instanceof UploadError && error.status === 401) return sessionEnded();
+      continue;
+    }
+    if (!where) continue;
+    if (where.offset >= where.length) {
+      forget(entry.key); // its last byte went in: a file now, nothing to resume
+      continue;
+    }
+    const li = document.createElement("li");
+    li.className = "upload paused";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = entry.name;
+    name.title = entry.name;
+    const drop = document.createElement("button");
+    drop.type = "button";
+    drop.textContent = "Discard";
+    drop.setAttribute("aria-label", `Discard ${entry.name}`);
+    drop.onclick = async () => {
+      li.remove();
+      paused.delete(entry.key);
+      await discard(entry.key, entry.url, { "X-CSRF-Token": csrf });
+    };
+    const progress = document.createElement("progress");
+    progress.max = 100;
+    progress.value = Math.floor((where.offset / where.length) * 100);
+    progress.setAttribute("aria-label", `Paused upload of ${entry.name}`);
+    const state = document.createElement("span");
+    state.className = "state";
+    state.textContent = `Paused at ${progress.value}%: choose the same file again to carry on`;
+    li.append(name, drop, progress, state);
+    if (started.has(entry.key)) continue; // picked again meanwhile
+    paused.set(entry.key, li);
+    uploads.append(li);
+  }
+}
 
 // A small file: one multipart request, as the API takes it.
 function uploadWhole(item) {
   const xhr = new XMLHttpRequest();
   const form = new FormData();
-  form.append("file", item.file, item.file.name);
   if (item.folderId !== "root") form.append("folder_id", item.folderId);
+  form.append("on_conflict", item.onConflict);
+  form.append("file", item.file, item.file.name);
   xhr.open("POST", "/api/files/upload");
   xhr.setRequestHeader("X-CSRF-Token", csrf);
   xhr.upload.onprogress = (event) => item.show(event.loaded, event.total);
@@ -116,6 +218,7 @@ function uploadWhole(item) {
       sessionEnded();
       return item.failed(SESSION_ENDED);
     }
+    if (xhr.status === 409 && errorCode(xhr) === "name_taken") return item.conflict(errorMessage(xhr));
     return item.failed(errorMessage(xhr));
   };
   xhr.onerror = () => item.failed("connection lost; try again");
@@ -124,16 +227,24 @@ function uploadWhole(item) {
   xhr.send(form);
 }
 
-// A large file: the resumable endpoint, so a dropped connection resumes where it stopped.
+// A large file: the resumable endpoint, so a dropped connection resumes where it stopped,
+// and the same file picked again after a reload carries on from the server's offset.
 function uploadResumable(item) {
   const upload = new ResumableUpload(item.file, {
-    endpoint: "/api/uploads",
+    endpoint: UPLOADS,
     headers: { "X-CSRF-Token": csrf },
     chunkSize: CHUNK,
-    metadata: item.folderId === "root" ? {} : { folder_id: item.folderId },
+    metadata: {
+      ...(item.folderId === "root" ? {} : { folder_id: item.folderId }),
+      on_conflict: item.onConflict,
+    },
     onProgress: (sent, total) => item.show(sent, total),
     onRetry: (reason, seconds) => item.retrying(reason, seconds),
+    onResume: (offset, total) => item.resuming(offset, total),
   });
+  started.add(upload.key);
+  paused.get(upload.key)?.remove();
+  paused.delete(upload.key);
   item.cancelButton.onclick = () => upload.cancel();
   upload.start().then(
     () => item.done(),
@@ -143,6 +254,7 @@ function uploadResumable(item) {
         sessionEnded();
         return item.failed(SESSION_ENDED);
       }
+      if (error instanceof UploadError && error.code === "name_taken") return item.conflict(error.message);
       return item.failed(error.message);
     },
   );
@@ -158,12 +270,16 @@ function start(files) {
       item.failed("the file is empty");
     } else if (file.size > limit) {
       item.failed("the file is larger than the upload limit");
-    } else if (file.size > resumableAbove) {
-      uploadResumable(item);
     } else {
-      uploadWhole(item);
+      send(item);
     }
   }
+}
+
+// Send one file the way its size asks for.
+function send(item) {
+  if (item.file.size > resumableAbove) uploadResumable(item);
+  else uploadWhole(item);
 }
 
 input.addEventListener("change", () => {
@@ -209,8 +325,29 @@ const tbody = document.getElementById("file-rows");
 const rowKey = (row) => row.dataset.fileId || `folder:${row.dataset.folderId}`;
 let polling = null;
 
+// Files given a new version by this page (name -> the version shown before), watched until
+// the row shows a newer one (its validation ended) or for a minute at most (a new version
+// that fails leaves the current one: its Versions page says why).
+const awaiting = new Map();
+let awaitingUntil = 0;
+const AWAIT_MS = 60_000;
+
+function awaitVersion(name) {
+  const shown = [...tbody.rows].find((row) => row.dataset.fileId && row.dataset.name === name);
+  awaiting.set(name, Number(shown?.dataset.version || 0));
+  awaitingUntil = Date.now() + AWAIT_MS;
+}
+
+function stillAwaited() {
+  for (const [name, before] of awaiting) {
+    const shown = [...tbody.rows].find((row) => row.dataset.fileId && row.dataset.name === name);
+    if (shown && Number(shown.dataset.version) > before) awaiting.delete(name);
+  }
+  return awaiting.size > 0 && Date.now() < awaitingUntil;
+}
+
 function unfinished() {
-  return [...tbody.rows].some((row) => UNFINISHED.has(row.dataset.status));
+  return [...tbody.rows].some((row) => UNFINISHED.has(row.dataset.status)) || stillAwaited();
 }
 
 async function refreshRows() {
@@ -230,7 +367,10 @@ async function refreshRows() {
   } else {
     // Same rows: swap only those whose status moved, so focus and scroll stay put.
     [...fresh.rows].forEach((row, index) => {
-      if (row.dataset.status !== tbody.rows[index].dataset.status) tbody.rows[index].replaceWith(row);
+      const shown = tbody.rows[index];
+      if (row.dataset.status !== shown.dataset.status || row.dataset.version !== shown.dataset.version) {
+        shown.replaceWith(row);
+      }
     });
   }
   const wrap = tbody.closest(".table-wrap");
@@ -247,12 +387,13 @@ function schedule() {
 }
 
 schedule();
+showPaused();
 
 // ---- deletes ask first --------------------------------------------------------------------
 
 document.addEventListener("submit", (event) => {
   const form = event.target.closest("form.confirm-delete");
-  if (form && !confirm(`Delete “${form.dataset.name}”? This cannot be undone.`)) {
+  if (form && !confirm(`Move “${form.dataset.name}” to the trash?`)) {
     event.preventDefault();
   }
   const asks = event.submitter?.dataset.confirm;

@@ -354,6 +354,14 @@ class FuzzIdentity:
         if operation == "DELETE /api/tokens/{token_id}" and response.status_code == 204:
             if str(case.path_parameters.get("token_id")) == str(self.token_id):
                 self.mint_token()
+        if operation == "DELETE /api/files/{file_id}" and response.status_code == 204:
+            # A deleted file goes to the trash, still holding its bytes against the quota:
+            # out of the trash too, so the identity's uploads keep fitting.
+            file_id = case.path_parameters.get("file_id")
+            with requests.Session() as http:
+                http.delete(
+                    f"{self.base_url}/api/trash/{file_id}", timeout=TIMEOUT, **self.credentials()
+                )
 
 
 @dataclass

@@ -128,6 +128,10 @@ def test_two_hosts_share_the_database_redis_and_one_bucket_and_nothing_else(
             assert bob.request("DELETE", f"/api/files/{file_id}")[0] == 204
         for file_id in deleted:
             assert alice.json("GET", f"/api/files/{file_id}")[0] == 404
+        # Out of the trash too, through the other host: gone for good, bytes and quota.
+        status, trash = alice.json("GET", "/api/trash?limit=100")
+        assert status == 200 and {item["id"] for item in trash["items"]} == set(deleted)
+        assert alice.request("DELETE", "/api/trash")[0] == 204
         status, org = alice.json("GET", "/api/org")
         kept = {f: d for f, d in sent.items() if f not in deleted}
         assert (org["file_count"], org["used_bytes"]) == (

@@ -16,8 +16,9 @@ from .errors import APIError
 from .extensions import csrf, login_manager
 from .files import policy
 from .models import User
+from .services import activity
 from .services.accounts import load_active_user
-from .services.tokens import user_for_token
+from .services.tokens import token_for_secret
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,6 +69,13 @@ def start_session(user: User) -> str:
 
 def end_session() -> None:
     """Log out and destroy the server-side session."""
+    if current_user.is_authenticated:
+        activity.record_now(
+            "auth.logout",
+            current_user.organization_id,
+            activity.acting(current_user),
+            activity.Target("user", str(current_user.id), current_user.email),
+        )
     logout_user()
     session.clear()
 
@@ -78,10 +86,13 @@ def load_token_user(req: Request) -> User | None:
     secret = bearer_secret(req)
     if secret is None:
         return None
-    user = user_for_token(secret)
-    if user is not None:
-        g.auth_method = "token"
-    return user
+    token = token_for_secret(secret)
+    if token is None:
+        return None
+    g.auth_method = "token"
+    # The activity record names the token as the actor.
+    g.token_id = token.id
+    return token.user
 
 
 @login_manager.unauthorized_handler

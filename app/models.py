@@ -608,3 +608,50 @@ class WebhookDelivery(Model):
     duration_ms: Mapped[int | None]
     delivered_at: Mapped[datetime] = mapped_column(default=utcnow)
     next_attempt_at: Mapped[datetime | None]
+
+
+class ActorKind(enum.StrEnum):
+    """Who an activity event says acted."""
+
+    USER = "user"
+    TOKEN = "token"
+    LINK = "link"
+    REQUEST = "request"
+    SYSTEM = "system"
+
+
+class ActivityEvent(Model):
+    """One event of an organization's activity record (app/services/activity.py)."""
+
+    __tablename__ = "activity_events"
+    __table_args__ = (
+        sa.Index("ix_activity_org", "organization_id", "id"),
+        sa.Index("ix_activity_org_type", "organization_id", "type", "id"),
+        sa.Index("ix_activity_org_actor", "organization_id", "actor_user_id", "id"),
+        sa.Index("ix_activity_org_file", "organization_id", "file_id", "id"),
+        sa.Index("ix_activity_at", "at"),
+        NEVER_REUSED,
+    )
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True
+    )
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    type: Mapped[str] = mapped_column(sa.String(32))
+    at: Mapped[datetime] = mapped_column(sa.DateTime(), default=utcnow)
+    actor_kind: Mapped[str] = mapped_column(sa.String(8))
+    # The acting user's, token's or link's id (as text); None for the system.
+    actor_id: Mapped[int | None]
+    # The user behind the actor (a token's owner), and their email then. No foreign key:
+    # the record outlives the users it names.
+    actor_user_id: Mapped[int | None]
+    actor_email: Mapped[str | None] = mapped_column(sa.String(254))
+    ip: Mapped[str | None] = mapped_column(sa.String(45))
+    target_kind: Mapped[str | None] = mapped_column(sa.String(12))
+    target_id: Mapped[str | None] = mapped_column(sa.String(36))
+    # The target's name when the event happened.
+    target_name: Mapped[str | None] = mapped_column(sa.String(255))
+    # The file the event concerns, for a file's own history.
+    file_id: Mapped[str | None] = mapped_column(sa.String(36))

@@ -41,6 +41,7 @@ from .files.listing import Order, Sort
 from .files.retention import MAX_TRASH_RETENTION_DAYS, MAX_VERSIONS_KEPT
 from .models import MAX_ID, MAX_NAME_KEY_LENGTH, FileStatus, Role, isoformat
 from .security import MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH
+from .services import activity as activity_service
 from .services import links as links_service
 from .services import webhooks as webhooks_service
 from .services.accounts import MAX_EMAIL_LENGTH, MAX_ORG_NAME_LENGTH
@@ -526,6 +527,56 @@ class FileListQuery(BaseModel):
         BeforeValidator(one_of(Order)),
         Field(description="Which way the order runs."),
     ] = Order.DESC
+
+
+class ActivityFormat(StrEnum):
+    """How the activity record is answered."""
+
+    JSON = "json"
+    CSV = "csv"
+
+
+def activity_type(raw: Any) -> Any:
+    """A `type` parameter naming an event type (400 `invalid_parameter` otherwise)."""
+    if raw is None or raw in activity_service.EVENT_TYPES:
+        return raw
+    raise PydanticCustomError("invalid_parameter", "must be an event type listed in docs/API.md")
+
+
+class ActivityQuery(BaseModel):
+    """GET /api/org/activity and GET /api/files/<id>/activity: the query string."""
+
+    limit: Annotated[
+        int,
+        WholeNumber(1, activity_service.MAX_LIMIT),
+        Field(description="Events per page."),
+    ] = activity_service.DEFAULT_LIMIT
+    cursor: Annotated[
+        str | SkipJsonSchema[None],
+        Field(description="The `next_cursor` of the previous page.", max_length=200),
+    ] = None
+    type: Annotated[
+        str | SkipJsonSchema[None],
+        BeforeValidator(activity_type),
+        Field(
+            description="Only events of this type.",
+            json_schema_extra={"enum": list(activity_service.EVENT_TYPES)},
+        ),
+    ] = None
+    actor_id: Annotated[
+        int | SkipJsonSchema[None],
+        WholeNumber(1, MAX_ID),
+        Field(description="Only what this user did (by session or by their tokens)."),
+    ] = None
+    file_id: Annotated[
+        UUID | SkipJsonSchema[None],
+        Field(description="Only events about this file."),
+    ] = None
+    format: Annotated[
+        ActivityFormat,
+        BeforeValidator(one_of(ActivityFormat)),
+        Field(description="`csv`: every matching event as CSV, newest first."),
+    ] = ActivityFormat.JSON
 
 
 # What on_conflict takes today; `replace` is read, and refused, by the intake.
@@ -1061,6 +1112,46 @@ class OpenAPIDocument(Answer):
     paths: dict[str, Any]
 
 
+# ---- the activity record --------------------------------------------------------------
+
+
+class ActivityActor(Answer):
+    """Who acted."""
+
+    kind: Literal["user", "token", "link", "request", "system"]
+    id: int | None = Field(
+        description="The user's, token's, share link's or upload-only link's id; null for the "
+        "system."
+    )
+    email: str | None = Field(description="The user (a token's owner); null for links.")
+
+
+class ActivityTarget(Answer):
+    """What the event is about, named as it was then."""
+
+    kind: str | None
+    id: str | None = Field(description="The target's id, as text (files and folders: UUIDs).")
+    name: str | None
+
+
+class ActivityEventOut(Answer):
+    """One event of the activity record."""
+
+    id: int
+    type: str
+    at: Timestamp
+    actor: ActivityActor
+    ip: str | None
+    target: ActivityTarget
+
+
+class ActivityList(Answer):
+    """One page of events, newest first."""
+
+    events: list[ActivityEventOut]
+    next_cursor: str | None
+
+
 REQUESTS: tuple[type[BaseModel], ...] = (
     RegisterRequest,
     LoginRequest,
@@ -1116,4 +1207,9 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     Crumb,
     FolderDetails,
     FolderList,
+    # the activity record
+    ActivityActor,
+    ActivityTarget,
+    ActivityEventOut,
+    ActivityList,
 )

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 
 from .. import schemas
 from ..extensions import limiter
-from ..services import links
+from ..services import activity, links
 from .contract import (
     DOWNLOAD_ANSWERS,
     DOWNLOAD_HEADERS,
@@ -187,7 +187,14 @@ def revoke(link_id: int) -> tuple[str, int]:
 def download(secret: str) -> Response:
     """The shared file, as GET /api/files/<id>/download gives it; each download counts."""
     shared = links.resolve(secret)
-    response = file_response(shared.file)
+    response = file_response(
+        shared.file,
+        activity.download_recorder(
+            shared.file.organization_id,
+            activity.by_link(shared.link_id),
+            activity.on_file(shared.file.id, shared.file.filename),
+        ),
+    )
     if request.method != "HEAD" and links.counts_as_download(response.status_code):
         try:
             links.count_download(shared)

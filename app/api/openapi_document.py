@@ -28,6 +28,7 @@ ROUTE_MODULES = (
     "app.api.uploads",
     "app.api.folders",
     "app.api.archives",
+    "app.api.activity",
     "app.api.health",
     "app.api.metrics",
     "app.api.openapi",

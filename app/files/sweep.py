@@ -1,5 +1,6 @@
 """The sweep: files that lost their validation job are queued again, stranded resumable
-uploads completed, expired ones removed; and an operator's requeue of failed jobs."""
+uploads completed, expired ones removed, activity past its retention deleted; and an
+operator's requeue of failed jobs."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from ..broker import get_queue, get_redis
 from ..extensions import db
 from ..models import File, FileStatus
+from ..services import activity
 from ..services.queue import enqueue_again, has_live_job
 from . import lifecycle, resumable
 
@@ -37,6 +39,7 @@ def sweep_if_due(connection: Redis, owner: str, force: bool = False) -> list[str
     resumable.complete_stranded()
     requeued = requeue_stuck(connection)
     resumable.expire_resumable()
+    activity.purge_expired()
     return requeued
 
 

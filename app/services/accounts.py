@@ -17,6 +17,7 @@ from ..extensions import db
 from ..files import policy
 from ..models import (
     MAX_NAME_KEY_LENGTH,
+    ActorKind,
     Invite,
     Organization,
     Role,
@@ -37,6 +38,7 @@ from ..security import (
     is_common_password,
     new_secret,
 )
+from . import activity
 from .errors import AccountDisabled, Conflict, InvalidCredentials, InvalidInput
 from .tenancy import get_scoped_or_404, in_organization, scoped
 
@@ -282,10 +284,17 @@ def authenticate(email: str, password: str) -> User:
     user = find_user(email)
     # The hash is checked even for an unknown email, so both answers take as long.
     password_ok = check_password(password, user.password_hash if user else None)
-    if user is None or not password_ok:
+    if user is None:
+        # No organization to record it in: the login limits and the logs see it.
         raise InvalidCredentials("invalid_credentials", "invalid email or password")
-    if not user.is_active:
+    actor = activity.Actor(ActorKind.USER, user.id, user.id, user.email)
+    target = activity.Target("user", str(user.id), user.email)
+    if not password_ok or not user.is_active:
+        activity.record_now("auth.login_failed", user.organization_id, actor, target)
+        if not password_ok:
+            raise InvalidCredentials("invalid_credentials", "invalid email or password")
         raise AccountDisabled("account_disabled", "this account has been disabled")
+    activity.record_now("auth.login", user.organization_id, actor, target)
     return user
 
 

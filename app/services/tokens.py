@@ -70,8 +70,8 @@ def _token_with_user() -> Select[ApiToken]:
     )
 
 
-def user_for_token(secret: str) -> User | None:
-    """The active user a bearer secret belongs to, or None."""
+def token_for_secret(secret: str) -> ApiToken | None:
+    """The token of a bearer secret whose user is active (its use noted), or None."""
     token = db.session.scalars(_token_with_user(), {"token_hash": digest(secret)}).first()
     if token is None or not token.user.is_active:
         return None
@@ -81,4 +81,4 @@ def user_for_token(secret: str) -> User | None:
             session.execute(
                 update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
             )
-    return token.user
+    return token

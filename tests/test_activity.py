@@ -298,3 +298,31 @@ def test_the_sweep_deletes_events_past_their_retention(app: Flask, auth: Auth) -
         db.session.commit()
         assert activity.purge_expired() == 1
     assert [e["type"] for e in events(auth)] == ["auth.login"]
+
+
+# ---- the Activity page ---------------------------------------------------------------
+
+
+def test_the_activity_page_lists_and_filters_for_admins_only(
+    auth: Auth, member: Auth, worker: Callable[[], None]
+) -> None:
+    file_id = ready_file(member, worker, "budget.ods")
+    fetch(member.client, f"/api/files/{file_id}/download")
+    page = auth.client.get("/activity")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "file.downloaded" in html and "budget.ods" in html and "member@acme.test" in html
+    assert 'href="/activity"' in auth.client.get("/").get_data(as_text=True)
+
+    member_id = member.client.get("/api/auth/me").get_json()["user_id"]
+    only_logins = auth.client.get(f"/activity?type=auth.login&actor_id={member_id}")
+    assert "budget.ods" not in only_logins.get_data(as_text=True)
+    of_file = auth.client.get(f"/activity?file_id={file_id}").get_data(as_text=True)
+    assert "budget.ods" in of_file and "auth.login" not in of_file.split("<tbody>")[1]
+    # A filter edited by hand shows the whole record rather than an error.
+    assert auth.client.get("/activity?type=nonsense").status_code == 200
+
+    refused = member.client.get("/activity")
+    assert refused.status_code == 403
+    assert "Only an admin" in refused.get_data(as_text=True)
+    assert 'href="/activity"' not in member.client.get("/").get_data(as_text=True)

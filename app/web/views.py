@@ -36,7 +36,7 @@ from ..files.names import ROOT
 from ..limits import login_limits, register_limit
 from ..models import File, FileStatus, Folder, User
 from ..schemas import InputRejected, validated
-from ..services import accounts, links, tokens, webhooks
+from ..services import accounts, activity, links, tokens, webhooks
 from ..services.errors import DomainError, NotAllowed, NotFound
 from . import display
 
@@ -718,3 +718,47 @@ def delete_webhook(webhook_id: int) -> ResponseReturnValue:
     """Remove an endpoint (admins)."""
     webhooks.delete_webhook(user(), webhook_id)
     return redirect(url_for("web.org_page") + "#webhooks", 303)
+
+
+# ---- the activity record ---------------------------------------------------------------
+
+
+@bp.get("/activity")
+@page
+def activity_page() -> ResponseReturnValue:
+    """The organization's activity record for admins, filtered by person, file and type."""
+    me = user()
+    if not policy.is_admin(me):
+        return render_template(
+            "activity.html", refused="Only an admin can read the organization's activity.", me=me
+        ), 403
+    try:
+        query = validated(schemas.ActivityQuery, request.args.to_dict())
+        filters = activity.Filters(
+            type=query.type,
+            actor_id=query.actor_id,
+            file_id=str(query.file_id) if query.file_id else None,
+        )
+        listed = activity.organization_events(me, filters, cursor=query.cursor)
+    except (InputRejected, DomainError):
+        # A filter or cursor edited by hand: the record from its start, unfiltered.
+        filters = activity.Filters()
+        listed = activity.organization_events(me, filters)
+    chosen = {
+        key: value
+        for key, value in (
+            ("type", filters.type),
+            ("actor_id", filters.actor_id),
+            ("file_id", filters.file_id),
+        )
+        if value is not None
+    }
+    return render_template(
+        "activity.html",
+        events=listed.events,
+        next_cursor=listed.next_cursor,
+        chosen=chosen,
+        people=accounts.list_users(me),
+        types=activity.EVENT_TYPES,
+        me=me,
+    )

@@ -167,8 +167,10 @@ def test_an_admin_creates_an_invite_expiring_after_the_default_72_hours(acme: Or
     response = acme.admin_post("/api/org/invites")
     assert response.status_code == 201
     body = response.get_json()
-    assert set(body) == {"invite_code", "expires_at"}
+    assert set(body) == {"id", "invite_code", "url", "expires_at", "role"}
     assert isinstance(body["invite_code"], str) and len(body["invite_code"]) >= 32
+    assert body["url"] == f"http://localhost/join/{body['invite_code']}"
+    assert body["role"] == "member"
     expires = parse_timestamp(body["expires_at"])
     assert before + timedelta(hours=72) - timedelta(seconds=5) <= expires
     assert expires <= datetime.now(UTC) + timedelta(hours=72) + timedelta(seconds=5)

@@ -42,8 +42,9 @@ bp = DocumentedBlueprint("tokens", __name__, url_prefix="/api/tokens")
                 RevokeToken=link("revokeToken", token_id="$response.body#/id"),
             ),
             "400": error(
-                "the body is not a JSON object of the fields, or a session write lacks "
-                "its CSRF token.",
+                "the body is not a JSON object of the fields (`access` read or write, "
+                f"`expires_in` {tokens.MIN_EXPIRES_IN} to {tokens.MAX_EXPIRES_IN}), or a "
+                "session write lacks its CSRF token.",
                 *JSON_BODY_CODES,
                 "csrf_failed",
             ),
@@ -58,13 +59,15 @@ bp = DocumentedBlueprint("tokens", __name__, url_prefix="/api/tokens")
 def create() -> tuple[dict[str, Any], int]:
     """Issue a token; its secret is in this answer only."""
     body = parse_body(schemas.TokenRequest)
-    issued = tokens.create_token(current_user, body.name)
+    issued = tokens.create_token(current_user, body.name, body.access, body.expires_in)
     token = issued.token
     return schemas.IssuedToken(
         id=token.id,
         name=token.name,
+        access=token.access,
         created_at=token.created_at,
         last_used_at=token.last_used_at,
+        expires_at=token.expires_at,
         token=issued.secret,
     ).body(), 201
 

@@ -153,10 +153,16 @@ def keep_session_after_password_change(user: User) -> None:
     """After the user changed their password (which ends every session of theirs), keep
     the caller's own session alive, and delete the user's other stored sessions now."""
     if g.get("auth_method") != "session":
-        session_store.end_sessions(user.id, keep=None)
+        end_sessions_of(user)
         return
     session[SESSION_GENERATION_FIELD] = user.session_generation
     session_store.end_sessions(user.id, keep=session_store.current_id(session))
+
+
+def end_sessions_of(user: User) -> None:
+    """Delete every stored session of a user whose password was set for them (their session
+    generation was raised already, which voids the sessions anyway)."""
+    session_store.end_sessions(user.id, keep=None)
 
 
 def init_app(app: Flask) -> None:

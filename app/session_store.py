@@ -203,7 +203,8 @@ class TieredSessions(SessionInterface):
         request; deleting them here frees Redis and their places under the cap at once.
         """
         key = USER_SESSIONS_PREFIX + str(user_id)
-        others = [m.decode() for m in self.client.zrange(key, 0, -1) if m.decode() != keep]
+        members: list[bytes] = self.client.zrange(key, 0, -1)  # type: ignore[assignment]
+        others = [m.decode() for m in members if m.decode() != keep]
         if not others:
             return
         with self.client.pipeline() as pipe:

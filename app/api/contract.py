@@ -120,9 +120,8 @@ def with_scope_refusal(op: dict[str, Any]) -> dict[str, Any]:
     if existing is None:
         responses["403"] = error(SCOPE_REFUSAL, SCOPE_REFUSAL_CODE)
         return op
-    codes: list[str] = existing["content"]["application/json"]["schema"]["allOf"][1][
-        "properties"
-    ]["code"]["enum"]
+    schema = existing["content"]["application/json"]["schema"]
+    codes: list[str] = schema["allOf"][1]["properties"]["code"]["enum"]
     codes.append(SCOPE_REFUSAL_CODE)
     existing["description"] += f" `{SCOPE_REFUSAL_CODE}`: {SCOPE_REFUSAL}"
     return op

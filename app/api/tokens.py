@@ -7,6 +7,7 @@ from typing import Any
 from flask_login import current_user, login_required
 
 from .. import schemas
+from ..models import TokenAccess
 from ..services import tokens
 from .contract import (
     E400_WRITE,
@@ -64,7 +65,7 @@ def create() -> tuple[dict[str, Any], int]:
     return schemas.IssuedToken(
         id=token.id,
         name=token.name,
-        access=token.access,
+        access=TokenAccess(token.access),
         created_at=token.created_at,
         last_used_at=token.last_used_at,
         expires_at=token.expires_at,

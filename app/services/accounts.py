@@ -292,6 +292,13 @@ def pending_invite(code: str) -> Invite | None:
     ).first()
 
 
+def organization_of(invite: Invite) -> Organization:
+    """The organization an invite joins."""
+    organization = db.session.get(Organization, invite.organization_id)
+    assert organization is not None  # the invite's row cascades with it
+    return organization
+
+
 def join(email: str, password: str, code: str) -> User:
     """Sign up into the organization of an invite, with the invite's role (the invite link's
     page: the organization is the invite's, never typed)."""
@@ -306,8 +313,7 @@ def join(email: str, password: str, code: str) -> User:
                 )
             if email_taken(credentials.email):
                 raise EmailTaken(credentials.email)
-            organization = db.session.get(Organization, invite.organization_id)
-            assert organization is not None  # the invite's row cascades with it
+            organization = organization_of(invite)
             role = _redeem_invite(invite.organization_id, code)
             user = add_user(credentials, organization, role)
             session.flush()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from ..database import write_transaction
 from ..extensions import db
@@ -52,6 +52,7 @@ class IssuedReset:
     code: str
     expires_at: datetime
     user_id: int
+    email: str
 
 
 def create_reset(admin: User, user_id: int) -> IssuedReset:
@@ -77,7 +78,7 @@ def create_reset(admin: User, user_id: int) -> IssuedReset:
                 expires_at=expires_at,
             )
         )
-    return IssuedReset(code=code, expires_at=expires_at, user_id=user_id)
+    return IssuedReset(code=code, expires_at=expires_at, user_id=user_id, email=user.email)
 
 
 def reset_url(code: str, request_base: str) -> str:
@@ -90,7 +91,7 @@ def reset_url(code: str, request_base: str) -> str:
 def pending_reset(code: str) -> PasswordReset | None:
     """The unused, unexpired reset link with this code, with its user, or None."""
     reset = db.session.scalars(
-        db.select(PasswordReset).where(
+        select(PasswordReset).where(
             PasswordReset.code_hash == digest(code),
             PasswordReset.used_at.is_(None),
             PasswordReset.expires_at > utcnow(),
@@ -119,8 +120,8 @@ def reset_password(code: str, new_password: str) -> User:
         if found is None:
             raise InvalidInput("reset_invalid", "this reset link is not valid, used or expired")
         user_id, organization_id = found
-        user = db.session.scalars(
-            db.select(User).where(in_organization(User, organization_id), User.id == user_id)
+        user: User = db.session.scalars(
+            select(User).where(in_organization(User, organization_id), User.id == user_id)
         ).one()
         set_password_of(user, password_hash)
     return user

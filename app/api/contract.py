@@ -16,6 +16,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from .. import schemas
+from ..authentication import changes_data
 from ..models import MAX_ID
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -402,4 +403,7 @@ class DocumentedBlueprint(Blueprint):
         earlier = DECLARED.get((path, method))
         if earlier is not None and earlier.endpoint != name:
             raise ValueError(f"{method.upper()} {path} is documented by {earlier.endpoint} too")
+        if documented["security"] and changes_data(method.upper(), name):
+            # The operations that change data refuse read-only tokens: one rule, one place.
+            documented = with_scope_refusal(documented)
         DECLARED[(path, method)] = Declared(self.import_name, name, path, method, documented)

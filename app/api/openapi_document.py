@@ -12,16 +12,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from .. import schemas
-from ..authentication import changes_data
-from .contract import (
-    DECLARED,
-    REF_TEMPLATE,
-    ComponentSchema,
-    Schema,
-    header_parameter,
-    json_body,
-    with_scope_refusal,
-)
+from .contract import DECLARED, REF_TEMPLATE, ComponentSchema, Schema, header_parameter, json_body
 
 OPENAPI_VERSION = "3.1.0"
 
@@ -93,11 +84,7 @@ def paths() -> dict[str, Any]:
     declared = sorted(DECLARED.values(), key=lambda d: order.get(d.module, len(order)))
     found: dict[str, Any] = {}
     for entry in declared:
-        op = entry.operation
-        # The operations that change data refuse read-only tokens (one rule, one place).
-        if op["security"] and changes_data(entry.method.upper(), entry.endpoint):
-            op = with_scope_refusal(op)
-        found.setdefault(entry.path, {})[entry.method] = op
+        found.setdefault(entry.path, {})[entry.method] = entry.operation
     return found
 
 

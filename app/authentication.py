@@ -140,8 +140,8 @@ def changes_data(method: str, endpoint: str | None) -> bool:
 def check_token_access() -> None:
     """The one place a token's access is enforced: a request that changes data, by a
     read-only API token, is refused (403 insufficient_scope) before its view runs."""
-    if request.routing_exception is not None or request.endpoint in CSRF_EXEMPT_ENDPOINTS:
-        return
+    if request.routing_exception is not None:
+        return  # an unknown URL or method answers 404/405, whatever the token
     if not changes_data(request.method, request.endpoint):
         return
     if not current_user.is_authenticated or g.get("auth_method") != "token":

@@ -1215,6 +1215,7 @@ REQUESTS: tuple[type[BaseModel], ...] = (
     FolderChangeRequest,
     FileChangeRequest,
     ArchiveRequest,
+    OrganizationChangeRequest,
 )
 RESPONSES: tuple[type[BaseModel], ...] = (
     Error,

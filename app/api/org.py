@@ -61,9 +61,16 @@ def details() -> dict[str, Any]:
         "organization",
         {
             "200": response("The organization as it now is.", ref(schemas.Organization)),
-            "400": E400_WRITE,
+            "400": error(
+                "the body is not a JSON object of the fields (`trash_retention_days` 0 to "
+                f"{retention.MAX_TRASH_RETENTION_DAYS}, `versions_kept` 1 to "
+                f"{retention.MAX_VERSIONS_KEPT}), or a session write lacks its CSRF token.",
+                *JSON_BODY_CODES,
+                "csrf_failed",
+            ),
             "401": E401,
             "403": E403_ADMIN,
+            "413": E413_JSON,
         },
         security=WRITE,
         body=json_body(schemas.OrganizationChangeRequest),

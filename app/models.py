@@ -1,5 +1,5 @@
-"""Typed SQLAlchemy models: organizations, users, invites, API tokens, files, resumable
-uploads, share links and webhooks."""
+"""Typed SQLAlchemy models: organizations, users, invites, API tokens, password resets, files,
+resumable uploads, share links and webhooks."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ from .contract import (
     with_links,
 )
 from .files import file_response
-from .inputs import parse_body
+from .inputs import parse_optional_body
 
 bp = DocumentedBlueprint("links", __name__)
 
@@ -76,9 +76,7 @@ bp = DocumentedBlueprint("links", __name__)
 @login_required
 def create(file_id: UUID) -> tuple[dict[str, Any], int]:
     """Make a link to a ready file; its URL, which holds the secret, is in this answer only."""
-    # No body at all takes every default, as `{}` does.
-    has_body = bool(request.content_length) or request.is_json
-    body = parse_body(schemas.ShareLinkRequest) if has_body else schemas.ShareLinkRequest()
+    body = parse_optional_body(schemas.ShareLinkRequest)
     issued = links.create_link(current_user, str(file_id), body.expires_in, body.max_downloads)
     return schemas.IssuedShareLink(
         id=issued.link.id,

@@ -7,16 +7,16 @@ target by kind, id and its name at the time (so a deleted file's events still sa
 was). Indexes serve the newest-first pages of the organization's record, by type, by person
 and by file, and the retention sweep.
 
-Revision ID: 0015_activity
-Revises: 0014_trash_versions
+Revision ID: 0016_activity
+Revises: 0015_team_administration
 Create Date: 2026-12-07
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015_activity"
-down_revision = "0014_trash_versions"
+revision = "0016_activity"
+down_revision = "0015_team_administration"
 branch_labels = None
 depends_on = None
 

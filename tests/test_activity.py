@@ -208,7 +208,8 @@ def test_another_organization_sees_none_of_it(auth: Auth, worker: Callable[[], N
     globex = auth.another()
     assert globex.register("admin@globex.test", "Globex").status_code == 201
     assert globex.client.get(f"/api/files/{file_id}/activity").status_code == 404
-    assert [e["type"] for e in events(globex)] == []
+    # Its own admin's arrival only.
+    assert [e["type"] for e in events(globex)] == ["member.joined"]
     assert events(globex, file_id=file_id) == []
 
 
@@ -297,7 +298,7 @@ def test_the_sweep_deletes_events_past_their_retention(app: Flask, auth: Auth) -
         )
         db.session.commit()
         assert activity.purge_expired() == 1
-    assert [e["type"] for e in events(auth)] == ["auth.login"]
+    assert [e["type"] for e in events(auth)] == ["auth.login", "member.joined"]
 
 
 # ---- the Activity page ---------------------------------------------------------------
@@ -326,3 +327,52 @@ def test_the_activity_page_lists_and_filters_for_admins_only(
     assert refused.status_code == 403
     assert "Only an admin" in refused.get_data(as_text=True)
     assert 'href="/activity"' not in member.client.get("/").get_data(as_text=True)
+
+
+def test_team_administration_is_recorded(auth: Auth) -> None:
+    auth.register("admin@acme.test", "Acme")
+    admin = auth.headers()
+    invite = auth.client.post("/api/org/invites", json={"role": "member"}, headers=admin)
+    code, invite_id = invite.get_json()["invite_code"], invite.get_json()["id"]
+    spare = auth.client.post("/api/org/invites", json={}, headers=admin).get_json()["id"]
+    assert auth.client.delete(f"/api/org/invites/{spare}", headers=admin).status_code == 204
+    newcomer = auth.another()
+    joined = newcomer.register("member@acme.test", "Acme", invite_code=code)
+    member_id = joined.get_json()["user_id"]
+    users = f"/api/org/users/{member_id}"
+    assert auth.client.patch(users, json={"role": "admin"}, headers=admin).status_code == 200
+    assert auth.client.patch(users, json={"role": "member"}, headers=admin).status_code == 200
+    assert auth.client.post(f"{users}/deactivate", headers=admin).status_code == 200
+    assert auth.client.post(f"{users}/activate", headers=admin).status_code == 200
+    token = auth.client.post("/api/tokens", json={"name": "nightly"}, headers=admin).get_json()
+    assert auth.client.delete(f"/api/tokens/{token['id']}", headers=admin).status_code == 204
+    changed = auth.client.post(
+        "/api/auth/password",
+        json={"current_password": auth.password, "new_password": "a much longer passphrase"},
+        headers=admin,
+    )
+    assert changed.status_code == 204
+
+    recorded: dict[str, dict[str, Any]] = {}
+    for event in reversed(events(auth)):  # the first of each type
+        recorded.setdefault(event["type"], event)
+    assert recorded["member.invited"]["target"] == {
+        "kind": "invite",
+        "id": str(invite_id),
+        "name": "invite as member",
+    }
+    assert recorded["invite.revoked"]["target"]["id"] == str(spare)
+    assert of_type(auth, "member.joined")[0]["actor"]["email"] == "member@acme.test"
+    assert [e["target"]["name"] for e in of_type(auth, "member.role_changed")] == [
+        "member@acme.test (member)",
+        "member@acme.test (admin)",
+    ]
+    assert recorded["member.deactivated"]["target"]["id"] == str(member_id)
+    assert recorded["member.activated"]["actor"]["email"] == "admin@acme.test"
+    assert recorded["token.created"]["target"] == {
+        "kind": "token",
+        "id": str(token["id"]),
+        "name": "nightly",
+    }
+    assert recorded["token.revoked"]["target"]["id"] == str(token["id"])
+    assert recorded["auth.password_changed"]["actor"]["email"] == "admin@acme.test"

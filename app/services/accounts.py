@@ -17,7 +17,6 @@ from ..extensions import db
 from ..files import policy
 from ..models import (
     MAX_NAME_KEY_LENGTH,
-    ActorKind,
     Invite,
     Organization,
     Role,
@@ -259,6 +258,7 @@ def _create_account(
         session.flush()
         if invite_code:
             _mark_invite_user(invite_code, user.id)
+        joined(user)
     return user
 
 
@@ -320,10 +320,17 @@ def join(email: str, password: str, code: str) -> User:
             user = add_user(credentials, organization, role)
             session.flush()
             _mark_invite_user(code, user.id)
+            joined(user)
     except IntegrityError:
         # A concurrent registration took the email after this one looked.
         raise EmailTaken(credentials.email) from None
     return user
+
+
+def joined(user: User) -> None:
+    """Record a new user's arrival in their organization (in its write transaction)."""
+    target = activity.Target("user", str(user.id), user.email)
+    activity.record("member.joined", user.organization_id, activity.by_user(user), target)
 
 
 def _mark_invite_user(code: str, user_id: int) -> None:
@@ -341,7 +348,7 @@ def authenticate(email: str, password: str) -> User:
     if user is None:
         # No organization to record it in: the login limits and the logs see it.
         raise InvalidCredentials("invalid_credentials", "invalid email or password")
-    actor = activity.Actor(ActorKind.USER, user.id, user.id, user.email)
+    actor = activity.by_user(user)
     target = activity.Target("user", str(user.id), user.email)
     if not password_ok or not user.is_active:
         activity.record_now("auth.login_failed", user.organization_id, actor, target)
@@ -392,7 +399,13 @@ def create_invite(
     """Issue a single-use invite to the user's organization, for someone to join with
     `role`; admins only."""
     policy.require_admin(user)
-    return new_invite(user.organization_id, created_by=user.id, role=role, expires_in=expires_in)
+    return new_invite(
+        user.organization_id,
+        created_by=user.id,
+        role=role,
+        expires_in=expires_in,
+        actor=activity.acting(user),
+    )
 
 
 def new_invite(
@@ -400,6 +413,7 @@ def new_invite(
     created_by: int | None,
     role: Role = Role.MEMBER,
     expires_in: int | None = None,
+    actor: activity.Actor = activity.SYSTEM,
 ) -> IssuedInvite:
     """Issue a single-use invite to an organization, asking no one's permission: the
     caller decided (create_invite for an admin, or the operator: `created_by` None).
@@ -420,6 +434,13 @@ def new_invite(
     )
     with write_transaction() as session:
         session.add(invite)
+        session.flush()  # its id, for the record
+        activity.record(
+            "member.invited",
+            organization_id,
+            actor,
+            activity.Target("invite", str(invite.id), f"invite as {role}"),
+        )
     return IssuedInvite(id=invite.id, code=code, expires_at=expires_at, role=role)
 
 
@@ -477,6 +498,12 @@ def revoke_invite(admin: User, invite_id: int) -> None:
             # Kept: it records who joined by it. It no longer admits anyone anyway.
             raise NotFound("not_found", "invite not found")
         session.delete(invite)
+        activity.record(
+            "invite.revoked",
+            admin.organization_id,
+            activity.acting(admin),
+            activity.Target("invite", str(invite.id), f"invite as {invite.role}"),
+        )
 
 
 def list_users(user: User) -> list[User]:
@@ -498,6 +525,13 @@ def set_active(admin: User, user_id: int, active: bool) -> User:
         user = admin_change(admin, user_id)
         if not active and user.is_active and user.is_admin:
             keep_an_admin(organization_id)
+        if user.is_active != active:
+            activity.record(
+                "member.activated" if active else "member.deactivated",
+                organization_id,
+                activity.acting(admin),
+                activity.Target("user", str(user.id), user.email),
+            )
         change_active(user, active)
     return user
 
@@ -509,6 +543,13 @@ def set_role(admin: User, user_id: int, role: Role) -> User:
     policy.require_admin(admin)
     with write_transaction():
         user = admin_change(admin, user_id)
+        if user.role != role:
+            activity.record(
+                "member.role_changed",
+                admin.organization_id,
+                activity.acting(admin),
+                activity.Target("user", str(user.id), f"{user.email} ({role})"),
+            )
         change_role(user, role)
     return user
 

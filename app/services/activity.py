@@ -113,6 +113,12 @@ def acting(user: User) -> Actor:
     return Actor(ActorKind.USER, user.id, user.id, user.email)
 
 
+def by_user(user: User) -> Actor:
+    """A user acting in their own name, with no session or token yet (signing in or up, a
+    reset link)."""
+    return Actor(ActorKind.USER, user.id, user.id, user.email)
+
+
 def by_link(link_id: int) -> Actor:
     """A share link's holder."""
     return Actor(ActorKind.LINK, link_id)

@@ -15,6 +15,7 @@ from ..extensions import db
 from ..files import policy
 from ..models import PasswordReset, User, utcnow
 from ..security import check_password, digest, hash_password, new_secret
+from . import activity
 from .accounts import validate_password
 from .errors import InvalidInput
 from .tenancy import get_scoped_or_404, in_organization
@@ -23,11 +24,17 @@ from .tenancy import get_scoped_or_404, in_organization
 RESET_LIFETIME = timedelta(hours=24)
 
 
-def set_password_of(user: User, password_hash: str) -> None:
+def set_password_of(user: User, password_hash: str, actor: activity.Actor) -> None:
     """Give a user a new password inside the caller's write transaction; every session
     they hold ends (their session generation is raised, in SQL, as a deactivation does)."""
     user.password_hash = password_hash
     user.session_generation = User.session_generation + 1
+    activity.record(
+        "auth.password_changed",
+        user.organization_id,
+        actor,
+        activity.Target("user", str(user.id), user.email),
+    )
 
 
 def change_password(user: User, current_password: str, new_password: str) -> None:
@@ -41,7 +48,7 @@ def change_password(user: User, current_password: str, new_password: str) -> Non
     validate_password(new_password, field="new_password")
     password_hash = hash_password(new_password)  # slow: before the write lock
     with write_transaction():
-        set_password_of(user, password_hash)
+        set_password_of(user, password_hash, activity.acting(user))
     db.session.refresh(user)
 
 
@@ -123,7 +130,8 @@ def reset_password(code: str, new_password: str) -> User:
         user: User = db.session.scalars(
             select(User).where(in_organization(User, organization_id), User.id == user_id)
         ).one()
-        set_password_of(user, password_hash)
+        # By the reset link: the user themselves, who has no session yet.
+        set_password_of(user, password_hash, activity.by_user(user))
     return user
 
 
@@ -133,4 +141,4 @@ def set_password(user: User, new_password: str) -> None:
     validate_password(new_password)
     password_hash = hash_password(new_password)
     with write_transaction():
-        set_password_of(user, password_hash)
+        set_password_of(user, password_hash, activity.SYSTEM)

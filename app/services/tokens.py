@@ -15,6 +15,7 @@ from ..extensions import db
 from ..models import MAX_TOKEN_NAME_LENGTH as MAX_TOKEN_NAME_LENGTH  # the rule, re-exported
 from ..models import ApiToken, TokenAccess, User, utcnow
 from ..security import digest, new_secret
+from . import activity
 from .errors import NotFound
 
 TOKEN_PREFIX = "coffer_"
@@ -52,6 +53,13 @@ def create_token(
     )
     with write_transaction() as session:
         session.add(token)
+        session.flush()  # its id, for the record
+        activity.record(
+            "token.created",
+            user.organization_id,
+            activity.acting(user),
+            activity.Target("token", str(token.id), name),
+        )
     return IssuedToken(token=token, secret=secret)
 
 
@@ -73,6 +81,12 @@ def revoke_token(user: User, token_id: int) -> None:
         if token is None:
             raise NotFound("not_found", "token not found")
         session.delete(token)
+        activity.record(
+            "token.revoked",
+            user.organization_id,
+            activity.acting(user),
+            activity.Target("token", str(token.id), token.name),
+        )
 
 
 @cache

@@ -105,6 +105,9 @@ def register_blueprints(app: Flask) -> None:
     from .api import archives
 
     app.register_blueprint(archives.bp)
+    from .api import activity
+
+    app.register_blueprint(activity.bp)
     app.register_blueprint(web)
     app.teardown_request(discard_unaccepted)
 

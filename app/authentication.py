@@ -16,14 +16,18 @@ from .errors import APIError
 from .extensions import csrf, login_manager
 from .files import policy
 from .models import User
+from .services import activity
 from .services.accounts import load_active_user
-from .services.tokens import user_for_token
+from .services.tokens import token_for_secret
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Register and login create the session, so there is no token to send yet.
 CSRF_EXEMPT_ENDPOINTS = frozenset({"auth.register", "auth.login"})
+# Writes by method that change no data: a zip of a selection is a download with a body,
+# and a logout ends the caller's session (a token has none), whatever it may change.
+READING_WRITES = frozenset({"archives.download_selection", "auth.logout"})
 # The user's session generation (users.session_generation) when the session was started;
 # a session without it is void.
 SESSION_GENERATION_FIELD = "_coffer_session_generation"
@@ -68,6 +72,13 @@ def start_session(user: User) -> str:
 
 def end_session() -> None:
     """Log out and destroy the server-side session."""
+    if current_user.is_authenticated:
+        activity.record_now(
+            "auth.logout",
+            current_user.organization_id,
+            activity.acting(current_user),
+            activity.Target("user", str(current_user.id), current_user.email),
+        )
     logout_user()
     session.clear()
 
@@ -78,10 +89,14 @@ def load_token_user(req: Request) -> User | None:
     secret = bearer_secret(req)
     if secret is None:
         return None
-    user = user_for_token(secret)
-    if user is not None:
-        g.auth_method = "token"
-    return user
+    token = token_for_secret(secret)
+    if token is None:
+        return None
+    g.auth_method = "token"
+    g.token_access = token.access
+    # The activity record names the token as the actor.
+    g.token_id = token.id
+    return token.user
 
 
 @login_manager.unauthorized_handler
@@ -125,8 +140,44 @@ def check_csrf() -> None:
         raise CSRFError(exc.args[0]) from None
 
 
+def changes_data(method: str, endpoint: str | None) -> bool:
+    """Whether a request by this method to this endpoint changes data: every write method
+    (POST, PUT, PATCH, DELETE), but for READING_WRITES. The OpenAPI document lists the
+    refusal of read-only tokens on the same operations."""
+    return method in WRITE_METHODS and endpoint not in READING_WRITES
+
+
+def check_token_access() -> None:
+    """The one place a token's access is enforced: a request that changes data, by a
+    read-only API token, is refused (403 insufficient_scope) before its view runs."""
+    if request.routing_exception is not None:
+        return  # an unknown URL or method answers 404/405, whatever the token
+    if not changes_data(request.method, request.endpoint):
+        return
+    if not current_user.is_authenticated or g.get("auth_method") != "token":
+        return
+    policy.require_change_access(g.token_access)
+
+
+def keep_session_after_password_change(user: User) -> None:
+    """After the user changed their password (which ends every session of theirs), keep
+    the caller's own session alive, and delete the user's other stored sessions now."""
+    if g.get("auth_method") != "session":
+        end_sessions_of(user)
+        return
+    session[SESSION_GENERATION_FIELD] = user.session_generation
+    session_store.end_sessions(user.id, keep=session_store.current_id(session))
+
+
+def end_sessions_of(user: User) -> None:
+    """Delete every stored session of a user whose password was set for them (their session
+    generation was raised already, which voids the sessions anyway)."""
+    session_store.end_sessions(user.id, keep=None)
+
+
 def init_app(app: Flask) -> None:
-    """Bind Flask-Login and CSRF, and check CSRF before every view."""
+    """Bind Flask-Login and CSRF, and check CSRF and token access before every view."""
     login_manager.init_app(app)
     csrf.init_app(app)
     app.before_request(check_csrf)
+    app.before_request(check_token_access)

@@ -56,6 +56,7 @@ def flask_config(settings: Settings) -> dict[str, object]:
         "RESUMABLE_EXPIRY_HOURS": settings.RESUMABLE_EXPIRY_HOURS,
         "TRASH_RETENTION_DAYS": settings.TRASH_RETENTION_DAYS,
         "VERSIONS_KEPT": settings.VERSIONS_KEPT,
+        "ACTIVITY_RETENTION_DAYS": settings.ACTIVITY_RETENTION_DAYS,
         "OPEN_JOIN": settings.OPEN_JOIN,
         "INVITE_TTL_HOURS": settings.INVITE_TTL_HOURS,
         "SESSION_LIFETIME_DAYS": settings.SESSION_LIFETIME_DAYS,

@@ -47,6 +47,17 @@ def login_limits(view: F) -> F:
     return cast(F, per_address(per_email(view)))
 
 
+def password_limit(view: F) -> F:
+    """Per address, counted with the logins of that address (LOGIN_LIMIT_PER_ADDRESS): a
+    current password guessed is a password guessed."""
+    per_address = limiter.shared_limit(
+        lambda: current_app.config["LOGIN_LIMIT_PER_ADDRESS"],
+        scope="login-address",
+        key_func=get_remote_address,
+    )
+    return cast(F, per_address(view))
+
+
 def register_limit(view: F) -> F:
     """Per address (REGISTER_LIMIT_PER_ADDRESS)."""
     limit = limiter.shared_limit(

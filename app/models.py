@@ -1,5 +1,5 @@
-"""Typed SQLAlchemy models: organizations, users, invites, API tokens, files, resumable
-uploads, share links and webhooks."""
+"""Typed SQLAlchemy models: organizations, users, invites, API tokens, password resets, files,
+resumable uploads, share links and webhooks."""
 
 from __future__ import annotations
 
@@ -144,6 +144,13 @@ class Role(enum.StrEnum):
     MEMBER = "member"
 
 
+class TokenAccess(enum.StrEnum):
+    """What an API token may do: `read` lists, reads and downloads; `write` also changes."""
+
+    READ = "read"
+    WRITE = "write"
+
+
 class FileStatus(enum.StrEnum):
     """Where a file stands in validation."""
 
@@ -261,6 +268,8 @@ class Invite(Model):
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     used_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    # The role the invitee joins with (migration 0015).
+    role: Mapped[str] = mapped_column(sa.String(10), default=Role.MEMBER, server_default="member")
 
 
 class ApiToken(Model):
@@ -275,8 +284,34 @@ class ApiToken(Model):
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
+    # What the token may do, and when it stops working (None: never); migration 0015.
+    access: Mapped[str] = mapped_column(
+        sa.String(5), default=TokenAccess.WRITE, server_default="write"
+    )
+    expires_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship()
+
+
+class PasswordReset(Model):
+    """An admin's single-use link for a user to set a new password; only the SHA-256 of
+    its code is stored (migration 0015)."""
+
+    __tablename__ = "password_resets"
+    __table_args__ = NEVER_REUSED
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
 
 
 # The folder a row of `files` or `folders` is in, as the unique and listing indexes hold it:
@@ -608,3 +643,50 @@ class WebhookDelivery(Model):
     duration_ms: Mapped[int | None]
     delivered_at: Mapped[datetime] = mapped_column(default=utcnow)
     next_attempt_at: Mapped[datetime | None]
+
+
+class ActorKind(enum.StrEnum):
+    """Who an activity event says acted."""
+
+    USER = "user"
+    TOKEN = "token"
+    LINK = "link"
+    REQUEST = "request"
+    SYSTEM = "system"
+
+
+class ActivityEvent(Model):
+    """One event of an organization's activity record (app/services/activity.py)."""
+
+    __tablename__ = "activity_events"
+    __table_args__ = (
+        sa.Index("ix_activity_org", "organization_id", "id"),
+        sa.Index("ix_activity_org_type", "organization_id", "type", "id"),
+        sa.Index("ix_activity_org_actor", "organization_id", "actor_user_id", "id"),
+        sa.Index("ix_activity_org_file", "organization_id", "file_id", "id"),
+        sa.Index("ix_activity_at", "at"),
+        NEVER_REUSED,
+    )
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True
+    )
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    type: Mapped[str] = mapped_column(sa.String(32))
+    at: Mapped[datetime] = mapped_column(sa.DateTime(), default=utcnow)
+    actor_kind: Mapped[str] = mapped_column(sa.String(8))
+    # The acting user's, token's or link's id (as text); None for the system.
+    actor_id: Mapped[int | None]
+    # The user behind the actor (a token's owner), and their email then. No foreign key:
+    # the record outlives the users it names.
+    actor_user_id: Mapped[int | None]
+    actor_email: Mapped[str | None] = mapped_column(sa.String(254))
+    ip: Mapped[str | None] = mapped_column(sa.String(45))
+    target_kind: Mapped[str | None] = mapped_column(sa.String(12))
+    target_id: Mapped[str | None] = mapped_column(sa.String(36))
+    # The target's name when the event happened.
+    target_name: Mapped[str | None] = mapped_column(sa.String(255))
+    # The file the event concerns, for a file's own history.
+    file_id: Mapped[str | None] = mapped_column(sa.String(36))

@@ -39,9 +39,12 @@ from pydantic_core import PydanticCustomError, core_schema
 from .files.archive import MAX_SELECTION
 from .files.listing import Order, Sort
 from .files.retention import MAX_TRASH_RETENTION_DAYS, MAX_VERSIONS_KEPT
-from .models import MAX_ID, MAX_NAME_KEY_LENGTH, FileStatus, Role, isoformat
+from .models import MAX_ID, MAX_NAME_KEY_LENGTH, FileStatus, Role, TokenAccess, isoformat
 from .security import MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH
+from .services import accounts as accounts_service
+from .services import activity as activity_service
 from .services import links as links_service
+from .services import tokens as tokens_service
 from .services import webhooks as webhooks_service
 from .services.accounts import MAX_EMAIL_LENGTH, MAX_ORG_NAME_LENGTH
 from .services.tokens import MAX_TOKEN_NAME_LENGTH, TOKEN_PREFIX
@@ -414,10 +417,108 @@ class LoginRequest(BaseModel):
     ]
 
 
+def choice_of(kind: type[StrEnum]) -> Callable[[Any], Any]:
+    """A validator of a body field naming one of an enumeration's values (400
+    `invalid_field` otherwise)."""
+
+    def check(raw: Any) -> Any:
+        if isinstance(raw, str) and raw in kind._value2member_map_:
+            return raw
+        raise PydanticCustomError(
+            "invalid_field",
+            "must be one of {allowed}",
+            {"allowed": ", ".join(member.value for member in kind)},
+        )
+
+    return check
+
+
+# A new password, as every way of setting one reads it; accounts.validate_password then
+# refuses a weak one (400 weak_password) or a long one (400 invalid_password).
+NewPassword = Annotated[
+    str,
+    Text(trim=False, allow_control=True),
+    Field(
+        json_schema_extra={
+            "minLength": MIN_PASSWORD_LENGTH,
+            "maxLength": MAX_PASSWORD_BYTES,
+            "format": "password",
+        },
+        description=f"{MIN_PASSWORD_LENGTH} characters at least, {MAX_PASSWORD_BYTES} bytes of "
+        "UTF-8 at most, and not one of the 10,000 most common passwords (compared "
+        "case-insensitively); any text.",
+    ),
+]
+
+
 class TokenRequest(BaseModel):
     """POST /api/tokens."""
 
     name: Annotated[str, Text(max_length=MAX_TOKEN_NAME_LENGTH)]
+    access: Annotated[
+        TokenAccess,
+        BeforeValidator(choice_of(TokenAccess)),
+        Field(
+            description="`read`: list, read and download only (a change of data is 403 "
+            "`insufficient_scope`); `write`: everything the user may do."
+        ),
+    ] = TokenAccess.WRITE
+    expires_in: Annotated[
+        int | None,
+        JsonInteger(tokens_service.MIN_EXPIRES_IN, tokens_service.MAX_EXPIRES_IN, nullable=True),
+        Field(description="Seconds the token works for; absent or null: until revoked."),
+    ] = None
+
+
+class PasswordChangeRequest(BaseModel):
+    """POST /api/auth/password."""
+
+    current_password: Annotated[
+        str, Text(max_length=MAX_LOGIN_FIELD_LENGTH, trim=False, allow_control=True)
+    ]
+    new_password: NewPassword
+
+
+class RoleChangeRequest(BaseModel):
+    """PATCH /api/org/users/<id>."""
+
+    role: Annotated[
+        Role,
+        BeforeValidator(choice_of(Role)),
+        Field(description="`admin` or `member`."),
+    ]
+
+
+class InviteRequest(BaseModel):
+    """POST /api/org/invites; an empty body (or none) takes every default."""
+
+    role: Annotated[
+        Role,
+        BeforeValidator(choice_of(Role)),
+        Field(description="The role the invitee joins with."),
+    ] = Role.MEMBER
+    expires_in: Annotated[
+        int | None,
+        JsonInteger(
+            accounts_service.MIN_INVITE_EXPIRES_IN,
+            accounts_service.MAX_INVITE_EXPIRES_IN,
+            nullable=True,
+        ),
+        Field(description="Seconds the invite works for; absent or null: INVITE_TTL_HOURS."),
+    ] = None
+
+
+class JoinRequest(BaseModel):
+    """The form of an invite link's page (`/join/<code>`): the organization is the invite's."""
+
+    email: Annotated[str, Text()]
+    password: NewPassword
+
+
+class PasswordSetRequest(BaseModel):
+    """The form of a reset link's page (`/reset/<code>`)."""
+
+    password: NewPassword
 
 
 class ShareLinkRequest(BaseModel):
@@ -526,6 +627,56 @@ class FileListQuery(BaseModel):
         BeforeValidator(one_of(Order)),
         Field(description="Which way the order runs."),
     ] = Order.DESC
+
+
+class ActivityFormat(StrEnum):
+    """How the activity record is answered."""
+
+    JSON = "json"
+    CSV = "csv"
+
+
+def activity_type(raw: Any) -> Any:
+    """A `type` parameter naming an event type (400 `invalid_parameter` otherwise)."""
+    if raw is None or raw in activity_service.EVENT_TYPES:
+        return raw
+    raise PydanticCustomError("invalid_parameter", "must be an event type listed in docs/API.md")
+
+
+class ActivityQuery(BaseModel):
+    """GET /api/org/activity and GET /api/files/<id>/activity: the query string."""
+
+    limit: Annotated[
+        int,
+        WholeNumber(1, activity_service.MAX_LIMIT),
+        Field(description="Events per page."),
+    ] = activity_service.DEFAULT_LIMIT
+    cursor: Annotated[
+        str | SkipJsonSchema[None],
+        Field(description="The `next_cursor` of the previous page.", max_length=200),
+    ] = None
+    type: Annotated[
+        str | SkipJsonSchema[None],
+        BeforeValidator(activity_type),
+        Field(
+            description="Only events of this type.",
+            json_schema_extra={"enum": list(activity_service.EVENT_TYPES)},
+        ),
+    ] = None
+    actor_id: Annotated[
+        int | SkipJsonSchema[None],
+        WholeNumber(1, MAX_ID),
+        Field(description="Only what this user did (by session or by their tokens)."),
+    ] = None
+    file_id: Annotated[
+        UUID | SkipJsonSchema[None],
+        Field(description="Only events about this file."),
+    ] = None
+    format: Annotated[
+        ActivityFormat,
+        BeforeValidator(one_of(ActivityFormat)),
+        Field(description="`csv`: every matching event as CSV, newest first."),
+    ] = ActivityFormat.JSON
 
 
 # What on_conflict takes.
@@ -764,9 +915,46 @@ class Organization(Answer):
 
 
 class Invite(Answer):
-    """A new invite code."""
+    """A new invite: its code and link, shown once."""
 
+    id: int
     invite_code: str = Field(min_length=1, description="Shown once.")
+    url: str = Field(
+        pattern="/join/[A-Za-z0-9_-]{43}$",
+        description="The invite's page (absolute: PUBLIC_URL, else the request's host), where "
+        "the invitee signs up into the organization without typing its name; shown once.",
+    )
+    expires_at: Timestamp
+    role: Role
+
+
+class PendingInvite(Answer):
+    """An invite not used yet nor expired, without its code."""
+
+    id: int
+    role: Role
+    created_at: Timestamp
+    expires_at: Timestamp
+    created_by_email: str | None = Field(
+        description="The admin who made it; null when made by the operator or they are gone."
+    )
+
+
+class InviteList(Answer):
+    """The organization's pending invites, oldest first."""
+
+    invites: list[PendingInvite]
+
+
+class IssuedPasswordReset(Answer):
+    """A new password reset link, shown once."""
+
+    user_id: int
+    url: str = Field(
+        pattern="/reset/[A-Za-z0-9_-]{43}$",
+        description="The page where the user sets a new password, once, within 24 hours "
+        "(absolute: PUBLIC_URL, else the request's host).",
+    )
     expires_at: Timestamp
 
 
@@ -798,8 +986,10 @@ class Token(Answer):
 
     id: int
     name: str
+    access: TokenAccess
     created_at: Timestamp
     last_used_at: Timestamp | None
+    expires_at: Timestamp | None = Field(description="Null: works until revoked.")
 
 
 class IssuedToken(Token):
@@ -1138,10 +1328,53 @@ class OpenAPIDocument(Answer):
     paths: dict[str, Any]
 
 
+# ---- the activity record --------------------------------------------------------------
+
+
+class ActivityActor(Answer):
+    """Who acted."""
+
+    kind: Literal["user", "token", "link", "request", "system"]
+    id: int | None = Field(
+        description="The user's, token's, share link's or upload-only link's id; null for the "
+        "system."
+    )
+    email: str | None = Field(description="The user (a token's owner); null for links.")
+
+
+class ActivityTarget(Answer):
+    """What the event is about, named as it was then."""
+
+    kind: str | None
+    id: str | None = Field(description="The target's id, as text (files and folders: UUIDs).")
+    name: str | None
+
+
+class ActivityEventOut(Answer):
+    """One event of the activity record."""
+
+    id: int
+    type: str
+    at: Timestamp
+    actor: ActivityActor
+    ip: str | None
+    target: ActivityTarget
+
+
+class ActivityList(Answer):
+    """One page of events, newest first."""
+
+    events: list[ActivityEventOut]
+    next_cursor: str | None
+
+
 REQUESTS: tuple[type[BaseModel], ...] = (
     RegisterRequest,
     LoginRequest,
     TokenRequest,
+    PasswordChangeRequest,
+    RoleChangeRequest,
+    InviteRequest,
     UploadRequest,
     ShareLinkRequest,
     WebhookRequest,
@@ -1162,6 +1395,9 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     CsrfToken,
     Organization,
     Invite,
+    PendingInvite,
+    InviteList,
+    IssuedPasswordReset,
     User,
     UserList,
     UserActivation,
@@ -1199,4 +1435,9 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     # versions
     Version,
     VersionList,
+    # the activity record
+    ActivityActor,
+    ActivityTarget,
+    ActivityEventOut,
+    ActivityList,
 )

@@ -196,6 +196,22 @@ class TieredSessions(SessionInterface):
             pipe.zrem(key, *dead, *evicted)
             pipe.execute()
 
+    def end_sessions(self, user_id: int, keep: str | None) -> None:
+        """Delete every stored session of the user but `keep` (a password was changed).
+
+        Their session generation was raised already, which voids them on their next
+        request; deleting them here frees Redis and their places under the cap at once.
+        """
+        key = USER_SESSIONS_PREFIX + str(user_id)
+        members: list[bytes] = self.client.zrange(key, 0, -1)  # type: ignore[assignment]
+        others = [m.decode() for m in members if m.decode() != keep]
+        if not others:
+            return
+        with self.client.pipeline() as pipe:
+            pipe.delete(*(self.inner._get_store_id(m) for m in others))
+            pipe.zrem(key, *others)
+            pipe.execute()
+
     # ---- helpers ---------------------------------------------------------------------
 
     @property
@@ -227,6 +243,17 @@ def refuse_without_session_store() -> None:
 def regenerate(session: SessionMixin) -> None:
     """Give the current session a fresh id (at login)."""
     cast(TieredSessions, current_app.session_interface).regenerate(session)
+
+
+def end_sessions(user_id: int, keep: str | None) -> None:
+    """Delete every stored session of the user but the one whose id is `keep`."""
+    cast(TieredSessions, current_app.session_interface).end_sessions(user_id, keep)
+
+
+def current_id(session: SessionMixin) -> str | None:
+    """The id of the stored session a request holds (None for a visitor's cookie session)."""
+    sid = getattr(session, "sid", None)
+    return str(sid) if sid is not None else None
 
 
 def init_app(app: Flask) -> None:

@@ -234,6 +234,9 @@ class Settings(AppEnv):
         description="Versions of a file kept (the newest); an organization's admin may set "
         "its own.",
     )
+    ACTIVITY_RETENTION_DAYS: Positive = Field(
+        default=365, description="Days the activity record keeps each event."
+    )
     OPEN_JOIN: Bool = Field(
         default=False,
         description="true: anyone may join an organization by name, without an invite.",

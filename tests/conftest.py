@@ -38,6 +38,7 @@ TABLES = (
     "files",
     "folders",
     "invites",
+    "password_resets",
     "api_tokens",
     "users",
     "organizations",

@@ -114,9 +114,9 @@ class Answers:
 
 def populate(app: Flask, hook_url: str) -> Answers:
     """Rows in every table through the API: two organizations, an admin and a member
-    who joined by invite, an unused invite, a token, a ready file with two versions and a
-    failed file, a share link, a webhook with its deliveries and an unfinished resumable
-    upload."""
+    who joined by invite, an unused invite, an unused password reset link, a token, a ready
+    file with two versions and a failed file, a share link, a webhook with its deliveries
+    and an unfinished resumable upload."""
     admin = Auth(app, app.test_client())
     assert admin.register().status_code == 201
     other = admin.another()
@@ -126,6 +126,10 @@ def populate(app: Flask, hook_url: str) -> Answers:
     joined = joining.register(MEMBER, "Acme", invite_code=admin.invite())
     assert joined.status_code == 201, joined.get_json()
     admin.invite()  # left unused
+    reset = admin.client.post(
+        f"/api/org/users/{joined.get_json()['user_id']}/password-reset", headers=admin.headers()
+    )
+    assert reset.status_code == 201, reset.get_json()  # left unused
     token = admin.token("backup script")
     hook = admin.client.post(
         "/api/org/webhooks",

@@ -184,6 +184,27 @@ def test_share_link_and_webhook_secrets_stay_out_of_the_logs(
         assert leaked not in json_log.text
 
 
+def test_invite_and_reset_codes_stay_out_of_the_logs(
+    app: Flask, auth: Auth, json_log: Captured
+) -> None:
+    """An invite link's and a reset link's code are in the path of their pages: the access
+    lines show `/join/[redacted]` and `/reset/[redacted]`."""
+    auth.register()
+    invite = auth.client.post("/api/org/invites", headers=auth.headers()).get_json()
+    user_id = auth.client.get("/api/auth/me").get_json()["user_id"]
+    reset = auth.client.post(
+        f"/api/org/users/{user_id}/password-reset", headers=auth.headers()
+    ).get_json()
+    reset_code = reset["url"].rsplit("/", 1)[1]
+    assert app.test_client().get(f"/join/{invite['invite_code']}").status_code == 200
+    assert app.test_client().get(f"/reset/{reset_code}").status_code == 200
+
+    paths = [line["path"] for line in json_log.access()]
+    assert "/join/[redacted]" in paths and "/reset/[redacted]" in paths
+    for leaked in (invite["invite_code"], reset_code):
+        assert leaked not in json_log.text
+
+
 @pytest.mark.parametrize("json_lines", [True, False], ids=["production", "development"])
 def test_secrets_inside_messages_are_redacted(json_lines: bool) -> None:
     """A message or traceback that happens to carry a secret is cleaned before writing."""

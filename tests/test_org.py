@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Invite, User, Webhook
-from app.services import accounts, webhooks
+from app.models import Invite, Role, User, Webhook
+from app.services import accounts, passwords, webhooks
 from app.services.errors import NotAllowed
 from tests.support.client import Auth, arabic_indic
 
@@ -167,8 +167,10 @@ def test_an_admin_creates_an_invite_expiring_after_the_default_72_hours(acme: Or
     response = acme.admin_post("/api/org/invites")
     assert response.status_code == 201
     body = response.get_json()
-    assert set(body) == {"invite_code", "expires_at"}
+    assert set(body) == {"id", "invite_code", "url", "expires_at", "role"}
     assert isinstance(body["invite_code"], str) and len(body["invite_code"]) >= 32
+    assert body["url"] == f"http://localhost/join/{body['invite_code']}"
+    assert body["role"] == "member"
     expires = parse_timestamp(body["expires_at"])
     assert before + timedelta(hours=72) - timedelta(seconds=5) <= expires
     assert expires <= datetime.now(UTC) + timedelta(hours=72) + timedelta(seconds=5)
@@ -289,6 +291,10 @@ ADMIN_ONLY_SERVICES: dict[str, Callable[[User, Org], object]] = {
     "create_invite": lambda member, org: accounts.create_invite(member),
     "list_users": lambda member, org: accounts.list_users(member),
     "deactivate": lambda member, org: accounts.set_active(member, org.admin_id, active=False),
+    "set_role": lambda member, org: accounts.set_role(member, org.admin_id, Role.MEMBER),
+    "list_invites": lambda member, org: accounts.list_invites(member),
+    "revoke_invite": lambda member, org: accounts.revoke_invite(member, 1),
+    "create_reset": lambda member, org: passwords.create_reset(member, org.admin_id),
     "create_webhook": lambda member, org: webhooks.create_webhook(
         member, "https://hooks.example.com/coffer", ["file.ready"]
     ),
@@ -311,7 +317,7 @@ def test_an_admin_only_service_refuses_a_member(app: Flask, acme: Org, action: s
         assert db.session.scalars(select(Invite).where(Invite.created_by == member.id)).all() == []
         assert db.session.scalars(select(Webhook)).all() == []
         admin = db.session.get(User, acme.admin_id)
-        assert admin is not None and admin.is_active
+        assert admin is not None and admin.is_active and admin.is_admin
         db.session.remove()
 
 

@@ -176,6 +176,13 @@ class FuzzIdentity:
         cursor: str | None = answer.json()["next_cursor"]
         return cursor
 
+    def new_invite_id(self) -> int:
+        """A fresh pending invite's id."""
+        answer = post(f"{self.base_url}/api/org/invites", **self.credentials())
+        assert answer.status_code == 201, answer.text
+        invite_id: int = answer.json()["id"]
+        return invite_id
+
     def new_invite(self) -> str:
         """A fresh invite code to the admin's organization."""
         answer = post(f"{self.base_url}/api/org/invites", **self.credentials())
@@ -233,6 +240,8 @@ class FuzzIdentity:
             return "webhook_id", self.new_webhook()
         if path.startswith("/api/org/users/{user_id}"):
             return "user_id", self.member_id
+        if path.startswith("/api/org/invites/{invite_id}"):
+            return "invite_id", self.new_invite_id()
         if path.startswith("/api/folders/{folder_id}"):
             return "folder_id", self.new_folder()
         return None
@@ -460,13 +469,15 @@ def offset_stream(ctx: Any, value: Any) -> bytes:
 
 
 # The only refusals of schema-valid requests the run accepts, as (operation, status, code):
-# whether an invite code was issued, and whether a webhook URL's host is and resolves only
-# to public addresses (`HTTP://0` is 0.0.0.0), no schema can say. Any other failure of any
+# whether an invite code was issued, whether a current password is the caller's, and whether
+# a webhook URL's host is and resolves only to public addresses (`HTTP://0` is 0.0.0.0), no
+# schema can say. Any other failure of any
 # check fails the run.
 # The listing's parameters a cursor is bound to (another value with it is 400).
 CURSOR_BOUND = ("status", "folder_id", "q", "sort", "order")
 SEMANTIC_REFUSALS = {
     ("POST /api/auth/register", 400, "invite_invalid"),
+    ("POST /api/auth/password", 400, "wrong_password"),
     ("POST /api/org/webhooks", 400, "url_not_allowed"),
 }
 

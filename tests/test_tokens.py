@@ -69,8 +69,10 @@ def test_creating_a_token_shows_its_secret_once(user: Auth) -> None:
     assert token == {
         "id": body["id"],
         "name": "deploy script",
+        "access": "write",
         "created_at": body["created_at"],
         "last_used_at": None,
+        "expires_at": None,
     }
 
 

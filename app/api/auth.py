@@ -1,4 +1,4 @@
-"""Auth endpoints: register, login, logout, me, csrf."""
+"""Auth endpoints: register, login, logout, me, csrf, password."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 
 from .. import schemas
-from ..authentication import end_session, start_session
-from ..limits import login_limits, register_limit
+from ..authentication import end_session, keep_session_after_password_change, start_session
+from ..limits import login_limits, password_limit, register_limit
 from ..models import Role, User
-from ..services import accounts
+from ..services import accounts, passwords
 from .contract import (
     E400_WRITE,
     E401,
@@ -131,6 +131,48 @@ def logout() -> dict[str, Any]:
     """Destroy the server-side session."""
     end_session()
     return schemas.Success(success=True).body()
+
+
+@bp.post(
+    "/password",
+    openapi=operation(
+        "changePassword",
+        "Change the caller's password; every other session of theirs ends",
+        "auth",
+        {
+            "204": response("Changed; the caller's own session (if any) goes on."),
+            "400": error(
+                "the body is not a JSON object of the fields, the current password is not "
+                "right (wrong_password), the new one is shorter than 10 characters or one of "
+                "the 10,000 most common (weak_password) or longer than 72 bytes "
+                "(invalid_password), or a session write lacks its CSRF token.",
+                *JSON_BODY_CODES,
+                "wrong_password",
+                "weak_password",
+                "invalid_password",
+                "csrf_failed",
+            ),
+            "401": E401,
+            "413": E413_JSON,
+            "429": error(
+                "too many attempts from this address (counted with logins); `Retry-After` "
+                "says when to try again.",
+                "rate_limited",
+            ),
+        },
+        security=WRITE,
+        body=json_body(schemas.PasswordChangeRequest),
+        description="API tokens keep working; revoke them apart if they may have leaked.",
+    ),
+)
+@login_required
+@password_limit
+def change_password() -> tuple[str, int]:
+    """Change the caller's password; their other sessions end."""
+    body = parse_body(schemas.PasswordChangeRequest)
+    passwords.change_password(current_user, body.current_password, body.new_password)
+    keep_session_after_password_change(current_user)
+    return "", 204
 
 
 @bp.get(

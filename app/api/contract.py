@@ -4,6 +4,7 @@ app/api/openapi_document.py builds the document from what is declared here."""
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from .. import schemas
+from ..authentication import changes_data
 from ..models import MAX_ID
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -105,6 +107,27 @@ E413_JSON = error("the body is over 1 MiB.", "payload_too_large")
 JSON_BODY_CODES = ("invalid_json", "missing_field", "invalid_field")
 
 
+# What a read-only API token gets for a change of data (app/authentication.py
+# check_token_access); the document adds it to every operation that changes data.
+SCOPE_REFUSAL_CODE = "insufficient_scope"
+SCOPE_REFUSAL = "a read-only API token asked to change data."
+
+
+def with_scope_refusal(op: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the operation whose 403 answer lists a read-only token's refusal too."""
+    op = copy.deepcopy(op)  # the responses are shared (E403_ADMIN ...): never changed in place
+    responses = op["responses"]
+    existing = responses.get("403")
+    if existing is None:
+        responses["403"] = error(SCOPE_REFUSAL, SCOPE_REFUSAL_CODE)
+        return op
+    schema = existing["content"]["application/json"]["schema"]
+    codes: list[str] = schema["allOf"][1]["properties"]["code"]["enum"]
+    codes.append(SCOPE_REFUSAL_CODE)
+    existing["description"] += f" `{SCOPE_REFUSAL_CODE}`: {SCOPE_REFUSAL}"
+    return op
+
+
 def operation(
     op_id: str,
     summary: str,
@@ -165,6 +188,11 @@ USER_ID = path_parameter(
     "user_id",
     {"type": "integer", "minimum": 0, "maximum": MAX_ID},
     "A user of the caller's organization.",
+)
+INVITE_ID = path_parameter(
+    "invite_id",
+    {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+    "A pending invite of the caller's organization.",
 )
 TOKEN_ID = path_parameter(
     "token_id", {"type": "integer", "minimum": 0, "maximum": MAX_ID}, "One of the caller's tokens."
@@ -375,4 +403,7 @@ class DocumentedBlueprint(Blueprint):
         earlier = DECLARED.get((path, method))
         if earlier is not None and earlier.endpoint != name:
             raise ValueError(f"{method.upper()} {path} is documented by {earlier.endpoint} too")
+        if documented["security"] and changes_data(method.upper(), name):
+            # The operations that change data refuse read-only tokens: one rule, one place.
+            documented = with_scope_refusal(documented)
         DECLARED[(path, method)] = Declared(self.import_name, name, path, method, documented)

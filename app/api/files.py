@@ -3,7 +3,8 @@ answer that share links give too."""
 
 from __future__ import annotations
 
-from typing import IO, Any
+from collections.abc import Callable
+from typing import IO, Any, cast
 from uuid import UUID
 
 from flask import Response, redirect, request, send_file
@@ -19,6 +20,7 @@ from ..files.names import ROOT, OnConflict
 from ..models import File, FileStatus
 from ..multipart import received_file
 from ..schemas import validated
+from ..services import activity
 from .contract import (
     DOWNLOAD_ANSWERS,
     DOWNLOAD_HEADERS,
@@ -313,19 +315,80 @@ def update(file_id: UUID) -> dict[str, Any]:
 @login_required
 def download(file_id: UUID) -> ResponseReturnValue:
     """The exact bytes of a ready file, as an attachment."""
-    return file_response(access.get_ready_file(current_user.organization_id, str(file_id)))
+    row = access.get_ready_file(current_user.organization_id, str(file_id))
+    return file_response(
+        row,
+        activity.download_recorder(
+            current_user.organization_id,
+            activity.acting(current_user),
+            activity.on_file(row.id, row.filename),
+        ),
+    )
 
 
-def file_response(row: File) -> BaseResponse:
+def file_response(row: File, sent: Callable[[], None] | None = None) -> BaseResponse:
     """A ready file as every download answers it (this endpoint and share links alike): a
-    302 to a presigned URL when the backend gives one, else the attachment."""
+    302 to a presigned URL when the backend gives one, else the attachment. `sent` is
+    called once the bytes of a download (a GET answered whole, or from its first byte)
+    have gone out."""
     url = access.presigned_download(row)
     if url is not None:
         # The store serves the bytes itself; the signed URL expires, so it is not cached.
         response = redirect(url, 302)
         response.headers["Cache-Control"] = "private, no-store"
+        if sent is not None and request.method == "GET":
+            sent()
         return response
-    return attachment(row, access.open_bytes(row))
+    reader = access.open_bytes(row)
+    if sent is None:
+        return attachment(row, reader)
+    watched = SentReader(reader)
+    # It reads as the reader it wraps; send_file needs no more of a file object.
+    response = attachment(row, cast(IO[bytes], watched))
+    ranged = request.headers.get("Range", "").replace(" ", "")
+    if request.method == "GET" and (
+        response.status_code == 200
+        or (response.status_code == 206 and ranged.startswith("bytes=0-"))
+    ):
+        watched.on_close = sent
+    return response
+
+
+class SentReader:
+    """A file's reader that calls `on_close` once it is closed, which the server does after
+    the last byte of the answer has gone out (or the client has hung up).
+
+    Written here because a file download is passed straight to the server (werkzeug's
+    direct passthrough: the response's own close callbacks never run); only read, seek,
+    tell and close are used by werkzeug's and waitress's file wrappers.
+    """
+
+    def __init__(self, reader: IO[bytes]) -> None:
+        self.reader = reader
+        self.on_close: Callable[[], None] | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        """The next bytes."""
+        return self.reader.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Move to a position (a Range's start)."""
+        return self.reader.seek(offset, whence)
+
+    def tell(self) -> int:
+        """The position."""
+        return self.reader.tell()
+
+    def seekable(self) -> bool:
+        """Whether the reader seeks."""
+        return self.reader.seekable()
+
+    def close(self) -> None:
+        """Close the reader, then call `on_close` (once)."""
+        self.reader.close()
+        callback, self.on_close = self.on_close, None
+        if callback is not None:
+            callback()
 
 
 def attachment(row: File, reader: IO[bytes]) -> Response:

@@ -42,6 +42,14 @@ def parse_body(model: type[Model]) -> Model:
     return validated(model, data)
 
 
+def parse_optional_body(model: type[Model]) -> Model:
+    """The JSON body read by its model, as parse_body; no body at all takes every default,
+    as `{}` does."""
+    if not request.content_length and not request.is_json:
+        return model()
+    return parse_body(model)
+
+
 def parse_query(model: type[Model]) -> Model:
     """The query string read by its model; a parameter sent empty takes its default."""
     return validated(model, {k: v for k, v in request.args.items() if v != ""})

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 
 from .. import schemas
 from ..extensions import limiter
-from ..services import links
+from ..services import activity, links
 from .contract import (
     DOWNLOAD_ANSWERS,
     DOWNLOAD_HEADERS,
@@ -37,7 +37,7 @@ from .contract import (
     with_links,
 )
 from .files import file_response
-from .inputs import parse_body
+from .inputs import parse_optional_body
 
 bp = DocumentedBlueprint("links", __name__)
 
@@ -76,9 +76,7 @@ bp = DocumentedBlueprint("links", __name__)
 @login_required
 def create(file_id: UUID) -> tuple[dict[str, Any], int]:
     """Make a link to a ready file; its URL, which holds the secret, is in this answer only."""
-    # No body at all takes every default, as `{}` does.
-    has_body = bool(request.content_length) or request.is_json
-    body = parse_body(schemas.ShareLinkRequest) if has_body else schemas.ShareLinkRequest()
+    body = parse_optional_body(schemas.ShareLinkRequest)
     issued = links.create_link(current_user, str(file_id), body.expires_in, body.max_downloads)
     return schemas.IssuedShareLink(
         id=issued.link.id,
@@ -187,7 +185,14 @@ def revoke(link_id: int) -> tuple[str, int]:
 def download(secret: str) -> Response:
     """The shared file, as GET /api/files/<id>/download gives it; each download counts."""
     shared = links.resolve(secret)
-    response = file_response(shared.file)
+    response = file_response(
+        shared.file,
+        activity.download_recorder(
+            shared.file.organization_id,
+            activity.by_link(shared.link_id),
+            activity.on_file(shared.file.id, shared.file.filename),
+        ),
+    )
     if request.method != "HEAD" and links.counts_as_download(response.status_code):
         try:
             links.count_download(shared)

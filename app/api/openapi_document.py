@@ -30,6 +30,7 @@ ROUTE_MODULES = (
     "app.api.folders",
     "app.api.archives",
     "app.api.trash",
+    "app.api.activity",
     "app.api.health",
     "app.api.metrics",
     "app.api.openapi",

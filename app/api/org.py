@@ -1,30 +1,38 @@
-"""Organization endpoints: details, invites, users and their (de)activation."""
+"""Organization endpoints: details, invites, users, their roles, password resets and
+(de)activation."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from flask import request
 from flask_login import current_user, login_required
 
 from .. import schemas
 from ..authentication import admin_required
 from ..files import retention
-from ..services import accounts
+from ..services import accounts, passwords
 from .contract import (
     E400_WRITE,
     E401,
     E403_ADMIN,
+    E413_JSON,
+    INVITE_ID,
+    JSON_BODY_CODES,
     READ,
     USER_ID,
     WRITE,
     DocumentedBlueprint,
     error,
     json_body,
+    json_content,
+    link,
     operation,
     ref,
     response,
+    with_links,
 )
-from .inputs import parse_body
+from .inputs import parse_body, parse_optional_body
 
 bp = DocumentedBlueprint("org", __name__, url_prefix="/api/org")
 
@@ -53,9 +61,16 @@ def details() -> dict[str, Any]:
         "organization",
         {
             "200": response("The organization as it now is.", ref(schemas.Organization)),
-            "400": E400_WRITE,
+            "400": error(
+                "the body is not a JSON object of the fields (`trash_retention_days` 0 to "
+                f"{retention.MAX_TRASH_RETENTION_DAYS}, `versions_kept` 1 to "
+                f"{retention.MAX_VERSIONS_KEPT}), or a session write lacks its CSRF token.",
+                *JSON_BODY_CODES,
+                "csrf_failed",
+            ),
             "401": E401,
             "403": E403_ADMIN,
+            "413": E413_JSON,
         },
         security=WRITE,
         body=json_body(schemas.OrganizationChangeRequest),
@@ -80,23 +95,94 @@ def update() -> dict[str, Any]:
     "/invites",
     openapi=operation(
         "createInvite",
-        "Issue a single-use invite code (admin)",
+        "Issue a single-use invite link (admin)",
         "organization",
         {
-            "201": response("The code, shown once.", ref(schemas.Invite)),
-            "400": E400_WRITE,
+            "201": with_links(
+                response("The invite; its code and link are shown once.", ref(schemas.Invite)),
+                RevokeInvite=link("revokeInvite", invite_id="$response.body#/id"),
+            ),
+            "400": error(
+                "the body is not a JSON object of the fields (`role` admin or member, "
+                f"`expires_in` {accounts.MIN_INVITE_EXPIRES_IN} to "
+                f"{accounts.MAX_INVITE_EXPIRES_IN}), or a session write lacks its CSRF token.",
+                *JSON_BODY_CODES,
+                "csrf_failed",
+            ),
             "401": E401,
             "403": E403_ADMIN,
+            "413": E413_JSON,
         },
         security=WRITE,
+        body={"required": False, "content": json_content(ref(schemas.InviteRequest))},
+        description="No body at all takes every default, as `{}` does: a member's invite "
+        "for INVITE_TTL_HOURS. `url` opens a page that signs the invitee up into this "
+        "organization, with `role`, without typing its name; `invite_code` also works with "
+        "POST /api/auth/register and the organization's name.",
     ),
 )
 @login_required
 @admin_required
 def create_invite() -> tuple[dict[str, Any], int]:
-    """Issue a single-use invite code."""
-    invite = accounts.create_invite(current_user)
-    return schemas.Invite(invite_code=invite.code, expires_at=invite.expires_at).body(), 201
+    """Issue a single-use invite link."""
+    body = parse_optional_body(schemas.InviteRequest)
+    invite = accounts.create_invite(current_user, body.role, body.expires_in)
+    return schemas.Invite(
+        id=invite.id,
+        invite_code=invite.code,
+        url=accounts.invite_url(invite.code, request.host_url),
+        expires_at=invite.expires_at,
+        role=invite.role,
+    ).body(), 201
+
+
+@bp.get(
+    "/invites",
+    openapi=operation(
+        "listInvites",
+        "The organization's pending invites, never their codes (admin)",
+        "organization",
+        {
+            "200": response("The invites not used yet nor expired.", ref(schemas.InviteList)),
+            "401": E401,
+            "403": E403_ADMIN,
+        },
+        security=READ,
+    ),
+)
+@login_required
+@admin_required
+def invites() -> dict[str, Any]:
+    """The organization's pending invites."""
+    listed = accounts.list_invites(current_user)
+    return schemas.InviteList(
+        invites=[schemas.PendingInvite.model_validate(i) for i in listed]
+    ).body()
+
+
+@bp.delete(
+    "/invites/<id:invite_id>",
+    openapi=operation(
+        "revokeInvite",
+        "Revoke a pending invite: its link and code stop working (admin)",
+        "organization",
+        {
+            "204": response("Revoked."),
+            "400": E400_WRITE,
+            "401": E401,
+            "403": E403_ADMIN,
+            "404": error("no such pending invite in the organization.", "not_found"),
+        },
+        security=WRITE,
+        parameters=[INVITE_ID],
+    ),
+)
+@login_required
+@admin_required
+def revoke_invite(invite_id: int) -> tuple[str, int]:
+    """Revoke a pending invite."""
+    accounts.revoke_invite(current_user, invite_id)
+    return "", 204
 
 
 @bp.get(
@@ -129,7 +215,11 @@ def user_activation(action: str, active: bool) -> dict[str, Any]:
         "404": error("no such user in the organization.", "not_found"),
     }
     if not active:
-        responses["409"] = error("an admin cannot deactivate themselves.", "cannot_deactivate_self")
+        responses["409"] = error(
+            "an admin cannot deactivate themselves, nor the organization's last active admin.",
+            "cannot_deactivate_self",
+            "last_admin",
+        )
     return operation(
         f"{action}User",
         f"{action.capitalize()} a user (admin)",
@@ -160,3 +250,72 @@ def activate(user_id: int) -> dict[str, Any]:
     """Let a deactivated user back in."""
     user = accounts.set_active(current_user, user_id, active=True)
     return schemas.UserActivation.model_validate(user).body()
+
+
+@bp.patch(
+    "/users/<id:user_id>",
+    openapi=operation(
+        "changeUserRole",
+        "Make a user an admin or a member (admin)",
+        "organization",
+        {
+            "200": response("The user as they now are.", ref(schemas.User)),
+            "400": error(
+                "the body is not a JSON object of the fields (`role` admin or member), or a "
+                "session write lacks its CSRF token.",
+                *JSON_BODY_CODES,
+                "csrf_failed",
+            ),
+            "401": E401,
+            "403": E403_ADMIN,
+            "404": error("no such user in the organization.", "not_found"),
+            "409": error(
+                "the user is the organization's last active admin (the caller included).",
+                "last_admin",
+            ),
+            "413": E413_JSON,
+        },
+        security=WRITE,
+        parameters=[USER_ID],
+        body=json_body(schemas.RoleChangeRequest),
+        description="An admin may demote themselves when another active admin remains.",
+    ),
+)
+@login_required
+@admin_required
+def change_role(user_id: int) -> dict[str, Any]:
+    """Make a user an admin or a member."""
+    body = parse_body(schemas.RoleChangeRequest)
+    user = accounts.set_role(current_user, user_id, body.role)
+    return schemas.User.model_validate(user).body()
+
+
+@bp.post(
+    "/users/<id:user_id>/password-reset",
+    openapi=operation(
+        "createPasswordReset",
+        "Issue a one-time link for a user to set a new password (admin)",
+        "organization",
+        {
+            "201": response("The link, shown once.", ref(schemas.IssuedPasswordReset)),
+            "400": E400_WRITE,
+            "401": E401,
+            "403": E403_ADMIN,
+            "404": error("no such user in the organization.", "not_found"),
+        },
+        security=WRITE,
+        parameters=[USER_ID],
+        description="The link works once, for 24 hours; a newer link of the same user "
+        "replaces it. Setting a password by it ends every session of the user.",
+    ),
+)
+@login_required
+@admin_required
+def create_password_reset(user_id: int) -> tuple[dict[str, Any], int]:
+    """Issue a one-time password reset link for a user."""
+    issued = passwords.create_reset(current_user, user_id)
+    return schemas.IssuedPasswordReset(
+        user_id=issued.user_id,
+        url=passwords.reset_url(issued.code, request.host_url),
+        expires_at=issued.expires_at,
+    ).body(), 201

@@ -7,6 +7,7 @@ from typing import Any
 from flask_login import current_user, login_required
 
 from .. import schemas
+from ..models import TokenAccess
 from ..services import tokens
 from .contract import (
     E400_WRITE,
@@ -42,8 +43,9 @@ bp = DocumentedBlueprint("tokens", __name__, url_prefix="/api/tokens")
                 RevokeToken=link("revokeToken", token_id="$response.body#/id"),
             ),
             "400": error(
-                "the body is not a JSON object of the fields, or a session write lacks "
-                "its CSRF token.",
+                "the body is not a JSON object of the fields (`access` read or write, "
+                f"`expires_in` {tokens.MIN_EXPIRES_IN} to {tokens.MAX_EXPIRES_IN}), or a "
+                "session write lacks its CSRF token.",
                 *JSON_BODY_CODES,
                 "csrf_failed",
             ),
@@ -58,13 +60,15 @@ bp = DocumentedBlueprint("tokens", __name__, url_prefix="/api/tokens")
 def create() -> tuple[dict[str, Any], int]:
     """Issue a token; its secret is in this answer only."""
     body = parse_body(schemas.TokenRequest)
-    issued = tokens.create_token(current_user, body.name)
+    issued = tokens.create_token(current_user, body.name, body.access, body.expires_in)
     token = issued.token
     return schemas.IssuedToken(
         id=token.id,
         name=token.name,
+        access=TokenAccess(token.access),
         created_at=token.created_at,
         last_used_at=token.last_used_at,
+        expires_at=token.expires_at,
         token=issued.secret,
     ).body(), 201
 

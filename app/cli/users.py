@@ -1,14 +1,18 @@
-"""`manage.py users ...`: creating users and turning their access off and on."""
+"""`manage.py users ...`: creating users, their roles and passwords, turning their access off
+and on."""
 
 from __future__ import annotations
 
 import click
 from flask.cli import AppGroup
 
+from ..models import Role
 from ..services import admin
 from .operator import read_password, reports_domain_errors
 
-group = AppGroup("users", help="Users: create, deactivate and activate.")
+group = AppGroup(
+    "users", help="Users: create, deactivate and activate, set their role and password."
+)
 
 
 @group.command("create")
@@ -45,3 +49,24 @@ def activate(email: str) -> None:
     """Enable EMAIL again."""
     user, changed = admin.set_user_active(email, True)
     click.echo(f"activated {user.email}" if changed else f"{user.email} was already active")
+
+
+@group.command("set-role")
+@click.argument("email")
+@click.argument("role", type=click.Choice([r.value for r in Role]))
+@reports_domain_errors
+def set_role(email: str, role: str) -> None:
+    """Make EMAIL an organization admin or a member (never the last active admin a member)."""
+    user, changed = admin.set_user_role(email, Role(role))
+    article = "an" if role == Role.ADMIN else "a"
+    click.echo(f"{user.email} is {'now' if changed else 'already'} {article} {role}")
+
+
+@group.command("set-password")
+@click.argument("email")
+@reports_domain_errors
+def set_password(email: str) -> None:
+    """Set EMAIL's password, read from the first line of standard input; their sessions end."""
+    password = read_password(True)
+    user = admin.set_user_password(email, password)
+    click.echo(f"password of {user.email} set; their sessions have ended")

@@ -18,6 +18,7 @@ from sqlalchemy import CTE, literal, select
 from ..database import write_transaction
 from ..extensions import db
 from ..models import Folder, User, utcnow
+from ..services import activity
 from ..services.errors import Conflict, NotAllowed, NotFound
 from ..services.tenancy import get_scoped_or_404, in_organization, live, scoped
 from . import names, policy
@@ -205,6 +206,12 @@ def create_folder(user: User, name: str, parent_raw: str | None) -> FolderView:
             created_at=utcnow(),
         )
         session.add(folder)
+        activity.record(
+            "folder.created",
+            organization_id,
+            activity.acting(user),
+            activity.Target("folder", folder.id, name),
+        )
     return _view(organization_id, folder)
 
 
@@ -238,6 +245,11 @@ def update_folder(
             wanted, key = names.take(
                 organization_id, parent_id, wanted, OnConflict.FAIL, except_folder=folder.id
             )
+            actor, target = activity.acting(user), activity.Target("folder", folder.id, wanted)
+            if wanted != folder.name:
+                activity.record("folder.renamed", organization_id, actor, target)
+            if parent_id != folder.parent_id:
+                activity.record("folder.moved", organization_id, actor, target)
             folder.name, folder.name_key, folder.parent_id = wanted, key, parent_id
     return _view(organization_id, folder)
 

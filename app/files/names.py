@@ -12,12 +12,12 @@ from __future__ import annotations
 import unicodedata
 from enum import StrEnum
 
-from sqlalchemy import exists, select, text
+from sqlalchemy import exists, select
 
 from ..extensions import db
 from ..models import MAX_ENTRY_KEY_LENGTH, File, Folder, name_key_of
 from ..services.errors import Conflict, InvalidInput
-from ..services.tenancy import live
+from ..services.tenancy import live, lock_organization
 from ..storage.names import MAX_DISPLAY_NAME_BYTES
 
 ROOT = "root"
@@ -80,13 +80,8 @@ def numbered(name: str, n: int) -> str:
 
 
 def lock_names(organization_id: int) -> None:
-    """Hold the organization's names until the transaction ends: on PostgreSQL its row is
-    locked (every upload's counting trigger takes that lock anyway); SQLite's writers
-    already take turns."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(
-            text("SELECT id FROM organizations WHERE id = :id FOR UPDATE"), {"id": organization_id}
-        )
+    """Hold the organization's names until the transaction ends (its row's lock)."""
+    lock_organization(organization_id)
 
 
 def is_taken(

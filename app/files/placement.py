@@ -12,7 +12,7 @@ import logging
 from ..database import write_transaction
 from ..extensions import db
 from ..models import File, FileStatus, User
-from ..services import content
+from ..services import activity, content
 from ..services.errors import NotAllowed
 from ..services.queue import enqueue_again
 from . import lifecycle, names, policy
@@ -55,6 +55,11 @@ def change_file(
                 field="filename",
             )
             revalidate = renamed and _failed_on_its_name(row)
+            actor, target = activity.acting(user), activity.on_file(row.id, wanted)
+            if wanted != row.filename:
+                activity.record("file.renamed", organization_id, actor, target)
+            if folder_id != row.folder_id:
+                activity.record("file.moved", organization_id, actor, target)
             row.filename, row.name_key, row.folder_id = wanted, key, folder_id
         else:
             revalidate = False

@@ -7,11 +7,13 @@ operator's `manage.py` commands act on the deployment's behalf and are not asked
 
 from __future__ import annotations
 
-from ..models import ShareLink, User
+from ..models import ShareLink, TokenAccess, User
 from ..services.errors import NotAllowed
 
 # What an admin-only action answers anyone else, on the API and the pages alike.
 ADMIN_ONLY_MESSAGE = "only an organization admin can do this"
+# What a read-only API token answers when it asks to change anything.
+READ_ONLY_MESSAGE = "this API token can only read; changing data needs a token with write access"
 
 
 def is_admin(user: User) -> bool:
@@ -23,6 +25,19 @@ def require_admin(user: User) -> None:
     """Refuse (NotAllowed `forbidden`) an admin-only action to anyone but an admin."""
     if not is_admin(user):
         raise NotAllowed("forbidden", ADMIN_ONLY_MESSAGE)
+
+
+def may_change_data(access: TokenAccess | str) -> bool:
+    """Whether a request with this API token access may change data (upload, delete, rename,
+    create, revoke, invite, ...): `write` tokens may, `read` tokens only list, read and
+    download. Sessions act with the user's full rights."""
+    return access == TokenAccess.WRITE
+
+
+def require_change_access(access: TokenAccess | str) -> None:
+    """Refuse (NotAllowed `insufficient_scope`) a change of data to a read-only token."""
+    if not may_change_data(access):
+        raise NotAllowed("insufficient_scope", READ_ONLY_MESSAGE)
 
 
 def may_delete_file(user: User, uploaded_by: int | None) -> bool:

@@ -1,6 +1,6 @@
 """The sweep: files and versions that lost their validation job are queued again, stranded
-resumable uploads completed, expired ones removed, the trash purged of what is past its
-retention; and an operator's requeue of failed jobs."""
+resumable uploads completed, expired ones removed, activity past its retention deleted, the
+trash purged of what is past its retention; and an operator's requeue of failed jobs."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sqlalchemy import select
 from ..broker import get_queue, get_redis
 from ..extensions import db
 from ..models import File, FileStatus, FileVersion
+from ..services import activity
 from ..services.queue import VALIDATE_VERSION, enqueue_again, has_live_job
 from . import lifecycle, resumable, trash
 
@@ -39,6 +40,7 @@ def sweep_if_due(connection: Redis, owner: str, force: bool = False) -> list[str
     resumable.complete_stranded()
     requeued = requeue_stuck(connection)
     resumable.expire_resumable()
+    activity.purge_expired()
     # Last: a large purge takes a while, and keeps the lock while it runs.
     trash.purge_due(between=lambda: _keep_lock(connection, owner, interval))
     return requeued

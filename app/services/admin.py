@@ -1,4 +1,5 @@
-"""Operator actions behind `manage.py`: organizations, users, quotas, invites, seed data."""
+"""Operator actions behind `manage.py`: organizations, users (their roles and passwords),
+quotas, invites, seed data."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 
 from ..database import write_transaction
 from ..models import Organization, Role, User
-from . import accounts
+from . import accounts, passwords
 from .errors import Conflict, InvalidInput, NotAllowed, NotFound
+from .tenancy import lock_organization
 
 SEED_ORGANIZATION = "Acme Corp"
 SEED_ADMIN_EMAIL = "admin@acme.test"
@@ -79,6 +81,28 @@ def set_user_active(email: str, active: bool) -> tuple[User, bool]:
         changed = user.is_active != active
         accounts.change_active(user, active)
     return user, changed
+
+
+def set_user_role(email: str, role: Role) -> tuple[User, bool]:
+    """Make a user an admin or a member; returns the user and whether anything changed.
+
+    As in the organization itself, the last active admin is not demoted (Conflict
+    last_admin): the operator promotes another first.
+    """
+    with write_transaction() as session:
+        user = get_user(email)
+        lock_organization(user.organization_id)
+        session.refresh(user)
+        changed = user.role != role
+        accounts.change_role(user, role)
+    return user, changed
+
+
+def set_user_password(email: str, password: str) -> User:
+    """Set a user's password by the password rules; every session of theirs ends."""
+    user = get_user(email)
+    passwords.set_password(user, password)
+    return user
 
 
 def set_quota(organization_name: str, quota_mb: int) -> Organization:

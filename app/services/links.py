@@ -14,6 +14,7 @@ from ..extensions import db
 from ..files import access, folders, policy
 from ..models import File, FileStatus, ShareLink, User, utcnow
 from ..security import digest, new_secret
+from . import activity
 from .errors import NotAllowed, NotFound
 from .tenancy import get_scoped_or_404, in_organization, scoped
 
@@ -57,6 +58,13 @@ def create_link(
     )
     with write_transaction() as session:
         session.add(link)
+        session.flush()  # its id, for the record
+        activity.record(
+            "link.created",
+            user.organization_id,
+            activity.acting(user),
+            activity.Target("link", str(link.id), row.filename, row.id),
+        )
     path = folders.file_path(row.organization_id, row.folder_id, row.filename)
     return IssuedLink(link=link, secret=secret, path=path)
 
@@ -105,11 +113,12 @@ def revoke_link(user: User, link_id: int) -> None:
     """Delete a link: its creator, the file's uploader or an admin may; others get 403."""
     with write_transaction() as session:
         link = get_scoped_or_404(ShareLink, link_id, user.organization_id, what="share link")
-        uploader = session.scalar(
-            scoped(File, user.organization_id)
-            .with_only_columns(File.uploaded_by)
+        file = session.execute(
+            scoped(File, user.organization_id, include_trashed=True)
+            .with_only_columns(File.uploaded_by, File.filename)
             .where(File.id == link.file_id)
-        )
+        ).first()
+        uploader = file.uploaded_by if file is not None else None
         if not policy.may_revoke_link(user, link, uploader):
             raise NotAllowed(
                 "forbidden",
@@ -119,6 +128,12 @@ def revoke_link(user: User, link_id: int) -> None:
             delete(ShareLink).where(
                 in_organization(ShareLink, user.organization_id), ShareLink.id == link.id
             )
+        )
+        activity.record(
+            "link.revoked",
+            user.organization_id,
+            activity.acting(user),
+            activity.Target("link", str(link.id), file.filename if file else None, link.file_id),
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import BindParameter, ColumnElement, Select, select
+from sqlalchemy import BindParameter, ColumnElement, Select, select, text
 
 from ..extensions import db
 from .errors import NotFound
@@ -60,3 +60,13 @@ def get_scoped_or_404(
     if row is None:
         raise NotFound("not_found", f"{what} not found")
     return row
+
+
+def lock_organization(organization_id: int) -> None:
+    """Hold the organization still until the transaction ends: on PostgreSQL its row is
+    locked (every upload's counting trigger takes that lock anyway); SQLite's writers
+    already take turns."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(
+            text("SELECT id FROM organizations WHERE id = :id FOR UPDATE"), {"id": organization_id}
+        )

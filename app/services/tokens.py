@@ -1,4 +1,5 @@
-"""API tokens: issued once, stored as a hash, revocable at once."""
+"""API tokens: issued once, stored as a hash, revocable at once; `read` or `write` access,
+and an expiry if asked for."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ from sqlalchemy.orm import joinedload
 from ..database import write_transaction
 from ..extensions import db
 from ..models import MAX_TOKEN_NAME_LENGTH as MAX_TOKEN_NAME_LENGTH  # the rule, re-exported
-from ..models import ApiToken, User, utcnow
+from ..models import ApiToken, TokenAccess, User, utcnow
 from ..security import digest, new_secret
+from . import activity
 from .errors import NotFound
 
 TOKEN_PREFIX = "coffer_"
 # last_used_at is refreshed at most this often, so reads do not all become writes.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# The lifetimes a token may be given, in seconds; without one it works until revoked.
+MIN_EXPIRES_IN = 60
+MAX_EXPIRES_IN = 365 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -29,12 +34,32 @@ class IssuedToken:
     secret: str
 
 
-def create_token(user: User, name: str) -> IssuedToken:
-    """Issue a token for the user."""
+def create_token(
+    user: User,
+    name: str,
+    access: TokenAccess = TokenAccess.WRITE,
+    expires_in: int | None = None,
+) -> IssuedToken:
+    """Issue a token for the user, with `access`, expiring after `expires_in` seconds (never
+    when None)."""
     secret = new_secret(TOKEN_PREFIX)
-    token = ApiToken(user_id=user.id, name=name, token_hash=digest(secret))
+    expires_at = None if expires_in is None else utcnow() + timedelta(seconds=expires_in)
+    token = ApiToken(
+        user_id=user.id,
+        name=name,
+        token_hash=digest(secret),
+        access=access,
+        expires_at=expires_at,
+    )
     with write_transaction() as session:
         session.add(token)
+        session.flush()  # its id, for the record
+        activity.record(
+            "token.created",
+            user.organization_id,
+            activity.acting(user),
+            activity.Target("token", str(token.id), name),
+        )
     return IssuedToken(token=token, secret=secret)
 
 
@@ -56,6 +81,12 @@ def revoke_token(user: User, token_id: int) -> None:
         if token is None:
             raise NotFound("not_found", "token not found")
         session.delete(token)
+        activity.record(
+            "token.revoked",
+            user.organization_id,
+            activity.acting(user),
+            activity.Target("token", str(token.id), token.name),
+        )
 
 
 @cache
@@ -70,15 +101,18 @@ def _token_with_user() -> Select[ApiToken]:
     )
 
 
-def user_for_token(secret: str) -> User | None:
-    """The active user a bearer secret belongs to, or None."""
+def token_for_secret(secret: str) -> ApiToken | None:
+    """The token a bearer secret is, with its active user; None when there is none, its
+    user is deactivated or it has expired."""
     token = db.session.scalars(_token_with_user(), {"token_hash": digest(secret)}).first()
     if token is None or not token.user.is_active:
         return None
     now = utcnow()
+    if token.expires_at is not None and token.expires_at <= now:
+        return None
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
         with write_transaction() as session:
             session.execute(
                 update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
             )
-    return token.user
+    return token

@@ -1,4 +1,5 @@
-"""The pages: sign in, create an account, files, tokens and the organization."""
+"""The pages: sign in, create an account (also by an invite link), files, tokens and one's
+password, the organization (roles, invites, password reset links), a reset link's page."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Response,
+    current_app,
     g,
     redirect,
     render_template,
@@ -27,16 +29,21 @@ from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.wrappers import Response as BaseResponse
 
 from .. import schemas
-from ..authentication import end_session, start_session
+from ..authentication import (
+    end_session,
+    end_sessions_of,
+    keep_session_after_password_change,
+    start_session,
+)
 from ..content_disposition import attachment
 from ..errors import MESSAGES, describe_rejection, domain_status
 from ..extensions import csrf
 from ..files import access, archive, folders, intake, listing, policy, retention, trash, versions
 from ..files.names import ROOT
-from ..limits import login_limits, register_limit
-from ..models import File, FileStatus, Folder, User, utcnow
+from ..limits import login_limits, password_limit, register_limit
+from ..models import File, FileStatus, Folder, Role, TokenAccess, User, utcnow
 from ..schemas import InputRejected, validated
-from ..services import accounts, links, tokens, webhooks
+from ..services import accounts, activity, links, passwords, tokens, webhooks
 from ..services.errors import DomainError, NotAllowed, NotFound
 from . import display
 
@@ -234,6 +241,94 @@ def register_again(form: Any, field: str | None, message: str, status: int) -> R
     errors = {field: message} if field else {}
     alert = None if field else message
     return render_template("register.html", form=form, errors=errors, alert=alert), status
+
+
+@bp.get("/join/<code>")
+def join_form(code: str) -> ResponseReturnValue:
+    """An invite link's page: the organization it joins, and the sign-up form."""
+    return render_join(code, form={}, errors={}, alert=None, status=200)
+
+
+def render_join(
+    code: str, form: Any, errors: dict[str, str], alert: str | None, status: int
+) -> ResponseReturnValue:
+    """The invite link's page, or why the link no longer works (404)."""
+    invite = accounts.pending_invite(code) if len(code) <= schemas.MAX_INVITE_CODE_LENGTH else None
+    if invite is None:
+        return render_template("join.html", invite=None, organization=None), 404
+    organization = accounts.organization_of(invite)
+    return render_template(
+        "join.html",
+        invite=invite,
+        organization=organization,
+        code=code,
+        form=form,
+        errors=errors,
+        alert=alert,
+    ), status
+
+
+@bp.post("/join/<code>")
+@register_limit
+def join(code: str) -> ResponseReturnValue:
+    """Sign up into the invite's organization with the invite's role, then sign in."""
+    csrf.protect()
+    form = request.form
+    try:
+        body = validated(
+            schemas.JoinRequest,
+            {"email": form.get("email", ""), "password": form.get("password", "")},
+        )
+        joined = accounts.join(body.email, body.password, code)
+    except InputRejected as exc:
+        _, message, field = describe_rejection(exc)
+        errors = {field: message} if field else {}
+        return render_join(code, form, errors, None if field else message, 400)
+    except DomainError as exc:
+        field = getattr(exc, "field", None) or FIELD_OF_CODE.get(exc.code)
+        if field == "invite_code":
+            field = None  # the page's own code: said above the form
+        errors = {field: exc.message} if field else {}
+        return render_join(code, form, errors, None if field else exc.message, domain_status(exc))
+    start_session(joined)
+    return redirect(url_for("web.files"))
+
+
+@bp.get("/reset/<code>")
+def reset_form(code: str) -> ResponseReturnValue:
+    """A password reset link's page: whose password it sets, and the form."""
+    return render_reset(code, errors={}, alert=None, status=200)
+
+
+def render_reset(
+    code: str, errors: dict[str, str], alert: str | None, status: int
+) -> ResponseReturnValue:
+    """The reset link's page, or why the link no longer works (404)."""
+    reset = passwords.pending_reset(code) if len(code) <= schemas.MAX_INVITE_CODE_LENGTH else None
+    if reset is None:
+        return render_template("reset.html", reset=None, done=False), 404
+    return render_template(
+        "reset.html", reset=reset, code=code, errors=errors, alert=alert, done=False
+    ), status
+
+
+@bp.post("/reset/<code>")
+@password_limit
+def reset(code: str) -> ResponseReturnValue:
+    """Set a new password by a reset link (once); every session of its user ends."""
+    csrf.protect()
+    try:
+        body = validated(schemas.PasswordSetRequest, {"password": request.form.get("password", "")})
+        changed = passwords.reset_password(code, body.password)
+    except InputRejected as exc:
+        _, message, _ = describe_rejection(exc)
+        return render_reset(code, {"password": message}, None, 400)
+    except DomainError as exc:
+        if getattr(exc, "field", None):
+            return render_reset(code, {"password": exc.message}, None, domain_status(exc))
+        return render_reset(code, {}, exc.message, domain_status(exc))
+    end_sessions_of(changed)
+    return render_template("reset.html", reset=None, done=True, email=changed.email)
 
 
 @bp.post("/logout")
@@ -642,19 +737,39 @@ def shown_once() -> dict[str, Any]:
     return cast(dict[str, Any], session.pop(SHOW_ONCE, None) or {})
 
 
+# The lifetimes the token form offers, in seconds ("" : until revoked).
+TOKEN_LIFETIMES = [
+    ("", "Never"),
+    (str(24 * 3600), "1 day"),
+    (str(7 * 24 * 3600), "7 days"),
+    (str(30 * 24 * 3600), "30 days"),
+    (str(90 * 24 * 3600), "90 days"),
+    (str(365 * 24 * 3600), "1 year"),
+]
+
+
 @bp.get("/tokens")
 @page
-def tokens_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
-    """The user's API tokens; a new one's secret is shown once."""
-    issued = shown_once().get("token")
+def tokens_page(
+    error: str | None = None,
+    status: int = 200,
+    password_errors: dict[str, str] | None = None,
+) -> ResponseReturnValue:
+    """The user's API tokens (a new one's secret is shown once) and their password."""
+    once = shown_once()
     listed = tokens.list_tokens(user())
     return render_template(
         "tokens.html",
         tokens=listed,
-        issued=issued,
+        issued=once.get("token"),
+        password_changed=once.get("password_changed", False),
+        password_errors=password_errors or {},
         error=error,
         me=user(),
         name_limit=tokens.MAX_TOKEN_NAME_LENGTH,
+        accesses=[a.value for a in TokenAccess],
+        lifetimes=TOKEN_LIFETIMES,
+        now=utcnow(),
     ), status
 
 
@@ -662,9 +777,14 @@ def tokens_page(error: str | None = None, status: int = 200) -> ResponseReturnVa
 @page
 def create_token() -> ResponseReturnValue:
     """Issue a token, then show its secret once."""
+    form = request.form
+    data: dict[str, Any] = {"name": form.get("name", ""), "access": form.get("access", "write")}
+    expires_in = whole_number(form.get("expires_in"))
+    if expires_in is not None:
+        data["expires_in"] = expires_in
     try:
-        body = validated(schemas.TokenRequest, {"name": request.form.get("name", "")})
-        issued = tokens.create_token(user(), body.name)
+        body = validated(schemas.TokenRequest, data)
+        issued = tokens.create_token(user(), body.name, body.access, body.expires_in)
     except InputRejected as exc:
         return tokens_page(error=describe_rejection(exc)[1], status=400)
     except DomainError as exc:
@@ -681,19 +801,54 @@ def revoke_token(token_id: int) -> BaseResponse:
     return redirect(url_for("web.tokens_page"))
 
 
+@bp.post("/account/password")
+@page
+@password_limit
+def change_password() -> ResponseReturnValue:
+    """Change one's own password; every other session of the user ends, this one goes on."""
+    form = request.form
+    data = {
+        "current_password": form.get("current_password", ""),
+        "new_password": form.get("new_password", ""),
+    }
+    try:
+        body = validated(schemas.PasswordChangeRequest, data)
+        passwords.change_password(user(), body.current_password, body.new_password)
+    except InputRejected as exc:
+        _, message, field = describe_rejection(exc)
+        return tokens_page(password_errors={field or "new_password": message}, status=400)
+    except DomainError as exc:
+        field = getattr(exc, "field", None) or "new_password"
+        return tokens_page(password_errors={field: exc.message}, status=domain_status(exc))
+    keep_session_after_password_change(user())
+    show_once(password_changed=True)
+    return redirect(url_for("web.tokens_page") + "#password", 303)
+
+
 # ---- organization -----------------------------------------------------------------------
 
 
 @bp.get("/org")
 @page
 def org_page() -> ResponseReturnValue:
-    """Usage for everyone; invites and users for admins."""
+    """Usage for everyone; invites, users and webhooks for admins."""
     once = shown_once()
     return render_org(
         invite=once.get("invite"),
         new_webhook=once.get("webhook"),
         settings_saved=bool(once.get("settings_saved")),
+        reset=once.get("reset"),
     )
+
+
+# The lifetimes the invite form offers, in seconds ("": INVITE_TTL_HOURS).
+INVITE_LIFETIMES = [
+    (str(3600), "1 hour"),
+    (str(24 * 3600), "1 day"),
+    ("", "3 days"),
+    (str(7 * 24 * 3600), "7 days"),
+    (str(30 * 24 * 3600), "30 days"),
+]
 
 
 def render_org(
@@ -704,12 +859,14 @@ def render_org(
     webhook_error: str | None = None,
     settings_error: str | None = None,
     settings_saved: bool = False,
+    reset: dict[str, Any] | None = None,
 ) -> ResponseReturnValue:
     """The organization page, with what was just made or went wrong, if anything."""
     me = user()
     org = me.organization
     is_admin = policy.is_admin(me)
     users = accounts.list_users(me) if is_admin else []
+    invites = accounts.list_invites(me) if is_admin else []
     endpoints = []
     if is_admin:
         for hook in webhooks.list_webhooks(me):
@@ -727,7 +884,12 @@ def render_org(
         settings_saved=settings_saved,
         form=request.form if settings_error else {},
         users=users,
+        invites=invites,
         invite=invite,
+        reset=reset,
+        roles=[r.value for r in Role],
+        invite_lifetimes=INVITE_LIFETIMES,
+        default_invite_hours=current_app.config["INVITE_TTL_HOURS"],
         error=error,
         endpoints=endpoints,
         events=webhooks.EVENT_TYPES,
@@ -746,18 +908,74 @@ WEBHOOK_RECENT_SHOWN = 10
 @page
 @admin_page
 def create_invite() -> ResponseReturnValue:
-    """Issue an invite code (admins), then show it once."""
-    invite = accounts.create_invite(user())
+    """Issue an invite link (admins) for the role chosen, then show it once."""
+    data: dict[str, Any] = {"role": request.form.get("role", Role.MEMBER)}
+    expires_in = whole_number(request.form.get("expires_in"))
+    if expires_in is not None:
+        data["expires_in"] = expires_in
+    try:
+        body = validated(schemas.InviteRequest, data)
+    except InputRejected as exc:
+        return render_org(error=describe_rejection(exc)[1], status=400)
+    invite = accounts.create_invite(user(), body.role, body.expires_in)
     # Kept as text: the session holds plain values only.
     expires = invite.expires_at.isoformat(timespec="seconds") + "Z"
     show_once(
         invite={
             "code": invite.code,
+            "url": accounts.invite_url(invite.code, request.host_url),
+            "role": invite.role.value,
             "expires_at": expires,
             "expires_text": display.when(invite.expires_at),
         }
     )
-    return redirect(url_for("web.org_page"), 303)
+    return redirect(url_for("web.org_page") + "#invites", 303)
+
+
+@bp.post("/org/invites/<id:invite_id>/revoke")
+@page
+@admin_page
+def revoke_invite(invite_id: int) -> ResponseReturnValue:
+    """Revoke a pending invite (admins)."""
+    try:
+        accounts.revoke_invite(user(), invite_id)
+    except DomainError as exc:
+        return render_org(error=exc.message, status=domain_status(exc))
+    return redirect(url_for("web.org_page") + "#invites", 303)
+
+
+@bp.post("/org/users/<id:user_id>/role")
+@page
+@admin_page
+def set_role(user_id: int) -> ResponseReturnValue:
+    """Promote a member or demote an admin (admins); never the last active admin."""
+    try:
+        body = validated(schemas.RoleChangeRequest, {"role": request.form.get("role", "")})
+        accounts.set_role(user(), user_id, body.role)
+    except InputRejected as exc:
+        return render_org(error=describe_rejection(exc)[1], status=400)
+    except DomainError as exc:
+        return render_org(error=exc.message, status=domain_status(exc))
+    return redirect(url_for("web.org_page") + "#users", 303)
+
+
+@bp.post("/org/users/<id:user_id>/password-reset")
+@page
+@admin_page
+def create_password_reset(user_id: int) -> ResponseReturnValue:
+    """Issue a one-time password reset link for a user (admins), then show it once."""
+    try:
+        issued = passwords.create_reset(user(), user_id)
+    except DomainError as exc:
+        return render_org(error=exc.message, status=domain_status(exc))
+    show_once(
+        reset={
+            "email": issued.email,
+            "url": passwords.reset_url(issued.code, request.host_url),
+            "expires_text": display.when(issued.expires_at),
+        }
+    )
+    return redirect(url_for("web.org_page") + "#users", 303)
 
 
 @bp.post("/org/settings")
@@ -892,3 +1110,47 @@ def delete_webhook(webhook_id: int) -> ResponseReturnValue:
     """Remove an endpoint (admins)."""
     webhooks.delete_webhook(user(), webhook_id)
     return redirect(url_for("web.org_page") + "#webhooks", 303)
+
+
+# ---- the activity record ---------------------------------------------------------------
+
+
+@bp.get("/activity")
+@page
+def activity_page() -> ResponseReturnValue:
+    """The organization's activity record for admins, filtered by person, file and type."""
+    me = user()
+    if not policy.is_admin(me):
+        return render_template(
+            "activity.html", refused="Only an admin can read the organization's activity.", me=me
+        ), 403
+    try:
+        query = validated(schemas.ActivityQuery, request.args.to_dict())
+        filters = activity.Filters(
+            type=query.type,
+            actor_id=query.actor_id,
+            file_id=str(query.file_id) if query.file_id else None,
+        )
+        listed = activity.organization_events(me, filters, cursor=query.cursor)
+    except (InputRejected, DomainError):
+        # A filter or cursor edited by hand: the record from its start, unfiltered.
+        filters = activity.Filters()
+        listed = activity.organization_events(me, filters)
+    chosen = {
+        key: value
+        for key, value in (
+            ("type", filters.type),
+            ("actor_id", filters.actor_id),
+            ("file_id", filters.file_id),
+        )
+        if value is not None
+    }
+    return render_template(
+        "activity.html",
+        events=listed.events,
+        next_cursor=listed.next_cursor,
+        chosen=chosen,
+        people=accounts.list_users(me),
+        types=activity.EVENT_TYPES,
+        me=me,
+    )

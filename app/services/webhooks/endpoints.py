@@ -12,6 +12,7 @@ from ...extensions import db
 from ...files import policy
 from ...models import User, Webhook, WebhookDelivery, utcnow
 from ...security import new_secret
+from .. import activity
 from ..tenancy import get_scoped_or_404, in_organization, scoped
 from .addresses import resolve_target
 from .events import EVENT_TYPES
@@ -47,6 +48,13 @@ def create_webhook(user: User, url: str, events: list[str]) -> IssuedWebhook:
     )
     with write_transaction() as session:
         session.add(hook)
+        session.flush()  # its id, for the record
+        activity.record(
+            "webhook.created",
+            user.organization_id,
+            activity.acting(user),
+            activity.Target("webhook", str(hook.id), url),
+        )
     return IssuedWebhook(webhook=hook, secret=secret)
 
 
@@ -64,6 +72,12 @@ def delete_webhook(user: User, webhook_id: int) -> None:
         hook = get_scoped_or_404(Webhook, webhook_id, organization_id, what="webhook")
         session.execute(
             delete(Webhook).where(in_organization(Webhook, organization_id), Webhook.id == hook.id)
+        )
+        activity.record(
+            "webhook.deleted",
+            organization_id,
+            activity.acting(user),
+            activity.Target("webhook", str(hook.id), hook.url),
         )
 
 

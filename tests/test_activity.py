@@ -198,7 +198,10 @@ def test_only_admins_read_the_organization_record_and_members_read_a_files_histo
     assert fetch(member.client, f"/api/files/{file_id}/download") == 200
     history = member.client.get(f"/api/files/{file_id}/activity")
     assert history.status_code == 200
-    assert [e["type"] for e in history.get_json()["events"]] == ["file.downloaded"]
+    assert [e["type"] for e in history.get_json()["events"]] == [
+        "file.downloaded",
+        "file.uploaded",
+    ]
 
 
 def test_another_organization_sees_none_of_it(auth: Auth, worker: Callable[[], None]) -> None:
@@ -229,7 +232,9 @@ def test_filters_by_type_person_and_file_and_cursors_page_through(
     by_member = events(auth, actor_id=member_id, type="file.downloaded")
     assert len(by_member) == 3
     assert all(e["target"]["id"] == theirs for e in by_member)
-    assert len(events(auth, file_id=mine)) == 3
+    assert [e["type"] for e in events(auth, file_id=mine)] == ["file.downloaded"] * 3 + [
+        "file.uploaded"
+    ]
 
     seen: list[int] = []
     cursor = None
@@ -376,3 +381,86 @@ def test_team_administration_is_recorded(auth: Auth) -> None:
     }
     assert recorded["token.revoked"]["target"]["id"] == str(token["id"])
     assert recorded["auth.password_changed"]["actor"]["email"] == "admin@acme.test"
+
+
+@pytest.mark.parametrize("app_overrides", [{"WEBHOOK_ALLOW_PRIVATE": True}])
+def test_every_event_type_is_recorded_by_the_action_that_makes_it(
+    auth: Auth, worker: Callable[[], None]
+) -> None:
+    """Each event of the contract's list (upload-only links' `request.created` aside, which
+    arrive with those links), made by the API, is recorded with its actor and address."""
+    auth.register("admin@acme.test", "Acme")
+    admin = auth.headers()
+    auth.another().login("admin@acme.test", "not the password")
+    visitor = auth.another()
+    visitor.login("admin@acme.test")
+    visitor.logout()
+    invite = auth.client.post("/api/org/invites", json={}, headers=admin).get_json()
+    member = auth.another()
+    member_id = member.register("m@acme.test", "Acme", invite_code=invite["invite_code"])
+    users = f"/api/org/users/{member_id.get_json()['user_id']}"
+    auth.client.patch(users, json={"role": "admin"}, headers=admin)
+    auth.client.post(f"{users}/deactivate", headers=admin)
+    auth.client.post(f"{users}/activate", headers=admin)
+    token = auth.client.post("/api/tokens", json={"name": "t"}, headers=admin).get_json()
+    auth.client.delete(f"/api/tokens/{token['id']}", headers=admin)
+    hook = auth.client.post(
+        "/api/org/webhooks",
+        json={"url": "http://127.0.0.1:9/h", "events": ["file.ready"]},
+        headers=admin,
+    ).get_json()
+    auth.client.delete(f"/api/org/webhooks/{hook['id']}", headers=admin)
+    folder = auth.client.post("/api/folders", json={"name": "F"}, headers=admin).get_json()
+    file_id = ready_file(auth, worker)
+    fetch(auth.client, f"/api/files/{file_id}/download")
+    auth.client.patch(
+        f"/api/files/{file_id}",
+        json={"filename": "n.txt", "folder_id": folder["id"]},
+        headers=admin,
+    )
+    link = auth.client.post(f"/api/files/{file_id}/links", json={}, headers=admin).get_json()
+    fetch(auth.another().client, link["url"])
+    auth.client.delete(f"/api/links/{link['id']}", headers=admin)
+    assert auth.client.delete(f"/api/files/{file_id}", headers=admin).status_code == 204
+    assert auth.client.post(f"/api/trash/{file_id}/restore", headers=admin).status_code == 200
+    auth.client.delete(f"/api/files/{file_id}", headers=admin)
+    assert auth.client.delete(f"/api/trash/{file_id}", headers=admin).status_code == 204
+    auth.client.post(
+        "/api/auth/password",
+        json={"current_password": auth.password, "new_password": "another long passphrase"},
+        headers=admin,
+    )
+
+    recorded = events(auth)
+    seen = {e["type"] for e in recorded}
+    contract = {
+        "auth.login",
+        "auth.login_failed",
+        "auth.logout",
+        "auth.password_changed",
+        "file.uploaded",
+        "file.downloaded",
+        "file.renamed",
+        "file.moved",
+        "file.trashed",
+        "file.restored",
+        "file.deleted",
+        "folder.created",
+        "link.created",
+        "link.revoked",
+        "token.created",
+        "token.revoked",
+        "member.invited",
+        "member.joined",
+        "member.role_changed",
+        "member.deactivated",
+        "member.activated",
+        "webhook.created",
+        "webhook.deleted",
+    }
+    assert contract <= seen, contract - seen
+    for event in recorded:
+        assert event["ip"] == CLIENT_IP, event
+        assert event["actor"]["kind"] in {"user", "token", "link"}, event
+    file_events = {e["type"] for e in events(auth, file_id=file_id)}
+    assert {"file.uploaded", "file.downloaded", "file.trashed", "file.deleted"} <= file_events

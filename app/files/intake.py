@@ -15,6 +15,7 @@ from .. import metrics, units
 from ..database import write_transaction
 from ..extensions import db
 from ..models import File, FileStatus, Folder, User, utcnow
+from ..services import activity
 from ..services.errors import InvalidInput, NotAllowed, TooLarge
 from ..services.queue import enqueue_validation
 from ..services.tenancy import get_scoped_or_404
@@ -137,6 +138,7 @@ def arrive(
     sha256: str | None = None,
     on_conflict: OnConflict = OnConflict.RENAME,
     strict: bool = True,
+    actor: activity.Actor | None = None,
 ) -> Accepted:
     """Record bytes that have all arrived under `key` (their id `new_id`), inside the write
     transaction; the caller checks the quota.
@@ -144,8 +146,11 @@ def arrive(
     With `replace`, onto a file of the folder that has the name: a new version of it (403
     for a user who may not change it); onto a folder: 409 `name_taken`; else a new file.
     `strict=False` (a resumable upload's last byte: a client told 403 or 409 now could only
-    send it all again) numbers the name as `rename` does instead of refusing.
+    send it all again) numbers the name as `rename` does instead of refusing. The activity
+    record names `actor`, by default the uploader (by the request's token, if any).
     """
+    if actor is None:
+        actor = activity.SYSTEM if uploader is None else activity.acting(uploader)
     names.lock_names(organization_id)
     if on_conflict is OnConflict.REPLACE:
         target = versions.replaceable(organization_id, folder_id, filename)
@@ -162,6 +167,12 @@ def arrive(
                 size=size,
                 uploaded_by=None if uploader is None else uploader.id,
                 sha256=sha256,
+            )
+            activity.record(
+                "file.version_added",
+                organization_id,
+                actor,
+                activity.on_file(target.id, target.filename),
             )
             return Accepted(target.id, target.filename, size, number, new_id)
         # No file has the name: a new file, which a folder of that name refuses (409).
@@ -180,6 +191,9 @@ def arrive(
     # A plain INSERT rather than the ORM's unit of work: this runs while holding the
     # database's write lock, which every other writer waits on.
     db.session.execute(_INSERT_FILE, values)
+    activity.record(
+        "file.uploaded", organization_id, actor, activity.on_file(new_id, str(values["filename"]))
+    )
     return Accepted(new_id, str(values["filename"]), size, 1)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, delete, insert, or_, select, update
 from ..database import write_transaction
 from ..extensions import db
 from ..models import File, FileStatus, FileVersion, Organization, utcnow
-from ..services import webhooks
+from ..services import activity, webhooks
 from ..services.queue import enqueue_validation
 from ..services.tenancy import in_organization, scoped
 from ..storage import get_storage
@@ -431,6 +431,18 @@ def _move(
             moved = () if rowcount == 1 else None
         if moved is None:
             return None
+        if to is FileStatus.FAILED and model is File:
+            name = session.scalar(
+                select(File.filename).where(
+                    in_organization(File, organization_id), File.id == file_id
+                )
+            )
+            activity.record(
+                "file.failed",
+                organization_id,
+                activity.SYSTEM,
+                activity.on_file(file_id, name or ""),
+            )
         if to is FileStatus.FAILED and not keep_bytes and current_app.config["DELETE_FAILED_FILES"]:
             dropped = _drop_bytes(model, organization_id, file_id)
         if then is not None:

@@ -32,7 +32,7 @@ from sqlalchemy.orm import aliased, selectinload
 from ..database import write_transaction
 from ..extensions import db
 from ..models import File, Folder, Organization, User, utcnow
-from ..services import webhooks
+from ..services import activity, webhooks
 from ..services.errors import InvalidInput, NotAllowed, NotFound
 from ..services.tenancy import in_organization, live, scoped
 from . import folders, lifecycle, names, policy, retention
@@ -102,6 +102,12 @@ def trash_file(user: User, raw_id: str) -> TrashItem:
             .values(trashed_at=now, trashed_by=user.id, trash_root=row.id, purging=False)
             .execution_options(synchronize_session=False)
         )
+        activity.record(
+            "file.trashed",
+            organization_id,
+            activity.acting(user),
+            activity.on_file(row.id, row.filename),
+        )
         item = TrashItem(
             id=row.id,
             kind="file",
@@ -162,6 +168,12 @@ def trash_folder(user: User, raw_id: str) -> TrashItem:
             .where(in_organization(Folder, organization_id), Folder.id.in_(select(tree.c.id)))
             .values(purging=False, **marks)
             .execution_options(synchronize_session=False)
+        )
+        activity.record(
+            "folder.trashed",
+            organization_id,
+            activity.acting(user),
+            activity.Target("folder", folder.id, folder.name),
         )
         item = TrashItem(
             id=folder.id,
@@ -328,6 +340,12 @@ def restore(user: User, raw_id: str) -> Restored:
         )
         if done.rowcount != 1:  # type: ignore[attr-defined]
             raise NotFound("not_found", "no such item in the trash")
+        activity.record(
+            "file.restored" if kind == "file" else "folder.restored",
+            organization_id,
+            activity.acting(user),
+            activity.Target(kind, item_id, name, item_id if kind == "file" else None),
+        )
         file_ids = [item_id] if kind == "file" else []
         if kind == "folder":
             file_ids = list(
@@ -391,13 +409,33 @@ def delete_forever(user: User, raw_id: str) -> None:
         )
         if marked.rowcount != 1:  # type: ignore[attr-defined]
             raise NotFound("not_found", "no such item in the trash")
+        _record_deletions(organization_id, activity.acting(user), [row])
     _purge(organization_id=organization_id, root=item_id)
+
+
+def _record_deletions(
+    organization_id: int, actor: activity.Actor, rows: list[File | Folder]
+) -> None:
+    """`file.deleted` or `folder.deleted` for each item removed for good, in the transaction
+    that marks it."""
+    for row in rows:
+        if isinstance(row, File):
+            activity.record(
+                "file.deleted", organization_id, actor, activity.on_file(row.id, row.filename)
+            )
+        else:
+            activity.record(
+                "folder.deleted",
+                organization_id,
+                actor,
+                activity.Target("folder", row.id, row.name),
+            )
 
 
 def empty_trash(user: User) -> int:
     """Remove every item of the organization's trash for good (admin); how many items."""
     policy.require_admin(user)
-    marked = mark_for_purge(user.organization_id, cutoff=None)
+    marked = mark_for_purge(user.organization_id, cutoff=None, actor=activity.acting(user))
     _purge(organization_id=user.organization_id)
     return marked
 
@@ -430,27 +468,39 @@ def mark_for_purge(
     cutoff: datetime | None,
     batch: int = PURGE_BATCH,
     between: Callable[[], None] | None = None,
+    actor: activity.Actor = activity.SYSTEM,
 ) -> int:
     """Mark the organization's items trashed at or before `cutoff` (None: all) `purging`,
-    a batch per transaction; how many were marked."""
+    a batch per transaction, each recorded as deleted by `actor`; how many were marked."""
     marked = 0
     for model in (File, Folder):
         while True:
-            due = _items(model, organization_id).with_only_columns(model.id)
+            due = _items(model, organization_id)
             if cutoff is not None:
                 due = due.where(model.trashed_at <= cutoff)
-            due = due.order_by(model.trashed_at).limit(batch).correlate(None)
+            due = due.order_by(model.trashed_at).limit(batch)
             with write_transaction() as session:
-                count = session.execute(
-                    update(model)
-                    .where(model.id.in_(due.scalar_subquery()))
-                    .values(purging=True)
-                    .execution_options(synchronize_session=False)
-                ).rowcount  # type: ignore[attr-defined]
-            marked += count
+                rows: list[File | Folder] = list(session.scalars(due))
+                # Still items of the trash (a restore may have come first on PostgreSQL).
+                taken = set(
+                    session.scalars(
+                        update(model)
+                        .where(
+                            model.id.in_([row.id for row in rows]),
+                            model.trashed_at.is_not(None),
+                            model.trash_root == model.id,
+                            ~model.purging,
+                        )
+                        .values(purging=True)
+                        .returning(model.id)
+                        .execution_options(synchronize_session=False)
+                    )
+                )
+                _record_deletions(organization_id, actor, [r for r in rows if r.id in taken])
+            marked += len(taken)
             if between is not None:
                 between()
-            if count < batch:
+            if len(rows) < batch:
                 break
     return marked
 

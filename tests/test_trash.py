@@ -9,7 +9,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +27,8 @@ from app.files.sweep import sweep_if_due
 from app.models import File, Folder, User, utcnow
 from app.storage import get_storage
 from tests.support.client import Auth, usage
+from tests.support.pipeline import process_env
+from tests.support.processes import managed
 from tests.support.storage import stored_bytes, stored_objects
 from tests.support.trash import (
     delete,
@@ -35,6 +39,7 @@ from tests.support.trash import (
     trash_ids,
     trash_items,
 )
+from tests.support.waiting import wait_for
 from tests.test_folders import new_folder, tus_create, uploaded
 from tests.test_share_links import fetch, make_link, secret_path
 
@@ -542,3 +547,61 @@ def test_a_purge_removes_the_bytes_through_the_backend(app: Flask, auth: Auth) -
     assert delete_forever(auth, file_id)[0] == 204
     with app.app_context():
         assert get_storage().size(key) is None
+
+
+KILLED_TRASH = 4000
+
+
+def test_a_worker_killed_mid_purge_leaves_nothing_half_and_the_next_sweep_finishes(
+    app: Flask, auth: Auth, tmp_path: Path, runner: FlaskCliRunner
+) -> None:
+    """A worker whose start-up sweep is purging a trash of 4,000 files (their bytes really
+    stored) is SIGKILLed once it has removed some: every row left is still in the trash and
+    marked (no restore takes it, no listing shows it), storage check finds nothing missing
+    nor stray, and the next sweep removes the rest, bytes and rows."""
+    auth.register()
+    set_retention(auth, 0)
+    organization_id = org_body(auth)["id"]
+    with app.app_context():
+        user_id = db.session.scalar(select(User.id).where(User.email == "admin@acme.test"))
+        assert user_id is not None
+    seed_trash(app, organization_id, user_id, KILLED_TRASH, utcnow() - timedelta(days=1))
+    with app.app_context():
+        keys = list(db.session.scalars(select(File.file_path)))
+        storage = get_storage()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda key: storage.put(key, b"0123456789"), keys))
+    assert len(stored_objects(app)) == KILLED_TRASH
+
+    def rows_left() -> int:
+        with app.app_context():
+            count = db.session.scalar(select(func.count()).select_from(File))
+            db.session.rollback()
+        return int(count or 0)
+
+    with managed(["worker"], process_env(app), tmp_path / "worker.log") as worker:
+        wait_for(
+            lambda: rows_left() < KILLED_TRASH,
+            60,
+            "the worker's sweep to purge its first files",
+        )
+        worker.kill()
+    left = rows_left()
+    assert 0 < left < KILLED_TRASH, "the purge ended before the kill: nothing was cut short"
+
+    with app.app_context():
+        rows = list(db.session.execute(select(File.id, File.trashed_at, File.purging)))
+        db.session.rollback()
+    # Every row left is still in the trash, and marked for removal: none came back to life.
+    assert all(trashed_at is not None and purging for _, trashed_at, purging in rows)
+    assert restore(auth, rows[0][0])[0] == 404
+    assert trash_items(auth) == []
+    # Bytes of the rows left may be gone already: a purge under way is not a loss.
+    assert runner.invoke(args=["storage", "check"]).exit_code == 0
+
+    with managed(["worker"], process_env(app), tmp_path / "worker-2.log") as second:
+        wait_for(lambda: rows_left() == 0, 120, "the next sweep to finish the purge")
+        second.stop()
+    assert stored_objects(app) == {}
+    assert usage(auth) == (0, 0)
+    assert runner.invoke(args=["storage", "check"]).exit_code == 0

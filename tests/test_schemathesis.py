@@ -176,6 +176,26 @@ class FuzzIdentity:
         cursor: str | None = answer.json()["next_cursor"]
         return cursor
 
+    def activity_cursor(self, case: schemathesis.Case) -> str | None:
+        """A cursor the activity record issued for the same filters as the case's (and the
+        same file, for a file's own): past its first event; None when there is no second
+        page or the listing answers an error (the request's own answer then says so)."""
+        bound = {
+            k: v for k, v in (case.query or {}).items() if k in ("type", "actor_id", "file_id")
+        }
+        path = case.operation.path.format(**(case.path_parameters or {}))
+        with requests.Session() as http:
+            answer = http.get(
+                f"{self.base_url}{path}",
+                params={**bound, "limit": 1},
+                timeout=TIMEOUT,
+                **self.credentials(),
+            )
+        if answer.status_code != 200:
+            return None
+        cursor: str | None = answer.json()["next_cursor"]
+        return cursor
+
     def new_invite_id(self) -> int:
         """A fresh pending invite's id."""
         answer = post(f"{self.base_url}/api/org/invites", **self.credentials())
@@ -209,6 +229,12 @@ class FuzzIdentity:
                 case.query["cursor"] = cursor
         if operation == "GET /api/trash" and case.query and case.query.get("cursor"):
             cursor = self.trash_cursor()
+            if cursor is None:
+                del case.query["cursor"]
+            else:
+                case.query["cursor"] = cursor
+        if operation.endswith("/activity") and case.query and case.query.get("cursor"):
+            cursor = self.activity_cursor(case)
             if cursor is None:
                 del case.query["cursor"]
             else:

@@ -75,25 +75,31 @@ def removals(
     ]
 
 
-def delete_rows(organization_id: int, rows: list[File]) -> None:
+def delete_rows(organization_id: int, rows: list[File]) -> set[str]:
     """Delete the rows, inside the caller's write transaction (their versions' rows go
-    with them, ON DELETE CASCADE)."""
+    with them, ON DELETE CASCADE); the ids of those this deleted (another removal may have
+    taken some first)."""
     ids = [row.id for row in rows]
+    deleted: set[str] = set()
     for start in range(0, len(ids), REMOVE_BATCH):
         # Their share links go with them (ON DELETE CASCADE), their bytes and themselves
         # leave the organization's usage (the database's triggers).
-        db.session.execute(
-            delete(File)
-            .where(
-                in_organization(File, organization_id),
-                File.id.in_(ids[start : start + REMOVE_BATCH]),
+        deleted.update(
+            db.session.scalars(
+                delete(File)
+                .where(
+                    in_organization(File, organization_id),
+                    File.id.in_(ids[start : start + REMOVE_BATCH]),
+                )
+                .returning(File.id)
+                .execution_options(synchronize_session=False)
             )
-            .execution_options(synchronize_session=False)
         )
     for row in rows:
         if row in db.session:
             # Gone from the database: the session must not look for them again.
             db.session.expunge(row)
+    return deleted
 
 
 def remove_files(

@@ -409,27 +409,26 @@ def delete_forever(user: User, raw_id: str) -> None:
         )
         if marked.rowcount != 1:  # type: ignore[attr-defined]
             raise NotFound("not_found", "no such item in the trash")
-        _record_deletions(organization_id, activity.acting(user), [row])
+        kind: Kind = "file" if isinstance(row, File) else "folder"
+        name = row.filename if isinstance(row, File) else row.name
+        _record_deletions(organization_id, activity.acting(user), kind, [(row.id, name)])
     _purge(organization_id=organization_id, root=item_id)
 
 
 def _record_deletions(
-    organization_id: int, actor: activity.Actor, rows: list[File | Folder]
+    organization_id: int, actor: activity.Actor, kind: Kind, items: list[tuple[str, str]]
 ) -> None:
-    """`file.deleted` or `folder.deleted` for each item removed for good, in the transaction
-    that marks it."""
-    for row in rows:
-        if isinstance(row, File):
-            activity.record(
-                "file.deleted", organization_id, actor, activity.on_file(row.id, row.filename)
-            )
-        else:
-            activity.record(
-                "folder.deleted",
-                organization_id,
-                actor,
-                activity.Target("folder", row.id, row.name),
-            )
+    """`file.deleted` or `folder.deleted` for each (id, name) removed for good, in the
+    transaction that marks it."""
+    activity.record_many(
+        f"{kind}.deleted",  # type: ignore[arg-type]  # file.deleted or folder.deleted
+        organization_id,
+        actor,
+        [
+            activity.Target(kind, item_id, name, item_id if kind == "file" else None)
+            for item_id, name in items
+        ],
+    )
 
 
 def empty_trash(user: User) -> int:
@@ -475,32 +474,30 @@ def mark_for_purge(
     marked = 0
     for model in (File, Folder):
         while True:
-            due = _items(model, organization_id)
+            due = _items(model, organization_id).with_only_columns(model.id)
             if cutoff is not None:
                 due = due.where(model.trashed_at <= cutoff)
-            due = due.order_by(model.trashed_at).limit(batch)
+            due = due.order_by(model.trashed_at).limit(batch).correlate(None)
+            name = File.filename if model is File else Folder.name
             with write_transaction() as session:
-                rows: list[File | Folder] = list(session.scalars(due))
-                # Still items of the trash (a restore may have come first on PostgreSQL).
-                taken = set(
-                    session.scalars(
+                # One statement: still items of the trash when it runs (a restore may
+                # have come first), marked, and named for the record.
+                taken = [
+                    (str(item_id), str(item_name))
+                    for item_id, item_name in session.execute(
                         update(model)
-                        .where(
-                            model.id.in_([row.id for row in rows]),
-                            model.trashed_at.is_not(None),
-                            model.trash_root == model.id,
-                            ~model.purging,
-                        )
+                        .where(model.id.in_(due.scalar_subquery()))
                         .values(purging=True)
-                        .returning(model.id)
+                        .returning(model.id, name)
                         .execution_options(synchronize_session=False)
                     )
-                )
-                _record_deletions(organization_id, actor, [r for r in rows if r.id in taken])
+                ]
+                kind: Kind = "file" if model is File else "folder"
+                _record_deletions(organization_id, actor, kind, taken)
             marked += len(taken)
             if between is not None:
                 between()
-            if len(rows) < batch:
+            if len(taken) < batch:
                 break
     return marked
 
@@ -581,11 +578,14 @@ def _purge_files(condition: list[ColumnElement[bool]], batch: int) -> int:
     db.session.rollback()  # no transaction held while the bytes go
     for items in removed.values():
         lifecycle.remove_bytes(items)
+    deleted: set[str] = set()
     with write_transaction():
         for org_id, org_rows in by_organization.items():
-            lifecycle.delete_rows(org_id, org_rows)
+            deleted |= lifecycle.delete_rows(org_id, org_rows)
     for org_id, items in removed.items():
-        lifecycle.announce_removal(org_id, items)
+        # Only this purge's: another purger (the operator's command beside the sweep) may
+        # have finished some of the same marked rows first, and told of them.
+        lifecycle.announce_removal(org_id, [i for i in items if i.snapshot["id"] in deleted])
     return len(rows)
 
 

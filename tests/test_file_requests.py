@@ -82,14 +82,20 @@ def test_any_member_makes_a_link_admins_see_and_revoke_all(app: Flask, auth: Aut
 
     refused = member.client.delete(f"/api/requests/{admins_id}", headers=member.headers())
     assert refused.status_code == 403
-    assert member.client.delete(
-        f"/api/requests/{issued['id']}", headers=member.headers()
-    ).status_code == 204
-    assert auth.client.delete(f"/api/requests/{admins_id}", headers=auth.headers()).status_code == 204
+    assert (
+        member.client.delete(f"/api/requests/{issued['id']}", headers=member.headers()).status_code
+        == 204
+    )
+    assert (
+        auth.client.delete(f"/api/requests/{admins_id}", headers=auth.headers()).status_code == 204
+    )
     assert auth.client.get("/api/org/requests").get_json()["requests"] == []
     other = auth.another()
     other.register("x@other.test", organization_name="Other")
-    assert other.client.delete(f"/api/requests/{admins_id}", headers=other.headers()).status_code == 404
+    assert (
+        other.client.delete(f"/api/requests/{admins_id}", headers=other.headers()).status_code
+        == 404
+    )
 
 
 def test_a_visitor_sends_files_into_the_folder_and_sees_only_theirs(
@@ -105,10 +111,15 @@ def test_a_visitor_sends_files_into_the_folder_and_sees_only_theirs(
     own = auth.upload("secret.txt", b"private\n").get_json()["file_id"]
     request_id, path = link_path(auth, folder)
     # Another file named as the visitor's, in the link's folder.
-    body, content_type = multipart("report.txt", b"already here\n", "text/plain", {"folder_id": folder})
-    assert auth.client.post(
-        "/api/files/upload", data=body, content_type=content_type, headers=auth.headers()
-    ).status_code == 201
+    body, content_type = multipart(
+        "report.txt", b"already here\n", "text/plain", {"folder_id": folder}
+    )
+    assert (
+        auth.client.post(
+            "/api/files/upload", data=body, content_type=content_type, headers=auth.headers()
+        ).status_code
+        == 201
+    )
 
     visitor = app.test_client()
     token = visitor_token(visitor, path)
@@ -168,7 +179,11 @@ def test_a_large_file_goes_resumable_through_the_link(
     data = b"0123456789abcdef" * 1000
     created = visitor.post(
         f"{path}/uploads",
-        headers={**headers, "Upload-Length": str(len(data)), "Upload-Metadata": metadata("big.bin")},
+        headers={
+            **headers,
+            "Upload-Length": str(len(data)),
+            "Upload-Metadata": metadata("big.bin"),
+        },
     )
     assert created.status_code == 201, created.get_json()
     url = created.headers["Location"]
@@ -193,12 +208,19 @@ def test_a_large_file_goes_resumable_through_the_link(
         )
         assert answer.status_code == 204, answer.get_data(as_text=True)
         assert answer.headers["Upload-Offset"] == str(offset + len(piece))
-    assert stranger.patch(
-        url,
-        data=b"x",
-        headers={"Tus-Resumable": "1.0.0", "X-CSRF-Token": other_token, "Upload-Offset": "0",
-                 "Content-Type": "application/offset+octet-stream"},
-    ).status_code == 404
+    assert (
+        stranger.patch(
+            url,
+            data=b"x",
+            headers={
+                "Tus-Resumable": "1.0.0",
+                "X-CSRF-Token": other_token,
+                "Upload-Offset": "0",
+                "Content-Type": "application/offset+octet-stream",
+            },
+        ).status_code
+        == 404
+    )
     worker()
     details = auth.client.get(f"/api/files/{upload_id}").get_json()
     assert details["uploaded_via_request"] == request_id and details["size"] == len(data)
@@ -249,11 +271,17 @@ def test_the_links_limits_expiry_files_quota_and_token(app: Flask, auth: Auth) -
     assert full.status_code == 507 and full.get_json()["code"] == "quota_exceeded"
     tus = visitor.post(
         f"{revoked}/uploads",
-        headers={"Tus-Resumable": "1.0.0", "X-CSRF-Token": token, "Upload-Length": "10",
-                 "Upload-Metadata": metadata("e.bin")},
+        headers={
+            "Tus-Resumable": "1.0.0",
+            "X-CSRF-Token": token,
+            "Upload-Length": "10",
+            "Upload-Metadata": metadata("e.bin"),
+        },
     )
     assert tus.status_code == 507
-    assert auth.client.delete(f"/api/requests/{revoked_id}", headers=auth.headers()).status_code == 204
+    assert (
+        auth.client.delete(f"/api/requests/{revoked_id}", headers=auth.headers()).status_code == 204
+    )
     assert visitor.get(revoked).status_code == 404
 
 

@@ -10,8 +10,8 @@ from flask_login import current_user, login_required
 
 from .. import schemas
 from ..files import file_requests
-from ..files.names import ROOT
 from ..files.file_requests import Listed
+from ..files.names import ROOT
 from ..models import MAX_ID
 from .contract import (
     E400_WRITE,

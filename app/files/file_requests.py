@@ -197,9 +197,7 @@ def resolve(secret: str) -> Open:
         raise NotFound("not_found", GONE)
     # The secret is the one key here: it names a link of whichever organization made it.
     row = db.session.scalars(
-        select(FileRequest).where(
-            FileRequest.secret_hash == digest(secret), *usable_now(utcnow())
-        )
+        select(FileRequest).where(FileRequest.secret_hash == digest(secret), *usable_now(utcnow()))
     ).first()
     if row is None:
         raise NotFound("not_found", GONE)

@@ -168,9 +168,7 @@ def _create(
             values["folder_id"] = check_place(organization_id, folder_raw)
         if on_conflict is OnConflict.FAIL:
             names.lock_names(organization_id)
-            names.take(
-                organization_id, values["folder_id"], display, on_conflict, field="filename"
-            )
+            names.take(organization_id, values["folder_id"], display, on_conflict, field="filename")
         elif on_conflict is OnConflict.REPLACE:
             names.lock_names(organization_id)
             target = versions.replaceable(organization_id, values["folder_id"], display)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from flask import current_app, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
@@ -39,15 +40,19 @@ from .views import (
     whole_number,
 )
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 # The files this browser sent, by link: {link id: {file id: the name as sent}}, kept in
 # the visitor's session (server-side), so only they are shown to it.
 SENT = "_coffer_sent"
 # At most this many files are followed per link in one session (the newest).
 MAX_FOLLOWED = 200
 TUS_VERSION = "1.0.0"
-def visitor_limit() -> Any:
+
+
+def visitor_limit() -> Callable[[F], F]:
     """REQUEST_LIMIT_PER_ADDRESS, per client address, for what opens a link or adds a file."""
-    return limiter.limit(
+    return limiter.limit(  # type: ignore[return-value]
         lambda: current_app.config["REQUEST_LIMIT_PER_ADDRESS"],
         key_func=get_remote_address,
         scope="request-address",

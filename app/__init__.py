@@ -108,6 +108,9 @@ def register_blueprints(app: Flask) -> None:
     from .api import activity
 
     app.register_blueprint(activity.bp)
+    from .api import requests as requests_api
+
+    app.register_blueprint(requests_api.bp)
     app.register_blueprint(web)
     app.teardown_request(discard_unaccepted)
 

@@ -24,7 +24,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Register and login create the session, so there is no token to send yet.
-CSRF_EXEMPT_ENDPOINTS = frozenset({"auth.register", "auth.login"})
+# An upload-only link's endpoints check the visitor's token themselves, after naming the
+# organization the body's file goes to (a form field read here would parse it first).
+CSRF_EXEMPT_ENDPOINTS = frozenset(
+    {
+        "auth.register",
+        "auth.login",
+        "web.request_upload",
+        "web.request_tus_create",
+        "web.request_tus_append",
+    }
+)
 # Writes by method that change no data: a zip of a selection is a download with a body,
 # and a logout ends the caller's session (a token has none), whatever it may change.
 READING_WRITES = frozenset({"archives.download_selection", "auth.logout"})

@@ -144,7 +144,7 @@ def handle_http_exception(exc: HTTPException) -> Response:
         response = json_error(400, "csrf_failed", f"CSRF check failed: {exc.description}")
     else:
         code = HTTP_CODES.get(status, "error")
-        if status == 413 and request.endpoint == upload_endpoints.MULTIPART:
+        if status == 413 and request.endpoint in upload_endpoints.MULTIPART_ENDPOINTS:
             code = "file_too_large"
         message = MESSAGES.get(status) or exc.description or exc.name
         if status == 405:

@@ -32,7 +32,7 @@ REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Share link secrets, in the path of /s/<secret> (the access log line names it).
     (re.compile(r"/s/[A-Za-z0-9_-]{16,}"), "/s/[redacted]"),
     # Invite and password reset codes, in the paths of their pages.
-    (re.compile(r"/(join|reset)/[A-Za-z0-9_-]{16,}"), r"/\1/[redacted]"),
+    (re.compile(r"/(join|reset|r)/[A-Za-z0-9_-]{16,}"), r"/\1/[redacted]"),
     # bcrypt password hashes.
     (re.compile(r"\$2[abxy]\$\d{2}\$[./A-Za-z0-9]{53}"), "[redacted hash]"),
     # Authorization: Bearer <secret>.

@@ -468,6 +468,11 @@ class File(Model):
     trashed_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     trash_root: Mapped[str | None] = mapped_column(sa.String(36))
     purging: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # The upload-only link the file came through (None: a member's upload, or the link was
+    # revoked since).
+    uploaded_via_request: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("file_requests.id", ondelete="SET NULL"), index=True
+    )
 
     uploader: Mapped[User | None] = relationship(foreign_keys=[uploaded_by])
 
@@ -555,6 +560,40 @@ class ResumableUpload(Model):
     # One PATCH at a time on any host: the holder's token, until the time it lapses.
     lock_token: Mapped[str | None] = mapped_column(sa.String(32))
     locked_until: Mapped[datetime | None]
+    # The upload-only link whose visitor sends the bytes (then `uploaded_by` is None).
+    uploaded_via_request: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("file_requests.id", ondelete="SET NULL"), index=True
+    )
+
+
+class FileRequest(Model):
+    """An upload-only link: anyone holding its secret drops files into one folder, and sees
+    only what they sent.
+
+    Only the SHA-256 of the secret is stored (as a share link's). Revoking deletes the row;
+    its files keep their place and lose the reference. The link goes with its folder.
+    """
+
+    __tablename__ = "file_requests"
+    __table_args__ = (sa.Index("ix_file_requests_org", "organization_id", "id"), NEVER_REUSED)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    # None: the top level.
+    folder_id: Mapped[str | None] = mapped_column(
+        sa.String(36), sa.ForeignKey("folders.id", ondelete="CASCADE"), index=True
+    )
+    created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    secret_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    message: Mapped[str | None] = mapped_column(sa.String(1000))
+    expires_at: Mapped[datetime]
+    # None: no limit on the number of files.
+    max_files: Mapped[int | None]
+    # Raised by one conditional UPDATE per file taken (app/files/file_requests.py).
+    files_received: Mapped[int] = mapped_column(default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ShareLink(Model):

@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import IO, Any
 
 import python_multipart
-from flask import Request, current_app, request
+from flask import Request, current_app, g, request
 from flask_login import current_user
 from werkzeug.datastructures import FileStorage, Headers
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -241,7 +241,12 @@ class CofferRequest(Request):
         filename: str | None = None,
         content_length: int | None = None,
     ) -> IO[bytes]:
-        receiving = intake.receive(current_user, filename or "", via="multipart")
+        organization_id = g.get("receiving_for_organization")
+        if organization_id is not None:
+            # An upload-only link's visitor: the link's view named the organization first.
+            receiving = intake.receive_into(organization_id, filename or "", via="multipart")
+        else:
+            receiving = intake.receive(current_user, filename or "", via="multipart")
         self.received.append(receiving)
         return ReceivedFile(receiving)  # type: ignore[return-value]
 

@@ -36,6 +36,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import PydanticCustomError, core_schema
 
+from .files import file_requests as file_requests_use
 from .files.archive import MAX_SELECTION
 from .files.listing import Order, Sort
 from .files.retention import MAX_TRASH_RETENTION_DAYS, MAX_VERSIONS_KEPT
@@ -533,6 +534,26 @@ class ShareLinkRequest(BaseModel):
         int | None,
         JsonInteger(1, MAX_ID, nullable=True),
         Field(description="Downloads the link allows; no limit when absent or null."),
+    ] = None
+
+
+class FileRequestRequest(BaseModel):
+    """POST /api/folders/<folder_id>/requests; an empty body takes every default."""
+
+    expires_in: Annotated[
+        int,
+        JsonInteger(file_requests_use.MIN_EXPIRES_IN, file_requests_use.MAX_EXPIRES_IN),
+        Field(description="Seconds the link works for; 7 days when absent."),
+    ] = file_requests_use.DEFAULT_EXPIRES_IN
+    max_files: Annotated[
+        int | None,
+        JsonInteger(1, file_requests_use.MAX_FILES, nullable=True),
+        Field(description="Files the link takes; no limit when absent or null."),
+    ] = None
+    message: Annotated[
+        str | None,
+        Text(file_requests_use.MAX_MESSAGE_LENGTH, optional=True),
+        Field(description="Shown to whoever opens the link."),
     ] = None
 
 
@@ -1037,6 +1058,10 @@ class FileSummary(Answer):
     folder_id: str = Field(
         description="The folder it is in: a folder id, or `root` for the top level."
     )
+    uploaded_via_request: int | None = Field(
+        description="The upload-only link the file was sent through (then "
+        "`uploaded_by_email` is null); null for a member's upload or once the link is revoked."
+    )
 
 
 # ---- a listing's files and their paths (issue 28) ----
@@ -1147,6 +1172,36 @@ class UnfinishedUploadList(Answer):
     """The unfinished uploads the caller may see, newest first."""
 
     uploads: list[UnfinishedUpload]
+
+
+class IssuedFileRequest(Answer):
+    """A new upload-only link; `url` holds its secret and is shown this once."""
+
+    id: int
+    url: str = Field(description="`/r/<secret>` (absolute): the page where anyone sends files.")
+    expires_at: Timestamp
+    max_files: int | None
+
+
+class FileRequestInfo(Answer):
+    """An upload-only link, without its secret."""
+
+    id: int
+    folder_id: str = Field(description="The folder it fills: a folder id, or `root`.")
+    path: str = Field(description="The folder's path now (`/A/B`, `/` for the top level).")
+    created_by_email: str | None
+    message: str | None
+    created_at: Timestamp
+    expires_at: Timestamp
+    max_files: int | None
+    files_received: Count
+    usable: bool = Field(description="Not expired and not used up.")
+
+
+class FileRequestList(Answer):
+    """Upload-only links, newest first."""
+
+    requests: list[FileRequestInfo]
 
 
 class ShareLinkList(Answer):
@@ -1369,6 +1424,7 @@ class ActivityList(Answer):
 
 
 REQUESTS: tuple[type[BaseModel], ...] = (
+    FileRequestRequest,
     RegisterRequest,
     LoginRequest,
     TokenRequest,
@@ -1387,6 +1443,9 @@ REQUESTS: tuple[type[BaseModel], ...] = (
     OrganizationChangeRequest,
 )
 RESPONSES: tuple[type[BaseModel], ...] = (
+    IssuedFileRequest,
+    FileRequestInfo,
+    FileRequestList,
     Error,
     NotReady,
     Identity,

@@ -297,6 +297,14 @@ class Settings(AppEnv):
         description="Requests to share links (/s/<secret>) per client address.",
     )
 
+    # Each request to an upload-only link that opens it or begins a file is a guess at a
+    # secret, or a file more.
+    REQUEST_LIMIT_PER_ADDRESS: str = Field(
+        default="60 per minute",
+        description="Upload-only link pages and new files sent through them (/r/<secret>) "
+        "per client address.",
+    )
+
     # --- share links and webhooks ------------------------------------------------------
     PUBLIC_URL: Trimmed = Field(
         default="",

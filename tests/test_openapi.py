@@ -74,6 +74,7 @@ def concrete(path: str) -> str:
         "link_id": "999999",
         "webhook_id": "999999",
         "invite_id": "999999",
+        "request_id": "999999",
         "secret": "no-such-secret",
         "folder_id": "00000000-0000-4000-8000-000000000000",
         "number": "1",

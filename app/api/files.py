@@ -61,6 +61,7 @@ def file_summary(row: File, uploader_email: str | None) -> schemas.FileSummary:
         uploaded_at=row.uploaded_at,
         uploaded_by_email=uploader_email,
         folder_id=ROOT if row.folder_id is None else row.folder_id,
+        uploaded_via_request=row.uploaded_via_request,
     )
 
 

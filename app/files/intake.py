@@ -48,10 +48,10 @@ class Receiving:
     """A file's bytes arriving in one request body, streamed into storage under a fresh id
     as they come; `accept` records them, anything else leaves them to `discard`."""
 
-    def __init__(self, user: User, raw_name: str, via: str) -> None:
+    def __init__(self, organization_id: int, raw_name: str, via: str) -> None:
         self.file_id = str(uuid.uuid4())
         self.display_name = display_name(raw_name)
-        self.organization_id = int(user.organization_id)
+        self.organization_id = int(organization_id)
         self.via = via
         self.accepted = False
         self.upload: Upload = get_storage().begin_upload(
@@ -77,7 +77,13 @@ class Receiving:
 
 def receive(user: User, raw_name: str, *, via: str) -> Receiving:
     """Begin receiving a file the user sends under `raw_name` (as the client sent it)."""
-    return Receiving(user, raw_name, via)
+    return Receiving(user.organization_id, raw_name, via)
+
+
+def receive_into(organization_id: int, raw_name: str, *, via: str) -> Receiving:
+    """Begin receiving a file sent to the organization by someone without an account (an
+    upload-only link's visitor)."""
+    return Receiving(organization_id, raw_name, via)
 
 
 def file_values(
@@ -91,6 +97,7 @@ def file_values(
     size: int,
     sha256: str | None = None,
     on_conflict: OnConflict = OnConflict.RENAME,
+    via_request: int | None = None,
 ) -> dict[str, Any]:
     """The new row of a file whose bytes have all arrived, `pending` until validated, under
     the name it takes in its folder (see names.take). Run in the write transaction."""
@@ -111,6 +118,7 @@ def file_values(
         "organization_id": organization_id,
         "uploaded_by": uploaded_by,
         "uploaded_at": utcnow(),
+        "uploaded_via_request": via_request,
     }
 
 
@@ -139,6 +147,7 @@ def arrive(
     on_conflict: OnConflict = OnConflict.RENAME,
     strict: bool = True,
     actor: activity.Actor | None = None,
+    via_request: int | None = None,
 ) -> Accepted:
     """Record bytes that have all arrived under `key` (their id `new_id`), inside the write
     transaction; the caller checks the quota.
@@ -147,7 +156,8 @@ def arrive(
     for a user who may not change it); onto a folder: 409 `name_taken`; else a new file.
     `strict=False` (a resumable upload's last byte: a client told 403 or 409 now could only
     send it all again) numbers the name as `rename` does instead of refusing. The activity
-    record names `actor`, by default the uploader (by the request's token, if any).
+    record names `actor`, by default the uploader (by the request's token, if any);
+    `via_request` the upload-only link the bytes came through (the uploader is None then).
     """
     if actor is None:
         actor = activity.SYSTEM if uploader is None else activity.acting(uploader)
@@ -187,6 +197,7 @@ def arrive(
         size=size,
         sha256=sha256,
         on_conflict=on_conflict,
+        via_request=via_request,
     )
     # A plain INSERT rather than the ORM's unit of work: this runs while holding the
     # database's write lock, which every other writer waits on.

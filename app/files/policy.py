@@ -76,3 +76,20 @@ def may_write_upload(user: User, uploaded_by: int | None) -> bool:
 def may_revoke_link(user: User, link: ShareLink, uploader: int | None) -> bool:
     """Whether the user may revoke a share link: its creator, the file's uploader or an admin."""
     return is_admin(user) or user.id in (link.created_by, uploader)
+
+
+def may_request_files(user: User) -> bool:
+    """Whether the user may make an upload-only link into a folder: any member, since any
+    member may upload there (a read-only token is refused before, as for every change)."""
+    del user  # every member alike
+    return True
+
+
+def sees_every_request(user: User) -> bool:
+    """Whether the user sees every upload-only link of the organization, not just their own."""
+    return is_admin(user)
+
+
+def may_revoke_request(user: User, created_by: int | None) -> bool:
+    """Whether the user may revoke an upload-only link: its creator or an admin."""
+    return is_admin(user) or (created_by is not None and created_by == user.id)

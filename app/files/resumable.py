@@ -17,7 +17,7 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any, cast
@@ -30,6 +30,7 @@ from .. import metrics
 from ..database import write_transaction
 from ..extensions import db
 from ..models import File, FileVersion, Folder, ResumableUpload, User, utcnow
+from ..services import activity
 from ..services.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
 from ..services.tenancy import in_organization, scoped
 from ..storage import get_storage, object_key
@@ -81,6 +82,24 @@ def _expiry() -> datetime:
 # ---- creation ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ViaRequest:
+    """An upload sent through an upload-only link: its organization and folder, and what
+    takes one of its files in the creation's transaction (refusing when none is left)."""
+
+    request_id: int
+    organization_id: int
+    folder_id: str | None
+    take_file: Callable[[], None]
+
+
+def create_via_request(via: ViaRequest, length: int, display: str, metadata: str) -> Progress:
+    """Record a new upload an upload-only link's visitor sends: into the link's folder, its
+    name numbered when taken, its length held against the quota, one of the link's files
+    taken."""
+    return _create(via.organization_id, None, length, display, metadata, via=via)
+
+
 def create(
     user: User,
     length: int,
@@ -99,17 +118,40 @@ def create(
     of that name 409. A name taken by the time the last byte arrives is numbered (see
     _complete).
     """
+    return _create(
+        user.organization_id,
+        user,
+        length,
+        display,
+        metadata,
+        folder_raw=folder_raw,
+        on_conflict=on_conflict,
+    )
+
+
+def _create(
+    organization_id: int,
+    user: User | None,
+    length: int,
+    display: str,
+    metadata: str,
+    *,
+    folder_raw: str | None = None,
+    on_conflict: OnConflict = OnConflict.RENAME,
+    via: ViaRequest | None = None,
+) -> Progress:
     if not display:
         raise InvalidInput("invalid_filename", "the file name is empty", field="filename")
     check_size(length, field="Upload-Length")
     file_id = str(uuid.uuid4())
     values: dict[str, Any] = {
         "id": file_id,
-        "organization_id": user.organization_id,
-        "uploaded_by": user.id,
+        "organization_id": organization_id,
+        "uploaded_by": None if user is None else user.id,
+        "uploaded_via_request": None if via is None else via.request_id,
         "filename": display,
         "upload_metadata": metadata,
-        "file_path": object_key(user.organization_id, file_id, display),
+        "file_path": object_key(organization_id, file_id, display),
         "length": length,
         "offset": 0,
         "storage_state": "{}",
@@ -119,21 +161,24 @@ def create(
         "on_conflict": on_conflict.value,
     }
     with write_transaction() as session:
-        values["folder_id"] = check_place(user.organization_id, folder_raw)
+        if via is not None:
+            via.take_file()
+            values["folder_id"] = via.folder_id
+        else:
+            values["folder_id"] = check_place(organization_id, folder_raw)
         if on_conflict is OnConflict.FAIL:
-            names.lock_names(user.organization_id)
-            names.take(
-                user.organization_id, values["folder_id"], display, on_conflict, field="filename"
-            )
+            names.lock_names(organization_id)
+            names.take(organization_id, values["folder_id"], display, on_conflict, field="filename")
         elif on_conflict is OnConflict.REPLACE:
-            names.lock_names(user.organization_id)
-            target = versions.replaceable(user.organization_id, values["folder_id"], display)
+            names.lock_names(organization_id)
+            target = versions.replaceable(organization_id, values["folder_id"], display)
             if target is not None:
-                versions.check_may_replace(user, target)
+                if user is not None:
+                    versions.check_may_replace(user, target)
             else:
                 # Free, or a folder's (409).
                 names.take(
-                    user.organization_id,
+                    organization_id,
                     values["folder_id"],
                     display,
                     OnConflict.FAIL,
@@ -141,8 +186,8 @@ def create(
                 )
         session.execute(insert(cast(Table, ResumableUpload.__table__)), values)
         # The row's triggers hold its length against the quota: it must fit with the rest.
-        check_room(user.organization_id, length)
-    return Progress(file_id, user.organization_id, length, 0, metadata, values["expires_at"], False)
+        check_room(organization_id, length)
+    return Progress(file_id, organization_id, length, 0, metadata, values["expires_at"], False)
 
 
 # ---- reading -------------------------------------------------------------------------
@@ -291,8 +336,35 @@ def append(user: User, raw_id: str, offset: int, body: IO[bytes], body_length: i
     TooLarge when the body would pass Upload-Length. A PATCH of no bytes leaves the expiry
     where it was: only bytes buy time.
     """
-    organization_id = user.organization_id
-    row = _writable(user, raw_id)
+    return _append_to(user.organization_id, _writable(user, raw_id), offset, body, body_length)
+
+
+def sent_via_request(request_id: int, organization_id: int, raw_id: str) -> ResumableUpload:
+    """A live upload an upload-only link's visitor began; NotFound for any other."""
+    row = _find(organization_id, raw_id)
+    if row.uploaded_via_request != request_id:
+        raise NotFound("not_found", "upload not found")
+    return row
+
+
+def progress_via_request(request_id: int, organization_id: int, raw_id: str) -> Progress:
+    """Where an upload sent through an upload-only link stands (HEAD)."""
+    row = sent_via_request(request_id, organization_id, raw_id)
+    db.session.rollback()
+    return _progress(row)
+
+
+def append_via_request(
+    request_id: int, organization_id: int, raw_id: str, offset: int, body: IO[bytes], length: int
+) -> Progress:
+    """Add a PATCH body to an upload sent through an upload-only link (as `append`)."""
+    row = sent_via_request(request_id, organization_id, raw_id)
+    return _append_to(organization_id, row, offset, body, length)
+
+
+def _append_to(
+    organization_id: int, row: ResumableUpload, offset: int, body: IO[bytes], body_length: int
+) -> Progress:
     if offset != row.offset:
         raise Conflict(
             "offset_mismatch",
@@ -350,7 +422,9 @@ def append(user: User, raw_id: str, offset: int, body: IO[bytes], body_length: i
     resumable_bytes.release(get_storage(), old_state, state)
     if new_offset == length:
         _complete(upload_id)
-        return progress(user, upload_id)  # read again: is its file there?
+        done = _find(organization_id, upload_id)  # read again: is its file there?
+        db.session.rollback()
+        return _progress(done)
     # Known without reading the row again: this request wrote each of these values.
     return Progress(upload_id, organization_id, length, new_offset, metadata, expires_at, False)
 
@@ -383,6 +457,7 @@ def _complete(upload_id: str) -> None:
     resumable_bytes.finish(get_storage(), row.id, row.file_path, state, row.length)
     sha256 = PySha256.deserialize(row.hash_state).finalize()
     file_id, organization_id, uploaded_by = row.id, row.organization_id, row.uploaded_by
+    via_request = row.uploaded_via_request
     filename, key, length, folder_id = row.filename, row.file_path, row.length, row.folder_id
     on_conflict = OnConflict(row.on_conflict)
     with write_transaction() as session:
@@ -415,6 +490,8 @@ def _complete(upload_id: str) -> None:
             if on_conflict is OnConflict.REPLACE
             else OnConflict.RENAME,
             strict=False,
+            actor=None if via_request is None else activity.by_request(via_request),
+            via_request=via_request,
         )
     admitted(accepted, organization_id, via="tus")
 

@@ -197,3 +197,33 @@ def count_download(shared: Shared) -> None:
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise NotFound("not_found", GONE)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A usable link as the organization's links page shows it."""
+
+    link: ShareLink
+    path: str
+    created_by_email: str | None
+
+
+def organization_links(user: User) -> list[Listed]:
+    """The organization's usable share links for an admin, the member's own (made by them
+    or to their files) for a member; newest first."""
+    query = (
+        select(ShareLink, File, User.email)
+        .join(File, File.id == ShareLink.file_id)
+        .outerjoin(User, User.id == ShareLink.created_by)
+        .where(in_organization(ShareLink, user.organization_id), *live(utcnow()))
+        .order_by(ShareLink.id.desc())
+    )
+    if not policy.is_admin(user):
+        query = query.where(or_(ShareLink.created_by == user.id, File.uploaded_by == user.id))
+    rows = db.session.execute(query).all()
+    listed = [
+        Listed(link, folders.file_path(file.organization_id, file.folder_id, file.filename), email)
+        for link, file, email in rows
+    ]
+    db.session.rollback()
+    return listed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import requests as _requests  # noqa: F401  (its pages join the blueprint)
 from .views import bp
 
 __all__ = ["bp"]

@@ -506,11 +506,29 @@ def files_page(error: str | None = None, status: int = 200) -> ResponseReturnVal
         newest_first=shown.sort == "uploaded_at" and shown.order == "desc",
         q=shown.q,
         error=error,
-        trashed=shown_once().get("trashed") or [],
+        **once_on_files_page(),
         me=user(),
         upload_limit=intake.max_file_size(),
         resumable_above=RESUMABLE_ABOVE,
+        request_lifetimes=REQUEST_LIFETIMES,
     ), status
+
+
+# The lifetimes the Request files form offers, in seconds (7 days first: the default).
+REQUEST_LIFETIMES = [
+    (7 * 24 * 3600, "7 days"),
+    (3600, "1 hour"),
+    (24 * 3600, "1 day"),
+    (30 * 24 * 3600, "30 days"),
+    (90 * 24 * 3600, "90 days"),
+]
+
+
+def once_on_files_page() -> dict[str, Any]:
+    """What the files page shows once: the items just trashed (Undo), a new upload-only
+    link's URL."""
+    once = shown_once()
+    return {"trashed": once.get("trashed") or [], "request_link": once.get("request_link")}
 
 
 # Larger files go through the resumable endpoint, in parts of this size.

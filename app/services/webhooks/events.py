@@ -53,6 +53,7 @@ def file_snapshot(row: File, path: str | None = None) -> dict[str, Any]:
         "uploaded_at": row.uploaded_at,
         "uploaded_by_email": row.uploader.email if row.uploader else None,
         "folder_id": row.folder_id,
+        "uploaded_via_request": row.uploaded_via_request,
         "sha256": row.sha256,
         "error_message": row.error_message,
         "processed_at": row.processed_at,
@@ -185,6 +186,7 @@ def file_json(snapshot: dict[str, Any]) -> dict[str, Any]:
         "uploaded_by_email": snapshot["uploaded_by_email"],
         # Events queued before folders existed carry neither: their file was at the top.
         "folder_id": snapshot.get("folder_id") or names.ROOT,
+        "uploaded_via_request": snapshot.get("uploaded_via_request"),
         "sha256": snapshot["sha256"],
         "error_message": snapshot["error_message"],
         "processed_at": _timestamp(snapshot["processed_at"]),

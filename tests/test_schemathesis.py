@@ -144,50 +144,14 @@ class FuzzIdentity:
             return {"headers": {"Authorization": f"Bearer {self.token}"}}
         return self.session_kwargs()
 
-    def list_cursor(self, query: dict[str, Any]) -> str | None:
-        """A cursor the listing issued for the same filters and order as `query` (a cursor
-        is bound to them): past its first file; None when the listing has no second page,
-        or answers an error (an unknown folder: the request's own answer then says so)."""
-        bound = {k: v for k, v in query.items() if k in CURSOR_BOUND}
-        with requests.Session() as http:
-            answer = http.get(
-                f"{self.base_url}/api/files",
-                params={**bound, "limit": 1},
-                timeout=TIMEOUT,
-                **self.credentials(),
-            )
-        if answer.status_code != 200:
-            return None
-        cursor: str | None = answer.json()["next_cursor"]
-        return cursor
-
-    def trash_cursor(self) -> str | None:
-        """A cursor the trash's listing issued: past its first item; None when it has no
-        second page."""
-        with requests.Session() as http:
-            answer = http.get(
-                f"{self.base_url}/api/trash",
-                params={"limit": 1},
-                timeout=TIMEOUT,
-                **self.credentials(),
-            )
-        if answer.status_code != 200:
-            return None
-        cursor: str | None = answer.json()["next_cursor"]
-        return cursor
-
-    def activity_cursor(self, case: schemathesis.Case) -> str | None:
-        """A cursor the activity record issued for the same filters as the case's (and the
-        same file, for a file's own): past its first event; None when there is no second
-        page or the listing answers an error (the request's own answer then says so)."""
-        bound = {
-            k: v for k, v in (case.query or {}).items() if k in ("type", "actor_id", "file_id")
-        }
-        path = case.operation.path.format(**(case.path_parameters or {}))
+    def issued_cursor(self, path: str, params: dict[str, Any]) -> str | None:
+        """A cursor a listing issued for these parameters (a cursor is bound to them): past
+        its first entry; None when it has no second page, or answers an error (an unknown
+        folder or file: the request's own answer then says so)."""
         with requests.Session() as http:
             answer = http.get(
                 f"{self.base_url}{path}",
-                params={**bound, "limit": 1},
+                params={**params, "limit": 1},
                 timeout=TIMEOUT,
                 **self.credentials(),
             )
@@ -221,24 +185,24 @@ class FuzzIdentity:
         if case.meta is None or not case.meta.generation.mode.is_positive:
             return
         operation = f"{case.method.upper()} {case.operation.path}"
-        if operation == "GET /api/files" and case.query and case.query.get("cursor"):
-            cursor = self.list_cursor(case.query)
-            if cursor is None:
-                del case.query["cursor"]
-            else:
-                case.query["cursor"] = cursor
-        if operation == "GET /api/trash" and case.query and case.query.get("cursor"):
-            cursor = self.trash_cursor()
-            if cursor is None:
-                del case.query["cursor"]
-            else:
-                case.query["cursor"] = cursor
-        if operation.endswith("/activity") and case.query and case.query.get("cursor"):
-            cursor = self.activity_cursor(case)
-            if cursor is None:
-                del case.query["cursor"]
-            else:
-                case.query["cursor"] = cursor
+        if not case.query or not case.query.get("cursor"):
+            return
+        # Each listing with cursors, and the parameters its cursors are bound to.
+        bound_to = {
+            "GET /api/files": CURSOR_BOUND,
+            "GET /api/trash": (),
+            "GET /api/org/activity": ACTIVITY_BOUND,
+            "GET /api/files/{file_id}/activity": ACTIVITY_BOUND,
+        }
+        if operation not in bound_to:
+            return
+        params = {k: v for k, v in case.query.items() if k in bound_to[operation]}
+        path = case.operation.path.format(**(case.path_parameters or {}))
+        cursor = self.issued_cursor(path, params)
+        if cursor is None:
+            del case.query["cursor"]
+        else:
+            case.query["cursor"] = cursor
 
     def point_at_real_object(self, case: schemathesis.Case) -> None:
         """A positive request's path id, made the id of an object made for it (the links
@@ -499,6 +463,8 @@ def offset_stream(ctx: Any, value: Any) -> bytes:
 # a webhook URL's host is and resolves only to public addresses (`HTTP://0` is 0.0.0.0), no
 # schema can say. Any other failure of any
 # check fails the run.
+# The activity record's filters a cursor is bound to.
+ACTIVITY_BOUND = ("type", "actor_id", "file_id")
 # The listing's parameters a cursor is bound to (another value with it is 400).
 CURSOR_BOUND = ("status", "folder_id", "q", "sort", "order")
 SEMANTIC_REFUSALS = {

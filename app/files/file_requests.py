@@ -16,11 +16,10 @@ from ..extensions import db
 from ..models import File, FileRequest, Folder, ResumableUpload, User, utcnow
 from ..security import digest, new_secret
 from ..services import activity
-from ..services.errors import InvalidInput, NotAllowed, NotFound
+from ..services.errors import NotAllowed, NotFound
 from ..services.tenancy import get_scoped_or_404, in_organization, scoped
 from . import folders, policy, resumable
-from .intake import Accepted, Receiving, admitted, arrive, check_size
-from .ledger import check_room
+from .intake import Accepted, Receiving, arrive, settle
 from .names import OnConflict
 
 MIN_EXPIRES_IN = 60
@@ -242,37 +241,25 @@ def accept(link: Open, receiving: Receiving) -> Accepted:
     """Record a file a visitor sent through the link (the multipart form), as intake's
     `accept` does a member's: within the quota and the link's files, all or nothing; its
     name numbered when taken, so nothing about the folder's other names is told."""
-    upload = receiving.upload
-    if not receiving.display_name:
-        raise InvalidInput("invalid_filename", "the file name is empty", field="file")
-    check_size(upload.size, field="file")
-    try:
-        upload.finish()
-        with write_transaction():
-            take_file(link)
-            if link.folder_id is not None and not _folder_live(
-                link.organization_id, link.folder_id
-            ):
-                raise NotFound("not_found", GONE)
-            accepted = arrive(
-                uploader=None,
-                new_id=receiving.file_id,
-                organization_id=link.organization_id,
-                folder_id=link.folder_id,
-                filename=receiving.display_name,
-                key=upload.key,
-                size=upload.size,
-                on_conflict=OnConflict.RENAME,
-                actor=activity.by_request(link.id),
-                via_request=link.id,
-            )
-            check_room(link.organization_id, upload.size)
-    except BaseException:
-        upload.abort()
-        raise
-    receiving.accepted = True
-    admitted(accepted, link.organization_id, via=receiving.via)
-    return accepted
+
+    def record() -> Accepted:
+        take_file(link)
+        if link.folder_id is not None and not _folder_live(link.organization_id, link.folder_id):
+            raise NotFound("not_found", GONE)
+        return arrive(
+            uploader=None,
+            new_id=receiving.file_id,
+            organization_id=link.organization_id,
+            folder_id=link.folder_id,
+            filename=receiving.display_name,
+            key=receiving.upload.key,
+            size=receiving.upload.size,
+            on_conflict=OnConflict.RENAME,
+            actor=activity.by_request(link.id),
+            via_request=link.id,
+        )
+
+    return settle(receiving, link.organization_id, record)
 
 
 def begin_resumable(link: Open, length: int, display: str, metadata: str) -> resumable.Progress:

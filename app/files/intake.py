@@ -5,6 +5,7 @@ new version of the file that has the name), queues validation and counts the upl
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -231,6 +232,29 @@ def accept(
     The bytes are made durable first, outside the write lock; if the quota refuses them or the
     row does not commit, they are removed again.
     """
+
+    def record() -> Accepted:
+        if folder_id is not None:
+            get_scoped_or_404(Folder, folder_id, user.organization_id, what="folder")
+        return arrive(
+            uploader=user,
+            new_id=receiving.file_id,
+            organization_id=user.organization_id,
+            folder_id=folder_id,
+            filename=receiving.display_name,
+            key=receiving.upload.key,
+            size=receiving.upload.size,
+            on_conflict=on_conflict,
+        )
+
+    return settle(receiving, user.organization_id, record)
+
+
+def settle(receiving: Receiving, organization_id: int, record: Callable[[], Accepted]) -> Accepted:
+    """The all-or-nothing end of every request body's upload (a member's, or a visitor's
+    through an upload-only link): the name and size rules, the bytes made durable outside
+    the write lock, then `record` (the row, by `arrive`) and the quota's check in one write
+    transaction; the bytes removed again if that does not commit; validation queued."""
     upload = receiving.upload
     if not receiving.display_name:
         raise InvalidInput("invalid_filename", "the file name is empty", field="file")
@@ -238,24 +262,13 @@ def accept(
     try:
         upload.finish()
         with write_transaction():
-            if folder_id is not None:
-                get_scoped_or_404(Folder, folder_id, user.organization_id, what="folder")
-            accepted = arrive(
-                uploader=user,
-                new_id=receiving.file_id,
-                organization_id=user.organization_id,
-                folder_id=folder_id,
-                filename=receiving.display_name,
-                key=upload.key,
-                size=upload.size,
-                on_conflict=on_conflict,
-            )
+            accepted = record()
             # The row's triggers added its bytes to the organization's usage: they must fit.
-            check_room(user.organization_id, upload.size)
+            check_room(organization_id, upload.size)
     except BaseException:
         # The row did not commit: the bytes must not stay behind without it.
         upload.abort()
         raise
     receiving.accepted = True
-    admitted(accepted, user.organization_id, via=receiving.via)
+    admitted(accepted, organization_id, via=receiving.via)
     return accepted

@@ -581,6 +581,10 @@ def _purge_files(condition: list[ColumnElement[bool]], batch: int) -> int:
     deleted: set[str] = set()
     with write_transaction():
         for org_id, org_rows in by_organization.items():
+            # The organization before the rows, as a restore takes them: the rows' counting
+            # triggers need the organization's row, which a restore holds while it waits
+            # for its rows.
+            names.lock_names(org_id)
             deleted |= lifecycle.delete_rows(org_id, org_rows)
     for org_id, items in removed.items():
         # Only this purge's: another purger (the operator's command beside the sweep) may

@@ -65,8 +65,16 @@ def get_scoped_or_404(
 def lock_organization(organization_id: int) -> None:
     """Hold the organization still until the transaction ends: on PostgreSQL its row is
     locked (every upload's counting trigger takes that lock anyway); SQLite's writers
-    already take turns."""
+    already take turns.
+
+    FOR NO KEY UPDATE, the lock the counters' UPDATE takes too: it keeps the holders of this
+    lock and the counting writers in turn, yet lets the foreign key checks of rows that name
+    the organization (an activity event, a file) go by, which FOR UPDATE would hold up: a
+    writer that holds a file's row and records an event would otherwise wait on a holder of
+    this lock that waits on the file's row.
+    """
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(
-            text("SELECT id FROM organizations WHERE id = :id FOR UPDATE"), {"id": organization_id}
+            text("SELECT id FROM organizations WHERE id = :id FOR NO KEY UPDATE"),
+            {"id": organization_id},
         )

@@ -15,6 +15,7 @@ from wsgidav import util
 from wsgidav.dav_error import (
     HTTP_BAD_REQUEST,
     HTTP_FORBIDDEN,
+    HTTP_NOT_FOUND,
     HTTP_REQUEST_ENTITY_TOO_LARGE,
     DAVError,
 )
@@ -150,11 +151,6 @@ class Place(DAVCollection):  # type: ignore[misc]
         """A folder goes to the trash whole."""
         return True
 
-    def handle_delete(self) -> bool:
-        """DELETE: the folder, with everything in it, to the trash."""
-        self.delete()
-        return True
-
     def delete(self) -> None:
         """The folder, with everything in it, to the trash."""
         if self.folder is None:
@@ -251,11 +247,6 @@ class Document(DAVNonCollection):  # type: ignore[misc]
         if refreshed is not None:
             self.entry = refreshed
 
-    def handle_delete(self) -> bool:
-        """DELETE: the file to the trash."""
-        self.delete()
-        return True
-
     def delete(self) -> None:
         """The file to the trash."""
         with translated():
@@ -320,7 +311,12 @@ class NewDocument(DAVNonCollection):  # type: ignore[misc]
 
     def get_content(self) -> IO[bytes]:
         """Nothing to read yet."""
-        raise DAVError(HTTP_FORBIDDEN)
+        raise DAVError(HTTP_NOT_FOUND)
+
+    def delete(self) -> None:
+        """A lock-null resource goes with its locks."""
+        self.remove_all_properties(recursive=False)
+        self.remove_all_locks(recursive=False)
 
     def begin_write(self, *, content_type: str | None = None) -> Receiver:
         """PUT: the bytes stream into intake under a fresh id."""
@@ -393,7 +389,9 @@ class CofferProvider(DAVProvider):  # type: ignore[misc]
         """Writes are allowed (a read-only token is refused by the gate)."""
         return False
 
-    def get_resource_inst(self, path: str, environ: dict[str, Any]) -> Place | Document | None:
+    def get_resource_inst(
+        self, path: str, environ: dict[str, Any]
+    ) -> Place | Document | NewDocument | None:
         """The folder or file at a path, or None."""
         self._count_get_resource_inst += 1
         member = user()
@@ -408,7 +406,20 @@ class CofferProvider(DAVProvider):  # type: ignore[misc]
                 continue
             if index != len(names) - 1:
                 return None
-            entry = tree.file_named(member, None if place is None else place.id, name)
-            return None if entry is None else Document(walked, environ, entry)
+            where = None if place is None else place.id
+            entry = tree.file_named(member, where, name)
+            if entry is not None:
+                return Document(walked, environ, entry)
+            return self.locked_null(walked, environ, where, name)
         return Place(walked or "/", environ, place)
+
+    def locked_null(
+        self, path: str, environ: dict[str, Any], place: str | None, name: str
+    ) -> NewDocument | None:
+        """A path that names nothing but holds a lock (a LOCK of an unmapped URL): a
+        lock-null resource until a PUT gives it bytes (Coffer keeps no empty files)."""
+        placeholder = NewDocument(path, environ, place, name)
+        if self.lock_manager and self.lock_manager.get_url_lock_list(placeholder.get_ref_url()):
+            return placeholder
+        return None
 

@@ -89,6 +89,10 @@ class Gate:
 
     def admitted(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """The WebDAV answer for an authenticated member, or the refusal."""
+        if "#" in environ.get("REQUEST_URI", ""):
+            # waitress drops a fragment from the path: refused, so that no request acts on
+            # another resource than the one its client named.
+            return answer(start_response, "400 Bad Request", "a request URI has no fragment", [])
         credentials = request.authorization
         if credentials is None or credentials.type != "basic":
             return answer(

@@ -5,7 +5,7 @@ trash for DELETE, placement and folders for MOVE, copies for COPY, folders for M
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import IO, Any
@@ -27,6 +27,7 @@ from ..files.names import OnConflict, checked_name
 from ..files.tree import Entry
 from ..models import Folder, User
 from ..services.content import served_type
+from ..services import activity
 from ..services.errors import DomainError, Gone
 from ..storage import get_storage
 
@@ -226,14 +227,21 @@ class Document(DAVNonCollection):  # type: ignore[misc]
         """Byte ranges are served."""
         return True
 
-    def get_content(self) -> IO[bytes]:
-        """A reader of the bytes."""
+    def get_content(self) -> RecordedReader:
+        """A reader of the bytes; its close records the download, as the API's does."""
         try:
-            return get_storage().open(self.entry.key)
+            reader = get_storage().open(self.entry.key)
         except FileNotFoundError:
             with translated():
                 raise Gone("file_missing", "the file's bytes are missing from storage") from None
-        raise AssertionError("unreachable")
+            raise
+        member = user()
+        sent = activity.download_recorder(
+            member.organization_id,
+            activity.acting(member),
+            activity.on_file(self.entry.id, self.entry.name),
+        )
+        return RecordedReader(reader, sent)
 
     def begin_write(self, *, content_type: str | None = None) -> Receiver:
         """PUT onto the file: its bytes stream into intake, to become a new version."""
@@ -327,6 +335,29 @@ class NewDocument(DAVNonCollection):  # type: ignore[misc]
         """The body has arrived: the new file, within the quota (or nothing, on errors)."""
         finish_receiving(self.receiving, self.place, with_errors)
         self.entry = tree.file_named(user(), self.place, self.name)
+
+
+class RecordedReader:
+    """A reader of stored bytes that calls `sent` once, when it is closed."""
+
+    def __init__(self, reader: IO[bytes], sent: Callable[[], None]) -> None:
+        self.reader = reader
+        self.sent: Callable[[], None] | None = sent
+
+    def read(self, size: int = -1) -> bytes:
+        """The next bytes."""
+        return self.reader.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Move to a range's start."""
+        return self.reader.seek(offset, whence)
+
+    def close(self) -> None:
+        """Close the reader and record the download."""
+        self.reader.close()
+        if self.sent is not None:
+            sent, self.sent = self.sent, None
+            sent()
 
 
 class Receiver:

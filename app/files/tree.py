@@ -150,7 +150,7 @@ def files_in(user: User, place: str | None) -> Iterator[Entry]:
             order=listing.Order.ASC,
         )
         rows = [row for row, _email in page.rows]
-        own = _own_versions(user, [row.id for row in rows if row.status == FileStatus.READY])
+        own = _own_versions(user, [row.id for row in rows])
         for row in rows:
             entry = _entry(user, row, own.get(row.id))
             if entry is not None:

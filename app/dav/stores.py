@@ -70,25 +70,28 @@ class PropertyStore:
         query = scoped(DavProperty, organization_id()).where(DavProperty.url == norm_url)
         return [row.name for row in db.session.scalars(query.order_by(DavProperty.name))]
 
-    def get_property(self, norm_url: str, name: str, environ: Any = None) -> str | None:
+    def get_property(self, norm_url: str, name: str, environ: Any = None) -> bytes | None:
         """One dead property's value (its XML), or None."""
         query = scoped(DavProperty, organization_id()).where(
             DavProperty.url == norm_url, DavProperty.name == name
         )
         row = db.session.scalars(query).first()
-        return None if row is None else row.value
+        return None if row is None else row.value.encode("utf-8")
 
     def write_property(
         self,
         norm_url: str,
         name: str,
-        property_value: str,
+        property_value: str | bytes,
         dry_run: bool = False,
         environ: Any = None,
     ) -> None:
         """Set a dead property (replacing its value)."""
         if dry_run:
             return
+        # WsgiDAV passes the element as serialized bytes: kept as text, read back as bytes.
+        if isinstance(property_value, bytes):
+            property_value = property_value.decode("utf-8")
         org = organization_id()
         with write_transaction() as session:
             session.execute(

@@ -210,9 +210,13 @@ def test_failed_attempts_are_limited_as_logins_are(server: LiveServer, acme: Mem
     """After LOGIN_LIMIT_PER_EMAIL failures, even the right token waits (429, Retry-After)."""
     url = f"{server.url}/dav/"
     for _ in range(3):
-        wrong = requests.request("PROPFIND", url, auth=(acme.email, "guess"), headers={"Depth": "0"})
+        wrong = requests.request(
+            "PROPFIND", url, auth=(acme.email, "guess"), headers={"Depth": "0"}
+        )
         assert wrong.status_code == 401
-    limited = requests.request("PROPFIND", url, auth=(acme.email, acme.write), headers={"Depth": "0"})
+    limited = requests.request(
+        "PROPFIND", url, auth=(acme.email, acme.write), headers={"Depth": "0"}
+    )
     assert limited.status_code == 429
     assert int(limited.headers["Retry-After"]) >= 1
     # Successes are not counted: another member is not held up.
@@ -300,9 +304,7 @@ def test_the_size_limit_and_the_quota(app: Flask, server: LiveServer, acme: Memb
     with app.app_context():
         from app.extensions import db
 
-        org_id = db.session.scalar(
-            db.select(Organization.id).where(Organization.name == "Acme")
-        )
+        org_id = db.session.scalar(db.select(Organization.id).where(Organization.name == "Acme"))
     run_sql(app, update(Organization).where(Organization.id == org_id).values(storage_quota_mb=1))
     refused = session.put(f"{base}/b.txt", data=data)
     assert refused.status_code == 507
@@ -341,9 +343,7 @@ def test_another_organizations_paths_do_not_exist(
     assert mine.get(f"{base}/Plans/secret.txt").content == b"acme only\n"
 
 
-def test_the_activity_record_names_the_token(
-    app: Flask, server: LiveServer, acme: Member
-) -> None:
+def test_the_activity_record_names_the_token(app: Flask, server: LiveServer, acme: Member) -> None:
     """Uploads, new versions, folders, moves, trashing and downloads through WebDAV are
     recorded as done by the token."""
     base = f"{server.url}/dav"
@@ -359,7 +359,11 @@ def test_the_activity_record_names_the_token(
         tokens = http.get("/api/tokens", headers=api(acme)).get_json()["tokens"]
         events = http.get("/api/org/activity", headers=api(acme)).get_json()["events"]
     token_id = next(token["id"] for token in tokens if token["name"] == "dav")
-    mine = [event for event in events if event["actor"] == {"kind": "token", "id": token_id, "email": acme.email}]
+    mine = [
+        event
+        for event in events
+        if event["actor"] == {"kind": "token", "id": token_id, "email": acme.email}
+    ]
     types = {event["type"] for event in mine}
     assert {
         "folder.created",

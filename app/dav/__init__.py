@@ -35,7 +35,11 @@ def dav_app() -> WsgiDAVApp:
         "property_manager": PropertyStore(),
         # The gate authenticates; WsgiDAV's own authenticator and directory browser are left out.
         "middleware_stack": [ErrorPrinter, RequestResolver],
-        "http_authenticator": {"domain_controller": None, "accept_basic": True, "accept_digest": False},
+        "http_authenticator": {
+            "domain_controller": None,
+            "accept_basic": True,
+            "accept_digest": False,
+        },
         "simple_dc": {"user_mapping": {"*": True}},
         "block_size": BLOCK_SIZE,
         "verbose": 1,

@@ -51,8 +51,14 @@ def failure_limits(email: str) -> list[tuple[RateLimitItem, str]]:
     address = request.remote_addr or ""
     config = current_app.config
     return [
-        *((item, f"dav-email/{email}|{address}") for item in parse_many(config["LOGIN_LIMIT_PER_EMAIL"])),
-        *((item, f"dav-address/{address}") for item in parse_many(config["LOGIN_LIMIT_PER_ADDRESS"])),
+        *(
+            (item, f"dav-email/{email}|{address}")
+            for item in parse_many(config["LOGIN_LIMIT_PER_EMAIL"])
+        ),
+        *(
+            (item, f"dav-address/{address}")
+            for item in parse_many(config["LOGIN_LIMIT_PER_ADDRESS"])
+        ),
     ]
 
 
@@ -136,4 +142,3 @@ class Gate:
         environ["wsgidav.auth.roles"] = []
         result: Iterable[bytes] = self.dav(environ, start_response)
         return result
-

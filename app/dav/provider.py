@@ -26,8 +26,8 @@ from ..files import copies, folders, intake, placement, trash, tree
 from ..files.names import OnConflict, checked_name
 from ..files.tree import Entry
 from ..models import Folder, User
-from ..services.content import served_type
 from ..services import activity
+from ..services.content import served_type
 from ..services.errors import DomainError, Gone
 from ..storage import get_storage
 
@@ -290,9 +290,7 @@ class Document(DAVNonCollection):  # type: ignore[misc]
 class NewDocument(DAVNonCollection):  # type: ignore[misc]
     """A file being put where no file is: it exists once its bytes have all arrived."""
 
-    def __init__(
-        self, path: str, environ: dict[str, Any], place: str | None, name: str
-    ) -> None:
+    def __init__(self, path: str, environ: dict[str, Any], place: str | None, name: str) -> None:
         super().__init__(path, environ)
         self.place = place
         self.name = name
@@ -405,7 +403,9 @@ def finish_receiving(
         receiving.discard()
 
 
-def destination(provider: DAVProvider, dest_path: str, environ: dict[str, Any]) -> tuple[str | None, str]:
+def destination(
+    provider: DAVProvider, dest_path: str, environ: dict[str, Any]
+) -> tuple[str | None, str]:
     """The folder (None: the top level) and name a COPY or MOVE destination names."""
     parent = provider.get_resource_inst(util.get_uri_parent(dest_path), environ)
     if not isinstance(parent, Place):
@@ -431,7 +431,9 @@ class CofferProvider(DAVProvider):  # type: ignore[misc]
         walked = ""
         for index, name in enumerate(names):
             walked = join(walked, name)
-            folder = tree.folder_named(member.organization_id, None if place is None else place.id, name)
+            folder = tree.folder_named(
+                member.organization_id, None if place is None else place.id, name
+            )
             if folder is not None:
                 place = folder
                 continue
@@ -453,4 +455,3 @@ class CofferProvider(DAVProvider):  # type: ignore[misc]
         if self.lock_manager and self.lock_manager.get_url_lock_list(placeholder.get_ref_url()):
             return placeholder
         return None
-

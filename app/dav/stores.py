@@ -156,7 +156,9 @@ class PropertyStore:
             session.execute(
                 delete(DavProperty).where(in_organization(DavProperty, org), _at(dest_url, True))
             )
-            rows = list(session.scalars(scoped(DavProperty, org).where(_at(src_url, with_children))))
+            rows = list(
+                session.scalars(scoped(DavProperty, org).where(_at(src_url, with_children)))
+            )
             for row in rows:
                 row.url = dest_url + row.url[len(src_url) :]
 

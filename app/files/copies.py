@@ -19,9 +19,7 @@ from .tree import Entry, usage
 COPY_CHUNK = 1024 * 1024
 
 
-def copy_file(
-    user: User, source: Entry, folder_id: str | None, name: str, *, via: str
-) -> Accepted:
+def copy_file(user: User, source: Entry, folder_id: str | None, name: str, *, via: str) -> Accepted:
     """A new file named `name` in a place (None: the top level) holding the bytes `user`
     reads of `source`; with a file of that name there, a new version of it. 507 before any
     byte is copied when the copy cannot fit; the copy is validated as an upload is."""

@@ -14,12 +14,12 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from ..config import MiB
 from ..extensions import db
 from ..models import File, FileStatus, FileVersion, Folder, Organization, User
 from ..services.errors import InvalidInput
 from ..services.tenancy import in_organization, scoped
 from . import listing
-from .ledger import MiB
 from .names import key_of
 
 # Statuses of an upload still being validated: shown to its uploader only.

@@ -22,6 +22,7 @@ from wsgidav.dav_error import (
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 
 from ..errors import DOMAIN_STATUS
+from . import stores
 from ..files import copies, folders, intake, placement, trash, tree
 from ..files.names import OnConflict, checked_name
 from ..files.tree import Entry
@@ -124,7 +125,9 @@ class Place(DAVCollection):  # type: ignore[misc]
             Document(join(self.path, entry.name), self.environ, entry)
             for entry in tree.files_in(member, self.place)
         ]
-        return places + documents
+        members = places + documents
+        stores.prefetch(self.environ, [m.get_ref_url() for m in members])
+        return members
 
     def get_member(self, name: str) -> Place | Document | None:
         """The folder or visible file of that name in the place."""

@@ -9,6 +9,7 @@ from typing import Any
 from flask import current_app, g
 from redis import Redis
 from sqlalchemy import delete, select
+from wsgidav.lock_man.lock_storage import normalize_lock_root
 from wsgidav.lock_man.lock_storage_redis import LockStorageRedis
 
 from ..database import write_transaction
@@ -17,9 +18,39 @@ from ..models import DavProperty
 from ..services.tenancy import in_organization, scoped
 
 
+# Resources whose properties one query reads, in a PROPFIND's prefetch.
+PREFETCH_BATCH = 500
+
+
 def organization_id() -> int:
     """The organization of the request being served (set by the gate)."""
     return int(g.dav_user.organization_id)
+
+
+def prefetch(environ: dict[str, Any], urls: list[str]) -> None:
+    """Read the dead property names and the direct locks of many resources at once (the
+    members a PROPFIND lists), so each member costs no query of its own. Only a PROPFIND
+    uses them (kept on the request's `g`): it changes nothing while they are held."""
+    if environ.get("REQUEST_METHOD") != "PROPFIND" or not urls:
+        return
+    org = organization_id()
+    names: dict[str, list[str]] = {url: [] for url in urls}
+    for start in range(0, len(urls), PREFETCH_BATCH):
+        batch = urls[start : start + PREFETCH_BATCH]
+        rows = db.session.execute(
+            select(DavProperty.url, DavProperty.name)
+            .where(in_organization(DavProperty, org), DavProperty.url.in_(batch))
+            .order_by(DavProperty.name)
+        )
+        for url, name in rows:
+            names[url].append(name)
+    roots = [normalize_lock_root(url) for url in urls]
+    pipeline = current_app.extensions["redis"].pipeline(transaction=False)
+    for root in roots:
+        pipeline.lrange(f"coffer:dav:{org}:URL2TOKEN:{root}", 0, -1)
+    tokens = dict(zip(roots, pipeline.execute(), strict=True))
+    g.dav_properties = names
+    g.dav_locks = tokens
 
 
 class OrganizationLocks(LockStorageRedis):  # type: ignore[misc]
@@ -49,6 +80,29 @@ class OrganizationLocks(LockStorageRedis):  # type: ignore[misc]
     def _redis_url2token_prefix(self) -> str:
         return self._redis_prefix.format("URL2TOKEN:{}")
 
+    def get_lock_list(
+        self, path: str, *, include_root: bool, include_children: bool, token_only: bool
+    ) -> list[Any]:
+        """The direct locks of a path (WsgiDAV's), from the PROPFIND's prefetch when it read
+        them."""
+        known = g.get("dav_locks") if not include_children else None
+        root = normalize_lock_root(path)
+        if known is None or root not in known or not include_root:
+            return list(
+                super().get_lock_list(
+                    path,
+                    include_root=include_root,
+                    include_children=include_children,
+                    token_only=token_only,
+                )
+            )
+        locks: list[Any] = []
+        for raw in known[root]:
+            lock = self.get(raw.decode("utf-8"))
+            if lock is not None:
+                locks.append(lock["token"] if token_only else lock)
+        return locks
+
     def _flush(self) -> None:
         """Redis writes as it goes: nothing to flush."""
 
@@ -67,6 +121,9 @@ class PropertyStore:
 
     def get_properties(self, norm_url: str, environ: Any = None) -> list[str]:
         """The names of the dead properties of a resource."""
+        known = g.get("dav_properties")
+        if known is not None and norm_url in known:
+            return list(known[norm_url])
         query = scoped(DavProperty, organization_id()).where(DavProperty.url == norm_url)
         return [row.name for row in db.session.scalars(query.order_by(DavProperty.name))]
 

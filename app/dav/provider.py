@@ -22,7 +22,6 @@ from wsgidav.dav_error import (
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 
 from ..errors import DOMAIN_STATUS
-from . import stores
 from ..files import copies, folders, intake, placement, trash, tree
 from ..files.names import OnConflict, checked_name
 from ..files.tree import Entry
@@ -31,6 +30,7 @@ from ..services import activity
 from ..services.content import served_type
 from ..services.errors import DomainError, Gone
 from ..storage import get_storage
+from . import stores
 
 # How uploads and copies through WebDAV are counted (metrics) and named.
 VIA = "webdav"

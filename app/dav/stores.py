@@ -17,7 +17,6 @@ from ..extensions import db
 from ..models import DavProperty
 from ..services.tenancy import in_organization, scoped
 
-
 # Resources whose properties one query reads, in a PROPFIND's prefetch.
 PREFETCH_BATCH = 500
 

@@ -90,7 +90,19 @@ class Gate:
         except BaseException:
             context.pop()
             raise
-        # The body is streamed after this returns: the context ends when it is closed.
+        if environ["REQUEST_METHOD"] != "GET":
+            # Every answer but a file's bytes is built in memory by WsgiDAV anyway: taken
+            # whole here, so the context ends with the request, closed or not.
+            try:
+                body = list(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+                context.pop()
+            return body
+        # A body streamed after this returns (a GET's bytes): the context ends when the
+        # server closes it.
         return ClosingIterator(result, context.pop)
 
     def admitted(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

@@ -13,6 +13,7 @@ from . import (
     broker,
     cors,
     database,
+    dav,
     limits,
     logs,
     metrics,
@@ -41,6 +42,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     middleware.init_app(app)
     register_commands(app)
     app.wsgi_app = MethodOverride(app.wsgi_app)  # type: ignore[method-assign]
+    # WebDAV at /dav, on the same server: WsgiDAV beside Flask, in Flask's context.
+    app.wsgi_app = dav.mount(app, app.wsgi_app)  # type: ignore[method-assign, assignment]
     if app.config["TRUSTED_PROXIES"]:
         proxies = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]

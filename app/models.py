@@ -729,3 +729,22 @@ class ActivityEvent(Model):
     target_name: Mapped[str | None] = mapped_column(sa.String(255))
     # The file the event concerns, for a file's own history.
     file_id: Mapped[str | None] = mapped_column(sa.String(36))
+
+
+class DavProperty(Model):
+    """A WebDAV dead property (one a client set with PROPPATCH) of the resource at a path of
+    an organization's `/dav/` tree (app/dav/)."""
+
+    __tablename__ = "dav_properties"
+    __table_args__ = (sa.Index("uq_dav_properties", "organization_id", "url", "name", unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    # The resource's path, quoted, as WebDAV names it (`/A/b.txt`); kept when it moves.
+    url: Mapped[str] = mapped_column(sa.String(1024))
+    # The property's name in Clark notation (`{namespace}name`).
+    name: Mapped[str] = mapped_column(sa.String(512))
+    # The property's value: its XML element as text.
+    value: Mapped[str] = mapped_column(sa.Text)

@@ -21,6 +21,7 @@ from waitress.utilities import RequestEntityTooLarge
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import MapAdapter, RequestRedirect
 
+from .dav import MOUNT as DAV_MOUNT
 from .multipart import upload_body_limit
 from .upload_endpoints import UPLOAD_ENDPOINTS
 
@@ -195,7 +196,10 @@ class LimitedServer(TcpWSGIServer):
         super().__init__(application, *args, **kw)
 
     def takes_upload(self, method: str, path: str) -> bool:
-        """Whether METHOD PATH is an upload endpoint (its body may be a whole file)."""
+        """Whether METHOD PATH is an upload endpoint (its body may be a whole file): a
+        WebDAV PUT is one."""
+        if method == "PUT" and (path == DAV_MOUNT or path.startswith(DAV_MOUNT + "/")):
+            return True
         try:
             endpoint, _args = self.routes.match(path, method)
         except (HTTPException, RequestRedirect):

@@ -31,6 +31,7 @@ from tests.support.s3 import SeaweedFS
 from tests.support.storage import STORAGE_BACKEND, check_storage_consistent
 
 TABLES = (
+    "dav_properties",
     "webhook_deliveries",
     "webhooks",
     "share_links",

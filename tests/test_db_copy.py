@@ -3,6 +3,7 @@ SQLite to PostgreSQL (and back) and the app on the new database answers as befor
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -115,8 +116,8 @@ class Answers:
 def populate(app: Flask, hook_url: str) -> Answers:
     """Rows in every table through the API: two organizations, an admin and a member
     who joined by invite, an unused invite, an unused password reset link, a token, a ready
-    file with two versions and a failed file, a share link, a webhook with its deliveries
-    and an unfinished resumable upload."""
+    file with two versions and a failed file, a share link, a webhook with its deliveries,
+    an unfinished resumable upload and a WebDAV dead property."""
     admin = Auth(app, app.test_client())
     assert admin.register().status_code == 201
     other = admin.another()
@@ -162,6 +163,16 @@ def populate(app: Flask, hook_url: str) -> Answers:
             ]
         )
         _db.session.commit()
+    # A dead property set over WebDAV on the folder.
+    basic = base64.b64encode(f"admin@acme.test:{token}".encode()).decode()
+    proppatch = app.test_client().open(
+        "/dav/Plans/",
+        method="PROPPATCH",
+        headers={"Authorization": f"Basic {basic}"},
+        data=b'<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:coffer-test">'
+        b"<D:set><D:prop><Z:colour>green</Z:colour></D:prop></D:set></D:propertyupdate>",
+    )
+    assert proppatch.status_code == 207 and b"200 OK" in proppatch.data, proppatch.data
     work(app)
     work(app)
     # A second version of the ready file: the first becomes a row of file_versions.

@@ -1,0 +1,187 @@
+"""The organization's folders and files as a tree of names, as a member sees it: what a path
+names, what a place holds, and which bytes of a file that member reads.
+
+A member sees every `ready` file, and their own uploads still being validated (a new file,
+or a new version of a file), so a client reads back at once the bytes it has just put.
+Failed files are not shown: their reason is in the activity record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from ..config import MiB
+from ..extensions import db
+from ..models import File, FileStatus, FileVersion, Folder, Organization, User
+from ..services.errors import InvalidInput
+from ..services.tenancy import in_organization, scoped
+from . import listing
+from .names import key_of
+
+# Statuses of an upload still being validated: shown to its uploader only.
+UNJUDGED = (FileStatus.PENDING, FileStatus.PROCESSING)
+# Files read per query when a place's files are listed.
+PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file as one member sees it: the bytes they read (the ready ones, or the upload of
+    theirs being validated) and what describes them."""
+
+    id: str
+    name: str
+    folder_id: str | None
+    key: str
+    size: int
+    sha256: str | None
+    mime_type: str | None
+    modified: datetime
+    # The id of the row (file or version) whose bytes these are: an upload's own id.
+    bytes_id: str
+    ready: bool
+    uploaded_by: int | None
+
+
+def _key(name: str) -> str | None:
+    """The compared form of a name; None for one no file or folder can have."""
+    try:
+        return key_of(name)
+    except InvalidInput:
+        return None
+
+
+def folder_named(organization_id: int, place: str | None, name: str) -> Folder | None:
+    """The folder (not in the trash) of this name directly in a place."""
+    key = _key(name)
+    if key is None:
+        return None
+    query = scoped(Folder, organization_id).where(
+        Folder.parent_id.is_(None) if place is None else Folder.parent_id == place,
+        Folder.name_key == key,
+    )
+    return db.session.scalars(query).first()
+
+
+def file_named(user: User, place: str | None, name: str) -> Entry | None:
+    """The file of this name directly in a place, as `user` sees it (None when hidden)."""
+    key = _key(name)
+    if key is None:
+        return None
+    query = scoped(File, user.organization_id).where(
+        File.folder_id.is_(None) if place is None else File.folder_id == place,
+        File.name_key == key,
+    )
+    row = db.session.scalars(query).first()
+    if row is None:
+        return None
+    return _entry(user, row, _own_versions(user, [row.id]).get(row.id))
+
+
+def _own_versions(user: User, file_ids: list[str]) -> dict[str, FileVersion]:
+    """The newest version being validated that `user` uploaded, of each of these files."""
+    if not file_ids:
+        return {}
+    rows = db.session.scalars(
+        select(FileVersion)
+        .where(
+            in_organization(FileVersion, user.organization_id),
+            FileVersion.file_id.in_(file_ids),
+            FileVersion.uploaded_by == user.id,
+            FileVersion.status.in_(UNJUDGED),
+        )
+        .order_by(FileVersion.version)
+    )
+    return {version.file_id: version for version in rows}
+
+
+def _entry(user: User, row: File, own: FileVersion | None) -> Entry | None:
+    """What `user` sees of a file: their newer upload being validated, else the ready file,
+    else their own file being validated; None for anything else."""
+    if own is not None and own.version > row.version:
+        return Entry(
+            id=row.id,
+            name=row.filename,
+            folder_id=row.folder_id,
+            key=own.file_path,
+            size=own.size,
+            sha256=own.sha256,
+            mime_type=None,
+            modified=own.uploaded_at,
+            bytes_id=own.id,
+            ready=False,
+            uploaded_by=row.uploaded_by,
+        )
+    ready = row.status == FileStatus.READY
+    if not ready and not (row.status in UNJUDGED and row.uploaded_by == user.id):
+        return None
+    return Entry(
+        id=row.id,
+        name=row.filename,
+        folder_id=row.folder_id,
+        key=row.file_path,
+        size=row.size,
+        sha256=row.sha256,
+        mime_type=row.mime_type if ready else None,
+        modified=row.uploaded_at,
+        bytes_id=row.id,
+        ready=ready,
+        uploaded_by=row.uploaded_by,
+    )
+
+
+def files_in(user: User, place: str | None) -> Iterator[Entry]:
+    """The files directly in a place that `user` sees, by name: read through the listing's
+    pages, a page of files per query."""
+    organization_id = user.organization_id
+    cursor: str | None = None
+    while True:
+        page = listing.list_files(
+            organization_id,
+            status=None,
+            limit=PAGE,
+            cursor=cursor,
+            folder_id=place or "root",
+            sort=listing.Sort.NAME,
+            order=listing.Order.ASC,
+        )
+        rows = [row for row, _email in page.rows]
+        own = _own_versions(user, [row.id for row in rows])
+        for row in rows:
+            entry = _entry(user, row, own.get(row.id))
+            if entry is not None:
+                yield entry
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def folders_in(organization_id: int, place: str | None) -> list[Folder]:
+    """The folders directly in a place (not in the trash), by name."""
+    query = scoped(Folder, organization_id).where(
+        Folder.parent_id.is_(None) if place is None else Folder.parent_id == place
+    )
+    return list(db.session.scalars(query.order_by(Folder.name_key, Folder.id)))
+
+
+@dataclass(frozen=True)
+class Usage:
+    """The organization's storage: bytes used and bytes still free under its quota."""
+
+    used: int
+    available: int
+
+
+def usage(organization_id: int) -> Usage:
+    """What the organization holds and how much more fits (held uploads count as used)."""
+    row = db.session.execute(
+        select(
+            Organization.used_bytes, Organization.reserved_bytes, Organization.storage_quota_mb
+        ).where(Organization.id == organization_id)
+    ).one()
+    used = int(row.used_bytes) + int(row.reserved_bytes)
+    return Usage(used=used, available=max(0, int(row.storage_quota_mb) * MiB - used))

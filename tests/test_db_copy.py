@@ -116,8 +116,9 @@ class Answers:
 def populate(app: Flask, hook_url: str) -> Answers:
     """Rows in every table through the API: two organizations, an admin and a member
     who joined by invite, an unused invite, an unused password reset link, a token, a ready
-    file with two versions and a failed file, a share link, a webhook with its deliveries,
-    an unfinished resumable upload and a WebDAV dead property."""
+    file with two versions and a failed file, a share link, an upload-only link, a webhook
+    with its deliveries, an unfinished resumable upload, a WebDAV dead property and the
+    activity record of all that."""
     admin = Auth(app, app.test_client())
     assert admin.register().status_code == 201
     other = admin.another()
@@ -184,6 +185,8 @@ def populate(app: Flask, hook_url: str) -> Answers:
     work(app)
     link = admin.client.post(f"/api/files/{ready}/links", json={}, headers=admin.headers())
     assert link.status_code == 201, link.get_json()
+    asked = admin.client.post("/api/folders/root/requests", json={}, headers=admin.headers())
+    assert asked.status_code == 201, asked.get_json()
     started = create(admin.client, {**TUS, **bearer(token)}, 10, "big.txt")
     assert started.status_code == 201, started.get_json()
     upload_path = started.headers["Location"]

@@ -90,6 +90,7 @@ def test_list_is_newest_first_with_sub_second_times(app: Flask, auth: Auth) -> N
         "uploaded_at": first["uploaded_at"],
         "uploaded_by_email": "admin@acme.test",
         "folder_id": "root",
+        "uploaded_via_request": None,
     }
     assert (body["total"], body["page"], body["limit"], body["pages"]) == (4, 1, 20, 1)
 
@@ -358,8 +359,10 @@ def test_details_of_a_validated_file(app: Flask, auth: Auth, worker: Callable[[]
         "folder_id",
         "path",
         "version",
+        "uploaded_via_request",
     }
     assert body["id"] == file_id
+    assert body["uploaded_via_request"] is None
     assert (body["folder_id"], body["path"], body["version"]) == ("root", "/notes.txt", 1)
     assert body["filename"] == "notes.txt"
     assert body["size"] == len(data)

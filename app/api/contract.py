@@ -161,6 +161,11 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
     return {"required": True, "content": json_content(ref(model))}
 
 
+def optional_json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """A JSON request body that may be left out (no body takes every default)."""
+    return {"required": False, "content": json_content(ref(model))}
+
+
 def path_parameter(name: str, schema: Schema, description: str) -> dict[str, Any]:
     """A required path parameter."""
     return {

@@ -25,9 +25,9 @@ from .contract import (
     DocumentedBlueprint,
     error,
     json_body,
-    json_content,
     link,
     operation,
+    optional_json_body,
     ref,
     response,
     with_links,
@@ -114,7 +114,7 @@ def update() -> dict[str, Any]:
             "413": E413_JSON,
         },
         security=WRITE,
-        body={"required": False, "content": json_content(ref(schemas.InviteRequest))},
+        body=optional_json_body(schemas.InviteRequest),
         description="No body at all takes every default, as `{}` does: a member's invite "
         "for INVITE_TTL_HOURS. `url` opens a page that signs the invitee up into this "
         "organization, with `role`, without typing its name; `invite_code` also works with "

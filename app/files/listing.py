@@ -251,20 +251,27 @@ def _total(organization_id: int, filters: Filters) -> int | None:
     if not filters.counted:
         return None
     counter = Organization.file_count if filters.status is None else STATUS_COUNTERS[filters.status]
-    total = db.session.scalar(select(counter).where(Organization.id == organization_id))
-    return int(total or 0) - trashed_files(organization_id, filters.status)
+    # One statement, so the counter and the trash's count come from one snapshot: read
+    # apart, a file trashed or validated in between made the total wrong, even negative.
+    trashed = _trashed_query(organization_id, filters.status).scalar_subquery()
+    total = db.session.scalar(select(counter - trashed).where(Organization.id == organization_id))
+    return int(total or 0)
 
 
 def trashed_files(organization_id: int, status: FileStatus | None = None) -> int:
     """How many of the organization's files (in `status`) are in the trash: the kept
-    counters count them (their bytes are still held), listings do not. Counted over the
-    trash's index, which holds trashed rows alone."""
+    counters count them (their bytes are still held), listings do not."""
+    return int(db.session.scalar(_trashed_query(organization_id, status)) or 0)
+
+
+def _trashed_query(organization_id: int, status: FileStatus | None) -> Select[Any]:
+    """The count of the trashed files, over the trash's index, which holds them alone."""
     query = select(func.count()).where(
         in_organization(File, organization_id), File.trashed_at.is_not(None)
     )
     if status is not None:
         query = query.where(File.status == status)
-    return int(db.session.scalar(query) or 0)
+    return query
 
 
 def _filtered(organization_id: int, filters: Filters) -> Select[Any]:

@@ -154,6 +154,7 @@ def unfinished(port: int, tokens: list[str]) -> int:
     total = 0
     for token in tokens:
         for status in ("pending", "processing"):
-            _, body = call(port, "GET", f"/api/files?status={status}&limit=1", token)
+            answer, body = call(port, "GET", f"/api/files?status={status}&limit=1", token)
+            assert answer == 200, (answer, body[:500])
             total += int(json.loads(body)["total"])
     return total

@@ -39,6 +39,7 @@ SCENARIO_NAMES = (
     "migrate",
     "zip",
     "trash",
+    "activity",
     "threads",
 )
 # `threads` (the WEB_THREADS x WORKERS sweep, two minutes a database) runs only when named.
@@ -65,6 +66,10 @@ QUICK = Settings(
     zip_files=50,
     zip_rounds=1,
     trash_files=10_000,
+    activity_uploads=80,
+    activity_rounds=2,
+    activity_events=20_000,
+    activity_samples=20,
     listing_files=10_000,
     listing_samples=50,
     deep_page_samples=10,

@@ -291,6 +291,7 @@ def rows(settings: Settings) -> list[Row]:
         ),
         *threads_rows(settings),
         *zip_rows(settings),
+        *activity_rows(settings),
         Row(
             f"storage migrate --to s3, {settings.migrate_files:,} files: seconds",
             "",
@@ -380,6 +381,47 @@ def folders_rows(settings: Settings) -> list[Row]:
             "",
             one("folders_seed_s", 1),
         ),
+    ]
+
+
+def activity_rows(settings: Settings) -> list[Row]:
+    """The `activity` scenario's rows: the record's cost to an upload, and its pages."""
+    events = f"{settings.activity_events:,} events"
+    return [
+        Row(
+            "1 KiB upload p50, 1 client, with / without the activity record, ms",
+            "",
+            pair("act_upload_with_ms", "act_upload_without_ms", 2),
+        ),
+        Row(
+            "1 KiB upload p50: the activity record's cost",
+            "<= 10 %",
+            lambda f: (
+                MISSING
+                if f.get("act_upload_cost") is None
+                else f"{number(f['act_upload_cost'] * 100, 1)} %"
+            ),
+            check("act_upload_cost", lambda v: v <= 0.10),
+        ),
+        Row(
+            f"Activity page, {events}: first page p50 / p95, ms",
+            "< 20",
+            pair("act_page_p50_ms", "act_page_p95_ms"),
+            check("act_page_p50_ms", lambda v: v < 20),
+        ),
+        Row(
+            f"GET /api/org/activity, {events}: first page p50, all / by type / by file, ms",
+            "",
+            lambda f: (
+                MISSING
+                if f.get("act_api_p50_ms") is None
+                else " / ".join(
+                    number(f.get(key), 1)
+                    for key in ("act_api_p50_ms", "act_type_p50_ms", "act_file_p50_ms")
+                )
+            ),
+        ),
+        Row(f"activity: seeding {events} (one INSERT ... SELECT), s", "", one("act_seed_s", 1)),
     ]
 
 

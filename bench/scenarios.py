@@ -28,6 +28,7 @@ from tests.support.processes import free_port
 from tests.support.s3 import SeaweedFS
 from tests.support.traffic import mixed_traffic, unfinished
 
+from .activity import activity
 from .client import BenchError, Client, MiB, large_upload, register, run_threads, small_upload
 from .peer import PeerUnavailable, TusPeer
 from .procs import ROOT, Coffer, Floor, PeakRSS, Profiler, driver_url
@@ -227,6 +228,12 @@ class Settings:
     zip_rounds: int = 3
     # The `trash` scenario: files seeded into the trash, then purged by the operator's command.
     trash_files: int = 100_000
+    # The `activity` scenario: uploads timed with and without the record (in rounds of
+    # each), then the record's first pages with this many events.
+    activity_uploads: int = 400
+    activity_rounds: int = 10
+    activity_events: int = 1_000_000
+    activity_samples: int = 200
 
 
 @dataclass
@@ -1464,6 +1471,8 @@ def run_all(run: Run, only: set[str]) -> tuple[Figures, list[str]]:
         attempt("zip", lambda: zip_download(run))
     if "trash" in only:
         attempt("trash", lambda: trash_purge(run))
+    if "activity" in only:
+        attempt("activity", lambda: activity(run))
     # Last: it starts Coffer again under other settings.
     if "threads" in only:
         attempt("threads", lambda: threads(run))

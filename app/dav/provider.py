@@ -34,6 +34,7 @@ from . import multistatus, stores
 # How uploads and copies through WebDAV are counted (metrics) and named.
 VIA = "webdav"
 EPOCH = datetime(1970, 1, 1)
+QUOTA_PROPERTIES = ("{DAV:}quota-used-bytes", "{DAV:}quota-available-bytes")
 
 
 def user() -> User:
@@ -199,8 +200,18 @@ class Place(DAVCollection):  # type: ignore[misc]
                 folders.create_folder(user(), name, parent or "root")
 
 
+def no_quota(res: DAVNonCollection, name: str) -> Any:
+    """A file's property: the quota is a folder's (RFC 4331), so a file has none (WsgiDAV
+    would answer it empty)."""
+    if name in QUOTA_PROPERTIES:
+        raise DAVError(HTTP_NOT_FOUND)
+    return DAVNonCollection.get_property_value(res, name)
+
+
 class Document(DAVNonCollection):  # type: ignore[misc]
     """A file, as the member sees it (see files/tree.py)."""
+
+    get_property_value = no_quota
 
     def __init__(self, path: str, environ: dict[str, Any], entry: Entry) -> None:
         super().__init__(path, environ)
@@ -301,6 +312,8 @@ class Document(DAVNonCollection):  # type: ignore[misc]
 
 class NewDocument(DAVNonCollection):  # type: ignore[misc]
     """A file being put where no file is: it exists once its bytes have all arrived."""
+
+    get_property_value = no_quota
 
     def __init__(self, path: str, environ: dict[str, Any], place: str | None, name: str) -> None:
         super().__init__(path, environ)
@@ -410,7 +423,13 @@ def finish_receiving(
         return
     try:
         with translated():
-            intake.accept(user(), receiving, folder_id=place, on_conflict=OnConflict.REPLACE)
+            intake.accept(
+                user(),
+                receiving,
+                folder_id=place,
+                on_conflict=OnConflict.REPLACE,
+                allow_empty=True,
+            )
     finally:
         receiving.discard()
 
@@ -476,7 +495,7 @@ class CofferProvider(DAVProvider):  # type: ignore[misc]
         self, path: str, environ: dict[str, Any], place: str | None, name: str
     ) -> NewDocument | None:
         """A path that names nothing but holds a lock (a LOCK of an unmapped URL): a
-        lock-null resource until a PUT gives it bytes (Coffer keeps no empty files)."""
+        lock-null resource until a PUT makes it a file."""
         placeholder = NewDocument(path, environ, place, name)
         if self.lock_manager and self.lock_manager.get_url_lock_list(placeholder.get_ref_url()):
             return placeholder

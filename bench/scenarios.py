@@ -1464,6 +1464,10 @@ def run_all(run: Run, only: set[str]) -> tuple[Figures, list[str]]:
         attempt("zip", lambda: zip_download(run))
     if "trash" in only:
         attempt("trash", lambda: trash_purge(run))
+    if "webdav" in only:
+        from .webdav import webdav
+
+        attempt("webdav", lambda: webdav(run))
     # Last: it starts Coffer again under other settings.
     if "threads" in only:
         attempt("threads", lambda: threads(run))

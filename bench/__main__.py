@@ -40,6 +40,7 @@ SCENARIO_NAMES = (
     "zip",
     "trash",
     "activity",
+    "webdav",
     "threads",
 )
 # `threads` (the WEB_THREADS x WORKERS sweep, two minutes a database) runs only when named.

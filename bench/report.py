@@ -292,6 +292,7 @@ def rows(settings: Settings) -> list[Row]:
         *threads_rows(settings),
         *zip_rows(settings),
         *activity_rows(settings),
+        *webdav_rows(settings),
         Row(
             f"storage migrate --to s3, {settings.migrate_files:,} files: seconds",
             "",
@@ -450,6 +451,55 @@ def zip_rows(settings: Settings) -> list[Row]:
                 else f"{number(f['zip_rss_mib'], 0)} ({number(f.get('zip_rss_start_mib'), 0)})"
             ),
             check("zip_rss_mib", lambda v: v < 150),
+        ),
+    ]
+
+
+def webdav_rows(settings: Settings) -> list[Row]:
+    """The `webdav` scenario's rows: a large folder's PROPFIND, rclone beside the API."""
+    big = f"{settings.huge_mb:,} MiB"
+    return [
+        Row(
+            "WebDAV PROPFIND Depth 1 (allprop) of 10,000 files: p50 / p95 ms",
+            "p50 < 500",
+            pair("dav_propfind_p50_ms", "dav_propfind_p95_ms", 0),
+            check("dav_propfind_p50_ms", lambda v: v < 500),
+        ),
+        Row(
+            "rclone copy of 1,000 x 1 KiB to /dav/ and back: files/s (API, 4 clients)",
+            "",
+            lambda f: (
+                MISSING
+                if f.get("dav_small_up_rate") is None
+                else (
+                    f"{number(f['dav_small_up_rate'], 0)} ({number(f.get('api_small_up_rate'), 0)})"
+                    f" / {number(f.get('dav_small_down_rate'), 0)}"
+                    f" ({number(f.get('api_small_down_rate'), 0)})"
+                )
+            ),
+        ),
+        Row(
+            f"rclone copy of one {big} file up / back: MiB/s (API)",
+            "",
+            lambda f: (
+                MISSING
+                if f.get("dav_large_up_mibs") is None
+                else (
+                    f"{number(f['dav_large_up_mibs'], 0)} ({number(f.get('api_large_up_mibs'), 0)})"
+                    f" / {number(f.get('dav_large_down_mibs'), 0)}"
+                    f" ({number(f.get('api_large_down_mibs'), 0)})"
+                )
+            ),
+        ),
+        Row(
+            f"rclone / API throughput of one {big} file, up / back",
+            ">= 0.8",
+            pair("dav_large_up_ratio", "dav_large_down_ratio", 2),
+            lambda f: (
+                f.get("dav_large_up_ratio") is not None
+                and f["dav_large_up_ratio"] >= 0.8
+                and f["dav_large_down_ratio"] >= 0.8
+            ),
         ),
     ]
 

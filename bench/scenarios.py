@@ -1473,6 +1473,10 @@ def run_all(run: Run, only: set[str]) -> tuple[Figures, list[str]]:
         attempt("trash", lambda: trash_purge(run))
     if "activity" in only:
         attempt("activity", lambda: activity(run))
+    if "webdav" in only:
+        from .webdav import webdav
+
+        attempt("webdav", lambda: webdav(run))
     # Last: it starts Coffer again under other settings.
     if "threads" in only:
         attempt("threads", lambda: threads(run))

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import unquote
+from xml.etree import ElementTree
 
 import pytest
 import requests
@@ -44,10 +46,11 @@ def acme(auth: Auth) -> Member:
 
 def hrefs(answer: requests.Response) -> list[str]:
     """The decoded paths a PROPFIND's multistatus lists."""
-    from urllib.parse import unquote
-
     assert answer.status_code == 207, answer.text
-    return [unquote(h) for h in re.findall(r"<ns0:href>([^<]*)</ns0:href>", answer.text)]
+    return [
+        unquote(response.findtext("{DAV:}href") or "")
+        for response in ElementTree.fromstring(answer.content).iter("{DAV:}response")
+    ]
 
 
 def listed(session: requests.Session, url: str) -> list[str]:

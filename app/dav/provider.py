@@ -4,8 +4,7 @@ trash for DELETE, placement and folders for MOVE, copies for COPY, folders for M
 
 from __future__ import annotations
 
-import calendar
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import IO, Any
@@ -30,10 +29,12 @@ from ..services import activity
 from ..services.content import served_type
 from ..services.errors import DomainError, Gone
 from ..storage import get_storage
-from . import stores
+from . import multistatus, stores
 
 # How uploads and copies through WebDAV are counted (metrics) and named.
 VIA = "webdav"
+EPOCH = datetime(1970, 1, 1)
+QUOTA_PROPERTIES = ("{DAV:}quota-used-bytes", "{DAV:}quota-available-bytes")
 
 
 def user() -> User:
@@ -50,6 +51,15 @@ def status_of(error: DomainError) -> int:
     return 400
 
 
+def usage() -> tree.Usage:
+    """The organization's usage, read once per request (every folder a PROPFIND lists
+    answers the same quota)."""
+    known: tree.Usage | None = g.get("dav_usage")
+    if known is None:
+        known = g.dav_usage = tree.usage(user().organization_id)
+    return known
+
+
 @contextmanager
 def translated() -> Iterator[None]:
     """The domain's refusals as WebDAV errors of the same status (507 for the quota)."""
@@ -61,7 +71,7 @@ def translated() -> Iterator[None]:
 
 def timestamp(moment: datetime | None) -> float | None:
     """Seconds since the epoch of a naive UTC time, as WsgiDAV takes them."""
-    return None if moment is None else float(calendar.timegm(moment.utctimetuple()))
+    return None if moment is None else float(int((moment - EPOCH).total_seconds()))
 
 
 def join(path: str, name: str) -> str:
@@ -103,19 +113,19 @@ class Place(DAVCollection):  # type: ignore[misc]
 
     def get_used_bytes(self) -> int:
         """The organization's stored bytes (RFC 4331 quota-used-bytes)."""
-        return tree.usage(user().organization_id).used
+        return usage().used
 
     def get_available_bytes(self) -> int:
         """What still fits in the organization's quota (quota-available-bytes)."""
-        return tree.usage(user().organization_id).available
+        return usage().available
 
     def get_member_names(self) -> list[str]:
         """The names of the folders and visible files in the place."""
         return [member.name for member in self.get_member_list()]
 
     def get_member_list(self) -> list[Place | Document]:
-        """The place's folders and visible files, read a page of rows per query (not one
-        lookup per name)."""
+        """The place's folders and visible files: one query each (not one lookup per
+        name), their dead properties and locks read at once for a PROPFIND."""
         member = user()
         places: list[Place | Document] = [
             Place(join(self.path, folder.name), self.environ, folder)
@@ -123,10 +133,10 @@ class Place(DAVCollection):  # type: ignore[misc]
         ]
         documents = [
             Document(join(self.path, entry.name), self.environ, entry)
-            for entry in tree.files_in(member, self.place)
+            for entry in tree.entries_in(member, self.place)
         ]
         members = places + documents
-        stores.prefetch(self.environ, [m.get_ref_url() for m in members])
+        stores.prefetch(self.environ, [m.get_ref_url() for m in members], self.get_ref_url())
         return members
 
     def get_member(self, name: str) -> Place | Document | None:
@@ -190,8 +200,18 @@ class Place(DAVCollection):  # type: ignore[misc]
                 folders.create_folder(user(), name, parent or "root")
 
 
+def no_quota(res: DAVNonCollection, name: str) -> Any:
+    """A file's property: the quota is a folder's (RFC 4331), so a file has none (WsgiDAV
+    would answer it empty)."""
+    if name in QUOTA_PROPERTIES:
+        raise DAVError(HTTP_NOT_FOUND)
+    return DAVNonCollection.get_property_value(res, name)
+
+
 class Document(DAVNonCollection):  # type: ignore[misc]
     """A file, as the member sees it (see files/tree.py)."""
+
+    get_property_value = no_quota
 
     def __init__(self, path: str, environ: dict[str, Any], entry: Entry) -> None:
         super().__init__(path, environ)
@@ -292,6 +312,8 @@ class Document(DAVNonCollection):  # type: ignore[misc]
 
 class NewDocument(DAVNonCollection):  # type: ignore[misc]
     """A file being put where no file is: it exists once its bytes have all arrived."""
+
+    get_property_value = no_quota
 
     def __init__(self, path: str, environ: dict[str, Any], place: str | None, name: str) -> None:
         super().__init__(path, environ)
@@ -401,7 +423,13 @@ def finish_receiving(
         return
     try:
         with translated():
-            intake.accept(user(), receiving, folder_id=place, on_conflict=OnConflict.REPLACE)
+            intake.accept(
+                user(),
+                receiving,
+                folder_id=place,
+                on_conflict=OnConflict.REPLACE,
+                allow_empty=True,
+            )
     finally:
         receiving.discard()
 
@@ -422,6 +450,20 @@ class CofferProvider(DAVProvider):  # type: ignore[misc]
     def is_readonly(self) -> bool:
         """Writes are allowed (a read-only token is refused by the gate)."""
         return False
+
+    def custom_request_handler(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        default_handler: Callable[..., Iterable[bytes]],
+    ) -> Iterable[bytes]:
+        """WsgiDAV's hook before each method: a PROPFIND of Depth 1 of a folder is answered
+        from its listing (multistatus.py); everything else as WsgiDAV does."""
+        if multistatus.handles(environ):
+            res = self.get_resource_inst(environ["PATH_INFO"], environ)
+            if isinstance(res, Place):
+                return multistatus.listing(res, environ, start_response)
+        return default_handler(environ, start_response)
 
     def get_resource_inst(
         self, path: str, environ: dict[str, Any]
@@ -453,7 +495,7 @@ class CofferProvider(DAVProvider):  # type: ignore[misc]
         self, path: str, environ: dict[str, Any], place: str | None, name: str
     ) -> NewDocument | None:
         """A path that names nothing but holds a lock (a LOCK of an unmapped URL): a
-        lock-null resource until a PUT gives it bytes (Coffer keeps no empty files)."""
+        lock-null resource until a PUT makes it a file."""
         placeholder = NewDocument(path, environ, place, name)
         if self.lock_manager and self.lock_manager.get_url_lock_list(placeholder.get_ref_url()):
             return placeholder

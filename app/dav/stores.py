@@ -4,21 +4,30 @@ hosts and one organization's paths never meet another's."""
 
 from __future__ import annotations
 
+import json
+import math
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, g
 from redis import Redis
 from sqlalchemy import delete, select
-from wsgidav.lock_man.lock_storage import normalize_lock_root
-from wsgidav.lock_man.lock_storage_redis import LockStorageRedis
+from wsgidav import util
+from wsgidav.lock_man.lock_manager import (
+    generate_lock_token,
+    is_lock_expired,
+    normalize_lock_root,
+    validate_lock,
+)
 
 from ..database import write_transaction
 from ..extensions import db
 from ..models import DavProperty
 from ..services.tenancy import in_organization, scoped
 
-# Resources whose properties one query reads, in a PROPFIND's prefetch.
-PREFETCH_BATCH = 500
+# Locks no longer than this (WsgiDAV's own cap: a month); an infinite timeout gets it.
+LOCK_TIMEOUT_MAX = 4 * 604800
 
 
 def organization_id() -> int:
@@ -26,39 +35,68 @@ def organization_id() -> int:
     return int(g.dav_user.organization_id)
 
 
-def prefetch(environ: dict[str, Any], urls: list[str]) -> None:
-    """Read the dead property names and the direct locks of many resources at once (the
-    members a PROPFIND lists), so each member costs no query of its own. Only a PROPFIND
-    uses them (kept on the request's `g`): it changes nothing while they are held."""
+@dataclass(frozen=True)
+class Known:
+    """What a PROPFIND read at once of its members: their dead properties (name and stored
+    value) and their direct locks, by each member's reference URL (quoted, as WsgiDAV keys
+    them) and lock root."""
+
+    properties: dict[str, list[tuple[str, str]]]
+    locks: dict[str, list[dict[str, Any]]]
+
+
+def prefetch(environ: dict[str, Any], urls: list[str], under: str) -> Known | None:
+    """Read the dead properties and direct locks of a collection's members at once (the
+    members a PROPFIND lists): one query of the properties below `under` (the collection's
+    reference URL), one Redis round trip for the organization's locks, so no member costs a
+    query of its own. Only a PROPFIND uses them (kept on the request's `g`): it changes
+    nothing while they are held."""
     if environ.get("REQUEST_METHOD") != "PROPFIND" or not urls:
-        return
+        return None
     org = organization_id()
-    names: dict[str, list[str]] = {url: [] for url in urls}
-    for start in range(0, len(urls), PREFETCH_BATCH):
-        batch = urls[start : start + PREFETCH_BATCH]
-        rows = db.session.execute(
-            select(DavProperty.url, DavProperty.name)
-            .where(in_organization(DavProperty, org), DavProperty.url.in_(batch))
-            .order_by(DavProperty.name)
-        )
-        for url, name in rows:
-            names[url].append(name)
-    roots = [normalize_lock_root(url) for url in urls]
-    pipeline = current_app.extensions["redis"].pipeline(transaction=False)
-    for root in roots:
-        pipeline.lrange(f"coffer:dav:{org}:URL2TOKEN:{root}", 0, -1)
-    tokens = dict(zip(roots, pipeline.execute(), strict=True))
-    g.dav_properties = names
-    g.dav_locks = tokens
+    wanted = set(urls)
+    properties: dict[str, list[tuple[str, str]]] = {url: [] for url in urls}
+    rows = db.session.execute(
+        select(DavProperty.url, DavProperty.name, DavProperty.value)
+        .where(in_organization(DavProperty, org), _at(under, True))
+        .order_by(DavProperty.name)
+    )
+    for url, name, value in rows:
+        if url in wanted:
+            properties[url].append((name, value))
+    locks: dict[str, list[dict[str, Any]]] = {}
+    for lock in OrganizationLocks().live_locks().values():
+        locks.setdefault(lock["root"], []).append(lock)
+    known = Known(properties, locks)
+    g.dav_known = known
+    return known
 
 
-class OrganizationLocks(LockStorageRedis):  # type: ignore[misc]
-    """WsgiDAV's Redis lock storage on the app's Redis, its keys under the organization:
-    `coffer:dav:<organization>:lock:<token>` and `...:URL2TOKEN:<path>`."""
+def known() -> Known | None:
+    """What this request's PROPFIND read at once, if it did."""
+    found: Known | None = g.get("dav_known")
+    return found
 
-    def __init__(self) -> None:
-        # Not LockStorageRedis.__init__: the client and the prefixes are the request's.
-        pass
+
+def _encoded(lock: dict[str, Any]) -> str:
+    """A lock as kept in Redis: JSON, its owner (WsgiDAV's XML bytes) as text."""
+    return json.dumps({**lock, "owner": lock["owner"].decode("utf-8")})
+
+
+def _decoded(raw: bytes | str) -> dict[str, Any]:
+    """A lock as WsgiDAV holds it."""
+    lock: dict[str, Any] = json.loads(raw)
+    lock["owner"] = lock["owner"].encode("utf-8")
+    return lock
+
+
+class OrganizationLocks:
+    """WsgiDAV's lock storage interface over the app's Redis, indexed per organization:
+    the hash `coffer:dav:<organization>:locks` holds each lock (by token) and the sorted
+    set `...:expiry` each token's expiry. Every lookup reads these two keys (the locks
+    of one organization, which clients hold few of), never the keyspace; an expired lock
+    is dropped from both as soon as a lookup meets it, and both keys expire with their
+    last lock."""
 
     def __repr__(self) -> str:
         return "OrganizationLocks()"
@@ -67,49 +105,134 @@ class OrganizationLocks(LockStorageRedis):  # type: ignore[misc]
     def _redis(self) -> Redis:
         return current_app.extensions["redis"]  # type: ignore[no-any-return]
 
-    @property
-    def _redis_prefix(self) -> str:
-        return f"coffer:dav:{organization_id()}:{{}}"
-
-    @property
-    def _redis_lock_prefix(self) -> str:
-        return self._redis_prefix.format("lock:{}")
-
-    @property
-    def _redis_url2token_prefix(self) -> str:
-        return self._redis_prefix.format("URL2TOKEN:{}")
-
-    def get_lock_list(
-        self, path: str, *, include_root: bool, include_children: bool, token_only: bool
-    ) -> list[Any]:
-        """The direct locks of a path (WsgiDAV's), from the PROPFIND's prefetch when it read
-        them."""
-        known = g.get("dav_locks") if not include_children else None
-        root = normalize_lock_root(path)
-        if known is None or root not in known or not include_root:
-            return list(
-                super().get_lock_list(
-                    path,
-                    include_root=include_root,
-                    include_children=include_children,
-                    token_only=token_only,
-                )
-            )
-        locks: list[Any] = []
-        for raw in known[root]:
-            lock = self.get(raw.decode("utf-8"))
-            if lock is not None:
-                locks.append(lock["token"] if token_only else lock)
-        return locks
-
-    def _flush(self) -> None:
-        """Redis writes as it goes: nothing to flush."""
+    @staticmethod
+    def _keys() -> tuple[str, str]:
+        """The organization's lock hash and expiry set."""
+        prefix = f"coffer:dav:{organization_id()}"
+        return f"{prefix}:locks", f"{prefix}:expiry"
 
     def open(self) -> None:
         """The app's client is always open."""
 
     def close(self) -> None:
         """The app's client outlives WsgiDAV."""
+
+    def cleanup(self) -> None:
+        """Expired locks are dropped by the lookups that meet them."""
+
+    def clear(self) -> None:
+        """Remove every lock of the organization."""
+        self._redis.delete(*self._keys())
+
+    def live_locks(self) -> dict[str, dict[str, Any]]:
+        """The organization's locks that have not expired, by token (one round trip;
+        another to drop the expired ones when there are any)."""
+        locks_key, expiry_key = self._keys()
+        now = time.time()
+        pipeline = self._redis.pipeline(transaction=False)
+        pipeline.hgetall(locks_key)
+        pipeline.zrangebyscore(expiry_key, "-inf", now)
+        raw_locks, expired = pipeline.execute()
+        gone = {token.decode("utf-8") for token in expired}
+        live: dict[str, dict[str, Any]] = {}
+        for raw in raw_locks.values():
+            lock = _decoded(raw)
+            if lock["token"] in gone or 0 <= float(lock["expire"]) < now:
+                gone.add(lock["token"])
+                continue
+            live[lock["token"]] = lock
+        if gone:
+            self._forget(gone)
+        return live
+
+    def _forget(self, tokens: set[str]) -> None:
+        """Drop these tokens' locks from the index."""
+        locks_key, expiry_key = self._keys()
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.hdel(locks_key, *tokens)
+        pipeline.zrem(expiry_key, *tokens)
+        pipeline.execute()
+
+    def _keep(self, lock: dict[str, Any]) -> None:
+        """Write a lock into the index; both keys live until its last lock expires."""
+        locks_key, expiry_key = self._keys()
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.hset(locks_key, lock["token"], _encoded(lock))
+        pipeline.zadd(expiry_key, {lock["token"]: float(lock["expire"])})
+        pipeline.zrange(expiry_key, -1, -1, withscores=True)
+        *_, last = pipeline.execute()
+        until = math.ceil(last[0][1]) + 1
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.expireat(locks_key, until)
+        pipeline.expireat(expiry_key, until)
+        pipeline.execute()
+
+    def get(self, token: str) -> dict[str, Any] | None:
+        """The lock of a token; None when there is none or it has expired (then it is
+        dropped)."""
+        locks_key, _expiry_key = self._keys()
+        raw = self._redis.hget(locks_key, token)
+        if raw is None:
+            return None
+        lock = _decoded(raw)
+        if is_lock_expired(lock):
+            self._forget({token})
+            return None
+        return lock
+
+    def create(self, path: str, lock: dict[str, Any]) -> dict[str, Any]:
+        """A new direct lock on a path (WsgiDAV's contract: the root normalized, the
+        timeout capped, the token and expiry added)."""
+        assert lock.get("token") is None and lock.get("expire") is None
+        lock["root"] = normalize_lock_root(path)
+        timeout = float(lock["timeout"])
+        if timeout < 0 or timeout > LOCK_TIMEOUT_MAX:
+            timeout = LOCK_TIMEOUT_MAX
+        lock["timeout"] = timeout
+        lock["expire"] = time.time() + timeout
+        validate_lock(lock)
+        lock["token"] = generate_lock_token()
+        self._keep(lock)
+        return lock
+
+    def refresh(self, token: str, *, timeout: float) -> dict[str, Any]:
+        """The lock of a token with a new timeout."""
+        lock = self.get(token)
+        if lock is None:
+            raise ValueError(f"no lock {token!r}")
+        if timeout < 0 or timeout > LOCK_TIMEOUT_MAX:
+            timeout = LOCK_TIMEOUT_MAX
+        lock["timeout"] = timeout
+        lock["expire"] = time.time() + timeout
+        self._keep(lock)
+        return lock
+
+    def delete(self, token: str) -> bool:
+        """Remove a lock; False when there was none."""
+        locks_key, expiry_key = self._keys()
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.hdel(locks_key, token)
+        pipeline.zrem(expiry_key, token)
+        removed, _ = pipeline.execute()
+        return bool(removed)
+
+    def get_lock_list(
+        self, path: str, *, include_root: bool, include_children: bool, token_only: bool
+    ) -> list[Any]:
+        """The direct locks on a path and/or below it (WsgiDAV's contract), from the
+        PROPFIND's prefetch when it read them."""
+        root = normalize_lock_root(path)
+        seen = known()
+        if seen is not None and include_root and not include_children:
+            locks = list(seen.locks.get(root, []))
+        else:
+            locks = [
+                lock
+                for lock in self.live_locks().values()
+                if (include_root and lock["root"] == root)
+                or (include_children and util.is_child_uri(root, lock["root"]))
+            ]
+        return [lock["token"] for lock in locks] if token_only else locks
 
 
 class PropertyStore:
@@ -120,14 +243,18 @@ class PropertyStore:
 
     def get_properties(self, norm_url: str, environ: Any = None) -> list[str]:
         """The names of the dead properties of a resource."""
-        known = g.get("dav_properties")
-        if known is not None and norm_url in known:
-            return list(known[norm_url])
+        seen = known()
+        if seen is not None and norm_url in seen.properties:
+            return [name for name, _value in seen.properties[norm_url]]
         query = scoped(DavProperty, organization_id()).where(DavProperty.url == norm_url)
         return [row.name for row in db.session.scalars(query.order_by(DavProperty.name))]
 
     def get_property(self, norm_url: str, name: str, environ: Any = None) -> bytes | None:
         """One dead property's value (its XML), or None."""
+        seen = known()
+        if seen is not None and norm_url in seen.properties:
+            values = dict(seen.properties[norm_url])
+            return values[name].encode("utf-8") if name in values else None
         query = scoped(DavProperty, organization_id()).where(
             DavProperty.url == norm_url, DavProperty.name == name
         )

@@ -31,9 +31,10 @@ def max_file_size() -> int:
     return int(current_app.config["MAX_FILE_SIZE"])
 
 
-def check_size(size: int, *, field: str) -> None:
-    """The size rule for a file however it arrives: not empty, not over MAX_FILE_SIZE."""
-    if size == 0:
+def check_size(size: int, *, field: str, allow_empty: bool = False) -> None:
+    """The size rule for a file however it arrives: not empty (unless `allow_empty`: a
+    WebDAV client's empty file, written again at once), not over MAX_FILE_SIZE."""
+    if size == 0 and not allow_empty:
         raise InvalidInput("empty_file", "the file is empty", field=field)
     if size > max_file_size():
         raise TooLarge(
@@ -225,9 +226,11 @@ def accept(
     *,
     folder_id: str | None = None,
     on_conflict: OnConflict = OnConflict.RENAME,
+    allow_empty: bool = False,
 ) -> Accepted:
     """Record a fully received file (or new version of one) within the quota and queue its
-    validation; all or nothing.
+    validation; all or nothing. Only WebDAV keeps an empty file (`allow_empty`): file
+    managers make one before they write its bytes.
 
     The bytes are made durable first, outside the write lock; if the quota refuses them or the
     row does not commit, they are removed again.
@@ -247,10 +250,16 @@ def accept(
             on_conflict=on_conflict,
         )
 
-    return settle(receiving, user.organization_id, record)
+    return settle(receiving, user.organization_id, record, allow_empty=allow_empty)
 
 
-def settle(receiving: Receiving, organization_id: int, record: Callable[[], Accepted]) -> Accepted:
+def settle(
+    receiving: Receiving,
+    organization_id: int,
+    record: Callable[[], Accepted],
+    *,
+    allow_empty: bool = False,
+) -> Accepted:
     """The all-or-nothing end of every request body's upload (a member's, or a visitor's
     through an upload-only link): the name and size rules, the bytes made durable outside
     the write lock, then `record` (the row, by `arrive`) and the quota's check in one write
@@ -258,7 +267,7 @@ def settle(receiving: Receiving, organization_id: int, record: Callable[[], Acce
     upload = receiving.upload
     if not receiving.display_name:
         raise InvalidInput("invalid_filename", "the file name is empty", field="file")
-    check_size(upload.size, field="file")
+    check_size(upload.size, field="file", allow_empty=allow_empty)
     try:
         upload.finish()
         with write_transaction():

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol, cast
 
 from sqlalchemy import select
 
@@ -18,7 +19,7 @@ from ..config import MiB
 from ..extensions import db
 from ..models import File, FileStatus, FileVersion, Folder, Organization, User
 from ..services.errors import InvalidInput
-from ..services.tenancy import in_organization, scoped
+from ..services.tenancy import in_organization, live, scoped
 from . import listing
 from .names import key_of
 
@@ -45,6 +46,49 @@ class Entry:
     bytes_id: str
     ready: bool
     uploaded_by: int | None
+
+
+class FileColumns(Protocol):
+    """What `_entry` reads of a file: a `File`, or a row of its columns."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def filename(self) -> str: ...
+    @property
+    def folder_id(self) -> str | None: ...
+    @property
+    def file_path(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def sha256(self) -> str | None: ...
+    @property
+    def mime_type(self) -> str | None: ...
+    @property
+    def uploaded_at(self) -> datetime: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def uploaded_by(self) -> int | None: ...
+
+
+# The columns of a file `_entry` reads, selected without building ORM objects.
+ENTRY_COLUMNS = (
+    File.id,
+    File.filename,
+    File.folder_id,
+    File.file_path,
+    File.size,
+    File.sha256,
+    File.mime_type,
+    File.uploaded_at,
+    File.status,
+    File.version,
+    File.uploaded_by,
+)
 
 
 def _key(name: str) -> str | None:
@@ -99,7 +143,7 @@ def _own_versions(user: User, file_ids: list[str]) -> dict[str, FileVersion]:
     return {version.file_id: version for version in rows}
 
 
-def _entry(user: User, row: File, own: FileVersion | None) -> Entry | None:
+def _entry(user: User, row: FileColumns, own: FileVersion | None) -> Entry | None:
     """What `user` sees of a file: their newer upload being validated, else the ready file,
     else their own file being validated; None for anything else."""
     if own is not None and own.version > row.version:
@@ -158,6 +202,35 @@ def files_in(user: User, place: str | None) -> Iterator[Entry]:
         if page.next_cursor is None:
             return
         cursor = page.next_cursor
+
+
+def entries_in(user: User, place: str | None) -> list[Entry]:
+    """Every file directly in a place that `user` sees, by name, in one query of columns
+    (no ORM objects) plus one of `user`'s own versions being validated there: what a
+    WebDAV listing of a folder of thousands of files is built from."""
+    organization_id = user.organization_id
+    here = File.folder_id.is_(None) if place is None else File.folder_id == place
+    rows = db.session.execute(
+        select(*ENTRY_COLUMNS)
+        .where(in_organization(File, organization_id), live(File), here)
+        .order_by(File.name_key, File.id)
+    ).all()
+    own_rows = db.session.scalars(
+        select(FileVersion)
+        .join(File, File.id == FileVersion.file_id)
+        .where(
+            in_organization(FileVersion, organization_id),
+            in_organization(File, organization_id),
+            live(File),
+            here,
+            FileVersion.uploaded_by == user.id,
+            FileVersion.status.in_(UNJUDGED),
+        )
+        .order_by(FileVersion.version)
+    )
+    own = {version.file_id: version for version in own_rows}
+    entries = (_entry(user, cast(FileColumns, cast(Any, row)), own.get(row.id)) for row in rows)
+    return [entry for entry in entries if entry is not None]
 
 
 def folders_in(organization_id: int, place: str | None) -> list[Folder]:

@@ -26,6 +26,8 @@ except ImportError:  # no system libmagic: use the copy the pylibmagic wheel shi
 READ_CHUNK = 1024 * 1024
 # libmagic's default bytes_max: how far into a file it looks.
 MAGIC_BYTES = 7 * 1024 * 1024
+# The type of a file of no bytes (libmagic's name): only WebDAV keeps one (intake.accept).
+EMPTY_TYPE = "application/x-empty"
 # The status a file no longer there is reported with.
 GONE = "deleted"
 
@@ -159,6 +161,9 @@ def inspect(row: lifecycle.Claim) -> tuple[str, str]:
             f"the stored bytes differ from those uploaded (sha256 {sha256}, "
             f"{row.sha256} when the last byte arrived)"
         )
+    if size == 0:
+        # No content to disagree with its name: an empty file is what it says.
+        return EMPTY_TYPE, sha256
     # libmagic reads no further than its bytes_max (7 MiB) into a file, so its verdict
     # on the head read here is the one it gives on the whole file.
     detected = magic.from_buffer(head, mime=True)

@@ -4,25 +4,21 @@ browser's navigation with a page, and every other client with the bytes (app/api
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from flask import Response, current_app, render_template, request, url_for
+from flask import Response, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_limiter.errors import RateLimitExceeded
-from flask_limiter.util import get_remote_address
 
-from ..extensions import limiter
 from ..files import access, excerpt, listing, policy, previews
+from ..limits import share_limit
 from ..services import activity, links
 from ..services.errors import NotFound
+from ..share_negotiation import prefers_html
 from .views import PAGE_POLICY, SORTS, bp, default_order, page, user
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 # The history shown under a preview; the API's `/api/files/<id>/activity` pages through all.
 HISTORY_SHOWN = 50
-# The API's route that sends a shared file's bytes; its page is answered here.
+# The API's route that sends a shared file's bytes; its problems are pages for browsers.
 SHARE_ENDPOINT = "links.download"
 # The statuses of /s/<secret> that a browser sees as a page rather than as JSON.
 SHARE_PROBLEMS = {
@@ -30,16 +26,6 @@ SHARE_PROBLEMS = {
     410: "This file is not available",
     429: "Too many requests",
 }
-
-
-def share_limit() -> Callable[[F], F]:
-    """SHARE_LIMIT_PER_ADDRESS, per client address, counted with the API's /s/<secret>
-    (one scope): a page or a preview is as much a guess at a secret as a download."""
-    return limiter.limit(  # type: ignore[return-value]
-        lambda: current_app.config["SHARE_LIMIT_PER_ADDRESS"],
-        key_func=get_remote_address,
-        scope="share-address",
-    )
 
 
 # ---- a file's preview page --------------------------------------------------------------
@@ -54,9 +40,9 @@ def listing_order() -> tuple[listing.Sort, listing.Order]:
     return listing.Sort(sort), listing.Order(order)
 
 
-def order_arguments(sort: listing.Sort, order: listing.Order) -> dict[str, str]:
+def order_arguments(sort: listing.Sort, order: listing.Order) -> dict[str, Any]:
     """The query string that keeps a listing's sort and order (nothing for the defaults)."""
-    values = {
+    values: dict[str, Any] = {
         "sort": None if sort is listing.Sort.UPLOADED_AT else sort.value,
         "order": None if order.value == default_order(sort.value) else order.value,
     }
@@ -96,48 +82,25 @@ def preview_page(file_id: Any) -> ResponseReturnValue:
 # ---- the page behind a share link --------------------------------------------------------
 
 
-def wants_page() -> bool:
-    """Whether the client prefers HTML to anything else (a browser's navigation), rather
-    than taking any type (curl, API clients: `*/*` or no Accept at all)."""
-    accepted = request.accept_mimetypes
-    return accepted.best_match(["application/octet-stream", "text/html"]) == "text/html"
-
-
 def as_page(response: Response) -> Response:
-    """A page of the share link: the pages' own policy, and never cached (it names a file
-    that a revoke hides at once)."""
+    """A page of a share link, answered under the API's endpoint: the pages' own policy,
+    and never cached (it names a file that a revoke hides at once)."""
     response.headers["Content-Security-Policy"] = PAGE_POLICY
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-@bp.before_app_request
-def share_page_for_browsers() -> ResponseReturnValue | None:
-    """A browser opening /s/<secret> gets the file's page; `?download=1` and every other
-    client go on to the API's view, which sends the bytes and counts them."""
-    if request.endpoint != SHARE_ENDPOINT or request.method != "GET":
-        return None
-    if "download" in request.args or not wants_page():
-        return None
-    secret = str((request.view_args or {}).get("secret", ""))
-    try:
-        return shared_page(secret)
-    except RateLimitExceeded:
-        return problem_page(429)
-
-
-@share_limit()
-def shared_page(secret: str) -> Response:
-    """The shared file's name, size, large preview when it has one and a Download button;
-    a page saying the link does not work (404) when it cannot be used."""
+@bp.get("/s/<secret>/page")
+@share_limit
+def shared_page(secret: str) -> ResponseReturnValue:
+    """What a browser opening /s/<secret> sees (app/share_negotiation.py routes it here):
+    the file's name, size, large preview when it has one and a Download button; a page
+    saying the link does not work (404) when it cannot be used. Nothing is counted."""
     try:
         shared = links.resolve(secret)
     except NotFound:
         return problem_page(404)
-    response = Response(
-        render_template("shared.html", file=shared.file, secret=secret), mimetype="text/html"
-    )
-    return as_page(response)
+    return render_template("shared.html", file=shared.file, secret=secret)
 
 
 def problem_page(status: int) -> Response:
@@ -148,14 +111,14 @@ def problem_page(status: int) -> Response:
 
 @bp.after_app_request
 def share_problems_as_pages(response: Response) -> Response:
-    """A browser's download from a link that no longer works (`?download=1`) sees the
-    same page as its visit would, not the API's JSON."""
+    """A browser's download from a link that no longer works (`?download=1`, or too many
+    requests) sees a page, not the API's JSON."""
     if (
         request.endpoint == SHARE_ENDPOINT
         and request.method == "GET"
         and response.status_code in SHARE_PROBLEMS
         and response.mimetype == "application/json"
-        and wants_page()
+        and prefers_html(request.headers.get("Accept"))
     ):
         page_answer = problem_page(response.status_code)
         response.set_data(page_answer.get_data())
@@ -166,13 +129,13 @@ def share_problems_as_pages(response: Response) -> Response:
 
 
 @bp.get("/s/<secret>/preview")
-@share_limit()
+@share_limit
 def shared_preview(secret: str) -> ResponseReturnValue:
     """A shared file's large preview, for its page: no download is counted nor recorded."""
     shared = links.resolve(secret)
     # NoPreview (a 404 `no_preview`) when it has none: the page then shows no image.
     image = previews.read(shared.file.organization_id, shared.file.id, "large")
     response = Response(image.data, mimetype=image.mime_type)
-    response.set_etag(image.etag)
+    response.set_etag(image.etag.strip('"'))
     response.headers["Cache-Control"] = "private, no-cache"
     return response.make_conditional(request)

@@ -68,6 +68,8 @@ PAGE_POLICY = (
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 PAGE_SIZE = 20
+# The pages of a share link, which anyone holding it opens (app/web/previews.py).
+SHARE_LINK_PAGES = frozenset({"web.shared_page", "web.shared_preview"})
 # Register's domain errors that concern one field, by code.
 FIELD_OF_CODE = {
     "email_taken": "email",
@@ -145,7 +147,11 @@ def sign_in_or_up_template() -> str:
 
 @bp.errorhandler(RateLimitExceeded)
 def rate_limited(exc: RateLimitExceeded) -> ResponseReturnValue:
-    """Too many attempts: the form again, with the API's message as an alert."""
+    """Too many attempts: the form again, with the API's message as an alert (a share
+    link's page or preview: a page saying so)."""
+    if request.endpoint in SHARE_LINK_PAGES:
+        page_answer = render_template("shared_gone.html", status=429, title="Too many requests")
+        return page_answer, 429, dict(exc.get_headers()) | {"Content-Type": "text/html"}
     return render_template(
         sign_in_or_up_template(),
         alert=MESSAGES[429],

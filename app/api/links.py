@@ -31,6 +31,7 @@ from .contract import (
     link,
     operation,
     optional_json_body,
+    query_parameter,
     ref,
     response,
     with_links,
@@ -171,7 +172,15 @@ def revoke(link_id: int) -> tuple[str, int]:
             ),
         },
         security=PUBLIC,
-        parameters=[SECRET, *DOWNLOAD_HEADERS],
+        parameters=[
+            SECRET,
+            query_parameter(
+                "download",
+                {"type": "string"},
+                "Present (any value): the bytes, even to a browser that prefers HTML.",
+            ),
+            *DOWNLOAD_HEADERS,
+        ],
         description="Every answer that sends bytes (200, 302 to the store, 206 of any "
         "range) uses one of the link's `max_downloads`; 304 and HEAD do not. A browser's "
         "navigation (an `Accept` that ranks `text/html` above both "

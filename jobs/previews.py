@@ -40,7 +40,7 @@ def make_previews(file_id: str, organization_id: int) -> str:
         # Kept with the job's record: what making previews cost the worker, for `make bench`
         # and the tests.
         job.meta["peak_rss_mib"] = peak_mib
-        job.save_meta()
+        job.save_meta()  # type: ignore[no-untyped-call]
     log.info(
         "previews of file %s: %s in %.2f s (worker peak RSS %d MiB)",
         file_id,

@@ -19,6 +19,7 @@ from ..database import write_transaction
 from ..extensions import db
 from ..models import File, FileStatus, FileVersion
 from ..services.errors import InvalidInput, NoPreview
+from ..services.queue import enqueue_previews
 from ..services.tenancy import in_organization
 from ..storage import get_storage
 from .access import get_file
@@ -39,7 +40,7 @@ WEBP_QUALITY = 80
 # One point is 1/72 inch: a page's size in points at scale 1 renders that many pixels.
 PDF_POINTS_PER_PIXEL = 1.0
 
-__all__ = ["SIZES", "NoPreview", "Preview", "keys_of", "make", "owner_of", "read"]
+__all__ = ["SIZES", "NoPreview", "Preview", "backfill", "keys_of", "make", "owner_of", "read"]
 
 
 class Undecodable(Exception):
@@ -266,3 +267,20 @@ def encoded(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, "WEBP", quality=WEBP_QUALITY, method=4)
     return out.getvalue()
+
+
+def backfill(organization_id: int | None = None) -> int:
+    """Queue the previews of every ready image or PDF without them (stored before previews
+    came, or whose job was lost), of one organization or all; returns how many were queued.
+    A file whose content gets none (over the limit, undecodable) is queued again each time:
+    its job skips it cheaply."""
+    query = select(File.id, File.organization_id).where(
+        File.status == FileStatus.READY,
+        File.preview.is_(False),
+        File.mime_type.in_(sorted(IMAGE_TYPES | {PDF_TYPE})),
+    )
+    if organization_id is not None:
+        query = query.where(in_organization(File, organization_id))
+    rows = db.session.execute(query.order_by(File.uploaded_at)).all()
+    db.session.rollback()
+    return sum(enqueue_previews(file_id, org_id) for file_id, org_id in rows)

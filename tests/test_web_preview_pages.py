@@ -149,7 +149,7 @@ def test_the_preview_page_of_an_image_a_text_and_a_pdf(site: Site, page: Page) -
             "c-scan.pdf": ("application/pdf", pdf()),
         },
     )
-    page.get_by_role("link", name="Name").click()  # A to Z
+    page.get_by_role("link", name="Name", exact=True).click()  # A to Z
     page.wait_for_load_state()
     row(page, "a-photo.png").get_by_role("link", name="a-photo.png", exact=True).click()
     expect(page.get_by_role("heading", name="a-photo.png")).to_be_visible()
@@ -267,10 +267,12 @@ def test_on_a_phone_the_preview_and_share_pages_fit(
             },
         )
         fits_a_phone(tab)
+        tab.get_by_role("link", name="Name", exact=True).click()  # A to Z
+        tab.wait_for_load_state()
         row(tab, "log.txt").get_by_role("link", name="log.txt", exact=True).click()
         expect(tab.get_by_label("The text of log.txt")).to_be_visible()
         fits_a_phone(tab)
-        tab.get_by_role("link", name="Next file: a wide panorama with a long name.png").click()
+        tab.get_by_role("link", name="Previous file: a wide panorama with a long name.png").click()
         image = tab.get_by_role("img", name="Preview of a wide panorama with a long name.png")
         loaded(image)
         fits_a_phone(tab)

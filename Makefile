@@ -90,7 +90,7 @@ bench: dev-deps
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench $(BENCH_ARGS)
 
 screenshots: dev-deps
-	@COFFER_SCREENSHOTS=$(CURDIR)/docs/screenshots PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q tests/test_web_browser.py tests/test_web_folders.py tests/test_web_trash.py $(PYTEST_ARGS)
+	@COFFER_SCREENSHOTS=$(CURDIR)/docs/screenshots PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q tests/test_web_browser.py tests/test_web_folders.py tests/test_web_trash.py tests/test_web_preview_pages.py $(PYTEST_ARGS)
 
 # Builds the Dockerfile and runs the image, plain and through both compose files (root, podman).
 container-test:

@@ -26,6 +26,7 @@ from .errors import register_error_handlers
 from .extensions import db, migrate, server_session
 from .method_override import MethodOverride
 from .multipart import CofferRequest, discard_unaccepted
+from .share_negotiation import ShareNegotiation
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -42,6 +43,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     middleware.init_app(app)
     register_commands(app)
     app.wsgi_app = MethodOverride(app.wsgi_app)  # type: ignore[method-assign]
+    # A browser's visit to a share link is routed to its page; downloads stay the API's.
+    app.wsgi_app = ShareNegotiation(app.wsgi_app)  # type: ignore[method-assign]
     # WebDAV at /dav, on the same server: WsgiDAV beside Flask, in Flask's context.
     app.wsgi_app = dav.mount(app, app.wsgi_app)  # type: ignore[method-assign, assignment]
     if app.config["TRUSTED_PROXIES"]:

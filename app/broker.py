@@ -12,6 +12,9 @@ QUEUE_NAME = "validation"
 # Webhook deliveries wait on a queue of their own, after validations: a slow receiver
 # (up to its 10 s timeout per attempt) never holds up a file's verdict.
 WEBHOOK_QUEUE_NAME = "webhooks"
+# Previews are made after the verdict, on a queue of their own taken last: a 100-megapixel
+# photo's preview never holds up a verdict or a delivery.
+PREVIEW_QUEUE_NAME = "previews"
 
 
 def connect(url: str) -> Redis:
@@ -43,6 +46,16 @@ def get_webhook_queue(connection: Redis | None = None) -> Queue:
     return Queue(WEBHOOK_QUEUE_NAME, connection=connection or get_redis())
 
 
+def get_preview_queue(connection: Redis | None = None) -> Queue:
+    """The queue of previews jobs."""
+    return Queue(PREVIEW_QUEUE_NAME, connection=connection or get_redis())
+
+
 def worker_queues(connection: Redis | None = None) -> list[Queue]:
-    """The queues a worker serves, in the order it takes their jobs: validations first."""
-    return [get_queue(connection), get_webhook_queue(connection)]
+    """The queues a worker serves, in the order it takes their jobs: validations first,
+    previews last."""
+    return [
+        get_queue(connection),
+        get_webhook_queue(connection),
+        get_preview_queue(connection),
+    ]

@@ -52,6 +52,7 @@ def flask_config(settings: Settings) -> dict[str, object]:
         "S3_PRESIGNED_DOWNLOADS": settings.S3_PRESIGNED_DOWNLOADS,
         "S3_PRESIGN_SECONDS": settings.S3_PRESIGN_SECONDS,
         "MAX_FILE_SIZE_MB": settings.MAX_FILE_SIZE_MB,
+        "PREVIEW_MAX_PIXELS": settings.PREVIEW_MAX_PIXELS,
         "STORAGE_QUOTA_MB": settings.STORAGE_QUOTA_MB,
         "RESUMABLE_EXPIRY_HOURS": settings.RESUMABLE_EXPIRY_HOURS,
         "TRASH_RETENTION_DAYS": settings.TRASH_RETENTION_DAYS,

@@ -1,4 +1,5 @@
-"""The rate limits on signing in and signing up, shared by the API and the web pages.
+"""The rate limits on signing in and signing up, and on share links, shared by the API and
+the web pages.
 
 Shared limits (one counter per scope and key), so an address or an email gets the same
 number of attempts whether it signs in through `/api/auth/login` or the sign-in page.
@@ -63,6 +64,17 @@ def register_limit(view: F) -> F:
     limit = limiter.shared_limit(
         lambda: current_app.config["REGISTER_LIMIT_PER_ADDRESS"],
         scope="register-address",
+        key_func=get_remote_address,
+    )
+    return cast(F, limit(view))
+
+
+def share_limit(view: F) -> F:
+    """Per address (SHARE_LIMIT_PER_ADDRESS), one counter for a share link's downloads, its
+    page and its preview: each request is as much a guess at a secret."""
+    limit = limiter.shared_limit(
+        lambda: current_app.config["SHARE_LIMIT_PER_ADDRESS"],
+        scope="share-address",
         key_func=get_remote_address,
     )
     return cast(F, limit(view))

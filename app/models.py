@@ -470,6 +470,9 @@ class File(Model):
     purging: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # The upload-only link the file came through (None: a member's upload, or the link was
     # revoked since).
+    # Whether this content's small and large previews are stored beside its bytes
+    # (app/files/previews.py); moves with the content when a version is promoted.
+    preview: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     uploaded_via_request: Mapped[int | None] = mapped_column(
         sa.ForeignKey("file_requests.id", ondelete="SET NULL"), index=True
     )
@@ -512,6 +515,8 @@ class FileVersion(Model):
     uploaded_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     uploaded_at: Mapped[datetime] = mapped_column(sa.DateTime(), default=utcnow)
     processed_at: Mapped[datetime | None]
+    # Whether this version's previews are stored beside its bytes (as File.preview).
+    preview: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     uploader: Mapped[User | None] = relationship()
 

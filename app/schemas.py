@@ -1062,6 +1062,10 @@ class FileSummary(Answer):
         description="The upload-only link the file was sent through (then "
         "`uploaded_by_email` is null); null for a member's upload or once the link is revoked."
     )
+    preview: bool = Field(
+        description="Whether `GET /api/files/{file_id}/thumbnail` has an image of the content "
+        "the file answers with (ready images and PDFs, once their previews are made)."
+    )
 
 
 # ---- a listing's files and their paths (issue 28) ----

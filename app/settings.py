@@ -217,6 +217,10 @@ class Settings(AppEnv):
 
     # --- limits and accounts -----------------------------------------------------------
     MAX_FILE_SIZE_MB: Positive = Field(default=100, description="Largest upload, in MiB.")
+    PREVIEW_MAX_PIXELS: Positive = Field(
+        default=50_000_000,
+        description="Largest image (width x height, read before decoding) given previews.",
+    )
     STORAGE_QUOTA_MB: Whole = Field(
         default=1000, description="Quota of a new organization, in MiB."
     )

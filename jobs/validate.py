@@ -14,6 +14,7 @@ from app.files import verdict
 from app.files.verdict import Outcome
 from app.models import FileStatus
 from app.services import webhooks
+from app.services.queue import enqueue_previews
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ def validate_file(file_id: str, organization_id: int) -> str:
     else:
         if outcome is not Outcome.SKIPPED:
             announce(organization_id, file_id, status)
+            if status == FileStatus.READY:
+                # After the verdict's commit: previews never delay `ready`.
+                enqueue_previews(file_id, organization_id)
     finally:
         db.session.remove()
     metrics.count_validation(outcome, time.perf_counter() - started)
@@ -95,6 +99,8 @@ def validate_version(version_id: str, organization_id: int) -> str:
     else:
         if verdict_ is not None and verdict_.promoted:
             announce_version(organization_id, verdict_.file_id)
+            # The file answers with new content: its previews are made anew.
+            enqueue_previews(verdict_.file_id, organization_id)
     finally:
         db.session.remove()
     metrics.count_validation(outcome, time.perf_counter() - started)

@@ -91,6 +91,7 @@ def test_list_is_newest_first_with_sub_second_times(app: Flask, auth: Auth) -> N
         "uploaded_by_email": "admin@acme.test",
         "folder_id": "root",
         "uploaded_via_request": None,
+        "preview": False,
     }
     assert (body["total"], body["page"], body["limit"], body["pages"]) == (4, 1, 20, 1)
 
@@ -360,6 +361,7 @@ def test_details_of_a_validated_file(app: Flask, auth: Auth, worker: Callable[[]
         "path",
         "version",
         "uploaded_via_request",
+        "preview",
     }
     assert body["id"] == file_id
     assert body["uploaded_via_request"] is None

@@ -125,10 +125,11 @@ def test_without_new_parameters_the_listing_answers_as_before(app: Flask, auth: 
 
     assert set(body) == {"files", "total", "page", "limit", "pages", "next_cursor"}
     # Every file object carries its folder since folders came, and the upload-only link it
-    # came through since those came; nothing else was added.
+    # came through since those came, and whether it has a preview since previews came;
+    # nothing else was added.
     assert set(body["files"][0]) == {
         *("id", "filename", "size", "mime_type", "status", "uploaded_at"),
-        *("uploaded_by_email", "folder_id", "uploaded_via_request"),
+        *("uploaded_by_email", "folder_id", "uploaded_via_request", "preview"),
     }
     assert (body["total"], body["pages"], body["page"], body["limit"]) == (1, 1, 1, 20)
     assert org.organization_id

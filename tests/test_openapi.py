@@ -40,10 +40,10 @@ def documented_routes(doc: dict[str, Any]) -> dict[str, set[str]]:
 
 def app_routes(app: Flask) -> dict[str, set[str]]:
     """The app's public routes (under /api, share links under /s/, the probes and /metrics)
-    -> their methods."""
+    -> their methods. A share link's page and its preview image are the web app's (WEB.md)."""
     routes: dict[str, set[str]] = {}
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
+        if rule.endpoint == "static" or rule.endpoint.startswith("web."):
             continue
         if not (
             rule.rule.startswith(("/api", "/s/"))

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from .. import metrics, schemas
 from ..errors import APIError
-from ..files import access, folders, intake, listing, placement, trash
+from ..files import access, folders, intake, listing, placement, previews, trash
 from ..files.names import ROOT, OnConflict
 from ..models import File, FileStatus
 from ..multipart import received_file
@@ -37,6 +37,7 @@ from .contract import (
     link,
     operation,
     plain_text_too,
+    query_parameter,
     query_parameters,
     ref,
     response,
@@ -62,6 +63,7 @@ def file_summary(row: File, uploader_email: str | None) -> schemas.FileSummary:
         uploaded_by_email=uploader_email,
         folder_id=ROOT if row.folder_id is None else row.folder_id,
         uploaded_via_request=row.uploaded_via_request,
+        preview=row.preview and row.status == FileStatus.READY,
     )
 
 
@@ -244,6 +246,59 @@ def index() -> dict[str, Any]:
 def details(file_id: UUID) -> dict[str, Any]:
     """Everything known about one file."""
     return file_details(access.get_file(current_user.organization_id, str(file_id)))
+
+
+# How long a browser may show a thumbnail without asking again: a new version's
+# previews replace it within this (If-None-Match makes asking again cheap).
+THUMBNAIL_MAX_AGE = 60
+SIZE = query_parameter(
+    "size",
+    {"type": "string", "enum": list(previews.SIZES)},
+    "`small` (longest side at most 256 px; the default) or `large` (at most 1024 px).",
+)
+
+
+@bp.get(
+    "/<uuid:file_id>/thumbnail",
+    openapi=operation(
+        "getThumbnail",
+        "A preview image of a file's content (images and PDFs' first page)",
+        "files",
+        {
+            "200": {
+                "description": "The preview, WebP.",
+                "headers": {
+                    "X-Request-ID": {"$ref": "#/components/headers/RequestId"},
+                    "ETag": {"required": True, "schema": {"type": "string"}},
+                    "Cache-Control": {"required": True, "schema": {"type": "string"}},
+                },
+                "content": {"image/webp": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            "304": {"description": "Not modified (If-None-Match matched the ETag)."},
+            "400": error("`size` is neither `small` nor `large`.", "invalid_size"),
+            "401": E401,
+            "404": error(
+                "no such file in the organization (`not_found`), or it has no preview "
+                "(`no_preview`: not a ready image or PDF, over PREVIEW_MAX_PIXELS, "
+                "undecodable, or not made yet).",
+                "not_found",
+                "no_preview",
+            ),
+        },
+        security=READ,
+        parameters=[FILE_ID, SIZE, DOWNLOAD_HEADERS[1]],
+    ),
+)
+@login_required
+def thumbnail(file_id: UUID) -> BaseResponse:
+    """A preview image of a file, cached privately and answered 304 when unchanged."""
+    preview = previews.read(
+        current_user.organization_id, str(file_id), request.args.get("size") or None
+    )
+    response = Response(preview.data, mimetype=preview.mime_type)
+    response.headers["ETag"] = preview.etag
+    response.headers["Cache-Control"] = f"private, max-age={THUMBNAIL_MAX_AGE}"
+    return response.make_conditional(request.environ)
 
 
 @bp.patch(

@@ -6,13 +6,12 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from flask import current_app, request
-from flask_limiter.util import get_remote_address
+from flask import request
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from .. import schemas
-from ..extensions import limiter
+from ..limits import share_limit
 from ..services import activity, links
 from .contract import (
     DOWNLOAD_ANSWERS,
@@ -32,6 +31,7 @@ from .contract import (
     link,
     operation,
     optional_json_body,
+    query_parameter,
     ref,
     response,
     with_links,
@@ -172,16 +172,26 @@ def revoke(link_id: int) -> tuple[str, int]:
             ),
         },
         security=PUBLIC,
-        parameters=[SECRET, *DOWNLOAD_HEADERS],
+        parameters=[
+            SECRET,
+            query_parameter(
+                "download",
+                {"type": "string"},
+                "Present (any value): the bytes, even to a browser that prefers HTML.",
+            ),
+            *DOWNLOAD_HEADERS,
+        ],
         description="Every answer that sends bytes (200, 302 to the store, 206 of any "
-        "range) uses one of the link's `max_downloads`; 304 and HEAD do not.",
+        "range) uses one of the link's `max_downloads`; 304 and HEAD do not. A browser's "
+        "navigation (an `Accept` that ranks `text/html` above both "
+        "`application/octet-stream` and `application/json`) is answered instead by the "
+        "link's HTML page (200, or 404 for a link that cannot be used, 429 past the limit), "
+        "which counts no download; with the query parameter `download` (`?download=1`, the "
+        "page's Download button), or from any other client (`*/*`, no `Accept`), the bytes "
+        "as described here, and an unusable link's 404 is JSON except to a browser.",
     ),
 )
-@limiter.limit(
-    lambda: current_app.config["SHARE_LIMIT_PER_ADDRESS"],
-    key_func=get_remote_address,
-    scope="share-address",
-)
+@share_limit
 def download(secret: str) -> Response:
     """The shared file, as GET /api/files/<id>/download gives it; each download counts."""
     shared = links.resolve(secret)

@@ -11,6 +11,7 @@ from .database import copy as database_copy
 from .jobs import group as jobs_group
 from .orgs import group as orgs_group
 from .orgs import seed_data
+from .previews import group as previews_group
 from .serve import serve
 from .storage import group as storage_group
 from .trash import group as trash_group
@@ -24,6 +25,7 @@ COMMANDS: tuple[click.Command, ...] = (
     seed_data,
     storage_group,
     trash_group,
+    previews_group,
 )
 
 # The names the commands had before they were grouped: still accepted, no longer listed.

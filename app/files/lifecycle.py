@@ -23,6 +23,7 @@ from ..services.tenancy import in_organization, scoped
 from ..storage import get_storage
 from . import retention
 from .ledger import OVER_QUOTA_MESSAGE, within_quota
+from .previews import keys_of
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,14 @@ def remove_bytes(removed: list[Removed]) -> None:
     """Remove the bytes of removed files, every version's (a missing one is no error:
     removal is idempotent)."""
     # One call for them all: a backend with a bulk delete (S3) removes 1,000 a request.
+    # Each content's previews go with its bytes (a missing one is fine, as for the bytes).
     get_storage().remove_many(
-        [path for item in removed for path in (item.file_path, *item.version_paths)]
+        [
+            key
+            for item in removed
+            for path in (item.file_path, *item.version_paths)
+            for key in (path, *keys_of(path))
+        ]
     )
 
 
@@ -330,6 +337,8 @@ def promote(organization_id: int, version_id: str) -> Promotion:
         "uploaded_by": current.uploaded_by,
         "uploaded_at": current.uploaded_at,
         "processed_at": current.processed_at if judged else None,
+        # Previews belong to their content: they stay beside the bytes that became a version.
+        "preview": current.preview,
     }
     content = {
         column: getattr(version, column)
@@ -346,6 +355,7 @@ def promote(organization_id: int, version_id: str) -> Promotion:
             "uploaded_at",
             "processed_at",
             "version",
+            "preview",
         )
     }
     # The usage stays as it was: the triggers take the version's bytes away with its row,
@@ -454,7 +464,7 @@ def _move(
         if then is not None:
             then(to)
     if dropped is not None:
-        get_storage().remove(dropped)
+        get_storage().remove_many([dropped, *keys_of(dropped)])
     # The job logs each verdict; every move is there for debugging.
     log.debug("file %s is %s", file_id, to, extra={"file_id": file_id, "status": str(to)})
     return to, moved
@@ -550,6 +560,7 @@ def prune_versions(organization_id: int, file_id: str) -> int:
     # which `manage.py storage check --fix` removes; never a row without bytes.
     storage = get_storage()
     for path in paths:
-        storage.remove(path)
+        # The version's previews go with its bytes.
+        storage.remove_many([path, *keys_of(path)])
     log.info("removed %d older version(s) of file %s", len(going), file_id)
     return len(going)

@@ -28,7 +28,7 @@ from ..services.errors import InvalidInput
 from ..services.tenancy import in_organization, scoped
 from .folders import check_place, paths_of, subtree
 from .ledger import STATUS_COUNTERS
-from .names import key_of
+from .names import ROOT, key_of
 
 # The shortest text a trigram index can find by itself; shorter ones are compared row by row
 # over the organization's (or the folder's) names.
@@ -397,3 +397,38 @@ def page_count(total: int | None, limit: int) -> int | None:
     if total is None:
         return None
     return math.ceil(total / limit) if total else 0
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """The files just before and after one file in its folder's listing."""
+
+    previous: File | None
+    next: File | None
+
+
+def neighbours(
+    organization_id: int, row: File, *, sort: Sort = Sort.UPLOADED_AT, order: Order = Order.DESC
+) -> Neighbours:
+    """The files beside `row` in its folder, in the order the folder is listed (a file's
+    preview page steps through them): two keyset queries from the row's own cursor."""
+    place = row.folder_id if row.folder_id is not None else ROOT
+    filters = Filters(folder_id=place, sort=sort, order=order)
+    cursor = encode_cursor(row, filters)
+    after, before = (
+        list_files(
+            organization_id,
+            status=None,
+            limit=1,
+            cursor=cursor,
+            newer=newer,
+            folder_id=place,
+            sort=sort,
+            order=order,
+        )
+        for newer in (False, True)
+    )
+    return Neighbours(
+        previous=before.rows[0][0] if before.rows else None,
+        next=after.rows[0][0] if after.rows else None,
+    )

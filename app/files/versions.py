@@ -22,7 +22,7 @@ from ..extensions import db
 from ..models import File, FileStatus, FileVersion, User, utcnow
 from ..services import webhooks
 from ..services.errors import Conflict, Gone, NotAllowed, NotFound
-from ..services.queue import enqueue_validation
+from ..services.queue import enqueue_previews, enqueue_validation
 from ..services.tenancy import in_organization, scoped
 from ..storage import get_storage, object_key
 from . import access, lifecycle, names, policy
@@ -259,6 +259,9 @@ def restore_version(user: User, raw_file_id: str, number: int) -> VersionInfo:
         raise
     if promotion.unjudged is not None:
         enqueue_validation(promotion.unjudged, organization_id, version=True)
+    if promotion.promoted:
+        # The restored copy is ready at once, without a validation job to queue these.
+        enqueue_previews(file_id, organization_id)
     lifecycle.prune_versions(organization_id, file_id)
     webhooks.file_event(organization_id, file_id, webhooks.FILE_VERSION_ADDED)
     log.info(

@@ -11,6 +11,9 @@ from ..models import DeliveryOutcome
 from ..upload_endpoints import UPLOAD_VIA
 
 VERDICTS = ("ready", "failed", "retry", "skipped")
+# What a previews job run did: made both images, skipped the file (no previewable type, over
+# PREVIEW_MAX_PIXELS, gone, already has them) or failed (it would not decode).
+PREVIEW_OUTCOMES = ("made", "skipped", "failed")
 # The outcomes of a delivery attempt, as the deliveries list records them.
 WEBHOOK_OUTCOMES = tuple(outcome.value for outcome in DeliveryOutcome)
 UNMATCHED = "unmatched"
@@ -80,7 +83,16 @@ class Metrics:
             ["outcome"],
             registry=None,
         )
+        self.previews = Counter(
+            "coffer_previews",
+            "Previews job runs, by outcome: made, skipped (no previewable type, over "
+            "PREVIEW_MAX_PIXELS, gone or already made) or failed (the content would not decode).",
+            ["outcome"],
+            registry=None,
+        )
         # Series that exist from the start read as 0 rather than as absent.
+        for outcome in PREVIEW_OUTCOMES:
+            self.previews.labels(outcome)
         for verdict in VERDICTS:
             self.jobs.labels(verdict)
         for outcome in WEBHOOK_OUTCOMES:
@@ -150,6 +162,14 @@ def count_validation(verdict: str, seconds: float) -> None:
     if _metrics is not None:
         _metrics.jobs.labels(verdict).inc()
         _metrics.job_duration.labels(verdict).observe(seconds)
+
+
+def count_preview(outcome: str) -> None:
+    """One previews job run ended: `made`, `skipped` or `failed`."""
+    if outcome not in PREVIEW_OUTCOMES:
+        raise ValueError(f"unknown preview outcome {outcome!r}")
+    if _metrics is not None:
+        _metrics.previews.labels(outcome).inc()
 
 
 def count_webhook_delivery(outcome: str) -> None:

@@ -50,6 +50,14 @@ class NotFound(DomainError):
     """No such object, or one the caller's organization does not own."""
 
 
+class NoPreview(NotFound):
+    """The file exists but has no preview image (not an image or PDF, not yet made, too
+    large or undecodable)."""
+
+    def __init__(self, message: str = "the file has no preview", /) -> None:
+        super().__init__("no_preview", message)
+
+
 class Conflict(DomainError):
     """The request clashes with the current state (taken, exists, not ready, ...)."""
 

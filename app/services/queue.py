@@ -20,7 +20,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.worker import Worker
 from sqlalchemy import func, select
 
-from ..broker import get_queue, get_redis
+from ..broker import get_preview_queue, get_queue, get_redis
 from ..extensions import db
 from ..models import File, FileStatus
 
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 VALIDATE = "jobs.validate.validate_file"
 VALIDATE_VERSION = "jobs.validate.validate_version"
+MAKE_PREVIEWS = "jobs.previews.make_previews"
 LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED}
 
 
@@ -69,6 +70,26 @@ def enqueue_validation(
             file_id,
             exc,
             extra={"file_id": file_id},
+        )
+        return False
+    return True
+
+
+def enqueue_previews(file_id: str, organization_id: int, connection: Redis | None = None) -> bool:
+    """Queue the making of a file's previews (of the content it answers with when the job
+    runs); False if Redis is down (`manage.py previews backfill` makes them later)."""
+    try:
+        get_preview_queue(connection).enqueue(
+            MAKE_PREVIEWS,
+            file_id,
+            organization_id,
+            job_timeout=current_app.config["JOB_TIMEOUT"],
+            result_ttl=600,
+            failure_ttl=7 * 24 * 3600,
+        )
+    except RedisError as exc:
+        log.warning(
+            "could not queue the previews of file %s: %s", file_id, exc, extra={"file_id": file_id}
         )
         return False
     return True

@@ -11,6 +11,7 @@ from sqlalchemy import Subquery, case, func, literal, select, union_all
 
 from ..database import write_transaction
 from ..extensions import db
+from ..files.previews import owner_of
 from ..files.resumable import in_flight_pieces
 from ..files.trash import being_purged
 from ..models import File, FileVersion, Organization
@@ -103,7 +104,7 @@ def check(fix: bool = False) -> StorageReport:
     # Stored objects first, rows second: an upload that commits in between is then seen
     # as a row.
     stored = {obj.key: obj for obj in storage.objects()}
-    report.files_on_disk = len(stored)
+    report.files_on_disk = sum(owner_of(key) is None for key in stored)
     # Every version's bytes are a row's: the one a file answers with (in the trash or not),
     # and its others (file_versions); in the trash they are rows like any other, neither
     # stray nor missing, except those of a purge under way, which may be partly gone
@@ -133,7 +134,9 @@ def check(fix: bool = False) -> StorageReport:
     expected = {path for _, _, path, _, _ in rows}
 
     for key, listed in sorted(stored.items()):
-        if key in expected:
+        # A content's preview images are its row's too (and never missing: a file may
+        # have none); once its bytes' row is gone they are stray like the bytes.
+        if key in expected or owner_of(key) in expected:
             continue
         stray = StrayFile(key, listed.size, listed.age_seconds)
         if stray.age_seconds < GRACE_SECONDS:
@@ -246,7 +249,7 @@ def _fix(report: StorageReport) -> None:
     storage = get_storage()
     for stray in report.orphans:
         # Checked once more right before removing, so a row committed since is never hit.
-        if _row_holds(stray.path):
+        if _row_holds(owner_of(stray.path) or stray.path):
             continue
         storage.remove(stray.path)
         stray.removed = True

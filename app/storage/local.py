@@ -152,11 +152,16 @@ class LocalStorage(Storage):
     def remove(self, key: str) -> None:
         path = self.path(key)
         path.unlink(missing_ok=True)
-        if len(Path(key).parts) == 3:  # <organization_id>/<file_id>/<name>
+        # The folders below the organization's that are now empty: the per-file folder of
+        # `<organization_id>/<file_id>/<name>`, and that of a file's previews
+        # (`<name>.preview/`) with it.
+        parent = Path(key).parent
+        while len(parent.parts) >= 2:
             try:
-                path.parent.rmdir()  # the per-file folder, when now empty
+                self.path(parent.as_posix()).rmdir()
             except OSError:
-                pass
+                break
+            parent = parent.parent
 
     def objects(self) -> Iterator[StoredObject]:
         return self._files_in(self.root, skip=WORK_DIRS)

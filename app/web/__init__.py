@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import previews as _previews  # noqa: F401  (its pages join the blueprint)
 from . import requests as _requests  # noqa: F401  (its pages join the blueprint)
 from .views import bp
 

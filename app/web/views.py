@@ -57,6 +57,7 @@ bp = Blueprint(
 bp.add_app_template_filter(display.size, "size")
 bp.add_app_template_filter(display.amount, "amount")
 bp.add_app_template_filter(display.when, "when")
+bp.add_app_template_filter(display.kind, "kind")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,6 +68,8 @@ PAGE_POLICY = (
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 PAGE_SIZE = 20
+# The pages of a share link, which anyone holding it opens (app/web/previews.py).
+SHARE_LINK_PAGES = frozenset({"web.shared_page", "web.shared_preview"})
 # Register's domain errors that concern one field, by code.
 FIELD_OF_CODE = {
     "email_taken": "email",
@@ -144,7 +147,11 @@ def sign_in_or_up_template() -> str:
 
 @bp.errorhandler(RateLimitExceeded)
 def rate_limited(exc: RateLimitExceeded) -> ResponseReturnValue:
-    """Too many attempts: the form again, with the API's message as an alert."""
+    """Too many attempts: the form again, with the API's message as an alert (a share
+    link's page or preview: a page saying so)."""
+    if request.endpoint in SHARE_LINK_PAGES:
+        page_answer = render_template("shared_gone.html", status=429, title="Too many requests")
+        return page_answer, 429, dict(exc.get_headers()) | {"Content-Type": "text/html"}
     return render_template(
         sign_in_or_up_template(),
         alert=MESSAGES[429],
@@ -463,12 +470,32 @@ def file_rows_of(result: listing.Page) -> list[tuple[File, str | None, bool, boo
     ]
 
 
+# The files page's two layouts: a table (small thumbnails) or a grid of large ones.
+VIEWS = ("list", "grid")
+VIEW_KEY = "_coffer_files_view"
+
+
+def files_view() -> str:
+    """The layout asked for (`?view=`), remembered in the session for the next pages; else
+    the one last chosen."""
+    asked = request.args.get("view")
+    if asked in VIEWS:
+        if session.get(VIEW_KEY, "list") != asked:
+            session[VIEW_KEY] = asked
+        return asked
+    kept = session.get(VIEW_KEY)
+    return kept if kept in VIEWS else "list"
+
+
 def rows_context(shown: Shown) -> dict[str, Any]:
     """What the table's rows need, for the whole page and for the rows alone."""
     return {
         "rows": file_rows_of(shown.page),
         "folders": shown.folders,
         "paths": shown.paths,
+        "grid": files_view() == "grid",
+        # A file's preview steps through its folder in the order the page shows.
+        "order_arguments": {k: v for k, v in shown.arguments.items() if k in ("sort", "order")},
         # Where a row's form comes back to: this very page, or the place for the rows alone.
         "back": request.full_path
         if request.endpoint == "web.files"

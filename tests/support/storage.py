@@ -8,6 +8,7 @@ import os
 from flask import Flask
 
 from app.extensions import db as _db
+from app.files.previews import owner_of
 from app.models import File, FileVersion
 from app.storage import get_storage
 
@@ -44,13 +45,19 @@ def replace_stored_bytes(flask_app: Flask, key: str, data: bytes) -> None:
 
 
 def stored_key(flask_app: Flask, file_id: str) -> str:
-    """The key of a file's bytes (its per-file folder holds exactly one object)."""
-    (key,) = [key for key in stored_objects(flask_app) if key.split("/")[1:2] == [file_id]]
+    """The key of a file's bytes (its per-file folder holds exactly one object, besides
+    its previews)."""
+    (key,) = [
+        key
+        for key in stored_objects(flask_app)
+        if key.split("/")[1:2] == [file_id] and owner_of(key) is None
+    ]
     return key
 
 
 def check_storage_consistent(flask_app: Flask) -> None:
-    """No stored object without its row, no row without its object, no upload left."""
+    """No stored object without its row (a preview image without its content's), no row
+    without its object, no upload left."""
     with flask_app.app_context():
         rows = _db.session.scalars(_db.select(File).where(File.bytes_stored.is_(True))).all()
         versions = _db.session.scalars(
@@ -58,7 +65,10 @@ def check_storage_consistent(flask_app: Flask) -> None:
         ).all()
         expected = {row.file_path for row in rows} | set(versions)
         _db.session.remove()
-    stored = set(stored_objects(flask_app))
+    every = set(stored_objects(flask_app))
+    stray_previews = {key for key in every if owner_of(key) not in (None, *expected)}
+    assert not stray_previews, f"previews left without their content: {stray_previews}"
+    stored = {key for key in every if owner_of(key) is None}
     assert stored == expected, (
         f"storage and rows disagree: only stored {stored - expected}, "
         f"only in rows {expected - stored}"

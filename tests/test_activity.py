@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from markupsafe import escape
 from flask.testing import FlaskClient
+from markupsafe import escape
 from sqlalchemy import update
 
 from app.extensions import db

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0020_activity_detail"
-down_revision = "0018_webdav"
+down_revision = "0019_previews"
 branch_labels = None
 depends_on = None
 

@@ -734,6 +734,8 @@ class ActivityEvent(Model):
     target_name: Mapped[str | None] = mapped_column(sa.String(255))
     # The file the event concerns, for a file's own history.
     file_id: Mapped[str | None] = mapped_column(sa.String(36))
+    # What else the event says: why a file failed.
+    detail: Mapped[str | None] = mapped_column(sa.String(255))
 
 
 class DavProperty(Model):

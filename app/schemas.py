@@ -1418,6 +1418,9 @@ class ActivityEventOut(Answer):
     actor: ActivityActor
     ip: str | None
     target: ActivityTarget
+    detail: str | None = Field(
+        description="What else the event says: for `file.failed`, why the file failed."
+    )
 
 
 class ActivityList(Answer):

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from markupsafe import escape
 from sqlalchemy import update
 
 from app.extensions import db
@@ -285,6 +286,32 @@ def test_csv_export_holds_every_event_and_keeps_formulas_as_text(
     assert {r["target_name"] for r in rows if r["type"] == "file.downloaded"} == {
         "'=HYPERLINK(1).txt"
     }
+
+
+def test_a_failed_file_is_recorded_with_its_reason_in_the_api_the_csv_and_the_page(
+    auth: Auth, worker: Callable[[], None]
+) -> None:
+    auth.register("admin@acme.test", "Acme")
+    response = auth.upload("holiday.png", b"not a picture at all, just words\n")
+    assert response.status_code == 201
+    worker()
+    file_id = response.get_json()["file_id"]
+    reason = auth.client.get(f"/api/files/{file_id}").get_json()["error_message"]
+    assert reason and "png" in reason.lower()
+
+    failed = of_type(auth, "file.failed")
+    assert len(failed) == 1
+    assert failed[0]["actor"]["kind"] == "system"
+    assert failed[0]["target"]["name"] == "holiday.png" and failed[0]["detail"] == reason
+    history = auth.client.get(f"/api/files/{file_id}/activity").get_json()["events"]
+    assert [e["detail"] for e in history if e["type"] == "file.failed"] == [reason]
+    # Events that say nothing more carry no detail.
+    assert {e["detail"] for e in of_type(auth, "file.uploaded")} == {None}
+
+    rows = csv.DictReader(io.StringIO(auth.client.get("/api/org/activity?format=csv").text))
+    assert [r["detail"] for r in rows if r["type"] == "file.failed"] == [reason]
+    page = auth.client.get(f"/activity?file_id={file_id}").get_data(as_text=True)
+    assert escape(reason) in page
 
 
 # ---- retention -----------------------------------------------------------------------

@@ -288,6 +288,7 @@ def test_a_file_failing_validation_leaves_the_listing_with_its_reason_recorded(
         events = http.get("/api/org/activity", headers=api(acme)).get_json()["events"]
     failed = [event for event in events if event["type"] == "file.failed"]
     assert failed and failed[0]["target"]["name"] == "picture.png"
+    assert "image/png" in failed[0]["detail"] and "text/plain" in failed[0]["detail"]
 
 
 @pytest.mark.parametrize("app_overrides", [{"MAX_FILE_SIZE_MB": 1}])

@@ -458,6 +458,7 @@ def _move(
                 organization_id,
                 activity.SYSTEM,
                 activity.on_file(file_id, name or ""),
+                detail=values.get("error_message"),
             )
         if to is FileStatus.FAILED and not keep_bytes and current_app.config["DELETE_FAILED_FILES"]:
             dropped = _drop_bytes(model, organization_id, file_id)

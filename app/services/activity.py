@@ -74,6 +74,8 @@ TargetKind = Literal[
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 PURGE_BATCH = 5000
+# The longest `detail` kept (a failed file's reason is one sentence).
+DETAIL_LENGTH = 255
 # The characters a spreadsheet reads as the start of a formula: such a cell is prefixed
 # with a quote in the CSV export, so a file named `=HYPERLINK(...)` stays text.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -88,6 +90,7 @@ CSV_COLUMNS = (
     "target_kind",
     "target_id",
     "target_name",
+    "detail",
 )
 
 
@@ -161,10 +164,12 @@ def record(
     target: Target,
     *,
     ip: str | None = None,
+    detail: str | None = None,
 ) -> None:
     """Write one event in the caller's open write transaction: it commits, or rolls back,
-    with the change it records. `ip`: the client's address when not the current request's."""
-    record_many(event_type, organization_id, actor, [target], ip=ip)
+    with the change it records. `ip`: the client's address when not the current request's;
+    `detail`: what else the event says (why a file failed)."""
+    record_many(event_type, organization_id, actor, [target], ip=ip, detail=detail)
 
 
 def record_many(
@@ -174,6 +179,7 @@ def record_many(
     targets: list[Target],
     *,
     ip: str | None = None,
+    detail: str | None = None,
 ) -> None:
     """One event per target, alike but for it, in the caller's open write transaction and
     one statement (a purge's batch)."""
@@ -194,6 +200,7 @@ def record_many(
             "target_id": target.id,
             "target_name": target.name[:255] if target.name else target.name,
             "file_id": target.file_id,
+            "detail": detail[:DETAIL_LENGTH] if detail else None,
         }
         for target in targets
     ]
@@ -335,6 +342,7 @@ def event_json(event: ActivityEvent) -> dict[str, Any]:
         "actor": {"kind": event.actor_kind, "id": event.actor_id, "email": event.actor_email},
         "ip": event.ip,
         "target": {"kind": event.target_kind, "id": event.target_id, "name": event.target_name},
+        "detail": event.detail,
     }
 
 
@@ -372,6 +380,7 @@ def export_csv(organization_id: int, filters: Filters) -> Iterator[str]:
                         event.target_kind,
                         event.target_id,
                         event.target_name,
+                        event.detail,
                     )
                 ]
             )

@@ -39,6 +39,7 @@ SCENARIO_NAMES = (
     "migrate",
     "zip",
     "trash",
+    "previews",
     "threads",
 )
 # `threads` (the WEB_THREADS x WORKERS sweep, two minutes a database) runs only when named.

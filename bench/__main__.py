@@ -41,6 +41,7 @@ SCENARIO_NAMES = (
     "trash",
     "activity",
     "webdav",
+    "previews",
     "threads",
 )
 # `threads` (the WEB_THREADS x WORKERS sweep, two minutes a database) runs only when named.

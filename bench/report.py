@@ -293,6 +293,7 @@ def rows(settings: Settings) -> list[Row]:
         *zip_rows(settings),
         *activity_rows(settings),
         *webdav_rows(settings),
+        *previews_rows(),
         Row(
             f"storage migrate --to s3, {settings.migrate_files:,} files: seconds",
             "",
@@ -451,6 +452,37 @@ def zip_rows(settings: Settings) -> list[Row]:
                 else f"{number(f['zip_rss_mib'], 0)} ({number(f.get('zip_rss_start_mib'), 0)})"
             ),
             check("zip_rss_mib", lambda v: v < 150),
+        ),
+    ]
+
+
+def previews_rows() -> list[Row]:
+    """The `previews` scenario's rows: the previews job's work per case, and its memory."""
+    return [
+        Row(
+            "previews of 200 JPEGs of 12 MP: images/s, one process",
+            "",
+            one("previews_photos_per_s", 2),
+        ),
+        Row(
+            "previews: peak RSS, 12 MP photos / a 100 MP JPEG / a 100-page PDF, MiB",
+            "< 512",
+            lambda f: (
+                MISSING
+                if f.get("previews_photos_peak_mib") is None
+                else " / ".join(
+                    number(f.get(f"previews_{case}_peak_mib"), 0)
+                    for case in ("photos", "huge", "pdf")
+                )
+            ),
+            lambda f: all(
+                f.get(f"previews_{case}_peak_mib", 1e9) < 512 for case in ("photos", "huge", "pdf")
+            ),
+        ),
+        Row(
+            "previews: a 100 MP JPEG / a 100-page PDF's first page, s",
+            "",
+            pair("previews_huge_s", "previews_pdf_s", 2),
         ),
     ]
 

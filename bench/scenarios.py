@@ -10,12 +10,14 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
@@ -1415,6 +1417,29 @@ def trash_purge(run: Run) -> Figures:
     return {"trash_items": count, "trash_s": seconds, "trash_rate": count / seconds}
 
 
+PREVIEW_PHOTOS = 200
+
+
+def preview_figures(run: Run) -> Figures:
+    """Previews as a worker makes them (bench/previews.py, one fresh process per case):
+    200 JPEGs of 12 MP (images/s), one of 100 MP and a 100-page PDF's first page (seconds),
+    each with the process's peak RSS."""
+    folder = Path(tempfile.gettempdir()) / "coffer-bench-previews"
+    module = [sys.executable, "-m", "bench.previews", str(folder)]
+    subprocess.run([*module, "inputs", str(PREVIEW_PHOTOS)], cwd=ROOT, check=True, timeout=3600)
+    figures: Figures = {}
+    for case in ("photos", "huge", "pdf"):
+        done = subprocess.run(
+            [*module, case], cwd=ROOT, check=True, capture_output=True, text=True, timeout=3600
+        )
+        measured = json.loads(done.stdout)
+        figures[f"previews_{case}_s"] = measured["seconds"]
+        figures[f"previews_{case}_peak_mib"] = measured["peak_mib"]
+        run.log(f"previews {case}: {measured}")
+    figures["previews_photos_per_s"] = PREVIEW_PHOTOS / figures["previews_photos_s"]
+    return figures
+
+
 def run_all(run: Run, only: set[str]) -> tuple[Figures, list[str]]:
     """Run the selected scenarios in a fixed order; figures and the errors met."""
     figures: Figures = {}
@@ -1430,6 +1455,8 @@ def run_all(run: Run, only: set[str]) -> tuple[Figures, list[str]]:
             errors.append(message)
 
     warm_up(run)
+    if "previews" in only:
+        attempt("previews", lambda: preview_figures(run))
     if "upload" in only:
         attempt("upload", lambda: uploads(run))
     if "pipeline" in only:

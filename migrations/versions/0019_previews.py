@@ -7,7 +7,7 @@ preview images stored beside its bytes (`<file_path>.preview/small.webp`, `large
 
 Revision ID: 0019_previews
 Revises: 0018_webdav
-Create Date: 2026-12-10
+Create Date: 2026-12-07
 """
 
 import sqlalchemy as sa

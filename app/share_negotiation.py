@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from werkzeug.datastructures import MIMEAccept
@@ -48,6 +48,15 @@ class ShareNegotiation:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Rewrite PATH_INFO of a visit, leave every other request untouched."""
+        if not SHARE_URL.match(environ.get("PATH_INFO", "")):
+            return self.app(environ, start_response)
         if wants_page(environ):
             environ["PATH_INFO"] = environ["PATH_INFO"] + PAGE
-        return self.app(environ, start_response)
+
+        def varied(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            # The same URL answers a page or the bytes by the Accept header: a cache
+            # between must keep them apart.
+            headers.append(("Vary", "Accept"))
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, varied)

@@ -69,11 +69,13 @@ def test_a_browser_gets_the_page_and_curl_the_bytes(
     assert page.headers["Cache-Control"] == "no-store"
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     assert page.headers["Referrer-Policy"] == "no-referrer"  # the secret stays in the URL bar
+    assert "Accept" in page.headers.get_all("Vary")  # a cache keeps page and bytes apart
     assert downloads_of(auth, file_id) == [0]
 
     for accept in (ANY, None):
         headers = {"Accept": accept} if accept else {}
         answer = anonymous.get(path, headers=headers)
+        assert "Accept" in answer.headers.get_all("Vary")
         assert sent_bytes(anonymous, answer) == DATA
         answer.close()
     assert downloads_of(auth, file_id) == [2]

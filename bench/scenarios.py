@@ -31,7 +31,16 @@ from tests.support.s3 import SeaweedFS
 from tests.support.traffic import mixed_traffic, unfinished
 
 from .activity import activity
-from .client import BenchError, Client, MiB, large_upload, register, run_threads, small_upload
+from .client import (
+    BenchError,
+    Client,
+    MiB,
+    delete_for_good,
+    large_upload,
+    register,
+    run_threads,
+    small_upload,
+)
 from .peer import PeerUnavailable, TusPeer
 from .procs import ROOT, Coffer, Floor, PeakRSS, Profiler, driver_url
 
@@ -483,7 +492,7 @@ def uploads(run: Run) -> Figures:
                     # Validation hashes the file: let it finish before the next timing.
                     file_id = response.json()["file_id"]
                     wait_file_final(client, file_id, timeout=600)
-                    client.json("DELETE", f"/api/files/{file_id}", expect=204)
+                    delete_for_good(client, "files", file_id)
             # Best of the rounds: another process's disk or CPU use only ever slows one down.
             floor_s = min(floor_times)
             coffer_s = min(coffer_times)
@@ -947,7 +956,8 @@ def folders(run: Run) -> Figures:
         for own in (client, empty):
             wait_settled(own, timeout=300)
         for file_id in uploaded:
-            client.json("DELETE", f"/api/files/{file_id}", expect=204)
+            # Deleted for good (a DELETE moves to the trash), so the seeded folders can go.
+            delete_for_good(client, "files", file_id)
         uploaded.clear()
     finally:
         client.close()
@@ -1054,8 +1064,8 @@ def zip_download(run: Run) -> Figures:
     finally:
         try:
             if large_id is not None:
-                client.json("DELETE", f"/api/files/{large_id}", expect=204)
-            client.json("DELETE", f"/api/folders/{folder}", expect=204)
+                delete_for_good(client, "files", large_id)
+            delete_for_good(client, "folders", folder)
         finally:
             client.close()
     best_zip, best_file = min(zip_s), min(file_s)
@@ -1218,7 +1228,7 @@ def resumable(run: Run) -> Figures:
             # The worker's hash of the finished file must not overlap the next timing.
             file_id = location.rsplit("/", 1)[-1]
             wait_file_final(client, file_id, timeout=600)
-            client.json("DELETE", f"/api/files/{file_id}", expect=204)
+            delete_for_good(client, "files", file_id)
             if peer is not None:
                 run.log(f"resumable {settings.huge_mb} MiB, round {number}: tus Node server")
                 # Its own connection, without Coffer's cookie: the headers tus needs are
@@ -1237,7 +1247,7 @@ def resumable(run: Run) -> Figures:
                 raise BenchError(f"the multipart upload answered {response.status}")
             file_id = response.json()["file_id"]
             wait_file_final(client, file_id, timeout=600)
-            client.json("DELETE", f"/api/files/{file_id}", expect=204)
+            delete_for_good(client, "files", file_id)
     finally:
         client.close()
         if peer is not None:

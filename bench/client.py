@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from tests.support.client import multipart_frame
 
@@ -87,10 +87,13 @@ class Client:
             return Response(response.status, response.headers, data)
         raise AssertionError("unreachable")
 
-    def drain(self, path: str, chunk: int = MiB) -> tuple[int, int, bytes]:
-        """GET `path` and read its body `chunk` bytes at a time, keeping none of it (a body
-        of gigabytes never sits in the bench's memory): the status, the body's length and
-        its last 64 bytes."""
+    def drain(
+        self, path: str, chunk: int = MiB, sink: BinaryIO | None = None
+    ) -> tuple[int, int, bytes]:
+        """GET `path` and read its body `chunk` bytes at a time, keeping none of it in memory
+        (a body of gigabytes never sits in the bench's memory; written to `sink` when given,
+        as a client saving the file does): the status, the body's length and its last 64
+        bytes."""
         if self._conn is None:
             self._conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=self.timeout)
         buffer = bytearray(chunk)
@@ -99,6 +102,8 @@ class Client:
             self._conn.request("GET", path, headers=self.headers)
             response = self._conn.getresponse()
             while count := response.readinto(buffer):
+                if sink is not None:
+                    sink.write(memoryview(buffer)[:count])
                 total += count
                 tail = (tail + bytes(buffer[max(0, count - 64) : count]))[-64:]
         except (ConnectionError, http.client.HTTPException):

@@ -97,9 +97,9 @@ def propfind_p50(run: Run, identity: dict[str, Any], token: str) -> Figures:
     }
 
 
-def api_small(client: Client, files: list[tuple[str, bytes]]) -> tuple[float, float]:
-    """Seconds to upload, then to download, these files through the API, TRANSFERS
-    clients at once."""
+def api_small(client: Client, files: list[tuple[str, bytes]], saved: Path) -> tuple[float, float]:
+    """Seconds to upload, then to download into files under `saved` (as rclone saves them),
+    these files through the API, TRANSFERS clients at once."""
     ids: list[str] = [""] * len(files)
 
     def up(index: int) -> None:
@@ -112,7 +112,8 @@ def api_small(client: Client, files: list[tuple[str, bytes]]) -> tuple[float, fl
     def down(index: int) -> None:
         own = client.clone()
         for number in range(index, len(files), TRANSFERS):
-            status, _length, _tail = own.drain(f"/api/files/{ids[number]}/download")
+            with (saved / files[number][0]).open("wb") as sink:
+                status, _length, _tail = own.drain(f"/api/files/{ids[number]}/download", sink=sink)
             if status != 200:
                 raise BenchError(f"download answered {status}")
         own.close()
@@ -153,7 +154,8 @@ def webdav(run: Run) -> Figures:
         with run.profiler.record(run.label("webdav-small"), {"web": run.coffer.web_pid}):
             up_s = rclone_copy(env, str(tree), "coffer:tree")
             down_s = rclone_copy(env, "coffer:tree", str(work / "tree-back"))
-            api_up_s, api_down_s = api_small(client, files)
+            (work / "api-back").mkdir()
+            api_up_s, api_down_s = api_small(client, files, work / "api-back")
         figures.update(
             {
                 "dav_small_files": small_count,
@@ -187,8 +189,10 @@ def webdav(run: Run) -> Figures:
                 if time.monotonic() > deadline:
                     raise BenchError("the large upload was not ready in 600 s")
                 time.sleep(0.2)
+            # Saved to a file, as rclone saves its copy.
             started = time.perf_counter()
-            status, length, _tail = client.drain(f"/api/files/{file_id}/download")
+            with (work / "api-big.bin").open("wb") as sink:
+                status, length, _tail = client.drain(f"/api/files/{file_id}/download", sink=sink)
             api_down_s = time.perf_counter() - started
             if status != 200 or length != size_mb * MiB:
                 raise BenchError(f"the API's download answered {status}, {length} bytes")

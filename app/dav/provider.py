@@ -60,6 +60,21 @@ def usage() -> tree.Usage:
     return known
 
 
+def folder_in(place: str | None, name: str) -> Folder | None:
+    """The folder of this name directly in a place, remembered for the request: a PUT
+    resolves its path, then its parent's path, walking the same folders twice. Forgotten
+    by `folders_changed` whenever this request makes, moves or trashes a folder."""
+    known: dict[tuple[str | None, str], Folder | None] = g.setdefault("dav_folders", {})
+    if (place, name) not in known:
+        known[place, name] = tree.folder_named(user().organization_id, place, name)
+    return known[place, name]
+
+
+def folders_changed() -> None:
+    """This request changed folders: the next lookups read them again."""
+    g.pop("dav_folders", None)
+
+
 @contextmanager
 def translated() -> Iterator[None]:
     """The domain's refusals as WebDAV errors of the same status (507 for the quota)."""
@@ -142,7 +157,7 @@ class Place(DAVCollection):  # type: ignore[misc]
     def get_member(self, name: str) -> Place | Document | None:
         """The folder or visible file of that name in the place."""
         member = user()
-        folder = tree.folder_named(member.organization_id, self.place, name)
+        folder = folder_in(self.place, name)
         if folder is not None:
             return Place(join(self.path, name), self.environ, folder)
         entry = tree.file_named(member, self.place, name)
@@ -158,6 +173,7 @@ class Place(DAVCollection):  # type: ignore[misc]
 
     def create_collection(self, name: str) -> None:
         """MKCOL: a new folder in this place."""
+        folders_changed()
         with translated():
             folders.create_folder(user(), name, self.place or "root")
 
@@ -169,6 +185,7 @@ class Place(DAVCollection):  # type: ignore[misc]
         """The folder, with everything in it, to the trash."""
         if self.folder is None:
             raise DAVError(HTTP_FORBIDDEN, "the top level cannot be deleted")
+        folders_changed()
         with translated():
             trash.trash_folder(user(), self.folder.id)
         self.remove_all_properties(recursive=True)
@@ -182,6 +199,7 @@ class Place(DAVCollection):  # type: ignore[misc]
         """MOVE: rename and/or move the folder."""
         assert self.folder is not None
         parent, name = destination(self.provider, dest_path, self.environ)
+        folders_changed()
         with translated():
             folders.update_folder(user(), self.folder.id, name=name, parent_raw=parent or "root")
         self.remove_all_locks(recursive=True)
@@ -195,7 +213,8 @@ class Place(DAVCollection):  # type: ignore[misc]
         """COPY of a folder: the same folder at the destination (its members are copied one
         by one after it); kept when it is there already."""
         parent, name = destination(self.provider, dest_path, self.environ)
-        if tree.folder_named(user().organization_id, parent, name) is None:
+        if folder_in(parent, name) is None:
+            folders_changed()
             with translated():
                 folders.create_folder(user(), name, parent or "root")
 
@@ -217,6 +236,8 @@ class Document(DAVNonCollection):  # type: ignore[misc]
         super().__init__(path, environ)
         self.entry = entry
         self.receiving: intake.Receiving | None = None
+        # The entity tag of the bytes this request put (the PUT's answer carries it).
+        self.put_etag: str | None = None
 
     def get_content_length(self) -> int:
         """The size of the bytes the member reads."""
@@ -240,7 +261,7 @@ class Document(DAVNonCollection):  # type: ignore[misc]
 
     def get_etag(self) -> str:
         """The SHA-256 of the bytes; before validation has computed it, the upload's id."""
-        return self.entry.sha256 or f"upload-{self.entry.bytes_id}"
+        return self.put_etag or self.entry.sha256 or f"upload-{self.entry.bytes_id}"
 
     def support_etag(self) -> bool:
         """Every file has one."""
@@ -273,10 +294,7 @@ class Document(DAVNonCollection):  # type: ignore[misc]
 
     def end_write(self, *, with_errors: bool) -> None:
         """The body has arrived: a new version of the file (or nothing, on errors)."""
-        finish_receiving(self.receiving, self.entry.folder_id, with_errors)
-        refreshed = tree.file_named(user(), self.entry.folder_id, self.entry.name)
-        if refreshed is not None:
-            self.entry = refreshed
+        self.put_etag = finish_receiving(self.receiving, self.entry.folder_id, with_errors)
 
     def delete(self) -> None:
         """The file to the trash."""
@@ -320,11 +338,12 @@ class NewDocument(DAVNonCollection):  # type: ignore[misc]
         self.place = place
         self.name = name
         self.receiving: intake.Receiving | None = None
-        self.entry: Entry | None = None
+        # The entity tag of the bytes this request put, once put.
+        self.put_etag: str | None = None
 
     def get_content_length(self) -> int:
         """Nothing yet."""
-        return 0 if self.entry is None else self.entry.size
+        return 0
 
     def get_content_type(self) -> str:
         """Unknown until validated."""
@@ -332,13 +351,11 @@ class NewDocument(DAVNonCollection):  # type: ignore[misc]
 
     def get_etag(self) -> str | None:
         """The stored file's, once put."""
-        if self.entry is None:
-            return None
-        return self.entry.sha256 or f"upload-{self.entry.bytes_id}"
+        return self.put_etag
 
     def support_etag(self) -> bool:
         """Once put."""
-        return self.entry is not None
+        return self.put_etag is not None
 
     def get_content(self) -> IO[bytes]:
         """Nothing to read yet."""
@@ -356,8 +373,7 @@ class NewDocument(DAVNonCollection):  # type: ignore[misc]
 
     def end_write(self, *, with_errors: bool) -> None:
         """The body has arrived: the new file, within the quota (or nothing, on errors)."""
-        finish_receiving(self.receiving, self.place, with_errors)
-        self.entry = tree.file_named(user(), self.place, self.name)
+        self.put_etag = finish_receiving(self.receiving, self.place, with_errors)
 
 
 class RecordedReader:
@@ -413,17 +429,19 @@ def begin_receiving(environ: dict[str, Any], name: str) -> intake.Receiving:
 
 def finish_receiving(
     receiving: intake.Receiving | None, place: str | None, with_errors: bool
-) -> None:
+) -> str | None:
     """Record a PUT's bytes (a new file, or a new version of the file of the name), or
-    discard them when the body did not arrive whole."""
+    discard them when the body did not arrive whole. Returns the entity tag the bytes now
+    have, as a lookup of the file would give it to their uploader: the upload's id, since
+    validation has not hashed them yet (no second lookup of the file)."""
     if receiving is None:
-        return
+        return None
     if with_errors:
         receiving.discard()
-        return
+        return None
     try:
         with translated():
-            intake.accept(
+            accepted = intake.accept(
                 user(),
                 receiving,
                 folder_id=place,
@@ -432,6 +450,7 @@ def finish_receiving(
             )
     finally:
         receiving.discard()
+    return f"upload-{accepted.version_id or accepted.file_id}"
 
 
 def destination(
@@ -468,7 +487,9 @@ class CofferProvider(DAVProvider):  # type: ignore[misc]
     def get_resource_inst(
         self, path: str, environ: dict[str, Any]
     ) -> Place | Document | NewDocument | None:
-        """The folder or file at a path, or None."""
+        """The folder or file at a path, or None. The last name is looked up as a file
+        first unless the path ends in a slash (a client naming a collection): names are
+        unique across a place's files and folders, so the order only saves a query."""
         self._count_get_resource_inst += 1
         member = user()
         names = [part for part in path.strip("/").split("/") if part]
@@ -476,18 +497,22 @@ class CofferProvider(DAVProvider):  # type: ignore[misc]
         walked = ""
         for index, name in enumerate(names):
             walked = join(walked, name)
-            folder = tree.folder_named(
-                member.organization_id, None if place is None else place.id, name
-            )
+            where = None if place is None else place.id
+            last = index == len(names) - 1
+            if last and not path.endswith("/"):
+                entry = tree.file_named(member, where, name)
+                if entry is not None:
+                    return Document(walked, environ, entry)
+            folder = folder_in(where, name)
             if folder is not None:
                 place = folder
                 continue
-            if index != len(names) - 1:
+            if not last:
                 return None
-            where = None if place is None else place.id
-            entry = tree.file_named(member, where, name)
-            if entry is not None:
-                return Document(walked, environ, entry)
+            if path.endswith("/"):
+                entry = tree.file_named(member, where, name)
+                if entry is not None:
+                    return Document(walked, environ, entry)
             return self.locked_null(walked, environ, where, name)
         return Place(walked or "/", environ, place)
 

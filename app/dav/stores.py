@@ -122,11 +122,26 @@ class OrganizationLocks:
 
     def clear(self) -> None:
         """Remove every lock of the organization."""
+        self._changed()
         self._redis.delete(*self._keys())
 
     def live_locks(self) -> dict[str, dict[str, Any]]:
-        """The organization's locks that have not expired, by token (one round trip;
-        another to drop the expired ones when there are any)."""
+        """The organization's locks that have not expired, by token: read once per request
+        (a PUT asks for them five or six times: the path, its parent, the If header, the
+        write check), again after this request changes one. One round trip; another to drop
+        the expired ones when there are any."""
+        read: dict[str, dict[str, Any]] | None = g.get("dav_live_locks")
+        if read is None:
+            read = g.dav_live_locks = self._read_live_locks()
+        return read
+
+    @staticmethod
+    def _changed() -> None:
+        """This request changed a lock: its next lookup reads them again."""
+        g.pop("dav_live_locks", None)
+
+    def _read_live_locks(self) -> dict[str, dict[str, Any]]:
+        """The organization's locks that have not expired, read from Redis."""
         locks_key, expiry_key = self._keys()
         now = time.time()
         pipeline = self._redis.pipeline(transaction=False)
@@ -147,6 +162,7 @@ class OrganizationLocks:
 
     def _forget(self, tokens: set[str]) -> None:
         """Drop these tokens' locks from the index."""
+        self._changed()
         locks_key, expiry_key = self._keys()
         pipeline = self._redis.pipeline(transaction=True)
         pipeline.hdel(locks_key, *tokens)
@@ -155,6 +171,7 @@ class OrganizationLocks:
 
     def _keep(self, lock: dict[str, Any]) -> None:
         """Write a lock into the index; both keys live until its last lock expires."""
+        self._changed()
         locks_key, expiry_key = self._keys()
         pipeline = self._redis.pipeline(transaction=True)
         pipeline.hset(locks_key, lock["token"], _encoded(lock))
@@ -209,6 +226,7 @@ class OrganizationLocks:
 
     def delete(self, token: str) -> bool:
         """Remove a lock; False when there was none."""
+        self._changed()
         locks_key, expiry_key = self._keys()
         pipeline = self._redis.pipeline(transaction=True)
         pipeline.hdel(locks_key, token)

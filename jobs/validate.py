@@ -10,11 +10,10 @@ from rq import get_current_job
 
 from app import metrics
 from app.extensions import db
-from app.files import verdict
+from app.files import previews, verdict
 from app.files.verdict import Outcome
 from app.models import FileStatus
 from app.services import webhooks
-from app.services.queue import enqueue_previews
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ def validate_file(file_id: str, organization_id: int) -> str:
             announce(organization_id, file_id, status)
             if status == FileStatus.READY:
                 # After the verdict's commit: previews never delay `ready`.
-                enqueue_previews(file_id, organization_id)
+                previews.queue(organization_id, file_id)
     finally:
         db.session.remove()
     metrics.count_validation(outcome, time.perf_counter() - started)
@@ -100,7 +99,7 @@ def validate_version(version_id: str, organization_id: int) -> str:
         if verdict_ is not None and verdict_.promoted:
             announce_version(organization_id, verdict_.file_id)
             # The file answers with new content: its previews are made anew.
-            enqueue_previews(verdict_.file_id, organization_id)
+            previews.queue(organization_id, verdict_.file_id)
     finally:
         db.session.remove()
     metrics.count_validation(outcome, time.perf_counter() - started)

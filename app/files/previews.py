@@ -40,7 +40,18 @@ WEBP_QUALITY = 80
 # One point is 1/72 inch: a page's size in points at scale 1 renders that many pixels.
 PDF_POINTS_PER_PIXEL = 1.0
 
-__all__ = ["SIZES", "NoPreview", "Preview", "backfill", "keys_of", "make", "owner_of", "read"]
+__all__ = [
+    "SIZES",
+    "NoPreview",
+    "Preview",
+    "backfill",
+    "keys_of",
+    "make",
+    "owner_of",
+    "queue",
+    "read",
+    "wanted",
+]
 
 
 class Undecodable(Exception):
@@ -107,6 +118,22 @@ def read(organization_id: int, file_id: str, size: str | None = "small") -> Prev
     return Preview(data=data, etag=f'"{etag}"', mime_type=MIME_TYPE)
 
 
+def wanted(mime_type: str | None) -> bool:
+    """Whether content of this validated type gets previews."""
+    return mime_type in IMAGE_TYPES or mime_type == PDF_TYPE
+
+
+def queue(organization_id: int, file_id: str) -> bool:
+    """Queue the previews of a file that now answers with new ready content, when its type
+    gets any; True when a job was queued. Most uploads are not pictures: reading the type
+    here spares them a job (and a work horse's fork) that would only skip."""
+    mime_type = db.session.scalar(
+        select(File.mime_type).where(in_organization(File, organization_id), File.id == file_id)
+    )
+    db.session.rollback()
+    return wanted(mime_type) and enqueue_previews(file_id, organization_id)
+
+
 def make(organization_id: int, file_id: str) -> str:
     """Make and store the small and large previews of the content a ready file answers with;
     returns `made`, `skipped` (not a previewable type, over PREVIEW_MAX_PIXELS, gone, or it
@@ -121,7 +148,7 @@ def make(organization_id: int, file_id: str) -> str:
     if found is None or found.status != FileStatus.READY or found.preview:
         return "skipped"
     path, mime_type = str(found.file_path), found.mime_type
-    if mime_type not in IMAGE_TYPES and mime_type != PDF_TYPE:
+    if not wanted(mime_type):
         return "skipped"
     extra = {"file_id": file_id}
     try:

@@ -25,7 +25,7 @@ from ..services.errors import Conflict, Gone, NotAllowed, NotFound
 from ..services.queue import enqueue_previews, enqueue_validation
 from ..services.tenancy import in_organization, scoped
 from ..storage import get_storage, object_key
-from . import access, lifecycle, names, policy
+from . import access, lifecycle, names, policy, previews
 from .ledger import check_room
 
 log = logging.getLogger(__name__)
@@ -259,7 +259,7 @@ def restore_version(user: User, raw_file_id: str, number: int) -> VersionInfo:
         raise
     if promotion.unjudged is not None:
         enqueue_validation(promotion.unjudged, organization_id, version=True)
-    if promotion.promoted:
+    if promotion.promoted and previews.wanted(source.mime_type):
         # The restored copy is ready at once, without a validation job to queue these.
         enqueue_previews(file_id, organization_id)
     lifecycle.prune_versions(organization_id, file_id)

@@ -297,7 +297,8 @@ def test_a_large_file_streams_in_small_memory(app: Flask, auth: Auth, tmp_path: 
     digest = hashlib.sha256(data).hexdigest()
     del data
     token = auth.token()
-    server = LiveServer(app)
+    # The server `manage.py serve` runs: it queues the zip's pieces as they are.
+    server = LiveServer(app, coffer_server=True)
     server.start()
     process = psutil.Process()
     peak = [0]
@@ -321,6 +322,7 @@ def test_a_large_file_streams_in_small_memory(app: Flask, auth: Auth, tmp_path: 
         with urllib.request.urlopen(request, timeout=60) as answer, saved.open("wb") as out:
             assert answer.status == 200
             assert answer.headers.get("Content-Length") is None
+            assert answer.headers.get("Transfer-Encoding") == "chunked"
             while chunk := answer.read(MiB):
                 out.write(chunk)
                 time.sleep(0.001)  # a client slower than the server

@@ -22,6 +22,7 @@ from flask import Flask
 from sqlalchemy import select, update
 
 from app.extensions import db
+from app.files import zipstream
 from app.files.archive import safe_part
 from app.models import File
 from app.storage import get_storage
@@ -406,3 +407,31 @@ def test_zip_mixes_files_with_and_without_a_recorded_crc32(
         assert archive.getinfo("Inside/older.bin").flag_bits & DATA_DESCRIPTOR
         assert archive.getinfo("Inside/older.bin").CRC == zlib.crc32(older)
         assert archive.getinfo("Inside/").is_dir()
+
+
+def test_entries_and_archives_past_the_zip32_limits_carry_zip64_fields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ZIP64 fields, written once a size, an offset or the entry count passes its
+    limit, read back right: the limits lowered so that small entries pass them."""
+    monkeypatch.setattr(zipstream, "ZIP32_LIMIT", 5000)
+    monkeypatch.setattr(zipstream, "COUNT_LIMIT", 5)
+    files = {f"d/{n}.bin": os.urandom(1000 + 900 * n) for n in range(8)}
+    moment = (2026, 12, 7, 4, 30, 58)
+    archive = zipstream.ZipStream()
+    pieces = [archive.folder("d/", moment, 0o40755 << 16 | 0x10)]
+    for n, (path, data) in enumerate(files.items()):
+        crc = zlib.crc32(data) if n % 2 else None  # known, and computed as sent
+        pieces.extend(archive.file(path, moment, 0o100644 << 16, len(data), crc, [data]))
+    pieces.extend(archive.finish())
+    blob = b"".join(pieces)
+
+    assert b"PK\x06\x06" in blob  # the ZIP64 end of central directory
+    with zipfile.ZipFile(io.BytesIO(blob)) as zipped:
+        assert zipped.testzip() is None
+        assert [info.filename for info in zipped.infolist()] == ["d/", *files]
+        for path, data in files.items():
+            assert zipped.read(path) == data
+            assert zipped.getinfo(path).date_time == moment
+        # Entries past the limit say so in their ZIP64 extra field (header id 1).
+        assert zipped.getinfo("d/7.bin").extra[:2] == b"\x01\x00"

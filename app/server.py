@@ -1,5 +1,6 @@
 """waitress with the limits Coffer needs and waitress lacks: bodies refused by endpoint before
-they are read, a cap on each client address's connections, and a deadline for headers."""
+they are read, a cap on each client address's connections, and a deadline for headers; and
+large pieces of a streamed answer (a zip) sent as they are, where waitress copies them."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from typing import Any, cast
 
 from flask import Flask
 from waitress.adjustments import Adjustments
+from waitress.buffers import ReadOnlyFileBasedBuffer
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser, crack_first_line, split_uri
 from waitress.server import TcpWSGIServer
-from waitress.task import ThreadedTaskDispatcher
+from waitress.task import ThreadedTaskDispatcher, WSGITask
 from waitress.utilities import RequestEntityTooLarge
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import MapAdapter, RequestRedirect
@@ -32,6 +34,12 @@ log = logging.getLogger("coffer.server")
 MAINTENANCE_SECONDS = 1
 # File descriptors beside the connections: the database, Redis, storage, logs.
 SPARE_DESCRIPTORS = 256
+# A streamed answer's pieces from this size on are queued as they are (HeldPiece); smaller
+# ones are copied into waitress's buffer as usual, where they join their neighbours.
+HELD_PIECE_BYTES = 64 * 1024
+# An answer's unsent bytes a connection holds before its request's thread waits for the
+# client (waitress's default is 16 MiB): with pieces held in memory, this bounds them.
+OUTBUF_HIGH_WATERMARK = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -145,10 +153,76 @@ class LimitedParser(HTTPRequestParser):
         return consumed
 
 
+class HeldPiece(ReadOnlyFileBasedBuffer):
+    """One piece of a streamed answer in the connection's queue as it was written, sent as
+    views of it.
+
+    waitress copies every piece an application yields into its output buffer, a temporary
+    file past 1 MiB that is then read back, and a chunked answer's piece once more to frame
+    it: at 1 MiB pieces, 0.5-1 s per GiB, longer than a file's whole download (which waitress
+    sends from the file). A file-based buffer is the one kind waitress queues as it is.
+    """
+
+    def __init__(self, data: bytes) -> None:  # no file: the base's state is set here
+        self.view = memoryview(data)
+        self.sent = 0
+        self.remain = len(data)
+
+    def get(self, numbytes: int = -1, skip: bool = False) -> Any:
+        """The next unsent bytes (at most `numbytes`), a view: no copy."""
+        end = len(self.view) if numbytes < 0 else self.sent + numbytes
+        piece = self.view[self.sent : end]
+        if skip:
+            self.skip(len(piece))
+        return piece
+
+    def skip(self, numbytes: int, allow_prune: int = 0) -> None:
+        """`numbytes` more were sent."""
+        self.sent += numbytes
+        self.remain -= numbytes
+
+    def prune(self) -> None:
+        """Nothing to drop before the whole piece is sent."""
+
+    def close(self) -> None:
+        """Let the piece go."""
+        self.view = memoryview(b"")
+        self.remain = 0
+
+
+class StreamingTask(WSGITask):
+    """waitress's WSGI task, with large pieces of an answer queued as they are (HeldPiece)."""
+
+    def write(self, data: bytes) -> None:
+        """Send `data`: a large piece of bytes is queued as it is (framed apart from it when
+        the answer is chunked); anything else as waitress sends it."""
+        held = (
+            type(data) is bytes
+            and len(data) >= HELD_PIECE_BYTES
+            and self.has_body
+            and (self.chunked_response or self.content_length is None)
+        )
+        if not held:
+            super().write(data)
+            return
+        if not self.wrote_header:
+            super().write(b"")  # the status line and headers, as waitress writes them
+        # waitress's stub says bytes; write_soon takes a file-based buffer too (its
+        # wsgi.file_wrapper path).
+        channel: Any = self.channel
+        if self.chunked_response:
+            channel.write_soon(b"%X\r\n" % len(data))
+            channel.write_soon(HeldPiece(data))
+            channel.write_soon(b"\r\n")
+        else:  # no length and not chunked (HTTP/1.0): the connection's end ends the body
+            channel.write_soon(HeldPiece(data))
+
+
 class LimitedChannel(HTTPChannel):
     """A connection counted against its client address's cap."""
 
     server: LimitedServer
+    task_class = StreamingTask
     counted = False
     # Requests begun on this connection: before the first, it is a fresh connection.
     begun = 0
@@ -295,6 +369,7 @@ def build_server(
         connection_limit=limits.connections,
         channel_timeout=limits.idle_timeout,
         cleanup_interval=MAINTENANCE_SECONDS,
+        outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
         ident="coffer",
         # select() cannot watch descriptors past 1024; poll() has no such limit.
         **{"asyncore_use_poll": True, **settings},

@@ -11,14 +11,18 @@ import threading
 import time
 import urllib.request
 import zipfile
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 from flask import Flask
-from sqlalchemy import update
+from sqlalchemy import select, update
 
+from app.extensions import db
+from app.files import zipstream
 from app.files.archive import safe_part
 from app.models import File
 from app.storage import get_storage
@@ -79,6 +83,14 @@ def tree(app: Flask, auth: Auth) -> dict[str, str]:
     put_in(app, ids["b.bin"], ids["2024"])
     put_in(app, ids["c.txt"], ids["deep"])
     return ids
+
+
+def crc_of(app: Flask, file_id: str) -> int | None:
+    """The CRC-32 the file's row holds."""
+    with app.app_context():
+        found = db.session.scalar(select(File.crc32).where(File.id == file_id))
+        db.session.remove()
+    return found
 
 
 def content(name: str) -> bytes:
@@ -286,7 +298,8 @@ def test_a_large_file_streams_in_small_memory(app: Flask, auth: Auth, tmp_path: 
     digest = hashlib.sha256(data).hexdigest()
     del data
     token = auth.token()
-    server = LiveServer(app)
+    # The server `manage.py serve` runs: it queues the zip's pieces as they are.
+    server = LiveServer(app, coffer_server=True)
     server.start()
     process = psutil.Process()
     peak = [0]
@@ -310,6 +323,7 @@ def test_a_large_file_streams_in_small_memory(app: Flask, auth: Auth, tmp_path: 
         with urllib.request.urlopen(request, timeout=60) as answer, saved.open("wb") as out:
             assert answer.status == 200
             assert answer.headers.get("Content-Length") is None
+            assert answer.headers.get("Transfer-Encoding") == "chunked"
             while chunk := answer.read(MiB):
                 out.write(chunk)
                 time.sleep(0.001)  # a client slower than the server
@@ -329,3 +343,95 @@ def test_a_large_file_streams_in_small_memory(app: Flask, auth: Auth, tmp_path: 
     # Holding the archive, or the file, would add 64 MiB at least; what is seen is the
     # allocator's and the threads' working sets (about 30 MiB, whatever the file's size).
     assert growth < 48, f"RSS grew by {growth:.0f} MiB while 64 MiB were zipped"
+
+
+# Bit 3 of an entry's flags: its CRC and sizes follow its bytes rather than lead them.
+DATA_DESCRIPTOR = 0x08
+
+
+def test_validation_records_each_file_s_crc32(
+    app: Flask, auth: Auth, worker: Callable[[], None]
+) -> None:
+    auth.register()
+    small = b"a few bytes of text\n"
+    # Past libmagic's 7 MiB head, so the CRC covers the reads after it too.
+    large = os.urandom(8 * MiB + 3)
+    ids = {upload(auth, "small.txt", small): small, upload(auth, "large.bin", large): large}
+    worker()
+
+    for file_id, data in ids.items():
+        assert auth.client.get(f"/api/files/{file_id}").get_json()["status"] == "ready"
+        assert crc_of(app, file_id) == zlib.crc32(data)
+
+
+def test_zip_of_validated_files_has_each_crc_before_its_bytes(
+    app: Flask, auth: Auth, worker: Callable[[], None]
+) -> None:
+    auth.register()
+    data = {f"part-{n}.bin": os.urandom(100_000 + n) for n in range(3)}
+    for name, body in data.items():
+        upload(auth, name, body)
+    worker()
+
+    response = auth.client.get("/api/folders/root/download")
+    assert entries(response) == data
+    with zipfile.ZipFile(io.BytesIO(response.data)) as archive:
+        for info in archive.infolist():
+            # A streaming unzip can read each entry from its header alone.
+            assert info.flag_bits & DATA_DESCRIPTOR == 0, info.filename
+            assert info.CRC == zlib.crc32(data[info.filename])
+            assert info.external_attr >> 16 == 0o100644
+
+
+def test_zip_mixes_files_with_and_without_a_recorded_crc32(
+    app: Flask, auth: Auth, worker: Callable[[], None]
+) -> None:
+    auth.register()
+    checked = os.urandom(300_000)
+    checked_id = upload(auth, "checked.bin", checked)
+    worker()
+    # A file validated before Coffer recorded CRCs: ready, crc32 NULL.
+    older = os.urandom(200_000)
+    older_id = upload(auth, "older.bin", older)
+    ready(app, older_id)
+    assert crc_of(app, older_id) is None
+    org = organization_of(app, checked_id)
+    folder = make_folder(app, org, "Inside")
+    put_in(app, older_id, folder)
+
+    response = auth.client.get("/api/folders/root/download")
+    assert entries(response) == {"checked.bin": checked, "Inside/": b"", "Inside/older.bin": older}
+    with zipfile.ZipFile(io.BytesIO(response.data)) as archive:
+        assert archive.getinfo("checked.bin").flag_bits & DATA_DESCRIPTOR == 0
+        # Its CRC computed as its bytes went out, written after them.
+        assert archive.getinfo("Inside/older.bin").flag_bits & DATA_DESCRIPTOR
+        assert archive.getinfo("Inside/older.bin").CRC == zlib.crc32(older)
+        assert archive.getinfo("Inside/").is_dir()
+
+
+def test_entries_and_archives_past_the_zip32_limits_carry_zip64_fields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ZIP64 fields, written once a size, an offset or the entry count passes its
+    limit, read back right: the limits lowered so that small entries pass them."""
+    monkeypatch.setattr(zipstream, "ZIP32_LIMIT", 5000)
+    monkeypatch.setattr(zipstream, "COUNT_LIMIT", 5)
+    files = {f"d/{n}.bin": os.urandom(1000 + 900 * n) for n in range(8)}
+    moment = (2026, 12, 7, 4, 30, 58)
+    archive = zipstream.ZipStream()
+    pieces = [archive.folder("d/", moment, 0o40755 << 16 | 0x10)]
+    for n, (path, data) in enumerate(files.items()):
+        crc = zlib.crc32(data) if n % 2 else None  # known, and computed as sent
+        pieces.extend(archive.file(path, moment, 0o100644 << 16, len(data), crc, [data]))
+    pieces.extend(archive.finish())
+    blob = b"".join(pieces)
+
+    assert b"PK\x06\x06" in blob  # the ZIP64 end of central directory
+    with zipfile.ZipFile(io.BytesIO(blob)) as zipped:
+        assert zipped.testzip() is None
+        assert [info.filename for info in zipped.infolist()] == ["d/", *files]
+        for path, data in files.items():
+            assert zipped.read(path) == data
+            assert zipped.getinfo(path).date_time == moment
+        # Entries past the limit say so in their ZIP64 extra field (header id 1).
+        assert zipped.getinfo("d/7.bin").extra[:2] == b"\x01\x00"

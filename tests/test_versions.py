@@ -5,7 +5,10 @@ to `versions_kept`, and counted in the quota."""
 from __future__ import annotations
 
 import base64
+import io
 import json
+import zipfile
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -451,3 +454,29 @@ def test_a_version_ready_before_the_one_the_file_answers_with_takes_its_place(
         (1, "ready", False),
     ]
     assert version_bytes(auth, file_id, 1) == V1
+
+
+def test_each_version_keeps_the_crc32_of_its_bytes(
+    app: Flask, auth: Auth, worker: Callable[[], None]
+) -> None:
+    """A zip takes a file's CRC-32 from its row: the row must hold that of the bytes it
+    answers with, through a new version and a restore."""
+    auth.register()
+    file_id = with_versions(auth, worker, V1, V2)
+
+    def crcs() -> tuple[int | None, dict[int, int | None]]:
+        with app.app_context():
+            current = db.session.scalar(select(File.crc32).where(File.id == file_id))
+            rows = db.session.execute(
+                select(FileVersion.version, FileVersion.crc32).where(FileVersion.file_id == file_id)
+            ).all()
+            db.session.remove()
+        return current, {number: crc for number, crc in rows}
+
+    assert crcs() == (zlib.crc32(V2), {1: zlib.crc32(V1)})
+    assert restore(auth, file_id, 1).status_code == 201
+    assert crcs() == (zlib.crc32(V1), {1: zlib.crc32(V1), 2: zlib.crc32(V2)})
+    with zipfile.ZipFile(io.BytesIO(auth.client.get("/api/folders/root/download").data)) as zipped:
+        assert zipped.testzip() is None
+        assert zipped.read("report.txt") == V1
+        assert zipped.getinfo("report.txt").CRC == zlib.crc32(V1)

@@ -1,17 +1,17 @@
 """Zip archives of a folder, or of a selection of files and folders, streamed as they are
 built: every ready file below, with its path inside the archive as in Coffer.
 
-The archive is written entry by entry into a non-seekable sink (zipfile then writes each
-entry's sizes and CRC after its bytes, in a data descriptor, and ZIP64 records where an
-entry or the archive needs them), and each piece is handed on as soon as it is written; so
-the memory used is one read buffer plus what the central directory needs, whatever the
-bytes' size. Entries are stored, not deflated: files are mostly already compressed (images,
-video, PDFs, office documents, archives), and deflate ran at about 46 MiB/s against about
-2.6 GiB/s stored (1 GiB of random bytes, 16 MiB files, zipfile on CPython 3.11): the
-archive would be CPU-bound at a few percent of a download's speed for a few percent saved.
-The standard library's zipfile is used: it streams with data descriptors and ZIP64, and the
-stream-zip package needs each stored entry's CRC before its bytes (which Coffer does not keep)
-or else deflates.
+The archive is written entry by entry (zipstream.ZipStream) and each piece is handed on as
+soon as it is written; so the memory used is one read buffer plus the central directory's
+records (about 100 bytes a file), whatever the bytes' size. A file's CRC-32 is recorded by
+validation, so its entry's header carries its CRC and size and its bytes go out as read from
+storage, in reads of CHUNK, neither copied nor checksummed again; a file validated before
+Coffer recorded the CRC (`crc32` NULL) has it computed as its bytes pass, written after them
+in a data descriptor (what the standard library's zipfile did for every entry). Entries are
+stored, not deflated: files are mostly already compressed (images, video, PDFs, office
+documents, archives), and deflate ran at about 46 MiB/s against about 2.6 GiB/s stored
+(1 GiB of random bytes, 16 MiB files, zipfile on CPython 3.11): the archive would be
+CPU-bound at a few percent of a download's speed for a few percent saved.
 
 Folder rows are read once (one recursive query); files are read one folder at a time, a page
 at a time, each page in its own short transaction, so a long download holds no database
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,13 +37,15 @@ from ..storage import get_storage
 from .access import parse_file_id
 from .folders import get_folder, place_of, subtree
 from .names import numbered
+from .zipstream import SizeMismatch, ZipStream
 
 log = logging.getLogger(__name__)
 
 # The most ids one selection may name, of files and of folders each.
 MAX_SELECTION = 1000
-# Bytes read from storage at a time, and so about the largest piece handed to the server.
-CHUNK = 256 * 1024
+# Bytes read from storage at a time, and so the largest piece handed to the server: large
+# enough that the per-piece work in Python is small beside the bytes' own.
+CHUNK = 1024 * 1024
 # Files read from the database per query.
 PAGE = 500
 # A path component's longest form, in bytes of UTF-8 (most file systems' limit).
@@ -58,7 +59,7 @@ WINDOWS_DEVICES = frozenset(
 )
 # Zip times start in 1980.
 EARLIEST = (1980, 1, 1, 0, 0, 0)
-FILE_MODE = 0o644 << 16
+FILE_MODE = 0o100644 << 16  # a regular file, rw-r--r--
 FOLDER_MODE = (0o40755 << 16) | 0x10  # a Unix directory, and the MS-DOS directory bit
 
 
@@ -143,32 +144,8 @@ class Member:
     key: str
     size: int
     uploaded_at: datetime
-
-
-class Sink:
-    """A write-only stream that keeps what is written until it is taken."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        """Keep a copy (zipfile may reuse its buffer)."""
-        self.parts.append(bytes(data))
-        return len(data)
-
-    def flush(self) -> None:
-        """Nothing is buffered beyond `parts`."""
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-    def take(self) -> Iterator[bytes]:
-        """What was written since the last take, counted as sent."""
-        parts, self.parts = self.parts, []
-        for part in parts:
-            if part:
-                metrics.count_bytes_sent(len(part))
-                yield part
+    # Recorded by validation; None for a file validated before Coffer recorded it.
+    crc32: int | None
 
 
 def folder_archive(organization_id: int, raw_id: str) -> Archive:
@@ -217,7 +194,7 @@ def selection_archive(organization_id: int, file_ids: list[str], folder_ids: lis
 
 def member_of(row: File) -> Member:
     """What the archive needs of a file row."""
-    return Member(row.id, row.filename, row.file_path, row.size, row.uploaded_at)
+    return Member(row.id, row.filename, row.file_path, row.size, row.uploaded_at, row.crc32)
 
 
 def walk(
@@ -259,7 +236,13 @@ def members(organization_id: int, folder_id: str | None) -> Iterator[Member]:
     while True:
         query = (
             select(
-                File.id, File.filename, File.file_path, File.size, File.uploaded_at, File.name_key
+                File.id,
+                File.filename,
+                File.file_path,
+                File.size,
+                File.uploaded_at,
+                File.crc32,
+                File.name_key,
             )
             .where(
                 in_organization(File, organization_id),
@@ -276,7 +259,7 @@ def members(organization_id: int, folder_id: str | None) -> Iterator[Member]:
         rows = db.session.execute(query).all()
         db.session.rollback()  # no connection held while the page's bytes are sent
         for row in rows:
-            yield Member(row.id, row.filename, row.file_path, row.size, row.uploaded_at)
+            yield Member(row.id, row.filename, row.file_path, row.size, row.uploaded_at, row.crc32)
         if len(rows) < PAGE:
             return
         after = (rows[-1].name_key or "", rows[-1].id)
@@ -288,32 +271,34 @@ def build(
     places: list[Place],
     namer: Namer | None = None,
 ) -> Iterator[bytes]:
-    """The archive's bytes, written as they are read: the given top-level files, then each
-    place's folder entry and its own files."""
-    namer = namer or Namer()
-    sink = Sink()
+    """The archive's bytes, each piece counted as sent."""
+    for piece in entries(organization_id, top, places, namer or Namer()):
+        metrics.count_bytes_sent(len(piece))
+        yield piece
+
+
+def entries(
+    organization_id: int, top: Iterable[tuple[Member, str]], places: list[Place], namer: Namer
+) -> Iterator[bytes]:
+    """The archive's pieces, written as they are read: the given top-level files, then each
+    place's folder entry and its own files, then the central directory."""
+    archive = ZipStream()
     seen: set[str] = set()
-    with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for member, path in top:
+    for member, path in top:
+        seen.add(member.id)
+        yield from add_file(archive, member, path)
+    for place in places:
+        if place.directory:
+            yield archive.folder(place.directory, zip_time(place.created_at), FOLDER_MODE)
+        for member in members(organization_id, place.folder_id):
+            if member.id in seen:
+                continue
             seen.add(member.id)
-            yield from add_file(archive, sink, member, path)
-        for place in places:
-            if place.directory:
-                info = zipfile.ZipInfo(place.directory, zip_time(place.created_at))
-                info.external_attr = FOLDER_MODE
-                archive.writestr(info, b"")
-                yield from sink.take()
-            for member in members(organization_id, place.folder_id):
-                if member.id in seen:
-                    continue
-                seen.add(member.id)
-                yield from add_file(
-                    archive, sink, member, namer.path(place.directory, member.filename)
-                )
-    yield from sink.take()
+            yield from add_file(archive, member, namer.path(place.directory, member.filename))
+    yield from archive.finish()
 
 
-def add_file(archive: zipfile.ZipFile, sink: Sink, member: Member, path: str) -> Iterator[bytes]:
+def add_file(archive: ZipStream, member: Member, path: str) -> Iterator[bytes]:
     """One file's entry; a file whose bytes are gone is left out and logged (the archive
     stays whole; `manage.py storage check` lists such files)."""
     try:
@@ -325,16 +310,24 @@ def add_file(archive: zipfile.ZipFile, sink: Sink, member: Member, path: str) ->
             extra={"file_id": member.id},
         )
         return
-    info = zipfile.ZipInfo(path, zip_time(member.uploaded_at))
-    info.external_attr = FILE_MODE
-    info.compress_type = zipfile.ZIP_STORED
-    # The size decides whether the entry needs ZIP64 fields before its bytes are written.
-    info.file_size = member.size
-    with reader, archive.open(info, "w") as entry:
-        while chunk := reader.read(CHUNK):
-            entry.write(chunk)
-            yield from sink.take()
-    yield from sink.take()
+    with reader:
+        try:
+            yield from archive.file(
+                path,
+                zip_time(member.uploaded_at),
+                FILE_MODE,
+                member.size,
+                member.crc32,
+                iter(lambda: reader.read(CHUNK), b""),
+            )
+        except SizeMismatch:
+            # Changed in storage since validation: the archive cannot be finished right.
+            log.error(
+                "the stored bytes of ready file %s are not the size its row says; zip cut short",
+                member.id,
+                extra={"file_id": member.id},
+            )
+            raise
 
 
 def zip_time(moment: datetime | None) -> tuple[int, int, int, int, int, int]:

@@ -1,11 +1,13 @@
 """The verdict on an upload: its stored bytes checked against its row (size, the SHA-256
 taken as they arrived, the type detected from the content against the name's extension),
-then `ready` or `failed` recorded. The validation job calls `judge` for a file and
+then `ready` or `failed` recorded, with the SHA-256 and the CRC-32 (which a zip's entry
+needs before its bytes) of the bytes read. The validation job calls `judge` for a file and
 `judge_version` for a new version of one."""
 
 from __future__ import annotations
 
 import hashlib
+import zlib
 from enum import StrEnum
 
 from sqlalchemy.exc import OperationalError
@@ -55,12 +57,17 @@ def judge(organization_id: int, file_id: str) -> tuple[str, Outcome]:
         # Deleted meanwhile, or a verdict already stands (this is a second run).
         return lifecycle.status_of(organization_id, file_id) or GONE, Outcome.SKIPPED
     try:
-        mime_type, sha256 = inspect(claim)
+        mime_type, sha256, crc32 = inspect(claim)
     except Invalid as exc:
         moved = lifecycle.move(organization_id, file_id, FileStatus.FAILED, error_message=str(exc))
         return FileStatus.FAILED, Outcome.FAILED if moved else Outcome.SKIPPED
     status = lifecycle.record_verdict(
-        organization_id, file_id, mime_type=mime_type, sha256=sha256, error_message=None
+        organization_id,
+        file_id,
+        mime_type=mime_type,
+        sha256=sha256,
+        crc32=crc32,
+        error_message=None,
     )
     if status is None:
         return GONE, Outcome.SKIPPED
@@ -78,7 +85,7 @@ def judge_version(
         status = lifecycle.version_status_of(organization_id, version_id)
         return status or GONE, Outcome.SKIPPED, None
     try:
-        mime_type, sha256 = inspect(claim)
+        mime_type, sha256, crc32 = inspect(claim)
     except Invalid as exc:
         moved = lifecycle.move(
             organization_id,
@@ -92,7 +99,12 @@ def judge_version(
             lifecycle.prune_versions(organization_id, file_id)
         return FileStatus.FAILED, Outcome.FAILED if moved else Outcome.SKIPPED, None
     verdict = lifecycle.record_version_verdict(
-        organization_id, version_id, mime_type=mime_type, sha256=sha256, error_message=None
+        organization_id,
+        version_id,
+        mime_type=mime_type,
+        sha256=sha256,
+        crc32=crc32,
+        error_message=None,
     )
     if verdict is None:
         return GONE, Outcome.SKIPPED, None
@@ -135,9 +147,10 @@ def give_up_message(exc: BaseException) -> str:
     return f"validation could not complete: {reason}"
 
 
-def inspect(row: lifecycle.Claim) -> tuple[str, str]:
+def inspect(row: lifecycle.Claim) -> tuple[str, str, int]:
     """Check the stored bytes against the row (their size, the SHA-256 recorded as they
-    arrived when there is one, their type); returns (mime_type, sha256) or raises Invalid."""
+    arrived when there is one, their type); returns (mime_type, sha256, crc32) or raises
+    Invalid."""
     storage = get_storage()
     try:
         handle = storage.open(row.file_path)
@@ -148,9 +161,12 @@ def inspect(row: lifecycle.Claim) -> tuple[str, str]:
     with handle:
         head = handle.read(MAGIC_BYTES)
         digest = hashlib.sha256(head)
+        # The CRC-32 in the same pass: a zip of the file then need not read it twice.
+        crc32 = zlib.crc32(head)
         size = len(head)
         while chunk := handle.read(READ_CHUNK):
             digest.update(chunk)
+            crc32 = zlib.crc32(chunk, crc32)
             size += len(chunk)
     if size != row.size:
         raise Invalid(f"the stored file has {size} bytes but {row.size} were uploaded")
@@ -170,4 +186,4 @@ def inspect(row: lifecycle.Claim) -> tuple[str, str]:
     mime_type, problem = content.resolve(extension_of(row.filename), detected)
     if problem:
         raise Invalid(problem)
-    return mime_type, sha256
+    return mime_type, sha256, crc32

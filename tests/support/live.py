@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask
@@ -21,16 +22,26 @@ def body_limit(app: Flask) -> int:
 class LiveServer:
     """The app served by waitress, as in production, on a free port in a thread."""
 
-    def __init__(self, app: Flask) -> None:
-        self.server = create_server(
-            app,
-            host="127.0.0.1",
-            port=0,
-            threads=4,
-            max_request_body_size=body_limit(app),
-            ident="coffer",
-            clear_untrusted_proxy_headers=True,
-        )
+    def __init__(self, app: Flask, *, coffer_server: bool = False) -> None:
+        # coffer_server: the server `manage.py serve` builds (app/server.py), with its limits
+        # and its way of sending streamed answers; else waitress's own.
+        if coffer_server:
+            from app.cli.serve import WAITRESS_SETTINGS
+            from app.server import build_server
+
+            self.server: Any = build_server(
+                app, host="127.0.0.1", port=0, threads=4, **WAITRESS_SETTINGS
+            )
+        else:
+            self.server = create_server(
+                app,
+                host="127.0.0.1",
+                port=0,
+                threads=4,
+                max_request_body_size=body_limit(app),
+                ident="coffer",
+                clear_untrusted_proxy_headers=True,
+            )
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self.thread = threading.Thread(target=self.server.run, name="waitress", daemon=True)
 

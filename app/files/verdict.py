@@ -179,7 +179,7 @@ def inspect(row: lifecycle.Claim) -> tuple[str, str, int]:
         )
     if size == 0:
         # No content to disagree with its name: an empty file is what it says.
-        return EMPTY_TYPE, sha256
+        return EMPTY_TYPE, sha256, crc32
     # libmagic reads no further than its bytes_max (7 MiB) into a file, so its verdict
     # on the head read here is the one it gives on the whole file.
     detected = magic.from_buffer(head, mime=True)

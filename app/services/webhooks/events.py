@@ -54,6 +54,7 @@ def file_snapshot(row: File, path: str | None = None) -> dict[str, Any]:
         "uploaded_by_email": row.uploader.email if row.uploader else None,
         "folder_id": row.folder_id,
         "uploaded_via_request": row.uploaded_via_request,
+        "preview": row.preview,
         "sha256": row.sha256,
         "error_message": row.error_message,
         "processed_at": row.processed_at,
@@ -187,6 +188,9 @@ def file_json(snapshot: dict[str, Any]) -> dict[str, Any]:
         # Events queued before folders existed carry neither: their file was at the top.
         "folder_id": snapshot.get("folder_id") or names.ROOT,
         "uploaded_via_request": snapshot.get("uploaded_via_request"),
+        # Events queued before previews existed carry none (nor had the file one then).
+        "preview": bool(snapshot.get("preview"))
+        and FileStatus(snapshot["status"]) is FileStatus.READY,
         "sha256": snapshot["sha256"],
         "error_message": snapshot["error_message"],
         "processed_at": _timestamp(snapshot["processed_at"]),

@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from app.storage import get_storage
 from tests.support.client import Auth, bearer
 from tests.support.dav import Member, member
 from tests.support.pipeline import text_bytes
@@ -158,3 +159,24 @@ def test_a_download_is_recorded_once(http: FlaskClient, acme: Member) -> None:
     assert len(events) == 1
     assert events[0]["target"]["name"] == "d.txt"
     assert events[0]["actor"]["kind"] == "token"
+
+
+def test_a_file_whose_bytes_are_gone_answers_410(
+    app: Flask, http: FlaskClient, acme: Member, worker: Any
+) -> None:
+    """Bytes lost from storage outside Coffer: a GET answers 410 with the API's message,
+    and records no download."""
+    assert dav(http, acme, "PUT", "/lost.txt", data=b"figures\n").status_code == 201
+    worker()
+    listed = http.get("/api/files", headers=bearer(acme.write)).get_json()["files"]
+    file_id = next(f["id"] for f in listed if f["filename"] == "lost.txt")
+    organization = http.get("/api/org", headers=bearer(acme.write)).get_json()["id"]
+    with app.app_context():
+        get_storage().remove(f"{organization}/{file_id}/lost.txt")
+    gone = dav(http, acme, "GET", "/lost.txt")
+    assert gone.status_code == 410
+    assert "missing from storage" in gone.text
+    assert downloads(http, acme) == []
+    # Deleted for good, so that the rows and the store agree again.
+    assert dav(http, acme, "DELETE", "/lost.txt").status_code == 204
+    assert http.delete(f"/api/trash/{file_id}", headers=bearer(acme.write)).status_code == 204

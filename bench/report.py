@@ -533,6 +533,19 @@ def webdav_rows(settings: Settings) -> list[Row]:
                 and f["dav_large_down_ratio"] >= 0.8
             ),
         ),
+        Row(
+            f"one GET of the {big} file, WebDAV / API download (best of 3 each, same client):"
+            " MiB/s, ratio",
+            "",
+            lambda f: (
+                MISSING
+                if f.get("dav_get_mibs") is None
+                else (
+                    f"{number(f['dav_get_mibs'], 0)} / {number(f.get('api_get_mibs'), 0)},"
+                    f" {number(f.get('dav_get_ratio'), 2)}"
+                )
+            ),
+        ),
     ]
 
 

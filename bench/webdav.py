@@ -5,6 +5,7 @@ bytes through the API."""
 from __future__ import annotations
 
 import base64
+import math
 import os
 import random
 import shutil
@@ -128,6 +129,33 @@ def api_small(client: Client, files: list[tuple[str, bytes]], saved: Path) -> tu
     return up_s, time.perf_counter() - started
 
 
+def plain_gets(
+    run: Run, client: Client, email: str, token: str, file_id: str, size_mb: int, work: Path
+) -> tuple[float, float]:
+    """The best seconds of three GETs of the large file over WebDAV (the file rclone put)
+    and three of the API's download, taking turns, by the same kind of client saving to a
+    file: the server's answer alone, without rclone's start and PROPFINDs."""
+    basic = base64.b64encode(f"{email}:{token}".encode()).decode()
+    dav = Client(run.port, {"Authorization": f"Basic {basic}"})
+    best = {"dav": math.inf, "api": math.inf}
+    try:
+        for _round in range(3):
+            for side, who, path in (
+                ("dav", dav, "/dav/big/big.bin"),
+                ("api", client, f"/api/files/{file_id}/download"),
+            ):
+                started = time.perf_counter()
+                with (work / "get.bin").open("wb") as sink:
+                    status, length, _tail = who.drain(path, sink=sink)
+                best[side] = min(best[side], time.perf_counter() - started)
+                if status != 200 or length != size_mb * MiB:
+                    raise BenchError(f"a GET of {path} answered {status}, {length} bytes")
+    finally:
+        dav.close()
+        (work / "get.bin").unlink(missing_ok=True)
+    return best["dav"], best["api"]
+
+
 def webdav(run: Run) -> Figures:
     """PROPFIND p50 of a large folder; rclone copies up and back beside the API."""
     if shutil.which("rclone") is None:
@@ -196,6 +224,9 @@ def webdav(run: Run) -> Figures:
             api_down_s = time.perf_counter() - started
             if status != 200 or length != size_mb * MiB:
                 raise BenchError(f"the API's download answered {status}, {length} bytes")
+            dav_get_s, api_get_s = plain_gets(
+                run, client, identity["email"], token, file_id, size_mb, work
+            )
         figures.update(
             {
                 "dav_large_mb": size_mb,
@@ -205,6 +236,9 @@ def webdav(run: Run) -> Figures:
                 "api_large_down_mibs": size_mb / api_down_s,
                 "dav_large_up_ratio": api_up_s / up_s,
                 "dav_large_down_ratio": api_down_s / down_s,
+                "dav_get_mibs": size_mb / dav_get_s,
+                "api_get_mibs": size_mb / api_get_s,
+                "dav_get_ratio": api_get_s / dav_get_s,
             }
         )
     finally:

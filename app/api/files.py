@@ -3,17 +3,16 @@ answer that share links give too."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import IO, Any, cast
+from typing import Any
 from uuid import UUID
 
-from flask import Response, redirect, request, send_file
+from flask import Response, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
-from werkzeug.http import parse_range_header
 from werkzeug.wrappers import Response as BaseResponse
 
-from .. import metrics, schemas
+from .. import schemas
+from ..downloads import file_response
 from ..errors import APIError
 from ..files import access, folders, intake, listing, placement, previews, trash
 from ..files.names import ROOT, OnConflict
@@ -380,122 +379,6 @@ def download(file_id: UUID) -> ResponseReturnValue:
             activity.on_file(row.id, row.filename),
         ),
     )
-
-
-def file_response(row: File, sent: Callable[[], None] | None = None) -> BaseResponse:
-    """A ready file as every download answers it (this endpoint and share links alike): a
-    302 to a presigned URL when the backend gives one, else the attachment. `sent` is
-    called once the bytes of a download (a GET answered whole, or from its first byte)
-    have gone out."""
-    url = access.presigned_download(row)
-    if url is not None:
-        # The store serves the bytes itself; the signed URL expires, so it is not cached.
-        response = redirect(url, 302)
-        response.headers["Cache-Control"] = "private, no-store"
-        if sent is not None and request.method == "GET":
-            sent()
-        return response
-    reader = access.open_bytes(row)
-    if sent is None:
-        return attachment(row, reader)
-    watched = SentReader(reader)
-    # It reads as the reader it wraps; send_file needs no more of a file object.
-    response = attachment(row, cast(IO[bytes], watched))
-    ranged = request.headers.get("Range", "").replace(" ", "")
-    if request.method == "GET" and (
-        response.status_code == 200
-        or (response.status_code == 206 and ranged.startswith("bytes=0-"))
-    ):
-        watched.on_close = sent
-    return response
-
-
-class SentReader:
-    """A file's reader that calls `on_close` once it is closed, which the server does after
-    the last byte of the answer has gone out (or the client has hung up).
-
-    Written here because a file download is passed straight to the server (werkzeug's
-    direct passthrough: the response's own close callbacks never run); only read, seek,
-    tell and close are used by werkzeug's and waitress's file wrappers.
-    """
-
-    def __init__(self, reader: IO[bytes]) -> None:
-        self.reader = reader
-        self.on_close: Callable[[], None] | None = None
-
-    def read(self, size: int = -1) -> bytes:
-        """The next bytes."""
-        return self.reader.read(size)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        """Move to a position (a Range's start)."""
-        return self.reader.seek(offset, whence)
-
-    def tell(self) -> int:
-        """The position."""
-        return self.reader.tell()
-
-    def seekable(self) -> bool:
-        """Whether the reader seeks."""
-        return self.reader.seekable()
-
-    def close(self) -> None:
-        """Close the reader, then call `on_close` (once)."""
-        self.reader.close()
-        callback, self.on_close = self.on_close, None
-        if callback is not None:
-            callback()
-
-
-def attachment(row: File, reader: IO[bytes]) -> Response:
-    """The stored bytes of a file as an attachment, with ETag, 304 and Range answers.
-
-    werkzeug's send_file writes the headers; the length and the conditional handling are
-    set here because a backend's reader is not a file on this disk.
-    """
-    response = send_file(
-        reader,
-        mimetype=access.content_type(row),
-        as_attachment=True,
-        download_name=row.filename,
-        conditional=False,
-        etag=False,
-        max_age=0,
-    )
-    response.content_length = row.size
-    response.last_modified = row.uploaded_at
-    response.set_etag(row.sha256 or row.id)
-    environ = range_as_read(request.environ, row.size)
-    try:
-        response.make_conditional(environ, accept_ranges=True, complete_length=row.size)
-    except BaseException:
-        response.close()  # a 416 is raised: the reader is not handed on
-        raise
-    response.headers["Cache-Control"] = "private, no-cache"
-    if request.method == "GET" and response.status_code in (200, 206):
-        # What the answer carries; a client that hangs up midway is counted in full.
-        metrics.count_bytes_sent(response.content_length or 0)
-    return response
-
-
-def range_as_read(environ: dict[str, Any], length: int) -> dict[str, Any]:
-    """The request's environ with its Range header as RFC 9110 (14.2) has it read.
-
-    werkzeug answers 416 to any Range it does not serve; 416 is for a range that starts past
-    the end. So a header that does not parse, names another unit or several ranges (werkzeug
-    serves one) is dropped, for a 200 with the whole file, and a suffix longer than the file
-    asks for all of it.
-    """
-    header = environ.get("HTTP_RANGE")
-    if header is None:
-        return environ
-    parsed = parse_range_header(header)
-    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
-        return {key: value for key, value in environ.items() if key != "HTTP_RANGE"}
-    start, _end = parsed.ranges[0]
-    if start < 0 and -start > length:
-        return {**environ, "HTTP_RANGE": f"bytes=-{length}"}
-    return environ
 
 
 @bp.delete(

@@ -11,6 +11,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from .. import schemas
+from ..downloads import file_response
 from ..limits import share_limit
 from ..services import activity, links
 from .contract import (
@@ -36,7 +37,6 @@ from .contract import (
     response,
     with_links,
 )
-from .files import file_response
 from .inputs import parse_optional_body
 
 bp = DocumentedBlueprint("links", __name__)

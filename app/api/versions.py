@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from .. import schemas
+from ..downloads import file_response
 from ..files import versions
 from ..models import MAX_ID, FileStatus
 from .contract import (
@@ -26,7 +27,6 @@ from .contract import (
     ref,
     response,
 )
-from .files import file_response
 
 bp = DocumentedBlueprint("versions", __name__, url_prefix="/api/files")
 

@@ -25,12 +25,12 @@ MOUNT = "/dav"
 BLOCK_SIZE = 1024 * 1024
 
 
-def dav_app() -> WsgiDAVApp:
+def dav_app(provider: CofferProvider) -> WsgiDAVApp:
     """WsgiDAV configured for Coffer: one share at the mount, authentication left to the gate,
     no directory pages, locks in Redis and dead properties in the database."""
     config = {
         "mount_path": MOUNT,
-        "provider_mapping": {"/": CofferProvider()},
+        "provider_mapping": {"/": provider},
         "lock_storage": OrganizationLocks(),
         "property_manager": PropertyStore(),
         # The gate authenticates; WsgiDAV's own authenticator and directory browser are left out.
@@ -52,5 +52,7 @@ def dav_app() -> WsgiDAVApp:
 
 
 def mount(app: Flask, wsgi: WSGIApplication) -> WSGIApplication:
-    """`wsgi` (the Flask app's) with WebDAV served at /dav beside it."""
-    return DispatcherMiddleware(wsgi, {MOUNT: Gate(app, dav_app())})
+    """`wsgi` (the Flask app's) with WebDAV served at /dav beside it: a GET or HEAD of a
+    file answered by the gate as the API's downloads are (reading.py), all else by WsgiDAV."""
+    provider = CofferProvider()
+    return DispatcherMiddleware(wsgi, {MOUNT: Gate(app, dav_app(provider), provider)})

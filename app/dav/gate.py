@@ -18,12 +18,17 @@ from limits import RateLimitItem, parse_many
 from limits.storage import RedisStorage
 from limits.strategies import FixedWindowRateLimiter
 from redis import Redis
+from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import ClosingIterator
+from wsgidav.dav_provider import DAVProvider
 
 from ..extensions import limiter
 from ..files import policy
-from ..services.errors import NotAllowed
+from ..services.errors import DomainError, NotAllowed
 from ..services.tokens import token_for_secret
+from . import reading
+from .provider import status_of
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -31,6 +36,8 @@ if TYPE_CHECKING:
 # The methods that change nothing: all a read-only token may send.
 READING = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND"})
 CHALLENGE = 'Basic realm="Coffer", charset="UTF-8"'
+# Set in the environ when the answer is a file's, handed to the server as it is.
+PASSED_THROUGH = "coffer.dav.file"
 
 
 def answer(
@@ -96,9 +103,10 @@ def wait_for(counters: list[tuple[RateLimitItem, str]]) -> int | None:
 class Gate:
     """WSGI middleware before WsgiDAV: context, authentication, a token's access."""
 
-    def __init__(self, app: Flask, dav: WSGIApplication) -> None:
+    def __init__(self, app: Flask, dav: WSGIApplication, provider: DAVProvider) -> None:
         self.app = app
         self.dav = dav
+        self.provider = provider
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Serve one WebDAV request inside a request context of the Flask app."""
@@ -110,6 +118,13 @@ class Gate:
         except BaseException:
             context.pop()
             raise
+        if environ.pop(PASSED_THROUGH, False):
+            # A file's answer (reading.py) goes to the server as it is: wrapped, waitress
+            # would not see its file (`wsgi.file_wrapper`) and would copy it through a
+            # generator. The context ends now, as Flask ends its own before a download's
+            # body is sent; the download's record keeps the app itself.
+            context.pop()
+            return result
         if environ["REQUEST_METHOD"] != "GET":
             # Every answer but a file's bytes is built in memory by WsgiDAV anyway: taken
             # whole here, so the context ends with the request, closed or not.
@@ -172,5 +187,33 @@ class Gate:
         environ["wsgidav.auth.user_name"] = str(token.user.id)
         environ["wsgidav.auth.realm"] = "Coffer"
         environ["wsgidav.auth.roles"] = []
+        if reading.takes(environ):
+            served = self.file_answer(environ, start_response)
+            if served is not None:
+                return served
         result: Iterable[bytes] = self.dav(environ, start_response)
         return result
+
+    def file_answer(
+        self, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes] | None:
+        """A GET or HEAD of a file, answered as the API's downloads are; None for a path
+        that names no file (WsgiDAV answers it)."""
+        try:
+            response = reading.file_answer(self.provider, environ)
+        except DomainError as refused:
+            # The file's bytes are missing from storage (410), as the API says it.
+            status = status_of(refused)
+            reason = HTTP_STATUS_CODES.get(status, "Error")
+            return answer(start_response, f"{status} {reason}", refused.message, [])
+        except HTTPException as refused:
+            # A range that starts past the end: 416 with the length in Content-Range.
+            headers = [h for h in refused.get_headers() if h[0].lower() != "content-type"]
+            return answer(
+                start_response, f"{refused.code} {refused.name}", refused.description or "", headers
+            )
+        if response is None:
+            return None
+        environ[PASSED_THROUGH] = True
+        body: Iterable[bytes] = response(environ, start_response)
+        return body

@@ -43,22 +43,28 @@ def content_type(row: File) -> str:
     return served_type(row.mime_type)
 
 
-def presigned_download(row: File) -> str | None:
-    """A URL the store serves a ready file's bytes at itself, when the backend gives one."""
-    return get_storage().download_url(row.file_path, row.filename, content_type(row))
+def presigned_download(key: str, filename: str, content_type: str) -> str | None:
+    """A URL the store serves these bytes at itself, when the backend gives one."""
+    return get_storage().download_url(key, filename, content_type)
 
 
 def open_bytes(row: File) -> IO[bytes]:
     """A reader of a ready file's bytes; 410 `file_missing` when they are gone."""
+    return open_stored(row.file_path, row.id)
+
+
+def open_stored(key: str, file_id: str) -> IO[bytes]:
+    """A reader of the bytes a file (or a version of it) keeps at `key`; 410 `file_missing`
+    when they are gone."""
     try:
-        return get_storage().open(row.file_path)
+        return get_storage().open(key)
     except FileNotFoundError:
         # Lost outside Coffer (a restore without the bytes, a bucket emptied by hand):
         # `manage.py storage check` lists it.
         log.error(
-            "the bytes of ready file %s are missing from storage",
-            row.id,
-            extra={"file_id": row.id},
+            "the bytes of file %s are missing from storage",
+            file_id,
+            extra={"file_id": file_id},
         )
         raise Gone(
             "file_missing",

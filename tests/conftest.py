@@ -25,7 +25,9 @@ from tests.support.browser import CHROMIUM, ConsoleErrors, Site, new_context, se
 from tests.support.client import Auth
 from tests.support.config import app_config
 from tests.support.database import fresh_database, migrated_app
+from tests.support.dav import Member, member
 from tests.support.deployment import Deployment, process_env
+from tests.support.live import LiveServer
 from tests.support.processes import RedisServer, free_port
 from tests.support.s3 import SeaweedFS
 from tests.support.storage import STORAGE_BACKEND, check_storage_consistent
@@ -264,3 +266,18 @@ def context(browser: Browser, errors: ConsoleErrors) -> Iterator[BrowserContext]
 def page(context: BrowserContext) -> Page:
     """A tab of that profile."""
     return context.new_page()
+
+
+@pytest.fixture
+def server(app: Flask) -> Iterator[LiveServer]:
+    """The app served by waitress on a free port."""
+    live = LiveServer(app)
+    live.start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def acme(auth: Auth) -> Member:
+    """Acme's admin, with a write and a read token (WebDAV's user)."""
+    return member(auth)

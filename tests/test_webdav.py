@@ -5,7 +5,7 @@ versions, the trash and the activity record) holding for every change made throu
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote
 from xml.etree import ElementTree
@@ -27,21 +27,6 @@ LOCK_BODY = (
     b'<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope>'
     b"<D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"
 )
-
-
-@pytest.fixture
-def server(app: Flask) -> Iterator[LiveServer]:
-    """The app served by waitress on a free port."""
-    live = LiveServer(app)
-    live.start()
-    yield live
-    live.stop()
-
-
-@pytest.fixture
-def acme(auth: Auth) -> Member:
-    """Acme's admin, with a write and a read token."""
-    return member(auth)
 
 
 def hrefs(answer: requests.Response) -> list[str]:

@@ -22,12 +22,6 @@ DATA = text_bytes(200_000, 11)
 
 
 @pytest.fixture
-def acme(auth: Auth) -> Member:
-    """Acme's admin, with a write and a read token."""
-    return member(auth)
-
-
-@pytest.fixture
 def http(app: Flask) -> FlaskClient:
     """A client of the app in this process: its answers are read whole and closed before
     it returns, so what the server does on close (the download's record) has happened."""

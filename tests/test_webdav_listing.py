@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
 from xml.etree import ElementTree
 
-import pytest
 import requests
 from flask import Flask
 from redis import Redis
 
-from tests.support.client import Auth, bearer
-from tests.support.dav import Member, member
+from tests.support.client import bearer
+from tests.support.dav import Member
 from tests.support.live import LiveServer
 from tests.support.pipeline import text_bytes
 
@@ -43,21 +42,6 @@ LOCK_BODY = (
 )
 
 Properties = dict[str, tuple[str, str]]
-
-
-@pytest.fixture
-def server(app: Flask) -> Iterator[LiveServer]:
-    """The app served by waitress on a free port."""
-    live = LiveServer(app)
-    live.start()
-    yield live
-    live.stop()
-
-
-@pytest.fixture
-def acme(auth: Auth) -> Member:
-    """Acme's admin, with a write and a read token."""
-    return member(auth)
 
 
 def canonical(element: ElementTree.Element) -> str:

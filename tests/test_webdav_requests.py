@@ -5,14 +5,12 @@ another client's LOCK, and a revoked token refused on its very next request."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
 import requests
 from flask import Flask
 
-from tests.support.client import Auth, bearer
-from tests.support.dav import Member, member
+from tests.support.client import bearer
+from tests.support.dav import Member
 from tests.support.live import LiveServer
 from tests.support.pipeline import text_bytes
 
@@ -20,21 +18,6 @@ LOCK_BODY = (
     b'<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope>'
     b"<D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"
 )
-
-
-@pytest.fixture
-def server(app: Flask) -> Iterator[LiveServer]:
-    """The app served by waitress on a free port."""
-    live = LiveServer(app)
-    live.start()
-    yield live
-    live.stop()
-
-
-@pytest.fixture
-def acme(auth: Auth) -> Member:
-    """Acme's admin, with a write and a read token."""
-    return member(auth)
 
 
 def getetag(session: requests.Session, url: str) -> str:

@@ -1,11 +1,13 @@
 """WebDAV request by request, as rclone and file managers use it: the bytes a GET answers
 (whole and ranged), the entity tag a PUT answers, locks honoured by the PUT that follows
-another client's LOCK, and a revoked token refused on its very next request."""
+another client's LOCK, a PUT sent in chunks (no length) stored exactly or, over the size
+limit, not at all, and a revoked token refused on its very next request."""
 
 from __future__ import annotations
 
 import re
 
+import pytest
 import requests
 from flask import Flask
 
@@ -13,6 +15,7 @@ from tests.support.client import bearer
 from tests.support.dav import Member
 from tests.support.live import LiveServer
 from tests.support.pipeline import text_bytes
+from tests.support.storage import pending_uploads, stored_bytes, stored_objects
 
 LOCK_BODY = (
     b'<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope>'
@@ -107,3 +110,41 @@ def test_a_revoked_token_stops_working_at_once(
     refused = session.request("PROPFIND", url, headers={"Depth": "0"})
     assert refused.status_code == 401
     assert session.put(f"{url}after.txt", data=b"x\n").status_code == 401
+
+
+def test_a_put_sent_in_chunks_stores_exactly_its_bytes(
+    app: Flask, server: LiveServer, acme: Member
+) -> None:
+    """A PUT without a length (Transfer-Encoding: chunked, as file managers send one), in
+    pieces of uneven sizes across the server's read size, stores the bytes exactly: read
+    back whole, and one object of that size in storage."""
+    base = f"{server.url}/dav"
+    session = acme.session()
+    data = text_bytes(3 * 1024 * 1024 + 12_345, 11)
+    cuts = [0, 1, 65_536, 65_537, 1_000_000, 2_500_001, len(data)]
+    pieces = [data[start:end] for start, end in zip(cuts, cuts[1:], strict=False)]
+    put = session.put(f"{base}/chunked.txt", data=iter(pieces))
+    assert put.request.headers.get("Transfer-Encoding") == "chunked"
+    assert put.status_code == 201, put.text
+    got = session.get(f"{base}/chunked.txt")
+    assert got.status_code == 200 and got.content == data
+    (key,) = [key for key in stored_objects(app) if key.endswith("/chunked.txt")]
+    assert stored_objects(app)[key] == len(data)
+    assert stored_bytes(app, key) == data
+
+
+@pytest.mark.parametrize("app_overrides", [{"MAX_FILE_SIZE_MB": 1}])
+def test_a_chunked_put_over_the_size_limit_leaves_nothing(
+    app: Flask, server: LiveServer, acme: Member
+) -> None:
+    """A PUT in chunks past MAX_FILE_SIZE is refused (413) and leaves no file, no stored
+    object and no upload in flight behind it."""
+    base = f"{server.url}/dav"
+    session = acme.session()
+    before = stored_objects(app)
+    too_big = text_bytes(1024 * 1024 + 1, 12)
+    refused = session.put(f"{base}/big.txt", data=iter([too_big[:700_000], too_big[700_000:]]))
+    assert refused.status_code == 413
+    assert session.get(f"{base}/big.txt").status_code == 404
+    assert stored_objects(app) == before
+    assert pending_uploads(app) == []

@@ -39,6 +39,17 @@ def one(key: str, digits: int = 1) -> Callable[[Figures], str]:
     return lambda f: number(f.get(key), digits)
 
 
+def several(keys: tuple[str, ...], digits: int = 1) -> Callable[[Figures], str]:
+    """A cell showing figures as `a / b / c`; missing when the first is."""
+
+    def cell(f: Figures) -> str:
+        if f.get(keys[0]) is None:
+            return MISSING
+        return " / ".join(number(f.get(key), digits) for key in keys)
+
+    return cell
+
+
 def pair(first: str, second: str, digits: int = 1) -> Callable[[Figures], str]:
     """A cell showing two figures as `a / b`."""
 
@@ -322,13 +333,7 @@ def rows(settings: Settings) -> list[Row]:
         Row(
             "CPU ms per request, /api/auth/me by cookie / by token / bare route",
             "",
-            lambda f: (
-                MISSING
-                if f.get("me_cpu_ms") is None
-                else " / ".join(
-                    number(f.get(key), 2) for key in ("me_cpu_ms", "me_token_cpu_ms", "bare_cpu_ms")
-                )
-            ),
+            several(("me_cpu_ms", "me_token_cpu_ms", "bare_cpu_ms"), 2),
         ),
     ]
 
@@ -414,14 +419,7 @@ def activity_rows(settings: Settings) -> list[Row]:
         Row(
             f"GET /api/org/activity, {events}: first page p50, all / by type / by file, ms",
             "",
-            lambda f: (
-                MISSING
-                if f.get("act_api_p50_ms") is None
-                else " / ".join(
-                    number(f.get(key), 1)
-                    for key in ("act_api_p50_ms", "act_type_p50_ms", "act_file_p50_ms")
-                )
-            ),
+            several(("act_api_p50_ms", "act_type_p50_ms", "act_file_p50_ms")),
         ),
         Row(f"activity: seeding {events} (one INSERT ... SELECT), s", "", one("act_seed_s", 1)),
     ]
@@ -467,14 +465,7 @@ def previews_rows() -> list[Row]:
         Row(
             "previews: peak RSS, 12 MP photos / a 100 MP JPEG / a 100-page PDF, MiB",
             "< 512",
-            lambda f: (
-                MISSING
-                if f.get("previews_photos_peak_mib") is None
-                else " / ".join(
-                    number(f.get(f"previews_{case}_peak_mib"), 0)
-                    for case in ("photos", "huge", "pdf")
-                )
-            ),
+            several(tuple(f"previews_{case}_peak_mib" for case in ("photos", "huge", "pdf")), 0),
             lambda f: all(
                 f.get(f"previews_{case}_peak_mib", 1e9) < 512 for case in ("photos", "huge", "pdf")
             ),

@@ -6,7 +6,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import logging
 import sys
+
+log = logging.getLogger(__name__)
+
+# mallopt(3) parameter: allocations at least this large get pages of their own.
+M_MMAP_THRESHOLD = -3
 
 
 @functools.cache
@@ -18,3 +24,21 @@ def libc() -> ctypes.CDLL | None:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     except OSError:
         return None
+
+
+@functools.cache
+def large_buffers_return_to_the_system() -> None:
+    """Have glibc give each buffer of 1 MiB or more pages of its own, returned when it is
+    freed.
+
+    glibc raises its mmap threshold as large blocks are freed, after which the large buffers
+    a web process handles (S3 parts, a zip's reads, upload bodies; MiBs each, from several
+    request threads) come from arenas that never shrink, and the process keeps the memory of
+    every burst it ever served. Fixing the threshold at 1 MiB keeps it small. Linux with
+    glibc only; elsewhere a no-op.
+    """
+    mallopt = getattr(libc(), "mallopt", None)
+    if mallopt is None:
+        log.debug("mallopt is not available; large buffers use the default allocator")
+        return
+    mallopt(M_MMAP_THRESHOLD, 1024 * 1024)

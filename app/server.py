@@ -24,6 +24,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import MapAdapter, RequestRedirect
 
 from .dav import MOUNT as DAV_MOUNT
+from .libc import large_buffers_return_to_the_system
 from .multipart import upload_body_limit
 from .upload_endpoints import UPLOAD_ENDPOINTS
 
@@ -360,6 +361,7 @@ def build_server(
     """Coffer's waitress server for `app`, with the limits of its configuration."""
     limits = Limits.of(app)
     raise_descriptor_limit(limits.connections)
+    large_buffers_return_to_the_system()
     adj = Adjustments(
         host=host,
         port=port,

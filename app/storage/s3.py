@@ -19,7 +19,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..content_disposition import attachment
-from ..libc import libc
+from ..libc import large_buffers_return_to_the_system
 from .base import (
     RESUMABLE_DIR,
     Storage,
@@ -56,26 +56,6 @@ NO_UPLOAD_CODES = frozenset({"404", "NoSuchUpload"})
 # Separates the object key from the upload id in `pending_uploads` keys; safe names
 # never contain it.
 UPLOAD_ID_MARK = "?uploadId="
-
-
-# mallopt(3) parameter: allocations at least this large get pages of their own.
-M_MMAP_THRESHOLD = -3
-
-
-@functools.cache
-def large_buffers_return_to_the_system() -> None:
-    """Have glibc give each part-sized buffer pages of its own, returned when it is freed.
-
-    glibc raises its mmap threshold as large blocks are freed, after which the parts an
-    upload sends (MiBs each, from several request threads) come from arenas that never
-    shrink, and the web process keeps the memory of every part it ever held. Fixing the
-    threshold at 1 MiB keeps it small. Linux with glibc only; elsewhere a no-op.
-    """
-    mallopt = getattr(libc(), "mallopt", None)
-    if mallopt is None:
-        log.debug("mallopt is not available; part buffers use the default allocator")
-        return
-    mallopt(M_MMAP_THRESHOLD, 1024 * 1024)
 
 
 @functools.cache

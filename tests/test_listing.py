@@ -327,6 +327,31 @@ def test_search_takes_percent_and_underscore_literally(app: Flask, auth: Auth) -
     assert names(get(auth, q="nothing")) == []
 
 
+def test_search_finds_the_whole_text_not_its_pieces(app: Flask, auth: Auth) -> None:
+    org = registered(auth)
+    # Each holds pieces of "invoice-march" (on PostgreSQL the index looks up a few of
+    # them), but only two hold the whole text.
+    for name in (
+        "invoice-march.pdf",
+        "Old INVOICE-March 2026.txt",
+        "inv ice rch.txt",
+        "invoice march.txt",
+        "march-invoice.txt",
+        "invoicemarch.txt",
+    ):
+        file_row(org, name)
+
+    assert sorted(names(get(auth, q="invoice-march"))) == [
+        "Old INVOICE-March 2026.txt",
+        "invoice-march.pdf",
+    ]
+    assert sorted(names(get(auth, q="voice-mar"))) == [
+        "Old INVOICE-March 2026.txt",
+        "invoice-march.pdf",
+    ]
+    assert names(get(auth, q="invoicemarch")) == ["invoicemarch.txt"]
+
+
 def test_search_below_a_folder_at_every_depth_with_paths(app: Flask, auth: Auth) -> None:
     org = registered(auth)
     projects = folder(org, "Projects")

@@ -540,7 +540,9 @@ def test_tus_uploads_into_a_folder_with_each_on_conflict(app: Flask, auth: Auth)
 # ---- tenants -----------------------------------------------------------------------------
 
 
-def test_another_organizations_folder_is_not_found_everywhere(auth: Auth, stranger: Auth) -> None:
+def test_another_organizations_folder_is_not_found_everywhere(
+    app: Flask, auth: Auth, stranger: Auth
+) -> None:
     auth.register()
     theirs = new_folder(stranger, "secret")
     mine = new_folder(auth, "mine")
@@ -556,7 +558,9 @@ def test_another_organizations_folder_is_not_found_everywhere(auth: Auth, strang
     assert auth.client.delete(f"/api/folders/{foreign}", headers=auth.headers()).status_code == (
         404
     )
+    stored = stored_objects(app)
     assert upload(auth, "g.txt", b"g", folder_id=foreign)[0] == 404
+    assert stored_objects(app) == stored  # no bytes stay behind the refused upload
     assert tus_create(auth, 3, filename="h.txt", folder_id=foreign).status_code == 404
     # Their folder is untouched, and their file is not ours to move.
     assert folder_names(stranger) == ["secret"]

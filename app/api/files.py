@@ -160,7 +160,8 @@ def upload() -> tuple[dict[str, Any], int]:
     accepted = intake.accept(
         current_user,
         received,
-        folder_id=folders.check_place(current_user.organization_id, options.folder_id),
+        # The folder is checked once, in the upload's write transaction (intake.accept).
+        folder_id=folders.place_of(options.folder_id),
         on_conflict=OnConflict(options.on_conflict),
     )
     return schemas.Upload(

@@ -315,10 +315,15 @@ def _matching(key: str) -> list[ColumnElement[bool]]:
     contains = func.instr(File.name_key, key) > 0
     if len(key) < TRIGRAM:
         return [contains]
-    phrase = '"' + key.replace('"', '""') + '"'
+    # FTS5 looks up three pieces of the text (each one trigram to its tokenizer) rather than
+    # the whole text as a phrase, which merges and checks the positions of every trigram:
+    # 22 ms against 12-13 for `invoice-march` over a million names; instr() keeps the
+    # names holding all of it.
+    pieces = [key[:TRIGRAM], key[len(key) // 2 - 1 :][:TRIGRAM], key[-TRIGRAM:]]
+    query = " AND ".join('"' + piece.replace('"', '""') + '"' for piece in dict.fromkeys(pieces))
     candidates = text(
-        f"SELECT rowid FROM {FILE_SEARCH_TABLE} WHERE {FILE_SEARCH_TABLE} MATCH :phrase"
-    ).bindparams(phrase=phrase)
+        f"SELECT rowid FROM {FILE_SEARCH_TABLE} WHERE {FILE_SEARCH_TABLE} MATCH :query"
+    ).bindparams(query=query)
     return [literal_column("files.rowid").in_(candidates), contains]
 
 

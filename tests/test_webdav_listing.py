@@ -99,6 +99,8 @@ def test_a_folder_listing_answers_every_property_as_each_member_does(
     assert session.request("MKCOL", f"{base}/Docs/Inner").status_code == 201
     assert session.put(f"{base}/Docs/ready & set.txt", data=ready).status_code == 201
     assert session.put(f"{base}/top.txt", data=ready).status_code == 201
+    # No dead property and no lock: the listing writes such a file's answer in one piece.
+    assert session.put(f"{base}/Docs/plain & <simple>.txt", data=ready).status_code == 201
     worker()
     assert session.put(f"{base}/Docs/pending.txt", data=pending).status_code == 201
     assert session.put(f"{base}/Docs/locked.txt", data=locked).status_code == 201
@@ -124,6 +126,7 @@ def test_a_folder_listing_answers_every_property_as_each_member_does(
         "/dav/Docs/Inner/",
         "/dav/Docs/locked.txt",
         "/dav/Docs/pending.txt",
+        "/dav/Docs/plain & <simple>.txt",
         "/dav/Docs/ready & set.txt",
     ]
     done = listing["/dav/Docs/ready & set.txt"]

@@ -93,7 +93,10 @@ def rfc1123(moment: datetime) -> str:
 
 def rfc3339(moment: datetime) -> str:
     """`creationdate` of a naive UTC time, as WsgiDAV writes it."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}Z"
+    )
 
 
 def handles(environ: dict[str, Any]) -> bool:
@@ -182,6 +185,34 @@ class Listing:
             pairs.append((name, value))
         return pairs
 
+    def plain_file(self, res: Place | Document, mode: str) -> str | None:
+        """A file's whole `<response>` to `allprop`, written at once, when it has neither a
+        dead property nor a lock, as most members of a listing do; None otherwise (the
+        general path answers). The same text `response(properties(...))` writes, without
+        the per-property calls that made a listing of 10,000 files take half a second."""
+        from .provider import Document
+
+        if mode != "allprop" or self.known is None or not isinstance(res, Document):
+            return None
+        url = res.get_ref_url()
+        if self.dead(url) != [] or self.locked(url):
+            return None
+        entry = res.entry
+        modified = entry.modified
+        return (
+            f"<D:response><D:href>{escape(res.get_href())}</D:href>"
+            "<D:propstat><D:prop><D:resourcetype/>"
+            # Dates and a length are never empty and hold nothing to escape.
+            f"<D:creationdate>{rfc3339(modified)}</D:creationdate>"
+            f"<D:getcontentlength>{entry.size}</D:getcontentlength>"
+            f"{text_element('D:getcontenttype', res.get_content_type())}"
+            f"<D:getlastmodified>{rfc1123(modified)}</D:getlastmodified>"
+            f"<D:displayname>{escape(entry.name)}</D:displayname>"
+            f"{text_element('D:getetag', res.get_etag())}"
+            f"{NO_LOCKS}{SUPPORTED}"
+            f"</D:prop><D:status>HTTP/1.1 {OK}</D:status></D:propstat></D:response>"
+        )
+
     def values_of(
         self, res: Place | Document, url: str, dead: dict[str, str]
     ) -> Callable[[str], Any]:
@@ -242,6 +273,11 @@ def element(name: str, value: Any) -> str:
         text: str = xml_tools.etree.tostring(value, encoding="unicode")
         return text
     tag, declared = tag_of(name)
+    return text_element(tag, value, declared)
+
+
+def text_element(tag: str, value: str | None, declared: str = "") -> str:
+    """An element holding text (empty when there is none)."""
     if not value:
         return f"<{tag}{declared}/>"
     return f"<{tag}{declared}>{escape(value)}</{tag}>"
@@ -273,7 +309,10 @@ def listing(
     found = Listing(place, stores.known())
     parts = ['<?xml version="1.0" encoding="utf-8"?>\n<D:multistatus xmlns:D="DAV:">']
     for res in (place, *members):
-        parts.append(response(res.get_href(), found.properties(res, mode, names)))
+        written = found.plain_file(res, mode)
+        if written is None:
+            written = response(res.get_href(), found.properties(res, mode, names))
+        parts.append(written)
     parts.append("</D:multistatus>")
     body = "".join(parts).encode("utf-8")
     start_response(

@@ -39,7 +39,7 @@ HASH_LENGTH = 10
 CURSOR_VERSION = "2"
 # Runs of ASCII letters and digits: the search's trigram pieces on PostgreSQL.
 ASCII_WORD = re.compile(r"[a-z0-9]+")
-# At most this many pieces go to the index (see _trigram_pieces).
+# At most this many pieces of a searched text go to the index (see _spread).
 SEARCH_PIECES = 3
 # The place indexes' expression (models.FILE_PLACE), written so that SQLite and PostgreSQL
 # match it to those indexes: the '' a literal, not a bound parameter.
@@ -319,7 +319,7 @@ def _matching(key: str) -> list[ColumnElement[bool]]:
     # the whole text as a phrase, which merges and checks the positions of every trigram:
     # 22 ms against 12-13 for `invoice-march` over a million names; instr() keeps the
     # names holding all of it.
-    pieces = [key[:TRIGRAM], key[len(key) // 2 - 1 :][:TRIGRAM], key[-TRIGRAM:]]
+    pieces = _spread([key[start : start + TRIGRAM] for start in range(len(key) - TRIGRAM + 1)])
     query = " AND ".join('"' + piece.replace('"', '""') + '"' for piece in dict.fromkeys(pieces))
     candidates = text(
         f"SELECT rowid FROM {FILE_SEARCH_TABLE} WHERE {FILE_SEARCH_TABLE} MATCH :query"
@@ -340,11 +340,15 @@ def _trigram_pieces(key: str) -> list[str]:
         if starts[-1] != len(run) - TRIGRAM:
             starts.append(len(run) - TRIGRAM)
         pieces += [run[start : start + TRIGRAM] for start in starts]
-    pieces = list(dict.fromkeys(pieces))
+    return _spread(list(dict.fromkeys(pieces)))
+
+
+def _spread(pieces: list[str]) -> list[str]:
+    """At most SEARCH_PIECES of the text's pieces, in order: the first, one between and the
+    last. What an index merges grows with each piece, while three from across the text
+    already leave few names to check."""
     if len(pieces) <= SEARCH_PIECES:
         return pieces
-    # The first, the last and one between: what the index merges grows with each piece,
-    # while three pieces from across the text already leave few names to check.
     return [pieces[0], pieces[len(pieces) // 2], pieces[-1]]
 
 

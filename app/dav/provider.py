@@ -100,6 +100,13 @@ class Place(DAVCollection):  # type: ignore[misc]
     def __init__(self, path: str, environ: dict[str, Any], folder: Folder | None) -> None:
         super().__init__(path, environ)
         self.folder = folder
+        self.ref_url: str | None = None
+
+    def get_ref_url(self) -> str:
+        """WsgiDAV's reference URL, quoted once (see `Document.get_ref_url`)."""
+        if self.ref_url is None:
+            self.ref_url = str(super().get_ref_url())
+        return self.ref_url
 
     @property
     def place(self) -> str | None:
@@ -235,9 +242,17 @@ class Document(DAVNonCollection):  # type: ignore[misc]
     def __init__(self, path: str, environ: dict[str, Any], entry: Entry) -> None:
         super().__init__(path, environ)
         self.entry = entry
+        self.ref_url: str | None = None
         self.receiving: intake.Receiving | None = None
         # The entity tag of the bytes this request put (the PUT's answer carries it).
         self.put_etag: str | None = None
+
+    def get_ref_url(self) -> str:
+        """WsgiDAV's reference URL (the key of locks and dead properties), quoted once: a
+        PROPFIND of a folder asks each member for it more than once."""
+        if self.ref_url is None:
+            self.ref_url = str(super().get_ref_url())
+        return self.ref_url
 
     def get_content_length(self) -> int:
         """The size of the bytes the member reads."""

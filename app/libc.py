@@ -13,6 +13,13 @@ log = logging.getLogger(__name__)
 
 # mallopt(3) parameter: allocations at least this large get pages of their own.
 M_MMAP_THRESHOLD = -3
+# The threshold Coffer's processes set (large_buffers_return_to_the_system).
+MMAP_THRESHOLD = 1024 * 1024
+# What a stream of bytes is read in: a buffer below MMAP_THRESHOLD comes from glibc's arenas,
+# reused read after read. One at or above it is mapped for itself, faulted in page by page
+# and unmapped again on every read: 1 MiB reads halved a zip's throughput and a resumable
+# upload's (docs/PERFORMANCE.md).
+READ_BUFFER = MMAP_THRESHOLD // 2
 
 
 @functools.cache
@@ -28,8 +35,8 @@ def libc() -> ctypes.CDLL | None:
 
 @functools.cache
 def large_buffers_return_to_the_system() -> None:
-    """Have glibc give each buffer of 1 MiB or more pages of its own, returned when it is
-    freed.
+    """Have glibc give each buffer of MMAP_THRESHOLD or more pages of its own, returned when
+    it is freed (so streams read in READ_BUFFERs, below it).
 
     glibc raises its mmap threshold as large blocks are freed, after which the large buffers
     a web process handles (S3 parts, a zip's reads, upload bodies; MiBs each, from several
@@ -41,4 +48,4 @@ def large_buffers_return_to_the_system() -> None:
     if mallopt is None:
         log.debug("mallopt is not available; large buffers use the default allocator")
         return
-    mallopt(M_MMAP_THRESHOLD, 1024 * 1024)
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)

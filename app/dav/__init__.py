@@ -12,6 +12,7 @@ from wsgidav.error_printer import ErrorPrinter
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
+from ..libc import READ_BUFFER
 from .gate import Gate
 from .provider import CofferProvider
 from .stores import OrganizationLocks, PropertyStore
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 # Where WebDAV is served.
 MOUNT = "/dav"
 # Bytes read from a PUT's body and written to storage at a time.
-BLOCK_SIZE = 1024 * 1024
+BLOCK_SIZE = READ_BUFFER
 
 
 def dav_app(provider: CofferProvider) -> WsgiDAVApp:

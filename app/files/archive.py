@@ -30,6 +30,7 @@ from sqlalchemy import func, literal_column, select, tuple_
 
 from .. import metrics
 from ..extensions import db
+from ..libc import READ_BUFFER
 from ..models import File, FileStatus, Folder, Organization
 from ..services.errors import InvalidInput, NotFound
 from ..services.tenancy import in_organization, live, scoped
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 MAX_SELECTION = 1000
 # Bytes read from storage at a time, and so the largest piece handed to the server: large
 # enough that the per-piece work in Python is small beside the bytes' own.
-CHUNK = 1024 * 1024
+CHUNK = READ_BUFFER
 # Files read from the database per query.
 PAGE = 500
 # A path component's longest form, in bytes of UTF-8 (most file systems' limit).

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 from ..database import write_transaction
+from ..libc import READ_BUFFER
 from ..models import Folder, User
 from ..services.errors import Gone
 from ..services.tenancy import get_scoped_or_404
@@ -16,7 +17,7 @@ from .ledger import check_room, quota_exceeded
 from .names import OnConflict
 from .tree import Entry, usage
 
-COPY_CHUNK = 1024 * 1024
+COPY_CHUNK = READ_BUFFER
 
 
 def copy_file(user: User, source: Entry, folder_id: str | None, name: str, *, via: str) -> Accepted:

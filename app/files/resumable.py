@@ -29,6 +29,7 @@ from sqlalchemy import Table, delete, insert, or_, select, update
 from .. import metrics
 from ..database import write_transaction
 from ..extensions import db
+from ..libc import READ_BUFFER
 from ..models import File, FileVersion, Folder, ResumableUpload, User, utcnow
 from ..services import activity
 from ..services.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 # PATCH starts (waitress), so only the store's own time counts against it.
 LOCK_SECONDS = 600
 # How much of a PATCH body is read at a time.
-READ_CHUNK = 1024 * 1024
+READ_CHUNK = READ_BUFFER
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from sqlalchemy.exc import OperationalError
 
+from ..libc import READ_BUFFER
 from ..models import FileStatus, FileVersion
 from ..services import content
 from ..storage import extension_of, get_storage
@@ -25,7 +26,7 @@ except ImportError:  # no system libmagic: use the copy the pylibmagic wheel shi
 
     import magic
 
-READ_CHUNK = 1024 * 1024
+READ_CHUNK = READ_BUFFER
 # libmagic's default bytes_max: how far into a file it looks.
 MAGIC_BYTES = 7 * 1024 * 1024
 # The type of a file of no bytes (libmagic's name): only WebDAV keeps one (intake.accept).

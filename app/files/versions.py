@@ -19,6 +19,7 @@ from sqlalchemy import func, insert, select
 
 from ..database import write_transaction
 from ..extensions import db
+from ..libc import READ_BUFFER
 from ..models import File, FileStatus, FileVersion, User, utcnow
 from ..services import webhooks
 from ..services.errors import Conflict, Gone, NotAllowed, NotFound
@@ -31,7 +32,7 @@ from .ledger import check_room
 log = logging.getLogger(__name__)
 
 # How much of a version's bytes a restore copies at a time.
-COPY_CHUNK = 1024 * 1024
+COPY_CHUNK = READ_BUFFER
 CHANGE_REFUSED = "only the uploader or an admin can add a version of this file"
 
 

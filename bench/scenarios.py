@@ -231,8 +231,8 @@ class Settings:
     folders_files: int = 1_000_000
     folders_count: int = 10_000
     folders_big: int = 100_000
-    folders_moves: int = 50
-    folders_uploads: int = 50
+    folders_moves: int = 200
+    folders_uploads: int = 200
     # The `zip` scenario: a folder of this many files of this size, zipped in rounds.
     zip_files: int = 1000
     zip_file_kib: int = 1024

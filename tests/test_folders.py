@@ -429,6 +429,9 @@ def test_deleting_a_folder_trashes_everything_below_and_deleting_it_there_frees_
     assert folder_names(auth) == ["sibling"]
     for folder in (top, mid):
         assert auth.client.get(f"/api/folders/{folder['id']}").status_code == 404
+        # Nor can a folder in the trash be listed, by itself or searched below.
+        for params in ({"folder_id": folder["id"]}, {"folder_id": folder["id"], "q": "txt"}):
+            assert auth.client.get("/api/files", query_string=params).status_code == 404
     assert auth.client.delete(f"/api/folders/{top['id']}", headers=auth.headers()).status_code == (
         404
     )

@@ -27,7 +27,7 @@ from ..extensions import db
 from ..models import FILE_SEARCH_TABLE, File, FileStatus, Organization, User
 from ..services.errors import InvalidInput
 from ..services.tenancy import in_organization, scoped
-from .folders import check_place, paths_of, subtree
+from .folders import check_place, paths_of, place_of, subtree
 from .ledger import STATUS_COUNTERS
 from .names import ROOT, key_of
 
@@ -231,6 +231,12 @@ def list_files(
     else:
         ids = _walk(query, segments, forward, None, limit + 1, offset=(page - 1) * limit)
     rows = _rows(ids)
+    if not rows and filters.folder_id is not None:
+        # Listed files prove their folder is the organization's and not in the trash (a
+        # folder goes to the trash with everything in it; a file restored from a folder
+        # that has gone lands at the top), so only an empty page looks the folder up:
+        # another organization's, a missing or a trashed folder is 404.
+        check_place(organization_id, filters.folder_id)
     more = len(rows) > limit
     rows = rows[:limit]
     if newer and cursor:
@@ -284,7 +290,8 @@ def _filtered(organization_id: int, filters: Filters) -> Select[Any]:
     query = scoped(File, organization_id).with_only_columns(File.id)
     if filters.status is not None:
         query = query.where(File.status == filters.status)
-    place = check_place(organization_id, filters.folder_id)
+    # Checked to be the organization's only when the page is empty (list_files).
+    place = place_of(filters.folder_id)
     if filters.q is None:
         if filters.folder_id is not None:
             # The same expression as the place indexes, so they serve the order too.

@@ -142,7 +142,7 @@ def is_below(organization_id: int, folder_id: str, ancestor_id: str) -> bool:
 
     Walked up from `folder_id` through its parents (a few rows) rather than down through
     every folder below `ancestor_id` (3.2 ms for the bench's big folder on PostgreSQL,
-    against 0.6). The walk up passes trashed folders too, which changes nothing for a live
+    against 0.7). The walk up passes trashed folders too, which changes nothing for a live
     `folder_id`: a folder goes to the trash with everything below it."""
     tree = ancestry(organization_id, [folder_id])
     found = db.session.scalar(select(tree.c.id).where(tree.c.id == ancestor_id).limit(1))

@@ -18,7 +18,7 @@ from wsgidav.dav_error import (
     HTTP_REQUEST_ENTITY_TOO_LARGE,
     DAVError,
 )
-from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
+from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider, _DAVResource
 
 from ..errors import DOMAIN_STATUS
 from ..files import copies, folders, intake, placement, trash, tree
@@ -94,19 +94,25 @@ def join(path: str, name: str) -> str:
     return path.rstrip("/") + "/" + name
 
 
-class Place(DAVCollection):  # type: ignore[misc]
+class QuotedOnce(_DAVResource):  # type: ignore[misc]
+    """A resource whose reference URL (the key of locks and dead properties) is quoted
+    once: a PROPFIND of a folder asks each member for it more than once."""
+
+    ref_url: str | None = None
+
+    def get_ref_url(self) -> str:
+        """WsgiDAV's reference URL, computed on first use."""
+        if self.ref_url is None:
+            self.ref_url = str(super().get_ref_url())
+        return self.ref_url
+
+
+class Place(QuotedOnce, DAVCollection):  # type: ignore[misc]
     """A folder, or the top level (`folder` None)."""
 
     def __init__(self, path: str, environ: dict[str, Any], folder: Folder | None) -> None:
         super().__init__(path, environ)
         self.folder = folder
-        self.ref_url: str | None = None
-
-    def get_ref_url(self) -> str:
-        """WsgiDAV's reference URL, quoted once (see `Document.get_ref_url`)."""
-        if self.ref_url is None:
-            self.ref_url = str(super().get_ref_url())
-        return self.ref_url
 
     @property
     def place(self) -> str | None:
@@ -234,7 +240,7 @@ def no_quota(res: DAVNonCollection, name: str) -> Any:
     return DAVNonCollection.get_property_value(res, name)
 
 
-class Document(DAVNonCollection):  # type: ignore[misc]
+class Document(QuotedOnce, DAVNonCollection):  # type: ignore[misc]
     """A file, as the member sees it (see files/tree.py)."""
 
     get_property_value = no_quota
@@ -242,17 +248,9 @@ class Document(DAVNonCollection):  # type: ignore[misc]
     def __init__(self, path: str, environ: dict[str, Any], entry: Entry) -> None:
         super().__init__(path, environ)
         self.entry = entry
-        self.ref_url: str | None = None
         self.receiving: intake.Receiving | None = None
         # The entity tag of the bytes this request put (the PUT's answer carries it).
         self.put_etag: str | None = None
-
-    def get_ref_url(self) -> str:
-        """WsgiDAV's reference URL (the key of locks and dead properties), quoted once: a
-        PROPFIND of a folder asks each member for it more than once."""
-        if self.ref_url is None:
-            self.ref_url = str(super().get_ref_url())
-        return self.ref_url
 
     def get_content_length(self) -> int:
         """The size of the bytes the member reads."""

@@ -7,11 +7,11 @@ import uuid
 
 from ..database import write_transaction
 from ..libc import READ_BUFFER
-from ..models import Folder, User
+from ..models import User
 from ..services.errors import Gone
-from ..services.tenancy import get_scoped_or_404
 from ..storage import get_storage, object_key
 from . import intake, names
+from .folders import check_folder
 from .intake import Accepted
 from .ledger import check_room, quota_exceeded
 from .names import OnConflict
@@ -35,7 +35,7 @@ def copy_file(user: User, source: Entry, folder_id: str | None, name: str, *, vi
     try:
         with write_transaction():
             if folder_id is not None:
-                get_scoped_or_404(Folder, folder_id, organization_id, what="folder")
+                check_folder(organization_id, folder_id)
             accepted = intake.arrive(
                 uploader=user,
                 new_id=new_id,

@@ -15,13 +15,13 @@ from sqlalchemy import Table, insert
 from .. import metrics, units
 from ..database import write_transaction
 from ..extensions import db
-from ..models import File, FileStatus, Folder, User, utcnow
+from ..models import File, FileStatus, User, utcnow
 from ..services import activity
 from ..services.errors import InvalidInput, NotAllowed, TooLarge
 from ..services.queue import enqueue_validation
-from ..services.tenancy import get_scoped_or_404
 from ..storage import Upload, display_name, get_storage, object_key
 from . import names, policy, versions
+from .folders import check_folder
 from .ledger import check_room
 from .names import OnConflict
 
@@ -238,7 +238,7 @@ def accept(
 
     def record() -> Accepted:
         if folder_id is not None:
-            get_scoped_or_404(Folder, folder_id, user.organization_id, what="folder")
+            check_folder(user.organization_id, folder_id)
         return arrive(
             uploader=user,
             new_id=receiving.file_id,

@@ -36,6 +36,9 @@ NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 # disk (sync_file_range), so the fsync at the end waits for the last stretch only instead
 # of the whole file: the disk works while the rest of the body is still being read.
 WRITEBACK_EVERY = 8 * 1024 * 1024
+# The same within a resumable upload's PATCH, whose `fsync` comes after 8 MiB or so: a
+# hint every 512 KiB chunk cost more in calls than it saved (docs/PERFORMANCE.md).
+PART_WRITEBACK_EVERY = 2 * 1024 * 1024
 # sync_file_range(2): start writeback of the range's dirty pages, do not wait for it.
 SYNC_FILE_RANGE_WRITE = 2
 
@@ -241,9 +244,10 @@ class LocalStorage(Storage):
         """Append to the parts' file, cut back to `start` first (a step that failed after
         writing left bytes nobody counts), then fsync.
 
-        Each chunk's writeback starts as soon as it is written, while the next chunk is read
-        and hashed (docs/PERFORMANCE.md has what that gains and what the fsync still costs);
-        once synced, the part leaves the page cache (drop_cached)."""
+        The writeback of every PART_WRITEBACK_EVERY bytes starts as soon as they are
+        written, while the next chunks are read and hashed (docs/PERFORMANCE.md has what
+        that gains and what the fsync still costs); once synced, the part leaves the page
+        cache (drop_cached)."""
         path = self.parts_path(parts_id)
         with no_space_is_full():
             self.resumable_dir.mkdir(parents=True, exist_ok=True)
@@ -254,12 +258,15 @@ class LocalStorage(Storage):
                     raise StorageUnavailable(f"the bytes of upload {parts_id} are missing")
                 handle.truncate(start)
                 handle.seek(start)
-                position = start
+                position = written_back = start
                 for chunk in chunks:
                     handle.write(chunk)
-                    handle.flush()
-                    start_writeback(handle.fileno(), position, len(chunk))
                     position += len(chunk)
+                    if position - written_back >= PART_WRITEBACK_EVERY:
+                        handle.flush()
+                        start_writeback(handle.fileno(), written_back, position - written_back)
+                        written_back = position
+                handle.flush()
                 os.fsync(handle.fileno())
                 drop_cached(handle.fileno(), start, position - start)
         return {"PartNumber": number}

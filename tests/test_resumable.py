@@ -28,6 +28,7 @@ from tusclient import client as tus_client
 from app import create_app
 from app.broker import get_queue
 from app.extensions import db as _db
+from app.files import arrival_hash
 from app.files.resumable import complete_stranded, expire_resumable
 from app.files.sweep import sweep_if_due
 from app.models import utcnow
@@ -630,6 +631,37 @@ def test_an_upload_in_flight_across_an_upgrade_finishes(
     assert patch(client, headers, url, first, data[first:]).status_code == 204
     assert stored_bytes(app, stored_key(app, upload_id)) == data
     assert not pending_uploads(app)
+
+
+def test_the_sha256_carries_across_patches_cut_at_every_edge_of_a_block(
+    app: Flask, client: FlaskClient, headers: dict[str, str], worker: Callable[[], None]
+) -> None:
+    """PATCHes of 1, 62, 1, 64, 65 ... bytes: the state each stores is the one a host
+    hashing without libcrypto continues from (and rows written before it hashed on a
+    thread), and the file's SHA-256 is the bytes'."""
+    sizes = [1, 62, 1, 64, 65, 127, 3 * 64, 1000, 4 * MiB + 7, 63]
+    data = os.urandom(sum(sizes))
+    url = create(client, headers, len(data), "edges.bin").headers["Location"]
+    upload_id = url.rsplit("/", 1)[-1]
+    offset = 0
+    for size in sizes:
+        assert patch(client, headers, url, offset, data[offset : offset + size]).status_code == 204
+        offset += size
+        if offset == len(data):
+            break
+        with app.app_context():
+            stored = _db.session.execute(
+                text("SELECT hash_state FROM resumable_uploads WHERE id = :id"),
+                {"id": upload_id},
+            ).scalar_one()
+            _db.session.rollback()
+        inline = arrival_hash.ArrivalHash(arrival_hash.initial_state(), threaded=False)
+        inline.update(data[:offset])
+        assert bytes(stored) == inline.state(), offset
+    details = client.get(f"/api/files/{upload_id}", headers=headers).get_json()
+    assert details["sha256"] == hashlib.sha256(data).hexdigest()
+    worker()
+    assert client.get(f"/api/files/{upload_id}", headers=headers).get_json()["status"] == "ready"
 
 
 # ---- another instance, on a real S3 server ------------------------------------------

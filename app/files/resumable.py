@@ -5,10 +5,9 @@ An upload belongs to its uploader: only they send its bytes. Its uploader and th
 organization's admins see it (HEAD, the listing) and may terminate it; to anyone else it
 does not exist (404, as another organization's upload).
 
-The SHA-256 is computed as the bytes arrive and kept between requests as a serialized
-hasher: `rehashes` (RustCrypto's SHA-256 with a stable, serializable state; `rehash`
-copies OpenSSL's internal structs and refuses OpenSSL 3). The finished file's row gets the
-digest, so completing a large upload never reads it back just to hash it.
+The SHA-256 is computed as the bytes arrive and kept between requests in the upload's row
+(arrival_hash). The finished file's row gets the digest, so completing a large upload never
+reads it back just to hash it.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from datetime import datetime, timedelta
 from typing import IO, Any, cast
 
 from flask import current_app
-from rehashes import PySha256
 from sqlalchemy import Table, delete, insert, or_, select, update
 
 from .. import metrics
@@ -35,7 +33,7 @@ from ..services import activity
 from ..services.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
 from ..services.tenancy import in_organization, scoped
 from ..storage import get_storage, object_key
-from . import names, policy, resumable_bytes, versions
+from . import arrival_hash, names, policy, resumable_bytes, versions
 from .folders import check_place
 from .intake import admitted, arrive, check_size
 from .ledger import check_room
@@ -156,7 +154,7 @@ def _create(
         "length": length,
         "offset": 0,
         "storage_state": "{}",
-        "hash_state": bytes(PySha256().serialize()),
+        "hash_state": arrival_hash.initial_state(),
         "created_at": utcnow(),
         "expires_at": _expiry(),
         "on_conflict": on_conflict.value,
@@ -382,20 +380,22 @@ def _append_to(
     upload_id, key, length, metadata = row.id, row.file_path, row.length, row.upload_metadata
     expires_at = row.expires_at
     old_state: dict[str, Any] = json.loads(row.storage_state)
-    hasher = PySha256.deserialize(row.hash_state)
+    hash_state = row.hash_state
     token = _lock(upload_id, offset)
     try:
         new_offset = offset + body_length
         if body_length:
-            state = resumable_bytes.append(
-                get_storage(),
-                upload_id,
-                key,
-                old_state,
-                offset,
-                _chunks(body, body_length, hasher),
-                final=new_offset == length,
-            )
+            with arrival_hash.ArrivalHash(hash_state) as hasher:
+                state = resumable_bytes.append(
+                    get_storage(),
+                    upload_id,
+                    key,
+                    old_state,
+                    offset,
+                    _chunks(body, body_length, hasher),
+                    final=new_offset == length,
+                )
+                hash_state = hasher.state()
         else:
             state = old_state
         if body_length:
@@ -408,7 +408,7 @@ def _append_to(
                 .values(
                     offset=new_offset,
                     storage_state=json.dumps(state),
-                    hash_state=bytes(hasher.serialize()),
+                    hash_state=hash_state,
                     expires_at=expires_at,
                     lock_token=None,
                     locked_until=None,
@@ -430,9 +430,9 @@ def _append_to(
     return Progress(upload_id, organization_id, length, new_offset, metadata, expires_at, False)
 
 
-def _chunks(body: IO[bytes], body_length: int, hasher: Any) -> Iterator[bytes]:
-    """The body in chunks, each hashed once the store has taken it; it must hold exactly
-    `body_length` bytes, and the hash covers them all once the chunks are exhausted."""
+def _chunks(body: IO[bytes], body_length: int, hasher: arrival_hash.ArrivalHash) -> Iterator[bytes]:
+    """The body in chunks, each handed to the hash as it is read (hashed while the store
+    writes it); it must hold exactly `body_length` bytes."""
     left = body_length
     while left > 0:
         chunk = body.read(min(READ_CHUNK, left))
@@ -440,9 +440,8 @@ def _chunks(body: IO[bytes], body_length: int, hasher: Any) -> Iterator[bytes]:
             raise InvalidInput("incomplete_body", "the body ended before its Content-Length")
         metrics.count_bytes_received("tus", len(chunk))
         left -= len(chunk)
-        yield chunk
-        # After the store's write: on local the disk writes this chunk back meanwhile.
         hasher.update(chunk)
+        yield chunk
 
 
 def _complete(upload_id: str) -> None:
@@ -456,7 +455,7 @@ def _complete(upload_id: str) -> None:
         return
     state = json.loads(row.storage_state)
     resumable_bytes.finish(get_storage(), row.id, row.file_path, state, row.length)
-    sha256 = PySha256.deserialize(row.hash_state).finalize()
+    sha256 = arrival_hash.hex_digest(row.hash_state)
     file_id, organization_id, uploaded_by = row.id, row.organization_id, row.uploaded_by
     via_request = row.uploaded_via_request
     filename, key, length, folder_id = row.filename, row.file_path, row.length, row.folder_id

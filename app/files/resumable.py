@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 LOCK_SECONDS = 600
 # How much of a PATCH body is read at a time.
 READ_CHUNK = READ_BUFFER
+# A body this long or longer is hashed on a thread of its own, beside its reads and writes
+# (arrival_hash); a shorter one on the request's thread: starting and joining the thread
+# costs a small PATCH more than it could overlap (docs/PERFORMANCE.md).
+THREADED_HASH_BYTES = 2 * READ_CHUNK
 
 
 @dataclass(frozen=True)
@@ -478,7 +482,8 @@ def _write(
     try:
         new_offset = offset + body_length
         if body_length:
-            with arrival_hash.ArrivalHash(hash_state) as hasher:
+            threaded = body_length >= THREADED_HASH_BYTES
+            with arrival_hash.ArrivalHash(hash_state, threaded=threaded) as hasher:
                 state = resumable_bytes.append(
                     get_storage(),
                     upload_id,

@@ -13,14 +13,18 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from ..libc import READ_BUFFER
+
 log = logging.getLogger("coffer.server")
 
 # How often the server loop looks for a stop request while idle.
 POLL_SECONDS = 0.2
 # What waitress reads from a socket at a time (its default is 8 KiB): each read is appended
 # to the request's body buffer, a temp file past 512 KiB, at four system calls an append,
-# so an 8 KiB read costs the main thread about as much as parsing an upload does.
-RECV_BYTES = 256 * 1024
+# so an 8 KiB read costs the main thread about as much as parsing an upload does. The
+# largest read glibc serves from its arenas (app/libc.py): an 8 MiB PATCH arrives in
+# 4.6-5.1 ms instead of 6.1-6.4 at 256 KiB (docs/PERFORMANCE.md).
+RECV_BYTES = READ_BUFFER
 # waitress's settings beside the host, port, threads and the limits of app/server.py
 # (which come from the app's configuration); the bench's floor server takes them too, so
 # it is measured under the same server.

@@ -289,6 +289,16 @@ def list_unfinished(user: User) -> list[Unfinished]:
 # ---- the lock ------------------------------------------------------------------------
 
 
+def _free(now: datetime) -> ColumnElement[bool]:
+    """Whether no request holds the upload: never locked, or its holder's lease lapsed."""
+    return or_(ResumableUpload.locked_until.is_(None), ResumableUpload.locked_until < now)
+
+
+def _lease(token: str, now: datetime) -> dict[str, Any]:
+    """The values that hold an upload for the request with this token."""
+    return {"lock_token": token, "locked_until": now + timedelta(seconds=LOCK_SECONDS)}
+
+
 def _lock(upload_id: str, offset: int | None = None) -> str:
     """Take the upload for this request, or Conflict while another request holds it (or,
     given an `offset`, once the upload has moved past it).
@@ -298,10 +308,7 @@ def _lock(upload_id: str, offset: int | None = None) -> str:
     """
     token = secrets.token_hex(16)
     now = utcnow()
-    condition = [
-        ResumableUpload.id == upload_id,
-        or_(ResumableUpload.locked_until.is_(None), ResumableUpload.locked_until < now),
-    ]
+    condition = [ResumableUpload.id == upload_id, _free(now)]
     if offset is not None:
         # Read again under the lock: a PATCH that ended since the first look moved it.
         condition.append(ResumableUpload.offset == offset)
@@ -309,7 +316,7 @@ def _lock(upload_id: str, offset: int | None = None) -> str:
         taken = session.execute(
             update(ResumableUpload)
             .where(*condition)
-            .values(lock_token=token, locked_until=now + timedelta(seconds=LOCK_SECONDS))
+            .values(_lease(token, now))
             .execution_options(synchronize_session=False)
         )
         if taken.rowcount != 1:  # type: ignore[attr-defined]
@@ -419,11 +426,11 @@ def _take(
                 sender,
                 ResumableUpload.completed_at.is_(None),
                 ResumableUpload.expires_at >= now,
-                or_(ResumableUpload.locked_until.is_(None), ResumableUpload.locked_until < now),
+                _free(now),
                 ResumableUpload.offset == offset,
                 ResumableUpload.length >= offset + body_length,
             )
-            .values(lock_token=token, locked_until=now + timedelta(seconds=LOCK_SECONDS))
+            .values(_lease(token, now))
             .returning(
                 ResumableUpload.id,
                 ResumableUpload.file_path,
@@ -633,7 +640,7 @@ def _drop(
         now = utcnow()
         condition += [
             ResumableUpload.expires_at < expired_before,
-            or_(ResumableUpload.locked_until.is_(None), ResumableUpload.locked_until < now),
+            _free(now),
         ]
     with write_transaction() as session:
         # Its holding goes with the row (the database's trigger).
@@ -700,7 +707,7 @@ def complete_stranded(now: datetime | None = None) -> int:
             ResumableUpload.completed_at.is_(None),
             ResumableUpload.offset == ResumableUpload.length,
             ResumableUpload.expires_at < cutoff,
-            or_(ResumableUpload.locked_until.is_(None), ResumableUpload.locked_until < now),
+            _free(now),
         )
     ).all()
     db.session.rollback()

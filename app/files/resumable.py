@@ -501,10 +501,9 @@ def _write(
                     final=new_offset == length,
                 )
                 hash_state = hasher.state()
+            expires_at = _expiry()
         else:
             state = old_state
-        if body_length:
-            expires_at = _expiry()
         with write_transaction() as session:
             # The bytes, the backend's state and the hash move together, or not at all.
             accepted = session.execute(

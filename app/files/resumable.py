@@ -12,6 +12,7 @@ reads it back just to hash it.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import secrets
@@ -19,10 +20,20 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import IO, Any, cast
+from typing import IO, Any, Literal, cast
 
 from flask import current_app
-from sqlalchemy import ColumnElement, Table, delete, insert, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from .. import metrics
 from ..database import write_transaction
@@ -289,7 +300,7 @@ def list_unfinished(user: User) -> list[Unfinished]:
 # ---- the lock ------------------------------------------------------------------------
 
 
-def _free(now: datetime) -> ColumnElement[bool]:
+def _free(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     """Whether no request holds the upload: never locked, or its holder's lease lapsed."""
     return or_(ResumableUpload.locked_until.is_(None), ResumableUpload.locked_until < now)
 
@@ -347,9 +358,7 @@ def append(user: User, raw_id: str, offset: int, body: IO[bytes], body_length: i
     where it was: only bytes buy time.
     """
     organization_id = user.organization_id
-    taken = _take(
-        organization_id, raw_id, offset, body_length, ResumableUpload.uploaded_by == user.id
-    )
+    taken = _take(organization_id, raw_id, offset, body_length, ("uploaded_by", user.id))
     if taken is not None:
         return _write(organization_id, taken, offset, body, body_length)
     return _append_to(organization_id, _writable(user, raw_id), offset, body, body_length)
@@ -374,12 +383,15 @@ def append_via_request(
     request_id: int, organization_id: int, raw_id: str, offset: int, body: IO[bytes], length: int
 ) -> Progress:
     """Add a PATCH body to an upload sent through an upload-only link (as `append`)."""
-    condition = ResumableUpload.uploaded_via_request == request_id
-    taken = _take(organization_id, raw_id, offset, length, condition)
+    taken = _take(organization_id, raw_id, offset, length, ("uploaded_via_request", request_id))
     if taken is not None:
         return _write(organization_id, taken, offset, body, length)
     row = sent_via_request(request_id, organization_id, raw_id)
     return _append_to(organization_id, row, offset, body, length)
+
+
+# Who may send a PATCH's bytes: the column that names an upload's sender.
+Sender = Literal["uploaded_by", "uploaded_via_request"]
 
 
 @dataclass(frozen=True)
@@ -401,12 +413,12 @@ def _take(
     raw_id: str,
     offset: int,
     body_length: int,
-    sender: ColumnElement[bool],
+    sender: tuple[Sender, int],
 ) -> _Taken | None:
     """Lock an upload the PATCH may write and read it, in one statement: unfinished,
-    unexpired and unlocked, of the organization and sent by `sender`, at `offset`, with room
-    for the body. None when any of it fails: the PATCH then reads the upload to say why
-    (or takes the lock after all, freed meanwhile).
+    unexpired and unlocked, of the organization and sent by `sender` (its column and
+    value), at `offset`, with room for the body. None when any of it fails: the PATCH then
+    reads the upload to say why (or takes the lock after all, freed meanwhile).
 
     The common PATCH pays one statement here instead of a read and then the lock."""
     if not db.engine.dialect.update_returning:  # SQLite before 3.35
@@ -417,32 +429,54 @@ def _take(
         return None
     token = secrets.token_hex(16)
     now = utcnow()
+    column, value = sender
+    lease = _lease(token, now)
     with write_transaction() as session:
         row = session.execute(
-            update(ResumableUpload)
-            .where(
-                ResumableUpload.id == upload_id,
-                in_organization(ResumableUpload, organization_id),
-                sender,
-                ResumableUpload.completed_at.is_(None),
-                ResumableUpload.expires_at >= now,
-                _free(now),
-                ResumableUpload.offset == offset,
-                ResumableUpload.length >= offset + body_length,
-            )
-            .values(_lease(token, now))
-            .returning(
-                ResumableUpload.id,
-                ResumableUpload.file_path,
-                ResumableUpload.length,
-                ResumableUpload.upload_metadata,
-                ResumableUpload.expires_at,
-                ResumableUpload.storage_state,
-                ResumableUpload.hash_state,
-            )
-            .execution_options(synchronize_session=False)
+            _take_statement(column),
+            {
+                "take_id": upload_id,
+                "take_org": organization_id,
+                "take_sender": value,
+                "take_now": now,
+                "take_offset": offset,
+                "take_end": offset + body_length,
+                "new_token": lease["lock_token"],
+                "new_until": lease["locked_until"],
+            },
         ).first()
-    return None if row is None else _Taken(*row, token=token)
+    return None if row is None else _Taken(**row._asdict(), token=token)
+
+
+@functools.cache
+def _take_statement(sender_column: Sender) -> Any:
+    """_take's UPDATE ... RETURNING for uploads sent by one column's value, built once: on
+    every PATCH, building it cost about as much as running it (docs/PERFORMANCE.md)."""
+    now = bindparam("take_now", type_=ResumableUpload.expires_at.type)
+    return (
+        update(ResumableUpload)
+        .where(
+            ResumableUpload.id == bindparam("take_id"),
+            in_organization(ResumableUpload, bindparam("take_org")),
+            getattr(ResumableUpload, sender_column) == bindparam("take_sender"),
+            ResumableUpload.completed_at.is_(None),
+            ResumableUpload.expires_at >= now,
+            _free(now),
+            ResumableUpload.offset == bindparam("take_offset"),
+            ResumableUpload.length >= bindparam("take_end"),
+        )
+        .values(lock_token=bindparam("new_token"), locked_until=bindparam("new_until"))
+        .returning(
+            ResumableUpload.id,
+            ResumableUpload.file_path,
+            ResumableUpload.length,
+            ResumableUpload.upload_metadata,
+            ResumableUpload.expires_at,
+            ResumableUpload.storage_state,
+            ResumableUpload.hash_state,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _append_to(
@@ -507,17 +541,15 @@ def _write(
         with write_transaction() as session:
             # The bytes, the backend's state and the hash move together, or not at all.
             accepted = session.execute(
-                update(ResumableUpload)
-                .where(ResumableUpload.id == upload_id, ResumableUpload.lock_token == token)
-                .values(
-                    offset=new_offset,
-                    storage_state=json.dumps(state),
-                    hash_state=hash_state,
-                    expires_at=expires_at,
-                    lock_token=None,
-                    locked_until=None,
-                )
-                .execution_options(synchronize_session=False)
+                _accept_statement(),
+                {
+                    "accept_id": upload_id,
+                    "accept_token": token,
+                    "new_offset": new_offset,
+                    "new_storage_state": json.dumps(state),
+                    "new_hash_state": hash_state,
+                    "new_expires_at": expires_at,
+                },
             )
             if accepted.rowcount != 1:  # type: ignore[attr-defined]
                 raise Conflict("upload_locked", "the upload was taken over by another request")
@@ -532,6 +564,28 @@ def _write(
         return _progress(done)
     # Known without reading the row again: this request wrote each of these values.
     return Progress(upload_id, organization_id, length, new_offset, metadata, expires_at, False)
+
+
+@functools.cache
+def _accept_statement() -> Any:
+    """The UPDATE that records a PATCH's bytes and lets go of the upload, if the PATCH
+    still holds it; built once, as _take's."""
+    return (
+        update(ResumableUpload)
+        .where(
+            ResumableUpload.id == bindparam("accept_id"),
+            ResumableUpload.lock_token == bindparam("accept_token"),
+        )
+        .values(
+            offset=bindparam("new_offset"),
+            storage_state=bindparam("new_storage_state"),
+            hash_state=bindparam("new_hash_state"),
+            expires_at=bindparam("new_expires_at"),
+            lock_token=None,
+            locked_until=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _chunks(body: IO[bytes], body_length: int, hasher: arrival_hash.ArrivalHash) -> Iterator[bytes]:

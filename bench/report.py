@@ -267,6 +267,12 @@ def rows(settings: Settings) -> list[Row]:
             check("resumable_peer_ratio", lambda v: v >= 0.8),
         ),
         Row(
+            f"resumable {huge} MiB: the disk alone, the same 8 MiB steps each fsynced: "
+            "MB/s each round (median)",
+            "",
+            skipped_or(rounds("resumable_disk_mbps")),
+        ),
+        Row(
             f"resumable {huge} MiB: seconds, best round, resumable / one multipart upload",
             "",
             pair("resumable_s", "resumable_multipart_s", 2),

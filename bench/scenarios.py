@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import math
+import os
 import random
 import statistics
 import subprocess
@@ -26,6 +27,7 @@ import psutil
 from sqlalchemy import create_engine, select, text
 
 from app.config import DEFAULT_WEB_THREADS
+from app.libc import READ_BUFFER
 from tests.support.processes import free_port
 from tests.support.s3 import SeaweedFS
 from tests.support.traffic import mixed_traffic, unfinished
@@ -1183,6 +1185,30 @@ def tus_upload(client: Client, collection: str, size: int, chunk: bytes) -> tupl
     return location, time.perf_counter() - started
 
 
+def synced_writes(directory: Path, size: int, chunk: bytes) -> float:
+    """The disk's own pace for durable PATCHes: seconds to write `size` bytes to a new file
+    in `directory`, `len(chunk)` at a time, each step fsynced and then dropped from the page
+    cache, as Coffer's local storage stores a PATCH. No network, hash or database: a server
+    that makes each PATCH durable before its 204 cannot be faster on this disk."""
+    path = directory / f"synced-{uuid.uuid4().hex}.bin"
+    view = memoryview(chunk)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        started = time.perf_counter()
+        offset = 0
+        while offset < size:
+            step = min(len(chunk), size - offset)
+            for start in range(0, step, READ_BUFFER):
+                os.write(fd, view[start : min(step, start + READ_BUFFER)])
+            os.fsync(fd)
+            os.posix_fadvise(fd, offset, step, os.POSIX_FADV_DONTNEED)
+            offset += step
+        return time.perf_counter() - started
+    finally:
+        os.close(fd)
+        path.unlink()
+
+
 def start_peer(run: Run) -> tuple[TusPeer | None, str | None]:
     """The tus Node server for this backend, started; or None and why it is skipped."""
     if run.backend not in PEER_BACKENDS:
@@ -1203,7 +1229,8 @@ def start_peer(run: Run) -> tuple[TusPeer | None, str | None]:
 def resumable(run: Run) -> Figures:
     """A huge file through /api/uploads in 8 MiB PATCHes, alternating round by round with the
     same client against the tus project's own Node server (@tus/server + @tus/file-store),
-    and beside the same bytes as one multipart upload to Coffer."""
+    and beside the same bytes as one multipart upload to Coffer and written to the disk
+    alone in the same synced steps."""
     settings = run.settings
     rounds = settings.resumable_rounds
     client, _ = register(run.port, "resumable")
@@ -1214,6 +1241,7 @@ def resumable(run: Run) -> Figures:
     peer_times: list[float] = []
     peaks: list[int] = []
     multipart_s: list[float] = []
+    disk_times: list[float] = []
     peer, skipped = start_peer(run)
     try:
         for number in range(1, rounds + 1):
@@ -1240,6 +1268,9 @@ def resumable(run: Run) -> Figures:
                     peer_client.close()
                     peer.clear()
                 peer_times.append(seconds)
+                # Same disk, same steps, nothing else: the durable PATCH's floor this round.
+                uploads = Path(run.coffer.env["UPLOAD_FOLDER"])
+                disk_times.append(synced_writes(uploads, size, chunk))
             started = time.perf_counter()
             response, _ = large_upload(client, "/api/files/upload", "big.bin", size, block)
             multipart_s.append(time.perf_counter() - started)
@@ -1272,6 +1303,9 @@ def resumable(run: Run) -> Figures:
         figures["resumable_peer_ratio"] = (
             figures["resumable_mbps_median"] / figures["resumable_peer_mbps_median"]
         )
+    if disk_times:
+        figures["resumable_disk_mbps"] = [size / MB / seconds for seconds in disk_times]
+        figures["resumable_disk_mbps_median"] = size / MB / statistics.median(disk_times)
     return figures
 
 
